@@ -1,0 +1,46 @@
+# Keywarden — `make run` starts the server with its embedded defaults,
+# `make test` installs what the interop tests need (or names it) and runs them all.
+GO      ?= go
+BIN     := bin
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X main.version=$(VERSION)
+FUZZTIME ?= 10s
+
+.PHONY: all build run test unit deps fuzz bench lint clean
+
+all: build
+
+build:
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/keywarden ./cmd/keywarden
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/keywarden-host ./cmd/keywarden-host
+
+run: build
+	$(BIN)/keywarden serve $(ARGS)
+
+deps:
+	@tests/ensure-deps.sh
+
+test: deps
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 40m ./...
+	$(MAKE) fuzz
+
+unit:
+	$(GO) test -short -count=1 ./...
+
+fuzz:
+	@for t in $$($(GO) test -list '^Fuzz' ./kmip/ 2>/dev/null | grep '^Fuzz'); do \
+		echo "fuzz $$t ($(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./kmip/ || exit 1; \
+	done
+
+bench: build
+	$(GO) test -run '^$$' -bench . -benchmem ./crypto/ ./kms/... ./barbican/ ./kmip/
+	$(BIN)/keywarden bench --clients 32 --duration 10s
+
+lint:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
+	$(GO) vet ./...
+
+clean:
+	rm -rf $(BIN)

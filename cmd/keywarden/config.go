@@ -1,0 +1,125 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/keywarden/keywarden/crypto"
+	"gopkg.in/yaml.v3"
+)
+
+// config is the server configuration: embedded defaults, then the --config
+// file (unknown keys are errors), then flags.
+type config struct {
+	DataDir string `yaml:"data_dir"`
+	REST    struct {
+		Addr     string `yaml:"addr"`
+		HostHref string `yaml:"host_href"`
+		MaxBody  int64  `yaml:"max_body"`
+		TLSCert  string `yaml:"tls_cert"`
+		TLSKey   string `yaml:"tls_key"`
+	} `yaml:"rest"`
+	Auth struct {
+		InsecureNoAuth bool     `yaml:"insecure_noauth"`
+		HMACSecretFile string   `yaml:"hmac_secret_file"` // default <data>/token.key
+		DisableHMAC    bool     `yaml:"disable_hmac"`
+		PublicKeys     []string `yaml:"public_keys"`
+		Issuer         string   `yaml:"issuer"`
+		Audience       string   `yaml:"audience"`
+	} `yaml:"auth"`
+	KMIP  kmipOptions `yaml:"kmip"`
+	Store struct {
+		Path string `yaml:"path"` // default <data>/keywarden.db
+	} `yaml:"store"`
+	RootKey    string `yaml:"root_key"` // default <data>/root.key
+	MaxPayload int    `yaml:"max_payload"`
+	Passphrase struct {
+		Length   int    `yaml:"length"`
+		Alphabet string `yaml:"alphabet"`
+	} `yaml:"passphrase"`
+	LogLevel string `yaml:"log_level"`
+}
+
+func defaultConfig() config {
+	var c config
+	c.DataDir = defaultDataDir()
+	c.REST.Addr = "127.0.0.1:9311"
+	c.REST.MaxBody = 1 << 20
+	c.KMIP = defaultKMIPOptions()
+	c.LogLevel = "info"
+	return c
+}
+
+// load reads a YAML config file over c; an unknown key names itself.
+func (c *config) load(path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("config %s: %w", path, err)
+	}
+	return nil
+}
+
+// finish fills paths derived from the data dir and checks the values.
+func (c *config) finish() error {
+	if c.DataDir == "" {
+		return errors.New("config: data_dir is empty")
+	}
+	abs, err := filepath.Abs(c.DataDir)
+	if err != nil {
+		return fmt.Errorf("config: data_dir: %w", err)
+	}
+	c.DataDir = abs
+	if c.Store.Path == "" {
+		c.Store.Path = filepath.Join(c.DataDir, "keywarden.db")
+	}
+	if c.RootKey == "" {
+		c.RootKey = filepath.Join(c.DataDir, "root.key")
+	}
+	if c.Auth.HMACSecretFile == "" {
+		c.Auth.HMACSecretFile = filepath.Join(c.DataDir, "token.key")
+	}
+	if c.REST.MaxBody <= 0 {
+		return fmt.Errorf("config: rest.max_body must be positive, got %d", c.REST.MaxBody)
+	}
+	if (c.REST.TLSCert == "") != (c.REST.TLSKey == "") {
+		return errors.New("config: rest.tls_cert and rest.tls_key go together")
+	}
+	if c.MaxPayload < 0 {
+		return fmt.Errorf("config: max_payload must not be negative, got %d", c.MaxPayload)
+	}
+	if c.Passphrase.Length != 0 || c.Passphrase.Alphabet != "" {
+		p := c.passphrasePolicy()
+		if err := p.Validate(); err != nil {
+			return fmt.Errorf("config: passphrase: %w", err)
+		}
+	}
+	if c.Auth.DisableHMAC && len(c.Auth.PublicKeys) == 0 && !c.Auth.InsecureNoAuth {
+		return errors.New("config: auth: disable_hmac leaves no way to verify tokens; set public_keys")
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("config: log_level %q: use debug, info, warn or error", c.LogLevel)
+	}
+	return nil
+}
+
+func (c *config) passphrasePolicy() crypto.PassphrasePolicy {
+	p := crypto.DefaultPassphrasePolicy
+	if c.Passphrase.Length != 0 {
+		p.Length = c.Passphrase.Length
+	}
+	if c.Passphrase.Alphabet != "" {
+		p.Alphabet = c.Passphrase.Alphabet
+	}
+	return p
+}

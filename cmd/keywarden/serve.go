@@ -1,0 +1,281 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime/pprof"
+	"syscall"
+	"time"
+
+	"github.com/keywarden/keywarden/barbican"
+	"github.com/keywarden/keywarden/crypto"
+	"github.com/keywarden/keywarden/kms"
+	"github.com/keywarden/keywarden/kms/store/bolt"
+	"github.com/keywarden/keywarden/kms/token"
+	"github.com/spf13/cobra"
+)
+
+// serverFlags are the flags deployment tools and tests rely on; each
+// overrides the config file only when given.
+type serverFlags struct {
+	configFile, dataDir, restAddr, kmipAddr, logLevel string
+	noAuth                                            bool
+}
+
+func (f *serverFlags) register(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.configFile, "config", "", "YAML config file (see deploy/keywarden.yaml)")
+	fl.StringVar(&f.dataDir, "data-dir", defaultDataDir(), "directory for the store, root key, token key and PKI")
+	fl.StringVar(&f.restAddr, "rest-addr", "127.0.0.1:9311", "Barbican REST listen address")
+	fl.StringVar(&f.kmipAddr, "kmip-addr", "127.0.0.1:5696", "KMIP listen address (empty: KMIP off)")
+	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fl.BoolVar(&f.noAuth, "insecure-noauth", false, "DEVELOPMENT ONLY: trust X-Project-Id/X-Roles headers instead of tokens")
+}
+
+// resolve builds the config: defaults, then file, then the flags given.
+func (f *serverFlags) resolve(cmd *cobra.Command) (config, error) {
+	c := defaultConfig()
+	if f.configFile != "" {
+		if err := c.load(f.configFile); err != nil {
+			return c, err
+		}
+	}
+	fl := cmd.Flags()
+	if fl.Changed("data-dir") {
+		c.DataDir = f.dataDir
+	}
+	if fl.Changed("rest-addr") {
+		c.REST.Addr = f.restAddr
+	}
+	if fl.Changed("kmip-addr") {
+		c.KMIP.Addr = f.kmipAddr
+	}
+	if fl.Changed("log-level") {
+		c.LogLevel = f.logLevel
+	}
+	if fl.Changed("insecure-noauth") {
+		c.Auth.InsecureNoAuth = f.noAuth
+	}
+	return c, c.finish()
+}
+
+var serveFlags serverFlags
+
+var serveCmd = &cobra.Command{
+	Use:   "serve",
+	Short: "Run the key manager (REST on 127.0.0.1:9311, KMIP on 127.0.0.1:5696)",
+	Args:  cobra.NoArgs,
+	RunE: func(cmd *cobra.Command, _ []string) error {
+		cfg, err := serveFlags.resolve(cmd)
+		if err != nil {
+			return err
+		}
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+		defer stop()
+		return serve(ctx, cfg)
+	},
+}
+
+func init() {
+	serveFlags.register(serveCmd)
+	rootCmd.AddCommand(serveCmd)
+}
+
+func newLogger(level string) *slog.Logger {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(level))
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+}
+
+// state is what serve and init open in the data dir.
+type state struct {
+	store   *bolt.Store
+	root    *crypto.RootKey
+	svc     *kms.Service
+	tokenKy []byte
+}
+
+func (s *state) close() {
+	if s.store != nil {
+		s.store.Close()
+	}
+	if s.root != nil {
+		s.root.Close()
+	}
+	crypto.Zero(s.tokenKy)
+}
+
+// openState creates on first use and opens the data dir's contents.
+func openState(cfg config, log *slog.Logger) (*state, error) {
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	st := &state{}
+	root, created, err := crypto.LoadOrCreateRootKey(cfg.RootKey)
+	if err != nil {
+		return nil, err
+	}
+	st.root = root
+	if created {
+		log.Info("created root key", "path", cfg.RootKey, "id", root.ID())
+	}
+	st.store, err = bolt.Open(cfg.Store.Path, bolt.Options{})
+	if err != nil {
+		st.close()
+		return nil, err
+	}
+	if !cfg.Auth.DisableHMAC {
+		st.tokenKy, created, err = loadOrCreateSecretFile(cfg.Auth.HMACSecretFile)
+		if err != nil {
+			st.close()
+			return nil, err
+		}
+		if created {
+			log.Info("created development token key", "path", cfg.Auth.HMACSecretFile)
+		}
+	}
+	st.svc, err = kms.New(kms.Config{
+		Store: st.store, Master: root, MaxPayload: cfg.MaxPayload, Passphrase: cfg.passphrasePolicy(),
+	})
+	if err != nil {
+		st.close()
+		return nil, err
+	}
+	return st, nil
+}
+
+func serve(ctx context.Context, cfg config) error {
+	log := newLogger(cfg.LogLevel)
+	if path := os.Getenv("KEYWARDEN_CPUPROFILE"); path != "" {
+		// Used by `keywarden bench --server-cpuprofile`.
+		f, err := os.Create(path)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
+	st, err := openState(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer st.close()
+
+	var verifier *token.Verifier
+	if len(st.tokenKy) > 0 || len(cfg.Auth.PublicKeys) > 0 {
+		verifier, err = token.NewVerifier(token.Config{
+			HMACSecret: st.tokenKy, PublicKeyFiles: cfg.Auth.PublicKeys,
+			Issuer: cfg.Auth.Issuer, Audience: cfg.Auth.Audience, Leeway: 30 * time.Second,
+		})
+		if err != nil {
+			return err
+		}
+	}
+	api, err := barbican.New(barbican.Config{
+		Service: st.svc, Verifier: verifier, NoAuth: cfg.Auth.InsecureNoAuth,
+		HostHref: cfg.REST.HostHref, MaxBody: cfg.REST.MaxBody, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.REST.Addr)
+	if err != nil {
+		return fmt.Errorf("rest: %w", err)
+	}
+	srv := &http.Server{
+		Handler: api, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 60 * time.Second,
+		WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	scheme := "http"
+	restErr := make(chan error, 1)
+	go func() {
+		if cfg.REST.TLSCert != "" {
+			restErr <- srv.ServeTLS(ln, cfg.REST.TLSCert, cfg.REST.TLSKey)
+		} else {
+			restErr <- srv.Serve(ln)
+		}
+	}()
+	if cfg.REST.TLSCert != "" {
+		scheme = "https"
+	}
+
+	kmipShutdown := func(context.Context) error { return nil }
+	kmipAddr := "off"
+	if cfg.KMIP.Addr != "" {
+		kmipAddr, kmipShutdown, err = startKMIP(st.svc, cfg.DataDir, cfg.KMIP, log)
+		if err != nil {
+			srv.Close()
+			return fmt.Errorf("kmip: %w", err)
+		}
+	}
+	log.Info("keywarden started", "version", version, "rest", scheme+"://"+ln.Addr().String(),
+		"kmip", kmipAddr, "data_dir", cfg.DataDir, "store", cfg.Store.Path, "root_key", cfg.RootKey)
+	if cfg.Auth.InsecureNoAuth {
+		log.Warn("INSECURE: --insecure-noauth is on; any caller can act as any project via X-Project-Id")
+	} else if len(st.tokenKy) > 0 {
+		log.Info("tokens: mint a development token with `keywarden token --data-dir " + cfg.DataDir + " --project P`")
+	}
+
+	select {
+	case <-ctx.Done():
+	case err := <-restErr:
+		kmipShutdown(context.Background())
+		return fmt.Errorf("rest: %w", err)
+	}
+	log.Info("shutting down: finishing in-flight requests")
+	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err = errors.Join(srv.Shutdown(sctx), kmipShutdown(sctx))
+	log.Info("stopped")
+	return err
+}
+
+// loadOrCreateSecretFile keeps a 32-byte random secret in a 0600 file.
+func loadOrCreateSecretFile(path string) ([]byte, bool, error) {
+	b, err := os.ReadFile(path)
+	if err == nil {
+		fi, err := os.Stat(path)
+		if err != nil {
+			return nil, false, err
+		}
+		if fi.Mode().Perm()&0o077 != 0 {
+			return nil, false, fmt.Errorf("%s is accessible by other users (mode %v): chmod 600 it", path, fi.Mode().Perm())
+		}
+		if len(b) != 32 {
+			return nil, false, fmt.Errorf("%s: want 32 bytes, found %d", path, len(b))
+		}
+		return b, false, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return nil, false, err
+	}
+	b = make([]byte, 32)
+	rand.Read(b)
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, false, err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, false, err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return nil, false, err
+	}
+	if err := errors.Join(f.Sync(), f.Close()); err != nil {
+		return nil, false, err
+	}
+	return b, true, nil
+}

@@ -1,0 +1,61 @@
+package kms
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Kind classifies an error so each protocol adapter can translate it into its
+// own form (HTTP status + Barbican body, KMIP result reason) without knowing
+// which rule produced it.
+type Kind int
+
+const (
+	KindInternal        Kind = iota // a fault of ours: store or crypto failure
+	KindInvalid                     // the request is malformed or breaks a constraint
+	KindNotFound                    // no such object (or expired / destroyed)
+	KindForbidden                   // authenticated, but the policy says no
+	KindConflict                    // the object's state forbids the change
+	KindTooLarge                    // a payload or body over its limit
+	KindUnauthenticated             // no valid identity
+)
+
+// Error is the error type of every Service method. Msg is safe to show to the
+// caller: it never holds key material.
+type Error struct {
+	Kind Kind
+	Msg  string
+	Err  error // the cause, for logs; never shown to callers
+}
+
+func (e *Error) Error() string { return e.Msg }
+func (e *Error) Unwrap() error { return e.Err }
+
+func newErr(k Kind, format string, args ...any) error {
+	return &Error{Kind: k, Msg: fmt.Sprintf(format, args...)}
+}
+
+// Invalid, NotFound, ... build errors of one kind; adapters use them too, so
+// that every refusal flows through one type.
+func Invalid(format string, args ...any) error   { return newErr(KindInvalid, format, args...) }
+func NotFound(format string, args ...any) error  { return newErr(KindNotFound, format, args...) }
+func Forbidden(format string, args ...any) error { return newErr(KindForbidden, format, args...) }
+func Conflict(format string, args ...any) error  { return newErr(KindConflict, format, args...) }
+func TooLarge(format string, args ...any) error  { return newErr(KindTooLarge, format, args...) }
+func Unauthenticated(format string, args ...any) error {
+	return newErr(KindUnauthenticated, format, args...)
+}
+
+// internal wraps a backend failure: callers see a generic message.
+func internal(op string, err error) error {
+	return &Error{Kind: KindInternal, Msg: "internal error during " + op, Err: err}
+}
+
+// KindOf returns the kind of err; errors that are not *Error are internal.
+func KindOf(err error) Kind {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Kind
+	}
+	return KindInternal
+}

@@ -1,0 +1,119 @@
+package kms
+
+import (
+	"context"
+	"maps"
+	"time"
+)
+
+// The KMIP lifecycle (KMIP 1.4 §3.x state model): pre-active → active →
+// deactivated | compromised → destroyed. Destroying an active object is
+// refused, as the Baseline and Symmetric Key Lifecycle profiles require.
+
+// Activate moves a pre-active secret to active.
+func (s *Service) Activate(ctx context.Context, who Identity, id string) (*Secret, error) {
+	return s.update(ctx, id, true, func(r *record) error {
+		if err := authorize(who, r.Secret, ActUpdate); err != nil {
+			return err
+		}
+		if r.State != PreActive {
+			return Conflict("secret %s is %s, only a pre-active object can be activated", id, r.State)
+		}
+		now := s.clock()
+		r.State, r.ActivationDate = Active, &now
+		return nil
+	})
+}
+
+// Revoke deactivates a secret, or marks it compromised (at date, default now).
+func (s *Service) Revoke(ctx context.Context, who Identity, id string, compromised bool, date *time.Time) (*Secret, error) {
+	return s.update(ctx, id, true, func(r *record) error {
+		if err := authorize(who, r.Secret, ActUpdate); err != nil {
+			return err
+		}
+		now := s.clock()
+		when := &now
+		if date != nil {
+			t := date.UTC().Truncate(time.Microsecond)
+			when = &t
+		}
+		switch {
+		case r.State == Destroyed:
+			return Conflict("secret %s is destroyed", id)
+		case compromised:
+			if r.State != Compromised {
+				r.State, r.CompromiseDate = Compromised, when
+			}
+		case r.State == Compromised:
+			return Conflict("secret %s is compromised and cannot be deactivated", id)
+		default:
+			r.State, r.DeactivationDate = Deactivated, &now
+		}
+		return nil
+	})
+}
+
+// Destroy erases a secret's material and keeps its attributes in the
+// destroyed state (KMIP). Active secrets must be revoked first.
+func (s *Service) Destroy(ctx context.Context, who Identity, id string) (err error) {
+	defer func() { s.record(ctx, who, "destroy", id, err) }()
+	_, err = s.update(ctx, id, true, func(r *record) error {
+		if err := authorize(who, r.Secret, ActDelete); err != nil {
+			return err
+		}
+		switch r.State {
+		case Active:
+			return Conflict("secret %s is active: revoke it before destroying it", id)
+		case Destroyed:
+			return NotFound("Secret not found.")
+		}
+		if len(r.Consumers) > 0 {
+			return Conflict("Secret has consumers and cannot be destroyed: %s.", consumerList(r.Consumers))
+		}
+		now := s.clock()
+		r.State, r.DestroyDate, r.Sealed, r.HasPayload = Destroyed, &now, nil, false
+		return nil
+	})
+	return err
+}
+
+// Change is an attribute update from KMIP (Add/Modify/Delete/Set Attribute).
+// nil fields are left alone; Attributes entries with an empty value are
+// deleted.
+type Change struct {
+	Name       *string
+	Attributes map[string]string
+}
+
+// UpdateSecret applies a Change.
+func (s *Service) UpdateSecret(ctx context.Context, who Identity, id string, ch Change) (*Secret, error) {
+	return s.update(ctx, id, true, func(r *record) error {
+		if err := authorize(who, r.Secret, ActUpdate); err != nil {
+			return err
+		}
+		if r.State == Destroyed {
+			return Conflict("secret %s is destroyed", id)
+		}
+		if ch.Name != nil {
+			if len(*ch.Name) > 255 {
+				return Invalid("name is longer than 255 characters")
+			}
+			r.Name = *ch.Name
+		}
+		if len(ch.Attributes) > 0 {
+			if r.Attributes == nil {
+				r.Attributes = map[string]string{}
+			} else {
+				r.Attributes = maps.Clone(r.Attributes)
+			}
+			for k, v := range ch.Attributes {
+				if v == "" {
+					delete(r.Attributes, k)
+				} else {
+					r.Attributes[k] = v
+				}
+			}
+		}
+		return nil
+	})
+}

@@ -1,0 +1,93 @@
+package kms
+
+import (
+	"context"
+	"maps"
+	"strings"
+)
+
+// Secret user metadata (Barbican /v1/secrets/{id}/metadata). Reading needs
+// read access; writing needs update access.
+
+// GetMetadata returns the secret's user metadata.
+func (s *Service) GetMetadata(ctx context.Context, who Identity, id string) (map[string]string, error) {
+	sec, err := s.GetSecret(ctx, who, id)
+	if err != nil {
+		return nil, err
+	}
+	return maps.Clone(sec.Metadata), nil
+}
+
+// ReplaceMetadata replaces all user metadata.
+func (s *Service) ReplaceMetadata(ctx context.Context, who Identity, id string, m map[string]string) (map[string]string, error) {
+	if err := validateMetadata(m); err != nil {
+		return nil, err
+	}
+	sec, err := s.update(ctx, id, false, func(r *record) error {
+		if err := authorize(who, r.Secret, ActUpdate); err != nil {
+			return err
+		}
+		r.Metadata = normalizeMetadata(m)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return sec.Metadata, nil
+}
+
+// SetMetadatum sets one key. With create, an existing key is a conflict
+// (POST); otherwise a missing key is not found (PUT on /metadata/{key}).
+func (s *Service) SetMetadatum(ctx context.Context, who Identity, id, key, value string, create bool) error {
+	if err := validateMetadata(map[string]string{key: value}); err != nil {
+		return err
+	}
+	key = strings.ToLower(key)
+	_, err := s.update(ctx, id, false, func(r *record) error {
+		if err := authorize(who, r.Secret, ActUpdate); err != nil {
+			return err
+		}
+		_, exists := r.Metadata[key]
+		if create && exists {
+			return Conflict("Secret metadata key %q already exists.", key)
+		}
+		if !create && !exists {
+			return NotFound("Secret metadata key %q not found.", key)
+		}
+		if r.Metadata == nil {
+			r.Metadata = map[string]string{}
+		}
+		r.Metadata[key] = value
+		return nil
+	})
+	return err
+}
+
+// GetMetadatum returns one key's value.
+func (s *Service) GetMetadatum(ctx context.Context, who Identity, id, key string) (string, error) {
+	m, err := s.GetMetadata(ctx, who, id)
+	if err != nil {
+		return "", err
+	}
+	v, ok := m[strings.ToLower(key)]
+	if !ok {
+		return "", NotFound("Secret metadata key %q not found.", key)
+	}
+	return v, nil
+}
+
+// DeleteMetadatum removes one key.
+func (s *Service) DeleteMetadatum(ctx context.Context, who Identity, id, key string) error {
+	key = strings.ToLower(key)
+	_, err := s.update(ctx, id, false, func(r *record) error {
+		if err := authorize(who, r.Secret, ActUpdate); err != nil {
+			return err
+		}
+		if _, ok := r.Metadata[key]; !ok {
+			return NotFound("Secret metadata key %q not found.", key)
+		}
+		delete(r.Metadata, key)
+		return nil
+	})
+	return err
+}

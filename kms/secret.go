@@ -1,0 +1,139 @@
+package kms
+
+import (
+	"maps"
+	"slices"
+	"time"
+)
+
+// SecretType is the kind of material; the same object is a Barbican
+// secret_type and a KMIP object type.
+type SecretType string
+
+const (
+	Symmetric   SecretType = "symmetric"   // KMIP Symmetric Key
+	Passphrase  SecretType = "passphrase"  // KMIP Secret Data (Password)
+	Opaque      SecretType = "opaque"      // KMIP Opaque Object
+	Private     SecretType = "private"     // KMIP Private Key
+	Public      SecretType = "public"      // KMIP Public Key
+	Certificate SecretType = "certificate" // KMIP Certificate
+)
+
+// Valid reports whether t is a known type.
+func (t SecretType) Valid() bool {
+	switch t {
+	case Symmetric, Passphrase, Opaque, Private, Public, Certificate:
+		return true
+	}
+	return false
+}
+
+// State is the KMIP lifecycle state; Barbican shows every live secret ACTIVE.
+type State string
+
+const (
+	PreActive   State = "pre-active"
+	Active      State = "active"
+	Deactivated State = "deactivated"
+	Compromised State = "compromised"
+	Destroyed   State = "destroyed"
+)
+
+// DeletionPolicy says what happens to a secret when its users go away.
+type DeletionPolicy string
+
+const (
+	// Retain keeps the secret until someone deletes it (Barbican behaviour).
+	Retain DeletionPolicy = "retain"
+	// OnLastConsumer destroys the secret when its last consumer is removed
+	// (an image's os_encrypt_key_deletion_policy=on_image_deletion).
+	OnLastConsumer DeletionPolicy = "on_last_consumer"
+)
+
+// Consumer is a service resource that uses a secret (a volume, an image, an
+// instance's disk). A secret with consumers is not deleted unless forced.
+type Consumer struct {
+	Service      string    `json:"service"`
+	ResourceType string    `json:"resource_type"`
+	ResourceID   string    `json:"resource_id"`
+	Created      time.Time `json:"created"`
+}
+
+// ACL is the read access list of a secret. ProjectAccess false makes the
+// secret private to its creator, admins and the listed users.
+type ACL struct {
+	Users         []string  `json:"users,omitempty"`
+	ProjectAccess bool      `json:"project_access"`
+	Created       time.Time `json:"created"`
+	Updated       time.Time `json:"updated"`
+}
+
+// DiskEncryption records how a disk uses its secret (the source documents'
+// encryption_format / encryption_options).
+type DiskEncryption struct {
+	Format  string `json:"format,omitempty"` // luks1, luks2, plain
+	Cipher  string `json:"cipher,omitempty"` // e.g. aes-xts-plain64
+	KeySize int    `json:"key_size,omitempty"`
+}
+
+// Secret is the one object model behind both protocols.
+type Secret struct {
+	ID          string     `json:"id"`
+	Project     string     `json:"project"`
+	Creator     string     `json:"creator"`
+	Name        string     `json:"name,omitempty"`
+	Type        SecretType `json:"type"`
+	Algorithm   string     `json:"algorithm,omitempty"`
+	BitLength   int        `json:"bit_length,omitempty"`
+	Mode        string     `json:"mode,omitempty"`
+	ContentType string     `json:"content_type,omitempty"` // of the payload, once it has one
+	Expiration  *time.Time `json:"expiration,omitempty"`
+	State       State      `json:"state"`
+	Created     time.Time  `json:"created"`
+	Updated     time.Time  `json:"updated"`
+
+	// KMIP lifecycle dates.
+	ActivationDate   *time.Time `json:"activation_date,omitempty"`
+	DeactivationDate *time.Time `json:"deactivation_date,omitempty"`
+	CompromiseDate   *time.Time `json:"compromise_date,omitempty"`
+	DestroyDate      *time.Time `json:"destroy_date,omitempty"`
+
+	Metadata       map[string]string `json:"metadata,omitempty"`   // Barbican user metadata
+	Attributes     map[string]string `json:"attributes,omitempty"` // KMIP attributes with no field here (object group, x-custom, usage mask)
+	ACL            *ACL              `json:"acl,omitempty"`
+	Consumers      []Consumer        `json:"consumers,omitempty"`
+	DeletionPolicy DeletionPolicy    `json:"deletion_policy,omitempty"`
+	ClonedFrom     string            `json:"cloned_from,omitempty"`
+	Encryption     *DiskEncryption   `json:"encryption,omitempty"`
+	HasPayload     bool              `json:"has_payload"`
+}
+
+// Expired reports whether the secret's expiration has passed at now.
+func (s *Secret) Expired(now time.Time) bool {
+	return s.Expiration != nil && !s.Expiration.After(now)
+}
+
+// private reports whether the ACL hides the secret from its project.
+func (s *Secret) private() bool { return s.ACL != nil && !s.ACL.ProjectAccess }
+
+func (s *Secret) aclUser(user string) bool {
+	return s.ACL != nil && user != "" && slices.Contains(s.ACL.Users, user)
+}
+
+// Clone returns a deep copy, so callers can never alias the service's state.
+func (s *Secret) Clone() *Secret {
+	c := *s
+	c.Metadata = maps.Clone(s.Metadata)
+	c.Attributes = maps.Clone(s.Attributes)
+	c.Consumers = slices.Clone(s.Consumers)
+	if s.ACL != nil {
+		a := *s.ACL
+		a.Users = slices.Clone(s.ACL.Users)
+		c.ACL = &a
+	}
+	if s.Encryption != nil {
+		e := *s.Encryption
+		c.Encryption = &e
+	}
+	return &c
+}

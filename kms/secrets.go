@@ -1,0 +1,333 @@
+package kms
+
+import (
+	"context"
+	"encoding/json"
+	"regexp"
+	"strings"
+
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/keywarden/keywarden/crypto"
+	"github.com/keywarden/keywarden/kms/store"
+)
+
+// CreateRequest describes a new secret. Payload may be empty: the secret is
+// then metadata only until PutPayload.
+type CreateRequest struct {
+	Name           string
+	Type           SecretType // default Opaque
+	Algorithm      string
+	BitLength      int
+	Mode           string
+	Expiration     *time.Time
+	Payload        []byte // the caller keeps ownership and zeroes it
+	ContentType    string // of Payload
+	Metadata       map[string]string
+	Attributes     map[string]string
+	DeletionPolicy DeletionPolicy // default Retain
+	Encryption     *DiskEncryption
+	// State is the initial state (default Active, Barbican's behaviour;
+	// KMIP creates objects PreActive unless activated).
+	State State
+}
+
+const maxBitLength = 32767
+
+func (s *Service) validateCreate(req *CreateRequest) error {
+	if req.Type == "" {
+		req.Type = Opaque
+	}
+	if !req.Type.Valid() {
+		return Invalid("unknown secret type %q", req.Type)
+	}
+	if len(req.Name) > 255 {
+		return Invalid("name is longer than 255 characters")
+	}
+	if req.BitLength < 0 || req.BitLength > maxBitLength {
+		return Invalid("bit_length must be between 1 and %d", maxBitLength)
+	}
+	if req.Expiration != nil {
+		if !req.Expiration.After(s.now()) {
+			return Invalid("expiration is in the past")
+		}
+		t := req.Expiration.UTC().Truncate(time.Microsecond)
+		req.Expiration = &t
+	}
+	if len(req.Payload) > s.maxPayload {
+		return TooLarge("payload is larger than %d bytes", s.maxPayload)
+	}
+	if len(req.Payload) > 0 && req.ContentType == "" {
+		return Invalid("a payload needs a content type")
+	}
+	switch req.DeletionPolicy {
+	case "":
+		req.DeletionPolicy = Retain
+	case Retain, OnLastConsumer:
+	default:
+		return Invalid("unknown deletion policy %q", req.DeletionPolicy)
+	}
+	switch req.State {
+	case "":
+		req.State = Active
+	case PreActive, Active:
+	default:
+		return Invalid("a new secret cannot be %s", req.State)
+	}
+	if err := validateMetadata(req.Metadata); err != nil {
+		return err
+	}
+	return nil
+}
+
+// CreateSecret stores a new secret owned by the caller's project.
+func (s *Service) CreateSecret(ctx context.Context, who Identity, req CreateRequest) (sec *Secret, err error) {
+	defer func() { s.record(ctx, who, "create", idOf(sec), err) }()
+	if err := who.Validate(); err != nil {
+		return nil, err
+	}
+	if err := canCreate(who); err != nil {
+		return nil, err
+	}
+	if err := s.validateCreate(&req); err != nil {
+		return nil, err
+	}
+	now := s.clock()
+	r := &record{Secret: &Secret{
+		ID: uuid.NewString(), Project: who.Project, Creator: who.User,
+		Name: req.Name, Type: req.Type, Algorithm: req.Algorithm, BitLength: req.BitLength,
+		Mode: req.Mode, Expiration: req.Expiration, State: req.State, Created: now, Updated: now,
+		Metadata: normalizeMetadata(req.Metadata), Attributes: req.Attributes,
+		DeletionPolicy: req.DeletionPolicy, Encryption: req.Encryption,
+	}}
+	if r.State == Active {
+		r.ActivationDate = &now
+	}
+	if len(req.Payload) > 0 {
+		if err := s.seal(ctx, r, req.Payload, req.ContentType); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.insert(ctx, r); err != nil {
+		return nil, err
+	}
+	return r.Secret.Clone(), nil
+}
+
+// idOf tolerates a nil secret in deferred audit calls.
+func idOf(s *Secret) string {
+	if s == nil {
+		return ""
+	}
+	return s.ID
+}
+
+func (s *Service) seal(ctx context.Context, r *record, payload []byte, contentType string) error {
+	env, err := s.keys.Seal(ctx, r.binding(), payload)
+	if err != nil {
+		return internal("seal", err)
+	}
+	r.Sealed, r.HasPayload, r.ContentType = env, true, contentType
+	return nil
+}
+
+// insert writes a new record and its id pointer in one transaction.
+func (s *Service) insert(ctx context.Context, r *record, extra ...store.Op) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return internal("encode", err)
+	}
+	key := recordKey(r.Project, r.ID)
+	ops := append([]store.Op{store.Put(key, b), store.Put(pointerKey(r.ID), []byte(r.Project))}, extra...)
+	err = s.st.Txn(ctx, []store.Cmp{{Key: pointerKey(r.ID)}}, ops)
+	if err != nil {
+		return internal("write", err)
+	}
+	s.owners.Store(r.ID, r.Project)
+	return nil
+}
+
+// GenerateRequest asks the server to make the material: a symmetric key of
+// BitLength bits (default 256) or a passphrase under Passphrase (default the
+// service's policy).
+type GenerateRequest struct {
+	CreateRequest
+	Passphrase *crypto.PassphrasePolicy
+}
+
+// GenerateSecret creates a secret whose material the server generates.
+func (s *Service) GenerateSecret(ctx context.Context, who Identity, req GenerateRequest) (*Secret, error) {
+	if len(req.Payload) > 0 {
+		return nil, Invalid("a generated secret takes no payload")
+	}
+	var material []byte
+	var err error
+	switch req.Type {
+	case Symmetric:
+		if req.BitLength == 0 {
+			req.BitLength = 256
+		}
+		if req.Algorithm == "" {
+			req.Algorithm = "aes"
+		}
+		material, err = crypto.GenerateKey(req.BitLength)
+		if err != nil {
+			return nil, Invalid("cannot generate a %d-bit key: sizes are 128, 192, 256 and 512", req.BitLength)
+		}
+		req.ContentType = "application/octet-stream"
+	case Passphrase:
+		p := s.passphrase
+		if req.Passphrase != nil {
+			p = *req.Passphrase
+			if p.Length == 0 {
+				p.Length = s.passphrase.Length
+			}
+			if p.Alphabet == "" {
+				p.Alphabet = s.passphrase.Alphabet
+			}
+			if err := p.Validate(); err != nil {
+				return nil, Invalid("passphrase policy: %v", err)
+			}
+		}
+		material, err = crypto.GeneratePassphrase(p)
+		if err != nil {
+			return nil, internal("generate", err)
+		}
+		req.ContentType = "text/plain"
+	default:
+		return nil, Invalid("only symmetric keys and passphrases can be generated, not %q", req.Type)
+	}
+	defer crypto.Zero(material)
+	req.Payload = material
+	return s.CreateSecret(ctx, who, req.CreateRequest)
+}
+
+// PutPayload gives a metadata-only secret its payload (Barbican two-step).
+func (s *Service) PutPayload(ctx context.Context, who Identity, id string, payload []byte, contentType string) (err error) {
+	defer func() { s.record(ctx, who, "put_payload", id, err) }()
+	if len(payload) == 0 {
+		return Invalid("no payload")
+	}
+	if len(payload) > s.maxPayload {
+		return TooLarge("payload is larger than %d bytes", s.maxPayload)
+	}
+	_, err = s.update(ctx, id, false, func(r *record) error {
+		if err := authorize(who, r.Secret, ActUpdate); err != nil {
+			return err
+		}
+		if r.HasPayload {
+			return Conflict("Secret already has data, cannot modify it.")
+		}
+		return s.seal(ctx, r, payload, contentType)
+	})
+	return err
+}
+
+// GetSecret returns a secret's metadata.
+func (s *Service) GetSecret(ctx context.Context, who Identity, id string) (*Secret, error) {
+	l, err := s.visible(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if err := authorize(who, l.rec.Secret, ActRead); err != nil {
+		return nil, err
+	}
+	return l.rec.Secret, nil
+}
+
+// GetObject returns a secret whatever its state, destroyed included (KMIP
+// keeps a destroyed object's attributes); expired secrets are still gone.
+func (s *Service) GetObject(ctx context.Context, who Identity, id string) (*Secret, error) {
+	l, err := s.load(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if l.rec.Expired(s.now()) {
+		return nil, NotFound("Secret not found.")
+	}
+	if err := authorize(who, l.rec.Secret, ActRead); err != nil {
+		return nil, err
+	}
+	return l.rec.Secret, nil
+}
+
+// GetPayload returns the secret and its plaintext; the caller must
+// crypto.Zero the plaintext when done.
+func (s *Service) GetPayload(ctx context.Context, who Identity, id string) (sec *Secret, payload []byte, err error) {
+	defer func() { s.record(ctx, who, "read_payload", id, err) }()
+	l, err := s.visible(ctx, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := authorize(who, l.rec.Secret, ActDecrypt); err != nil {
+		return nil, nil, err
+	}
+	if !l.rec.HasPayload || l.rec.Sealed == nil {
+		return nil, nil, NotFound("Secret has no payload.")
+	}
+	pt, err := s.keys.Open(ctx, l.rec.binding(), l.rec.Sealed)
+	if err != nil {
+		return nil, nil, internal("open", err)
+	}
+	return l.rec.Secret, pt, nil
+}
+
+// DeleteSecret removes a secret. A secret with consumers is refused unless
+// force is set by a project admin.
+func (s *Service) DeleteSecret(ctx context.Context, who Identity, id string, force bool) (err error) {
+	defer func() { s.record(ctx, who, "delete", id, err) }()
+	_, err = s.update(ctx, id, false, func(r *record) error {
+		if err := authorize(who, r.Secret, ActDelete); err != nil {
+			return err
+		}
+		if len(r.Consumers) > 0 {
+			if !force {
+				return Conflict("Secret has consumers and cannot be deleted: %s. Remove them first or delete with force.", consumerList(r.Consumers))
+			}
+			if !(who.Project == r.Project && who.Has(RoleAdmin)) {
+				return Forbidden("only a project admin can force the deletion of a secret in use")
+			}
+		}
+		return errDelete
+	})
+	if err == nil {
+		s.owners.Delete(id)
+	}
+	return err
+}
+
+func consumerList(cs []Consumer) string {
+	parts := make([]string, 0, len(cs))
+	for _, c := range cs {
+		parts = append(parts, c.Service+"/"+c.ResourceType+"/"+c.ResourceID)
+	}
+	return strings.Join(parts, ", ")
+}
+
+var metaKeyRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,255}$`)
+
+func validateMetadata(m map[string]string) error {
+	for k, v := range m {
+		if !metaKeyRE.MatchString(k) {
+			return Invalid("invalid metadata key %q: keys use A-Z, a-z, 0-9, _ and -, at most 255", k)
+		}
+		if len(v) > 255 {
+			return Invalid("metadata value of %q is longer than 255 characters", k)
+		}
+	}
+	return nil
+}
+
+// normalizeMetadata lowercases keys, as Barbican does.
+func normalizeMetadata(m map[string]string) map[string]string {
+	if len(m) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[strings.ToLower(k)] = v
+	}
+	return out
+}
+

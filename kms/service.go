@@ -1,0 +1,235 @@
+// Package kms is the centre of Keywarden: the object model and every rule
+// about it. The protocol adapters (barbican, kmip) translate wire formats into
+// calls on Service and hold no rules of their own.
+package kms
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/keywarden/keywarden/crypto"
+	"github.com/keywarden/keywarden/kms/store"
+)
+
+// DefaultMaxPayload is Barbican's limit on a secret's payload.
+const DefaultMaxPayload = 20000
+
+// Config is what a Service needs.
+type Config struct {
+	Store   store.Store
+	Keyring *crypto.Keyring // nil: one is built on Store with Master
+	Master  crypto.MasterKey
+	// MaxPayload bounds a payload in bytes (default DefaultMaxPayload).
+	MaxPayload int
+	// Passphrase is the default policy of generated passphrases.
+	Passphrase crypto.PassphrasePolicy
+	// Now is the clock (tests); default time.Now.
+	Now func() time.Time
+	// Audit receives one record per sensitive action (nil: none).
+	Audit Auditor
+}
+
+// Service enforces every rule on secrets; it is safe for concurrent use.
+type Service struct {
+	st         store.Store
+	keys       *crypto.Keyring
+	maxPayload int
+	passphrase crypto.PassphrasePolicy
+	now        func() time.Time
+	audit      Auditor
+
+	// owners caches secret id → project: a secret never changes project, so
+	// the entry can only go stale by deletion, which the record read catches.
+	owners sync.Map
+}
+
+// New builds a Service.
+func New(cfg Config) (*Service, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("kms: no store")
+	}
+	s := &Service{
+		st: cfg.Store, keys: cfg.Keyring, maxPayload: cfg.MaxPayload,
+		passphrase: cfg.Passphrase, now: cfg.Now, audit: cfg.Audit,
+	}
+	if s.keys == nil {
+		if cfg.Master == nil {
+			return nil, errors.New("kms: neither keyring nor master key")
+		}
+		s.keys = crypto.NewKeyring(cfg.Master, kekStore{cfg.Store})
+	}
+	if s.maxPayload <= 0 {
+		s.maxPayload = DefaultMaxPayload
+	}
+	if s.passphrase.Length == 0 {
+		s.passphrase = crypto.DefaultPassphrasePolicy
+	}
+	if err := s.passphrase.Validate(); err != nil {
+		return nil, err
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.audit == nil {
+		s.audit = nopAuditor{}
+	}
+	return s, nil
+}
+
+// MaxPayload is the payload limit in bytes.
+func (s *Service) MaxPayload() int { return s.maxPayload }
+
+// clock returns now in UTC at the microsecond precision Barbican shows.
+func (s *Service) clock() time.Time { return s.now().UTC().Truncate(time.Microsecond) }
+
+// Store key layout. A secret's record lives under its project so that
+// listing one project reads only that project; a pointer maps id → project.
+//
+//	s/<id>               → project       (pointer)
+//	p/<project>/<id>     → record JSON   (secret + sealed payload)
+//	k/<project>          → wrapped project KEK
+func pointerKey(id string) string { return "s/" + id }
+func projectPrefix(project string) string {
+	return "p/" + url.PathEscape(project) + "/"
+}
+func recordKey(project, id string) string { return projectPrefix(project) + id }
+func kekKey(project string) string        { return "k/" + url.PathEscape(project) }
+
+// record is the stored form of a secret.
+type record struct {
+	*Secret
+	Sealed *crypto.Envelope `json:"sealed,omitempty"`
+}
+
+func (r *record) binding() crypto.Binding {
+	return crypto.Binding{SecretID: r.ID, Project: r.Project, Type: string(r.Type)}
+}
+
+// loaded is a record with the store version it was read at.
+type loaded struct {
+	rec     *record
+	version int64
+}
+
+// load reads a secret by id, whatever its state; NotFound when absent.
+func (s *Service) load(ctx context.Context, id string) (loaded, error) {
+	project, ok := s.owners.Load(id)
+	if !ok {
+		kv, err := s.st.Get(ctx, pointerKey(id))
+		if errors.Is(err, store.ErrNotFound) {
+			return loaded{}, NotFound("Secret not found.")
+		} else if err != nil {
+			return loaded{}, internal("read", err)
+		}
+		project = string(kv.Value)
+		s.owners.Store(id, project)
+	}
+	kv, err := s.st.Get(ctx, recordKey(project.(string), id))
+	if errors.Is(err, store.ErrNotFound) {
+		s.owners.Delete(id)
+		return loaded{}, NotFound("Secret not found.")
+	} else if err != nil {
+		return loaded{}, internal("read", err)
+	}
+	r, err := decodeRecord(kv.Value)
+	if err != nil {
+		return loaded{}, internal("decode", err)
+	}
+	return loaded{rec: r, version: kv.Version}, nil
+}
+
+func decodeRecord(b []byte) (*record, error) {
+	r := &record{Secret: &Secret{}}
+	if err := json.Unmarshal(b, r); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// visible loads a secret the way Barbican sees it: expired and destroyed
+// secrets do not exist.
+func (s *Service) visible(ctx context.Context, id string) (loaded, error) {
+	l, err := s.load(ctx, id)
+	if err != nil {
+		return l, err
+	}
+	if l.rec.State == Destroyed || l.rec.Expired(s.now()) {
+		return loaded{}, NotFound("Secret not found.")
+	}
+	return l, nil
+}
+
+// maxRetries bounds compare-and-swap retries under contention.
+const maxRetries = 64
+
+// update applies fn to the current record and writes it back with
+// compare-and-swap, retrying on a concurrent change. fn may return
+// errDelete to remove the secret instead.
+func (s *Service) update(ctx context.Context, id string, hidden bool, fn func(r *record) error) (*Secret, error) {
+	for range maxRetries {
+		var l loaded
+		var err error
+		if hidden {
+			l, err = s.load(ctx, id)
+		} else {
+			l, err = s.visible(ctx, id)
+		}
+		if err != nil {
+			return nil, err
+		}
+		err = fn(l.rec)
+		key := recordKey(l.rec.Project, id)
+		var ops []store.Op
+		switch {
+		case errors.Is(err, errDelete):
+			ops = []store.Op{store.Delete(key), store.Delete(pointerKey(id))}
+		case err != nil:
+			return nil, err
+		default:
+			l.rec.Updated = s.clock()
+			b, err := json.Marshal(l.rec)
+			if err != nil {
+				return nil, internal("encode", err)
+			}
+			ops = []store.Op{store.Put(key, b)}
+		}
+		err = s.st.Txn(ctx, []store.Cmp{{Key: key, Version: l.version}}, ops)
+		if errors.Is(err, store.ErrConflict) {
+			continue
+		}
+		if err != nil {
+			return nil, internal("write", err)
+		}
+		return l.rec.Secret.Clone(), nil
+	}
+	return nil, Conflict("secret %s is being changed concurrently; try again", id)
+}
+
+// errDelete is returned by an update function to delete the record.
+var errDelete = errors.New("delete")
+
+// kekStore keeps wrapped project KEKs in the store.
+type kekStore struct{ st store.Store }
+
+func (k kekStore) LoadKEK(ctx context.Context, project string) ([]byte, error) {
+	kv, err := k.st.Get(ctx, kekKey(project))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, crypto.ErrKEKNotFound
+	}
+	return kv.Value, err
+}
+
+func (k kekStore) CreateKEK(ctx context.Context, project string, wrapped []byte) ([]byte, error) {
+	err := k.st.Txn(ctx, []store.Cmp{{Key: kekKey(project)}}, []store.Op{store.Put(kekKey(project), wrapped)})
+	if errors.Is(err, store.ErrConflict) {
+		return k.LoadKEK(ctx, project)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return wrapped, nil
+}
