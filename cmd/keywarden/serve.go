@@ -155,6 +155,9 @@ func openState(cfg config, log *slog.Logger) (*state, error) {
 
 func serve(ctx context.Context, cfg config) error {
 	log := newLogger(cfg.LogLevel)
+	if err := harden(); err != nil {
+		log.Warn("could not disable core dumps", "err", err)
+	}
 	if path := os.Getenv("KEYWARDEN_CPUPROFILE"); path != "" {
 		// Used by `keywarden bench --server-cpuprofile`.
 		f, err := os.Create(path)

@@ -111,8 +111,7 @@ func (s *Store) run() {
 	defer close(s.done)
 	batch := make([]*request, 0, s.maxBatch)
 	for r := range s.queue {
-		batch = batch[:0]
-		batch = s.take(batch, r)
+		batch = s.take(batch[:0], r)
 	fill:
 		for len(batch) < s.maxBatch {
 			select {
@@ -128,6 +127,7 @@ func (s *Store) run() {
 		if len(batch) > 0 {
 			s.commit(batch)
 		}
+		clear(batch) // drop the answered requests' values
 	}
 }
 
