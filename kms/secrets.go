@@ -61,6 +61,10 @@ func (s *Service) validateCreate(req *CreateRequest) error {
 	if len(req.Payload) > 0 && req.ContentType == "" {
 		return Invalid("a payload needs a content type")
 	}
+	// os_encrypt_* metadata may set the deletion policy and format (disk.go).
+	if err := applyEncryptionMetadata(req); err != nil {
+		return err
+	}
 	switch req.DeletionPolicy {
 	case "":
 		req.DeletionPolicy = Retain
@@ -233,7 +237,7 @@ func (s *Service) GetSecret(ctx context.Context, who Identity, id string) (*Secr
 	if err := authorize(who, l.rec.Secret, ActRead); err != nil {
 		return nil, err
 	}
-	return l.rec.Secret, nil
+	return l.rec.Secret.Clone(), nil
 }
 
 // GetObject returns a secret whatever its state, destroyed included (KMIP
@@ -249,7 +253,7 @@ func (s *Service) GetObject(ctx context.Context, who Identity, id string) (*Secr
 	if err := authorize(who, l.rec.Secret, ActRead); err != nil {
 		return nil, err
 	}
-	return l.rec.Secret, nil
+	return l.rec.Secret.Clone(), nil
 }
 
 // GetPayload returns the secret and its plaintext; the caller must
@@ -270,7 +274,7 @@ func (s *Service) GetPayload(ctx context.Context, who Identity, id string) (sec 
 	if err != nil {
 		return nil, nil, internal("open", err)
 	}
-	return l.rec.Secret, pt, nil
+	return l.rec.Secret.Clone(), pt, nil
 }
 
 // DeleteSecret removes a secret. A secret with consumers is refused unless
@@ -330,4 +334,3 @@ func normalizeMetadata(m map[string]string) map[string]string {
 	}
 	return out
 }
-

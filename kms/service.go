@@ -45,6 +45,7 @@ type Service struct {
 	// owners caches secret id → project: a secret never changes project, so
 	// the entry can only go stale by deletion, which the record read catches.
 	owners sync.Map
+	cache  *recordCache
 }
 
 // New builds a Service.
@@ -55,6 +56,7 @@ func New(cfg Config) (*Service, error) {
 	s := &Service{
 		st: cfg.Store, keys: cfg.Keyring, maxPayload: cfg.MaxPayload,
 		passphrase: cfg.Passphrase, now: cfg.Now, audit: cfg.Audit,
+		cache: newRecordCache(65536),
 	}
 	if s.keys == nil {
 		if cfg.Master == nil {
@@ -131,11 +133,12 @@ func (s *Service) load(ctx context.Context, id string) (loaded, error) {
 	kv, err := s.st.Get(ctx, recordKey(project.(string), id))
 	if errors.Is(err, store.ErrNotFound) {
 		s.owners.Delete(id)
+		s.cache.forget(id)
 		return loaded{}, NotFound("Secret not found.")
 	} else if err != nil {
 		return loaded{}, internal("read", err)
 	}
-	r, err := decodeRecord(kv.Value)
+	r, err := s.cache.decode(id, kv.Version, kv.Value)
 	if err != nil {
 		return loaded{}, internal("decode", err)
 	}
@@ -181,6 +184,7 @@ func (s *Service) update(ctx context.Context, id string, hidden bool, fn func(r 
 		if err != nil {
 			return nil, err
 		}
+		l.rec = l.rec.clone() // the loaded record may be shared through the cache
 		err = fn(l.rec)
 		key := recordKey(l.rec.Project, id)
 		var ops []store.Op

@@ -33,7 +33,14 @@ type config struct {
 	} `yaml:"auth"`
 	KMIP  kmipOptions `yaml:"kmip"`
 	Store struct {
-		Path string `yaml:"path"` // default <data>/keywarden.db
+		Backend string `yaml:"backend"` // bolt (default) or etcd
+		Path    string `yaml:"path"`    // bolt file, default <data>/keywarden.db
+		Etcd    struct {
+			Endpoints []string `yaml:"endpoints"`
+			Prefix    string   `yaml:"prefix"`
+			Username  string   `yaml:"username"`
+			Password  string   `yaml:"password"`
+		} `yaml:"etcd"`
 	} `yaml:"store"`
 	RootKey    string `yaml:"root_key"` // default <data>/root.key
 	MaxPayload int    `yaml:"max_payload"`
@@ -80,6 +87,16 @@ func (c *config) finish() error {
 	c.DataDir = abs
 	if c.Store.Path == "" {
 		c.Store.Path = filepath.Join(c.DataDir, "keywarden.db")
+	}
+	switch c.Store.Backend {
+	case "", "bolt":
+		c.Store.Backend = "bolt"
+	case "etcd":
+		if len(c.Store.Etcd.Endpoints) == 0 {
+			return errors.New("config: store.etcd.endpoints is empty")
+		}
+	default:
+		return fmt.Errorf("config: store.backend %q: use bolt or etcd", c.Store.Backend)
 	}
 	if c.RootKey == "" {
 		c.RootKey = filepath.Join(c.DataDir, "root.key")

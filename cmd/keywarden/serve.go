@@ -19,7 +19,9 @@ import (
 	"github.com/keywarden/keywarden/barbican"
 	"github.com/keywarden/keywarden/crypto"
 	"github.com/keywarden/keywarden/kms"
+	"github.com/keywarden/keywarden/kms/store"
 	"github.com/keywarden/keywarden/kms/store/bolt"
+	"github.com/keywarden/keywarden/kms/store/etcd"
 	"github.com/keywarden/keywarden/kms/token"
 	"github.com/spf13/cobra"
 )
@@ -98,7 +100,7 @@ func newLogger(level string) *slog.Logger {
 
 // state is what serve and init open in the data dir.
 type state struct {
-	store   *bolt.Store
+	store   store.Store
 	root    *crypto.RootKey
 	svc     *kms.Service
 	tokenKy []byte
@@ -128,7 +130,7 @@ func openState(cfg config, log *slog.Logger) (*state, error) {
 	if created {
 		log.Info("created root key", "path", cfg.RootKey, "id", root.ID())
 	}
-	st.store, err = bolt.Open(cfg.Store.Path, bolt.Options{})
+	st.store, err = openStore(cfg)
 	if err != nil {
 		st.close()
 		return nil, err
@@ -243,6 +245,14 @@ func serve(ctx context.Context, cfg config) error {
 	err = errors.Join(srv.Shutdown(sctx), kmipShutdown(sctx))
 	log.Info("stopped")
 	return err
+}
+
+func openStore(cfg config) (store.Store, error) {
+	if cfg.Store.Backend == "etcd" {
+		e := cfg.Store.Etcd
+		return etcd.Open(etcd.Config{Endpoints: e.Endpoints, Prefix: e.Prefix, Username: e.Username, Password: e.Password})
+	}
+	return bolt.Open(cfg.Store.Path, bolt.Options{})
 }
 
 // loadOrCreateSecretFile keeps a 32-byte random secret in a 0600 file.

@@ -1,0 +1,56 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestConfigFileAndFlags(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "kw.yaml")
+	os.WriteFile(path, []byte("data_dir: "+dir+"\nrest:\n  addr: 127.0.0.1:19311\n  max_body: 4096\npassphrase:\n  length: 64\n"), 0o600)
+	c := defaultConfig()
+	if err := c.load(path); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.finish(); err != nil {
+		t.Fatal(err)
+	}
+	if c.REST.Addr != "127.0.0.1:19311" || c.REST.MaxBody != 4096 || c.passphrasePolicy().Length != 64 {
+		t.Fatalf("file values not applied: %+v", c.REST)
+	}
+	if c.Store.Path != filepath.Join(dir, "keywarden.db") || c.RootKey != filepath.Join(dir, "root.key") {
+		t.Fatalf("derived paths: %s %s", c.Store.Path, c.RootKey)
+	}
+	if c.KMIP.Addr == "" {
+		t.Fatal("KMIP default address lost when the file has no kmip section")
+	}
+}
+
+func TestConfigErrorsNameTheKey(t *testing.T) {
+	for body, want := range map[string]string{
+		"rest:\n  adress: x\n":                 "adress",
+		"log_level: loud\n":                    "log_level",
+		"rest:\n  max_body: -1\n":              "max_body",
+		"passphrase:\n  length: 3\n":           "passphrase",
+		"rest:\n  tls_cert: a.pem\n":           "tls_key",
+		"auth:\n  disable_hmac: true\n":        "public_keys",
+		"max_payload: -5\n":                    "max_payload",
+		"data_dir: [1, 2]\n":                   "data_dir",
+		"passphrase:\n  alphabet: \"aa\"\n":    "passphrase",
+		"store:\n  path: /tmp/x\n  extra: 1\n": "extra",
+	} {
+		path := filepath.Join(t.TempDir(), "kw.yaml")
+		os.WriteFile(path, []byte(body), 0o600)
+		c := defaultConfig()
+		err := c.load(path)
+		if err == nil {
+			err = c.finish()
+		}
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("config %q: want an error naming %q, got %v", body, want, err)
+		}
+	}
+}

@@ -1,0 +1,64 @@
+package kms
+
+import (
+	"hash/maphash"
+	"sync"
+)
+
+// recordCache keeps decoded records so the hot read path (payload GET, KMIP
+// Get) skips JSON decoding. Every read still goes to the store; an entry is
+// used only when the stored bytes are the ones it was decoded from (same
+// version and hash), so other nodes' writes and deletes are always seen.
+// Cached records are shared and must not be modified: update clones first.
+type recordCache struct {
+	mu      sync.Mutex
+	entries map[string]cachedRecord
+	max     int
+	seed    maphash.Seed
+}
+
+type cachedRecord struct {
+	version int64
+	hash    uint64
+	rec     *record
+}
+
+func newRecordCache(max int) *recordCache {
+	return &recordCache{entries: make(map[string]cachedRecord, 1024), max: max, seed: maphash.MakeSeed()}
+}
+
+// decode returns the record stored as b at version, decoding only on a miss.
+func (c *recordCache) decode(id string, version int64, b []byte) (*record, error) {
+	h := maphash.Bytes(c.seed, b)
+	c.mu.Lock()
+	e, ok := c.entries[id]
+	c.mu.Unlock()
+	if ok && e.version == version && e.hash == h {
+		return e.rec, nil
+	}
+	r, err := decodeRecord(b)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	if len(c.entries) >= c.max {
+		for k := range c.entries { // evict an arbitrary entry: cheap and good enough
+			delete(c.entries, k)
+			break
+		}
+	}
+	c.entries[id] = cachedRecord{version: version, hash: h, rec: r}
+	c.mu.Unlock()
+	return r, nil
+}
+
+func (c *recordCache) forget(id string) {
+	c.mu.Lock()
+	delete(c.entries, id)
+	c.mu.Unlock()
+}
+
+// clone returns a record the caller may modify.
+func (r *record) clone() *record {
+	return &record{Secret: r.Secret.Clone(), Sealed: r.Sealed}
+}
