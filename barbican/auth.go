@@ -1,0 +1,90 @@
+package barbican
+
+import (
+	"context"
+	"net/http"
+	"strings"
+
+	"github.com/keywarden/keywarden/kms"
+)
+
+// Authentication: a bearer JWT (X-Auth-Token, as Keystone clients send it,
+// or Authorization: Bearer) verified by token.Verifier; or, in the
+// development no-auth mode, Barbican's unauthenticated context headers.
+// What the identity may do is decided by kms.
+
+type ctxKey int
+
+const (
+	identityKey ctxKey = iota
+	microversionKey
+)
+
+// identity is the caller established by authenticate.
+func identity(r *http.Request) kms.Identity {
+	who, _ := r.Context().Value(identityKey).(kms.Identity)
+	return who
+}
+
+// authenticate establishes the caller or answers 401 (400 for a no-auth
+// request without X-Project-Id, as Barbican does).
+func (a *api) authenticate(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		who, err := a.identify(r)
+		if err == nil {
+			err = who.Validate()
+		}
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), identityKey, who)))
+	})
+}
+
+var errUnauthenticated = kms.Unauthenticated("Authentication required: the token is missing, expired or invalid.")
+
+func (a *api) identify(r *http.Request) (kms.Identity, error) {
+	if raw := bearerToken(r); raw != "" && a.verifier != nil {
+		who, err := a.verifier.Verify(raw)
+		if err != nil {
+			// The verifier's reason never holds the token itself.
+			a.log.Info("barbican: token rejected", "request_id", kms.RequestID(r.Context()), "reason", err.Error())
+			return kms.Identity{}, errUnauthenticated
+		}
+		return who, nil
+	}
+	if !a.noAuth {
+		return kms.Identity{}, errUnauthenticated
+	}
+	project := strings.TrimSpace(r.Header.Get("X-Project-Id"))
+	if project == "" {
+		return kms.Identity{}, kms.Invalid("Missing X-Project-Id")
+	}
+	var roles []string
+	for role := range strings.SplitSeq(r.Header.Get("X-Roles"), ",") {
+		if role = strings.ToLower(strings.TrimSpace(role)); role != "" {
+			roles = append(roles, role)
+		}
+	}
+	if len(roles) == 0 {
+		roles = []string{kms.RoleAdmin}
+	}
+	return kms.Identity{
+		Project: project,
+		User:    strings.TrimSpace(r.Header.Get("X-User-Id")),
+		Roles:   roles,
+	}, nil
+}
+
+// bearerToken is the raw token of X-Auth-Token or Authorization: Bearer.
+func bearerToken(r *http.Request) string {
+	if t := strings.TrimSpace(r.Header.Get("X-Auth-Token")); t != "" {
+		return t
+	}
+	scheme, t, ok := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
+	if ok && strings.EqualFold(scheme, "Bearer") {
+		return strings.TrimSpace(t)
+	}
+	return ""
+}

@@ -1,0 +1,169 @@
+// Package barbican is the Barbican v1 REST adapter: it translates the wire
+// format that python-barbicanclient, the openstack CLI, gophercloud and
+// castellan speak into calls on kms.Service, and kms errors back into
+// Barbican's error bodies. It holds no rule of its own: who may read a
+// secret, when a delete is refused and how large a payload may be are
+// decided by kms.
+//
+// Layout: one file per resource (versions.go, secrets.go, metadata.go,
+// acls.go, ...), each holding its handlers and wire types and contributing a
+// registerXxx method to the router built here; the conventions every resource
+// shares live once in their own files (errors.go, refs.go, timestamps.go,
+// paging.go, microversion.go, auth.go, wire.go).
+package barbican
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/google/uuid"
+	"github.com/gorilla/mux"
+
+	"github.com/keywarden/keywarden/kms"
+	"github.com/keywarden/keywarden/kms/token"
+)
+
+// DefaultMaxBody caps a request body when Config.MaxBody is not set.
+const DefaultMaxBody = 1 << 20
+
+// Config is what the adapter needs.
+type Config struct {
+	Service *kms.Service
+	// Verifier checks bearer tokens; it may be nil only when NoAuth is set.
+	Verifier *token.Verifier
+	// NoAuth (development only) takes the identity from X-Project-Id
+	// (required, else 400), X-User-Id and X-Roles (comma list; absent:
+	// admin). A token, when present and a Verifier is set, still wins.
+	NoAuth bool
+	// HostHref is the base of every ref, e.g. "https://kms.example:9311";
+	// empty: taken from the request's Host and X-Forwarded-Proto.
+	HostHref string
+	// MaxBody caps a request body in bytes (default DefaultMaxBody).
+	MaxBody int64
+	// Logger receives request failures (never payloads or tokens);
+	// nil: slog.Default().
+	Logger *slog.Logger
+}
+
+// api is the adapter's state, shared by every resource's handlers.
+type api struct {
+	svc      *kms.Service
+	verifier *token.Verifier
+	noAuth   bool
+	hostHref string
+	maxBody  int64
+	log      *slog.Logger
+}
+
+// New builds the Barbican v1 HTTP handler.
+func New(cfg Config) (http.Handler, error) {
+	if cfg.Service == nil {
+		return nil, errors.New("barbican: no kms service")
+	}
+	if cfg.Verifier == nil && !cfg.NoAuth {
+		return nil, errors.New("barbican: a token verifier is required unless NoAuth is set")
+	}
+	a := &api{
+		svc: cfg.Service, verifier: cfg.Verifier, noAuth: cfg.NoAuth,
+		maxBody: cfg.MaxBody, log: cfg.Logger,
+	}
+	if a.maxBody <= 0 {
+		a.maxBody = DefaultMaxBody
+	}
+	if a.log == nil {
+		a.log = slog.Default()
+	}
+	if cfg.HostHref != "" {
+		u, err := url.Parse(cfg.HostHref)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+			u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+			return nil, fmt.Errorf("barbican: host href %q is not an http(s) base URL", cfg.HostHref)
+		}
+		a.hostHref = strings.TrimRight(cfg.HostHref, "/")
+	}
+	return a.frame(a.router()), nil
+}
+
+// router maps paths to handlers. Version discovery is public; every other
+// route goes through authentication, then microversion negotiation: each
+// resource file adds its routes, with full paths ("/v1/secrets/{id}"), to
+// the authenticated router it is given.
+func (a *api) router() *mux.Router {
+	r := mux.NewRouter()
+	// Never answer with a redirect: a 301 turns a POST into a GET.
+	r.SkipClean(true)
+	r.NotFoundHandler = http.HandlerFunc(a.notFound)
+	r.MethodNotAllowedHandler = http.HandlerFunc(a.methodNotAllowed)
+
+	a.registerVersions(r)
+
+	// A subrouter without matchers of its own: gorilla/mux v1.8.1 loses a
+	// 405 inside a PathPrefix subrouter (its copied prefix matcher resets
+	// the method mismatch), so routes carry their full path instead.
+	v1 := r.NewRoute().Subrouter()
+	v1.Use(a.authenticate, a.negotiate)
+	a.registerSecrets(v1)
+	a.registerMetadata(v1)
+	a.registerACLs(v1)
+	a.registerConsumers(v1)
+	a.registerOrders(v1)
+	a.registerClone(v1)
+	return r
+}
+
+// frame does what every request needs before routing: a request id (sent
+// back and handed to kms for the audit trail), the body cap, trailing-slash
+// folding (python-barbicanclient posts to /v1/secrets/) and a last-resort
+// recover that answers a generic 500.
+func (a *api) frame(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rid := "req-" + uuid.NewString()
+		w.Header().Set("X-Openstack-Request-Id", rid)
+		r = r.WithContext(kms.WithRequestID(r.Context(), rid))
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				a.log.Error("barbican: panic serving request", "request_id", rid,
+					"method", r.Method, "path", r.URL.Path, "panic", fmt.Sprint(v))
+				a.fail(w, r, errors.New("panic"))
+			}
+		}()
+
+		// Refuse an oversized body before reading any of it; a body without
+		// a length is cut off by MaxBytesReader as it is read.
+		if r.ContentLength > a.maxBody {
+			w.Header().Set("Connection", "close")
+			a.fail(w, r, kms.TooLarge("request body is larger than %d bytes", a.maxBody))
+			return
+		}
+		if r.Body != nil && r.Body != http.NoBody {
+			r.Body = http.MaxBytesReader(w, r.Body, a.maxBody)
+		}
+
+		if p := r.URL.Path; len(p) > 1 && strings.HasSuffix(p, "/") {
+			u := *r.URL
+			u.Path = strings.TrimRight(p, "/")
+			if u.Path == "" {
+				u.Path = "/"
+			}
+			u.RawPath = ""
+			r.URL = &u
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (a *api) notFound(w http.ResponseWriter, r *http.Request) {
+	a.fail(w, r, kms.NotFound("The resource could not be found."))
+}
+
+func (a *api) methodNotAllowed(w http.ResponseWriter, r *http.Request) {
+	a.fail(w, r, statusError(http.StatusMethodNotAllowed,
+		"The method %s is not allowed for this resource.", r.Method))
+}
