@@ -13,10 +13,10 @@ import (
 // operation; only "read" exists for secrets. Who may change an ACL is kms's.
 
 func (a *api) registerACLs(r *mux.Router) {
-	r.HandleFunc("/v1/secrets/{id}/acl", a.getACL).Methods(http.MethodGet)
-	r.HandleFunc("/v1/secrets/{id}/acl", a.putACL).Methods(http.MethodPut)
-	r.HandleFunc("/v1/secrets/{id}/acl", a.patchACL).Methods(http.MethodPatch)
-	r.HandleFunc("/v1/secrets/{id}/acl", a.deleteACL).Methods(http.MethodDelete)
+	a.route(r, http.MethodGet, "/v1/secrets/{id}/acl", a.getACL)
+	a.route(r, http.MethodPut, "/v1/secrets/{id}/acl", a.putACL)
+	a.route(r, http.MethodPatch, "/v1/secrets/{id}/acl", a.patchACL)
+	a.route(r, http.MethodDelete, "/v1/secrets/{id}/acl", a.deleteACL)
 }
 
 // aclOperation is one operation's ACL. A secret that never had an ACL shows

@@ -14,12 +14,12 @@ import (
 // /v1/secrets/{id}/metadata/{key}. Key syntax and lowercasing are kms's.
 
 func (a *api) registerMetadata(r *mux.Router) {
-	r.HandleFunc("/v1/secrets/{id}/metadata", a.getMetadata).Methods(http.MethodGet)
-	r.HandleFunc("/v1/secrets/{id}/metadata", a.putMetadata).Methods(http.MethodPut)
-	r.HandleFunc("/v1/secrets/{id}/metadata", a.postMetadatum).Methods(http.MethodPost)
-	r.HandleFunc("/v1/secrets/{id}/metadata/{key}", a.getMetadatum).Methods(http.MethodGet)
-	r.HandleFunc("/v1/secrets/{id}/metadata/{key}", a.putMetadatum).Methods(http.MethodPut)
-	r.HandleFunc("/v1/secrets/{id}/metadata/{key}", a.deleteMetadatum).Methods(http.MethodDelete)
+	a.route(r, http.MethodGet, "/v1/secrets/{id}/metadata", a.getMetadata)
+	a.route(r, http.MethodPut, "/v1/secrets/{id}/metadata", a.putMetadata)
+	a.route(r, http.MethodPost, "/v1/secrets/{id}/metadata", a.postMetadatum)
+	a.route(r, http.MethodGet, "/v1/secrets/{id}/metadata/{key}", a.getMetadatum)
+	a.route(r, http.MethodPut, "/v1/secrets/{id}/metadata/{key}", a.putMetadatum)
+	a.route(r, http.MethodDelete, "/v1/secrets/{id}/metadata/{key}", a.deleteMetadatum)
 }
 
 type metadataBody struct {

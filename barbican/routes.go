@@ -89,9 +89,16 @@ func New(cfg Config) (http.Handler, error) {
 }
 
 // router maps paths to handlers. Version discovery is public; every other
-// route goes through authentication, then microversion negotiation: each
-// resource file adds its routes, with full paths ("/v1/secrets/{id}"), to
-// the authenticated router it is given.
+// route goes through authentication, then microversion negotiation.
+//
+// The resources of this package add their routes with a.route: a mux
+// MatcherFunc that compares the path segment by segment (no regexp) and
+// fills mux.Vars, with the middlewares wrapped around the handler once, at
+// registration, rather than by the router on every request. Routes are
+// tried in registration order, so the hot ones (payload GET, secret POST)
+// come first. The consumers, orders and clone resources register ordinary
+// mux routes, with full paths ("/v1/secrets/{id}"), on the authenticated
+// subrouter they are given, which is tried last.
 func (a *api) router() *mux.Router {
 	r := mux.NewRouter()
 	// Never answer with a redirect: a 301 turns a POST into a GET.
@@ -99,6 +106,9 @@ func (a *api) router() *mux.Router {
 	r.NotFoundHandler = http.HandlerFunc(a.notFound)
 	r.MethodNotAllowedHandler = http.HandlerFunc(a.methodNotAllowed)
 
+	a.registerSecrets(r)
+	a.registerMetadata(r)
+	a.registerACLs(r)
 	a.registerVersions(r)
 
 	// A subrouter without matchers of its own: gorilla/mux v1.8.1 loses a
@@ -106,13 +116,110 @@ func (a *api) router() *mux.Router {
 	// the method mismatch), so routes carry their full path instead.
 	v1 := r.NewRoute().Subrouter()
 	v1.Use(a.authenticate, a.negotiate)
-	a.registerSecrets(v1)
-	a.registerMetadata(v1)
-	a.registerACLs(v1)
 	a.registerConsumers(v1)
 	a.registerOrders(v1)
 	a.registerClone(v1)
 	return r
+}
+
+// route registers h for method on the path template tpl ("/v1/secrets/{id}";
+// a variable is one non-empty segment, as mux's default pattern [^/]+),
+// behind authentication and microversion negotiation.
+func (a *api) route(r *mux.Router, method, tpl string, h http.HandlerFunc) {
+	a.publicRoute(r, method, tpl, a.authenticate(a.negotiate(h)))
+}
+
+// publicRoute registers h as is: no authentication, no negotiation.
+func (a *api) publicRoute(r *mux.Router, method, tpl string, h http.Handler) {
+	r.NewRoute().MatcherFunc(newPathTemplate(tpl).match).Methods(method).Handler(h)
+}
+
+// pathTemplate is a route path split into segments; vars[i] is the name of
+// segment i when it is a variable, "" when it is the literal segs[i].
+type pathTemplate struct {
+	segs, vars []string
+	nvars      int
+}
+
+func newPathTemplate(tpl string) *pathTemplate {
+	if !strings.HasPrefix(tpl, "/") {
+		panic("barbican: route template must start with /: " + tpl)
+	}
+	t := &pathTemplate{}
+	if tpl == "/" {
+		return t
+	}
+	for seg := range strings.SplitSeq(tpl[1:], "/") {
+		name := ""
+		if strings.HasPrefix(seg, "{") && strings.HasSuffix(seg, "}") {
+			name = seg[1 : len(seg)-1]
+			if name == "" || strings.ContainsAny(name, ":{}") {
+				panic("barbican: unsupported route variable in " + tpl)
+			}
+			t.nvars++
+		} else if seg == "" || strings.ContainsAny(seg, "{}") {
+			panic("barbican: unsupported route template " + tpl)
+		}
+		t.segs = append(t.segs, seg)
+		t.vars = append(t.vars, name)
+	}
+	if t.nvars > maxRouteVars {
+		panic("barbican: too many route variables in " + tpl)
+	}
+	return t
+}
+
+// maxRouteVars bounds the variables of a template, so that matching needs
+// no allocation until the path is known to match.
+const maxRouteVars = 4
+
+// match is a mux.MatcherFunc: the whole of the request path must match, and
+// on a match the variables become the route's mux.Vars.
+func (t *pathTemplate) match(r *http.Request, m *mux.RouteMatch) bool {
+	p := r.URL.Path
+	if len(t.segs) == 0 {
+		return p == "/"
+	}
+	var vals [maxRouteVars]string
+	n := 0
+	for i, seg := range t.segs {
+		if len(p) == 0 || p[0] != '/' {
+			return false
+		}
+		p = p[1:]
+		end := strings.IndexByte(p, '/')
+		if end < 0 {
+			end = len(p)
+		}
+		got := p[:end]
+		p = p[end:]
+		if t.vars[i] == "" {
+			if got != seg {
+				return false
+			}
+		} else {
+			if got == "" {
+				return false
+			}
+			vals[n] = got
+			n++
+		}
+	}
+	if p != "" {
+		return false
+	}
+	// A fresh map on every match, so that no variable of a route that
+	// matched the path but not the method is left behind.
+	vars := make(map[string]string, t.nvars)
+	n = 0
+	for _, name := range t.vars {
+		if name != "" {
+			vars[name] = vals[n]
+			n++
+		}
+	}
+	m.Vars = vars
+	return true
 }
 
 // frame does what every request needs before routing: a request id (sent

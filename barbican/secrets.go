@@ -20,12 +20,13 @@ import (
 // Secrets: /v1/secrets and /v1/secrets/{id}[/payload].
 
 func (a *api) registerSecrets(r *mux.Router) {
-	r.HandleFunc("/v1/secrets", a.listSecrets).Methods(http.MethodGet)
-	r.HandleFunc("/v1/secrets", a.createSecret).Methods(http.MethodPost)
-	r.HandleFunc("/v1/secrets/{id}", a.getSecret).Methods(http.MethodGet)
-	r.HandleFunc("/v1/secrets/{id}", a.putSecretPayload).Methods(http.MethodPut)
-	r.HandleFunc("/v1/secrets/{id}", a.deleteSecret).Methods(http.MethodDelete)
-	r.HandleFunc("/v1/secrets/{id}/payload", a.getSecretPayload).Methods(http.MethodGet)
+	// The two hot routes first: routes are tried in order.
+	a.route(r, http.MethodGet, "/v1/secrets/{id}/payload", a.getSecretPayload)
+	a.route(r, http.MethodPost, "/v1/secrets", a.createSecret)
+	a.route(r, http.MethodGet, "/v1/secrets", a.listSecrets)
+	a.route(r, http.MethodGet, "/v1/secrets/{id}", a.getSecret)
+	a.route(r, http.MethodPut, "/v1/secrets/{id}", a.putSecretPayload)
+	a.route(r, http.MethodDelete, "/v1/secrets/{id}", a.deleteSecret)
 }
 
 // secretID is the {id} of a secret route.

@@ -13,8 +13,8 @@ import (
 // microversion.
 
 func (a *api) registerVersions(r *mux.Router) {
-	r.Handle("/", a.negotiate(http.HandlerFunc(a.listVersions))).Methods(http.MethodGet)
-	r.Handle("/v1", a.negotiate(http.HandlerFunc(a.getVersion))).Methods(http.MethodGet)
+	a.publicRoute(r, http.MethodGet, "/", a.negotiate(http.HandlerFunc(a.listVersions)))
+	a.publicRoute(r, http.MethodGet, "/v1", a.negotiate(http.HandlerFunc(a.getVersion)))
 }
 
 type versionLink struct {

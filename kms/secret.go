@@ -4,6 +4,8 @@ import (
 	"maps"
 	"slices"
 	"time"
+
+	"github.com/keywarden/keywarden/consumers"
 )
 
 // SecretType is the kind of material; the same object is a Barbican
@@ -39,25 +41,21 @@ const (
 	Destroyed   State = "destroyed"
 )
 
-// DeletionPolicy says what happens to a secret when its users go away.
-type DeletionPolicy string
+// DeletionPolicy says what happens to a secret when its users go away; the
+// rules live in package consumers.
+type DeletionPolicy = consumers.Policy
 
 const (
 	// Retain keeps the secret until someone deletes it (Barbican behaviour).
-	Retain DeletionPolicy = "retain"
+	Retain = consumers.Retain
 	// OnLastConsumer destroys the secret when its last consumer is removed
 	// (an image's os_encrypt_key_deletion_policy=on_image_deletion).
-	OnLastConsumer DeletionPolicy = "on_last_consumer"
+	OnLastConsumer = consumers.OnLastConsumer
 )
 
 // Consumer is a service resource that uses a secret (a volume, an image, an
 // instance's disk). A secret with consumers is not deleted unless forced.
-type Consumer struct {
-	Service      string    `json:"service"`
-	ResourceType string    `json:"resource_type"`
-	ResourceID   string    `json:"resource_id"`
-	Created      time.Time `json:"created"`
-}
+type Consumer = consumers.Consumer
 
 // ACL is the read access list of a secret. ProjectAccess false makes the
 // secret private to its creator, admins and the listed users.

@@ -173,6 +173,7 @@ const maxRetries = 64
 // compare-and-swap, retrying on a concurrent change. fn may return
 // errDelete to remove the secret instead.
 func (s *Service) update(ctx context.Context, id string, hidden bool, fn func(r *record) error) (*Secret, error) {
+	defer lockWrites(id)() // writers of one secret queue instead of starving (consumers.go)
 	for range maxRetries {
 		var l loaded
 		var err error

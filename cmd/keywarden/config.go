@@ -42,6 +42,9 @@ type config struct {
 			Password  string   `yaml:"password"`
 		} `yaml:"etcd"`
 	} `yaml:"store"`
+	Audit struct {
+		Path string `yaml:"path"` // default <data>/audit.log
+	} `yaml:"audit"`
 	RootKey    string `yaml:"root_key"` // default <data>/root.key
 	MaxPayload int    `yaml:"max_payload"`
 	Passphrase struct {
@@ -100,6 +103,9 @@ func (c *config) finish() error {
 	}
 	if c.RootKey == "" {
 		c.RootKey = filepath.Join(c.DataDir, "root.key")
+	}
+	if c.Audit.Path == "" {
+		c.Audit.Path = filepath.Join(c.DataDir, "audit.log")
 	}
 	if c.Auth.HMACSecretFile == "" {
 		c.Auth.HMACSecretFile = filepath.Join(c.DataDir, "token.key")

@@ -38,7 +38,6 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		"rest:\n  tls_cert: a.pem\n":           "tls_key",
 		"auth:\n  disable_hmac: true\n":        "public_keys",
 		"max_payload: -5\n":                    "max_payload",
-		"data_dir: [1, 2]\n":                   "data_dir",
 		"passphrase:\n  alphabet: \"aa\"\n":    "passphrase",
 		"store:\n  path: /tmp/x\n  extra: 1\n": "extra",
 	} {

@@ -19,6 +19,7 @@ import (
 	"github.com/keywarden/keywarden/barbican"
 	"github.com/keywarden/keywarden/crypto"
 	"github.com/keywarden/keywarden/kms"
+	"github.com/keywarden/keywarden/kms/audit"
 	"github.com/keywarden/keywarden/kms/store"
 	"github.com/keywarden/keywarden/kms/store/bolt"
 	"github.com/keywarden/keywarden/kms/store/etcd"
@@ -104,9 +105,13 @@ type state struct {
 	root    *crypto.RootKey
 	svc     *kms.Service
 	tokenKy []byte
+	audit   *audit.Log
 }
 
 func (s *state) close() {
+	if s.audit != nil {
+		s.audit.Close()
+	}
 	if s.store != nil {
 		s.store.Close()
 	}
@@ -145,8 +150,13 @@ func openState(cfg config, log *slog.Logger) (*state, error) {
 			log.Info("created development token key", "path", cfg.Auth.HMACSecretFile)
 		}
 	}
+	if st.audit, err = audit.Open(cfg.Audit.Path, audit.Options{Logger: log}); err != nil {
+		st.close()
+		return nil, err
+	}
 	st.svc, err = kms.New(kms.Config{
 		Store: st.store, Master: root, MaxPayload: cfg.MaxPayload, Passphrase: cfg.passphrasePolicy(),
+		Audit: st.audit,
 	})
 	if err != nil {
 		st.close()

@@ -1,0 +1,200 @@
+package kms
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"maps"
+
+	"github.com/google/uuid"
+	"github.com/keywarden/keywarden/consumers"
+	"github.com/keywarden/keywarden/kms/store"
+)
+
+// Server-side clone: when an encrypted image becomes a volume, the image's
+// secret is copied into a new secret the volume's owner controls. The
+// material is re-sealed for the new id and project inside crypto and never
+// leaves the server.
+
+// CloneRequest describes the copy.
+type CloneRequest struct {
+	// Project owns the clone; empty: the caller's. Another project needs a
+	// service role (Cinder acting for the volume's project).
+	Project string
+	// Name of the clone; nil: the source's.
+	Name *string
+	// Consumer, when set, is registered on the clone in the same write (the
+	// new volume).
+	Consumer *Consumer
+	// DeletionPolicy of the clone (default retain); the source's is not
+	// inherited: the clone has its own lifecycle.
+	DeletionPolicy DeletionPolicy
+	// Metadata is merged over the metadata copied from the source. Image
+	// property names are understood: os_encrypt_key_id must name the source,
+	// os_encrypt_key_deletion_policy sets DeletionPolicy, os_encrypt_format
+	// the recorded format.
+	Metadata map[string]string
+}
+
+// CloneSecret copies secret id into a new secret: same material, type,
+// algorithm, size, mode, format and metadata; new id, owner project,
+// creator, consumer and deletion policy; cloned_from names the source. The
+// caller must be allowed to read the source's payload and to create in the
+// target project. The copy is written only if the source is unchanged since
+// it was read, so a clone never outlives a delete it raced with.
+func (s *Service) CloneSecret(ctx context.Context, who Identity, id string, req CloneRequest) (sec *Secret, err error) {
+	defer func() {
+		s.record(ctx, who, "clone", id, err)
+		if err == nil {
+			s.record(ctx, who, "create", sec.ID, nil)
+			if len(sec.Consumers) > 0 {
+				s.record(ctx, who, "consumer_add", sec.ID, nil)
+			}
+		}
+	}()
+	if err := who.Validate(); err != nil {
+		return nil, err
+	}
+	project := req.Project
+	if project == "" {
+		project = who.Project
+	}
+	if err := (Identity{Project: project}).Validate(); err != nil {
+		return nil, Invalid("invalid project %q", project)
+	}
+	if err := canCreateIn(who, project); err != nil {
+		return nil, err
+	}
+	if req.Name != nil && len(*req.Name) > 255 {
+		return nil, Invalid("name is longer than 255 characters")
+	}
+	if err := validateMetadata(req.Metadata); err != nil {
+		return nil, err
+	}
+	props, err := consumers.ParseProperties(req.Metadata)
+	if err != nil {
+		return nil, consumerErr(err)
+	}
+	if props.KeyID != "" && props.KeyID != id {
+		return nil, Invalid("%s %s does not name the secret being cloned (%s)", consumers.MetaKeyID, props.KeyID, id)
+	}
+	policy, err := consumers.ParsePolicy(string(req.DeletionPolicy))
+	if err != nil {
+		return nil, consumerErr(err)
+	}
+	switch {
+	case policy == "":
+		policy = props.Policy
+	case props.Policy != "" && props.Policy != policy:
+		return nil, Invalid("deletion policy %q contradicts metadata %s=%s", req.DeletionPolicy, consumers.MetaDeletionPolicy, props.Policy)
+	}
+	if policy == "" {
+		policy = Retain
+	}
+	var format string
+	if props.Format != "" {
+		if format, err = ParseFormat(props.Format); err != nil {
+			return nil, err
+		}
+	}
+	var consumer *Consumer
+	if req.Consumer != nil {
+		c, err := s.newConsumer(who, *req.Consumer)
+		if err != nil {
+			return nil, err
+		}
+		consumer = &c
+	}
+	newID := uuid.NewString()
+
+	// Queue with the source's writers: the copy is written only if the
+	// source is unchanged, which a stream of consumer changes would deny.
+	defer lockWrites(id)()
+	for range maxRetries {
+		l, err := s.visible(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		src := l.rec
+		if err := authorize(who, src.Secret, ActDecrypt); err != nil {
+			return nil, Forbidden("not allowed to clone secret %s: reading its payload is not allowed", id)
+		}
+		if !src.HasPayload || src.Sealed == nil {
+			return nil, Conflict("secret %s has no payload to clone", id)
+		}
+		if src.State == Compromised {
+			return nil, Conflict("secret %s is compromised and cannot be cloned", id)
+		}
+		now := s.clock()
+		meta := consumers.CloneMetadata(src.Metadata)
+		if extra := consumers.CloneMetadata(normalizeMetadata(req.Metadata)); len(extra) > 0 {
+			if meta == nil {
+				meta = map[string]string{}
+			}
+			maps.Copy(meta, extra)
+		}
+		name := src.Name
+		if req.Name != nil {
+			name = *req.Name
+		}
+		r, err := s.newRecord(ctx, who, project, CreateRequest{
+			Name: name, Type: src.Type, Algorithm: src.Algorithm, BitLength: src.BitLength,
+			Mode: src.Mode, State: Active, Metadata: meta, DeletionPolicy: policy,
+		})
+		if err != nil {
+			return nil, err
+		}
+		r.ID, r.ClonedFrom, r.ContentType, r.HasPayload = newID, id, src.ContentType, true
+		r.Created, r.Updated = now, now
+		if src.Encryption != nil {
+			e := *src.Encryption
+			r.Encryption = &e
+		} else if f := srcFormat(src.Secret); f != "" {
+			r.Encryption = &DiskEncryption{Format: f}
+		}
+		if format != "" {
+			if r.Encryption == nil {
+				r.Encryption = &DiskEncryption{}
+			}
+			r.Encryption.Format = format
+		}
+		if consumer != nil {
+			r.Consumers = []Consumer{*consumer}
+		}
+		r.Sealed, err = s.keys.Reseal(ctx, src.binding(), src.Sealed, r.binding())
+		if err != nil {
+			return nil, internal("reseal", err)
+		}
+		b, err := json.Marshal(r)
+		if err != nil {
+			return nil, internal("encode", err)
+		}
+		err = s.st.Txn(ctx,
+			[]store.Cmp{{Key: recordKey(src.Project, id), Version: l.version}, {Key: pointerKey(newID)}},
+			[]store.Op{store.Put(recordKey(project, newID), b), store.Put(pointerKey(newID), []byte(project))})
+		if errors.Is(err, store.ErrConflict) {
+			continue // the source changed (or went) meanwhile: look again
+		}
+		if err != nil {
+			return nil, internal("write", err)
+		}
+		s.owners.Store(newID, project)
+		return r.Secret.Clone(), nil
+	}
+	return nil, Conflict("secret %s is being changed concurrently; try again", id)
+}
+
+// srcFormat is the format a source's metadata names (os_encrypt_format set
+// after it was created); "" when absent or not one we know, since Barbican
+// metadata is free-form.
+func srcFormat(sec *Secret) string {
+	props, err := consumers.ParseProperties(sec.Metadata)
+	if err != nil || props.Format == "" {
+		return ""
+	}
+	f, err := ParseFormat(props.Format)
+	if err != nil {
+		return ""
+	}
+	return f
+}

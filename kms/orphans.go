@@ -1,0 +1,95 @@
+package kms
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/keywarden/keywarden/consumers"
+)
+
+// Orphans are secrets nobody uses and whose policy (or age) says they should
+// be gone: an on_last_consumer secret whose consumer was never registered
+// (the caller crashed between order and attach), or, when asked, any secret
+// without consumers left untouched for long. Finding and collecting them is
+// an operator's job across all projects, so these methods take no Identity;
+// the adapters must not expose them to tenants.
+
+// Orphan is one secret found, and why it counts.
+type Orphan struct {
+	Secret *Secret
+	Reason string
+}
+
+// orphanUser is the identity the audit trail shows for collections.
+const orphanUser = "keywarden:orphans"
+
+// scanPage bounds the records one store read returns.
+const scanPage = 512
+
+// FindOrphans lists every project's orphans under rule. Destroyed (KMIP)
+// records hold no material and are not listed.
+func (s *Service) FindOrphans(ctx context.Context, rule consumers.OrphanRule) ([]Orphan, error) {
+	var out []Orphan
+	now := s.now()
+	after := ""
+	for {
+		kvs, err := s.st.List(ctx, "p/", after, scanPage)
+		if err != nil {
+			return nil, internal("list", err)
+		}
+		for _, kv := range kvs {
+			r, err := decodeRecord(kv.Value)
+			if err != nil {
+				return nil, internal("decode", err)
+			}
+			if ok, why := orphan(r.Secret, rule, now); ok {
+				out = append(out, Orphan{Secret: r.Secret, Reason: why})
+			}
+		}
+		if len(kvs) < scanPage {
+			return out, nil
+		}
+		after = kvs[len(kvs)-1].Key[len("p/"):] + "\x00"
+	}
+}
+
+// orphan applies the rule; idleness counts from the last change, which
+// includes the removal of the last consumer.
+func orphan(sec *Secret, rule consumers.OrphanRule, now time.Time) (bool, string) {
+	if sec.State == Destroyed {
+		return false, ""
+	}
+	return rule.Orphan(sec.EffectivePolicy(), len(sec.Consumers), now.Sub(sec.Updated))
+}
+
+// errNotOrphan skips a secret that stopped being an orphan since the scan.
+var errNotOrphan = errors.New("no longer an orphan")
+
+// CollectOrphans deletes the given orphans, each only if it is still an
+// orphan under rule when deleted (a consumer added since the scan saves
+// it). It returns the ids deleted.
+func (s *Service) CollectOrphans(ctx context.Context, rule consumers.OrphanRule, found []Orphan) ([]string, error) {
+	var deleted []string
+	var errs []error
+	for _, o := range found {
+		id := o.Secret.ID
+		_, err := s.update(ctx, id, true, func(r *record) error {
+			if ok, _ := orphan(r.Secret, rule, s.now()); !ok {
+				return errNotOrphan
+			}
+			return errDelete
+		})
+		switch {
+		case errors.Is(err, errNotOrphan), KindOf(err) == KindNotFound:
+			continue
+		case err != nil:
+			errs = append(errs, err)
+			continue
+		}
+		s.owners.Delete(id)
+		s.record(ctx, Identity{Project: o.Secret.Project, User: orphanUser}, "orphan_delete", id, nil)
+		deleted = append(deleted, id)
+	}
+	return deleted, errors.Join(errs...)
+}
