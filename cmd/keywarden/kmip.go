@@ -1,0 +1,198 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/keywarden/keywarden/kmip"
+	"github.com/keywarden/keywarden/kmip/pki"
+	"github.com/keywarden/keywarden/kms"
+)
+
+// kmipOptions is the `kmip:` section of the config file.
+type kmipOptions struct {
+	Addr         string       `yaml:"addr"`          // default 127.0.0.1:5696; empty: KMIP off
+	MaxMessage   int          `yaml:"max_message"`   // bytes, default 1 MiB
+	ReadTimeout  kmipDuration `yaml:"read_timeout"`  // one message, once begun; default 30s
+	WriteTimeout kmipDuration `yaml:"write_timeout"` // one response; default 30s
+	IdleTimeout  kmipDuration `yaml:"idle_timeout"`  // between messages; default 5m
+	MaxInFlight  int          `yaml:"max_in_flight"` // requests per connection; default 32
+	// Hosts are extra DNS names or addresses for the server certificate
+	// (localhost, 127.0.0.1, ::1, the host name and the listen host are
+	// always in it).
+	Hosts []string `yaml:"hosts"`
+	// ClientCAs are PEM files of other CAs whose client certificates are
+	// accepted; Mappings say which project and roles they get.
+	ClientCAs []string      `yaml:"client_cas"`
+	Mappings  []kmipMapping `yaml:"mappings"`
+}
+
+// kmipMapping maps client certificates of another CA to a caller: every
+// match field given must hold (issuer: its CN or full DN; subject_cn; o and
+// ou: one of the subject's), the first matching mapping wins.
+type kmipMapping struct {
+	Issuer    string   `yaml:"issuer"`
+	SubjectCN string   `yaml:"subject_cn"`
+	O         string   `yaml:"o"`
+	OU        string   `yaml:"ou"`
+	Project   string   `yaml:"project"`
+	User      string   `yaml:"user"` // default: the subject's CN
+	Roles     []string `yaml:"roles"`
+}
+
+// kmipDuration reads "30s", "5m" or a number of seconds.
+type kmipDuration time.Duration
+
+func (d *kmipDuration) UnmarshalYAML(n *yaml.Node) error {
+	if secs, err := strconv.ParseFloat(n.Value, 64); err == nil {
+		*d = kmipDuration(secs * float64(time.Second))
+		return nil
+	}
+	v, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %q is not a duration (30s, 5m or seconds)", n.Line, n.Value)
+	}
+	*d = kmipDuration(v)
+	return nil
+}
+
+func defaultKMIPOptions() kmipOptions {
+	return kmipOptions{
+		Addr:         "127.0.0.1:5696",
+		MaxMessage:   kmip.DefaultMaxMessage,
+		ReadTimeout:  kmipDuration(kmip.DefaultReadTimeout),
+		WriteTimeout: kmipDuration(kmip.DefaultWriteTimeout),
+		IdleTimeout:  kmipDuration(kmip.DefaultIdleTimeout),
+		MaxInFlight:  kmip.DefaultMaxInFlight,
+	}
+}
+
+// startKMIP creates the CA and server certificate in dataDir on first run,
+// logs where they are, listens on opts.Addr and serves in the background.
+func startKMIP(svc *kms.Service, dataDir string, opts kmipOptions, log *slog.Logger) (addr string, shutdown func(context.Context) error, err error) {
+	ca, created, err := pki.LoadOrCreate(kmipCADir(dataDir))
+	if err != nil {
+		return "", nil, err
+	}
+	if created {
+		log.Info("kmip: created the KMIP certificate authority",
+			"ca", filepath.Join(ca.Dir(), pki.CAFile), "key", filepath.Join(ca.Dir(), pki.CAKeyFile))
+	}
+	hosts := serverHosts(opts.Addr, opts.Hosts)
+	certFile, keyFile, issued, err := ca.EnsureServer(hosts)
+	if err != nil {
+		return "", nil, err
+	}
+	if issued {
+		log.Info("kmip: issued the server certificate", "cert", certFile, "key", keyFile, "hosts", hosts)
+	}
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return "", nil, err
+	}
+	others, err := readCAFiles(opts.ClientCAs)
+	if err != nil {
+		return "", nil, err
+	}
+	mappings := make([]kmip.Mapping, 0, len(opts.Mappings))
+	for i, m := range opts.Mappings {
+		for _, r := range m.Roles {
+			if !knownRole(r) {
+				return "", nil, fmt.Errorf("kmip.mappings[%d]: unknown role %q", i, r)
+			}
+		}
+		mappings = append(mappings, kmip.Mapping{
+			Issuer: m.Issuer, SubjectCN: m.SubjectCN, O: m.O, OU: m.OU,
+			Project: m.Project, User: m.User, Roles: m.Roles,
+		})
+	}
+	if len(mappings) > 0 && len(others) == 0 {
+		log.Warn("kmip: mappings are configured but no client_cas: only Keywarden's CA is trusted")
+	}
+	ids, err := kmip.NewIdentities(ca.Certificate(), others, mappings)
+	if err != nil {
+		return "", nil, err
+	}
+	srv, err := kmip.NewServer(kmip.Config{
+		Service: svc, Certificate: cert, Identities: ids, MaxMessage: opts.MaxMessage,
+		ReadTimeout: time.Duration(opts.ReadTimeout), WriteTimeout: time.Duration(opts.WriteTimeout),
+		IdleTimeout: time.Duration(opts.IdleTimeout), MaxInFlight: opts.MaxInFlight, Logger: log,
+	})
+	if err != nil {
+		return "", nil, err
+	}
+	ln, err := net.Listen("tcp", opts.Addr)
+	if err != nil {
+		return "", nil, err
+	}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, kmip.ErrServerClosed) {
+			log.Error("kmip: listener stopped", "err", err)
+		}
+	}()
+	log.Info("kmip: serving KMIP 1.0-1.4, 2.0, 2.1 over mutual TLS", "addr", ln.Addr().String(),
+		"ca", filepath.Join(ca.Dir(), pki.CAFile),
+		"client_certs", "keywarden pki issue-client --data-dir "+dataDir+" --project P --user U --roles admin --out DIR")
+	return ln.Addr().String(), srv.Shutdown, nil
+}
+
+// serverHosts are the names the server certificate covers, "localhost"
+// first (it becomes the Common Name).
+func serverHosts(addr string, extra []string) []string {
+	hosts := []string{"localhost", "127.0.0.1", "::1"}
+	if h, err := os.Hostname(); err == nil && h != "" {
+		hosts = append(hosts, h)
+	}
+	if h, _, err := net.SplitHostPort(addr); err == nil && h != "" {
+		if ip := net.ParseIP(h); ip == nil || !ip.IsUnspecified() {
+			hosts = append(hosts, h)
+		}
+	}
+	var out []string
+	for _, h := range append(hosts, extra...) {
+		if h != "" && !slices.Contains(out, h) {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+// readCAFiles reads every certificate in PEM files.
+func readCAFiles(files []string) ([]*x509.Certificate, error) {
+	var out []*x509.Certificate
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("kmip.client_cas: %w", err)
+		}
+		n := 0
+		for blk, rest := pem.Decode(b); blk != nil; blk, rest = pem.Decode(rest) {
+			if blk.Type != "CERTIFICATE" {
+				continue
+			}
+			c, err := x509.ParseCertificate(blk.Bytes)
+			if err != nil {
+				return nil, fmt.Errorf("kmip.client_cas: %s: %w", f, err)
+			}
+			out = append(out, c)
+			n++
+		}
+		if n == 0 {
+			return nil, fmt.Errorf("kmip.client_cas: %s holds no certificate", f)
+		}
+	}
+	return out, nil
+}

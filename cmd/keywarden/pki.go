@@ -1,0 +1,99 @@
+package main
+
+import (
+	"fmt"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/keywarden/keywarden/kmip/pki"
+	"github.com/keywarden/keywarden/kms"
+)
+
+// kmipCADir is where the KMIP CA and server certificate live.
+func kmipCADir(dataDir string) string { return filepath.Join(dataDir, "kmip") }
+
+var pkiCmd = &cobra.Command{
+	Use:   "pki",
+	Short: "The built-in certificate authority of the KMIP endpoint",
+}
+
+var issueClient struct {
+	project, user, out, dataDir, keyType string
+	roles                                []string
+	days                                 int
+}
+
+var issueClientCmd = &cobra.Command{
+	Use:   "issue-client --project P --user U --roles admin[,creator] --out DIR",
+	Short: "Issue a KMIP client certificate for a project, user and roles",
+	Long: `Issue a KMIP client certificate signed by Keywarden's CA (created in the data
+directory if it does not exist yet). The certificate names the caller: O = project,
+CN = user, one OU per role, and allows client authentication only. DIR receives
+client.pem, client-key.pem (mode 0600) and ca.pem, the CA that also signs the
+server certificate — what a KMIP client such as PyKMIP needs.`,
+	Args: cobra.NoArgs,
+	RunE: func(cmd *cobra.Command, _ []string) error {
+		f := issueClient
+		if f.project == "" || f.user == "" || f.out == "" {
+			return fmt.Errorf("--project, --user and --out are required")
+		}
+		if err := (kms.Identity{Project: f.project}).Validate(); err != nil {
+			return fmt.Errorf("--project %q: use letters, digits and _.:@-", f.project)
+		}
+		if len(f.roles) == 0 {
+			return fmt.Errorf("--roles is required (admin, creator, observer, audit, %s)", kms.RoleServiceAdmin)
+		}
+		for _, r := range f.roles {
+			if !knownRole(r) {
+				return fmt.Errorf("--roles: unknown role %q (admin, creator, observer, audit, %s)", r, kms.RoleServiceAdmin)
+			}
+		}
+		if f.days <= 0 {
+			return fmt.Errorf("--days must be positive")
+		}
+		ca, created, err := pki.LoadOrCreate(kmipCADir(f.dataDir))
+		if err != nil {
+			return err
+		}
+		out := cmd.OutOrStdout()
+		if created {
+			fmt.Fprintln(out, "created the KMIP CA in", ca.Dir())
+		}
+		certPEM, keyPEM, err := ca.IssueClient(pki.ClientRequest{
+			Project: f.project, User: f.user, Roles: f.roles, KeyType: f.keyType,
+			Validity: time.Duration(f.days) * 24 * time.Hour,
+		})
+		if err != nil {
+			return err
+		}
+		paths, err := ca.WriteClient(f.out, certPEM, keyPEM)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "client certificate for project %s, user %s, roles %v:\n", f.project, f.user, f.roles)
+		for _, p := range paths {
+			fmt.Fprintln(out, " ", p)
+		}
+		return nil
+	},
+}
+
+func knownRole(r string) bool {
+	return slices.Contains([]string{kms.RoleAdmin, kms.RoleCreator, kms.RoleObserver, kms.RoleAudit, kms.RoleServiceAdmin}, r)
+}
+
+func init() {
+	fl := issueClientCmd.Flags()
+	fl.StringVar(&issueClient.project, "project", "", "project the client acts in")
+	fl.StringVar(&issueClient.user, "user", "", "user name (the certificate's CN)")
+	fl.StringSliceVar(&issueClient.roles, "roles", nil, "roles, comma separated: admin, creator, observer, audit, "+kms.RoleServiceAdmin)
+	fl.StringVar(&issueClient.out, "out", "", "directory to write client.pem, client-key.pem and ca.pem into")
+	fl.StringVar(&issueClient.dataDir, "data-dir", defaultDataDir(), "data directory of the server (the CA is in <data-dir>/kmip)")
+	fl.StringVar(&issueClient.keyType, "key-type", "rsa", "client key: rsa (2048) or ecdsa (P-256)")
+	fl.IntVar(&issueClient.days, "days", 365, "validity in days")
+	pkiCmd.AddCommand(issueClientCmd)
+	rootCmd.AddCommand(pkiCmd)
+}

@@ -1,0 +1,184 @@
+package kmip
+
+import (
+	"context"
+	"fmt"
+	"runtime/debug"
+	"time"
+
+	"github.com/gemalto/kmip-go/kmip14"
+	"github.com/gemalto/kmip-go/kmip20"
+	"github.com/gemalto/kmip-go/ttlv"
+
+	"github.com/keywarden/keywarden/kms"
+)
+
+// opCtx is what a batch item's handler works with.
+type opCtx struct {
+	ctx context.Context
+	svc *kms.Service
+	who kms.Identity
+	ver version
+	now time.Time
+	w   *writer
+	// placeholder is the ID Placeholder: the Unique Identifier the last
+	// Create, Register or Locate of this batch produced.
+	placeholder string
+}
+
+type opFunc func(c *opCtx, p item) *opError
+
+type operation struct {
+	fn    opFunc
+	since version // first version that defines the operation
+}
+
+// operations is the table of operations this server serves. Anything else
+// answers Operation Not Supported.
+var operations map[uint32]operation
+
+func init() {
+	v10, v20 := version{1, 0}, version{2, 0}
+	operations = map[uint32]operation{
+		uint32(kmip14.OperationDiscoverVersions): {opDiscoverVersions, v10},
+		uint32(kmip14.OperationQuery):            {opQuery, v10},
+		uint32(kmip14.OperationCreate):           {opCreate, v10},
+		uint32(kmip14.OperationRegister):         {opRegister, v10},
+		uint32(kmip14.OperationGet):              {opGet, v10},
+		uint32(kmip14.OperationGetAttributes):    {opGetAttributes, v10},
+		uint32(kmip14.OperationGetAttributeList): {opGetAttributeList, v10},
+		uint32(kmip14.OperationAddAttribute):     {opAddAttribute, v10},
+		uint32(kmip14.OperationModifyAttribute):  {opModifyAttribute, v10},
+		uint32(kmip14.OperationDeleteAttribute):  {opDeleteAttribute, v10},
+		uint32(kmip20.OperationSetAttribute):     {opSetAttribute, v20},
+		uint32(kmip14.OperationLocate):           {opLocate, v10},
+		uint32(kmip14.OperationCheck):            {opCheck, v10},
+		uint32(kmip14.OperationActivate):         {opActivate, v10},
+		uint32(kmip14.OperationRevoke):           {opRevoke, v10},
+		uint32(kmip14.OperationDestroy):          {opDestroy, v10},
+	}
+}
+
+// supportedOps lists the operations served at version v, for Query.
+func supportedOps(v version) []uint32 {
+	var out []uint32
+	for _, op := range []kmip20.Operation{
+		kmip20.OperationCreate, kmip20.OperationRegister, kmip20.OperationLocate,
+		kmip20.OperationCheck, kmip20.OperationGet, kmip20.OperationGetAttributes,
+		kmip20.OperationGetAttributeList, kmip20.OperationAddAttribute,
+		kmip20.OperationModifyAttribute, kmip20.OperationDeleteAttribute,
+		kmip20.OperationSetAttribute, kmip20.OperationActivate, kmip20.OperationRevoke,
+		kmip20.OperationDestroy, kmip20.OperationQuery, kmip20.OperationDiscoverVersions,
+	} {
+		if o, ok := operations[uint32(op)]; ok && v.atLeast(o.since.major, o.since.minor) {
+			out = append(out, uint32(op))
+		}
+	}
+	return out
+}
+
+// process answers one request message, appending the response to w. It
+// always produces a response, whatever msg holds.
+func (s *Server) process(ctx context.Context, who kms.Identity, msg []byte, w *writer) {
+	if s.codecHook != nil {
+		s.codecHook(msg)
+	}
+	now := s.now().UTC()
+	h, items, perr := parseRequest(msg)
+	if perr == nil && !h.ver.served() {
+		perr = errf(kmip20.ResultReasonUnsupportedProtocolVersion,
+			"KMIP %d.%d is not served; this server speaks KMIP 1.0-1.4, 2.0 and 2.1", h.ver.major, h.ver.minor)
+	}
+	if perr == nil && h.onError == batchUndo {
+		perr = notSupported("the Undo batch error option is not supported")
+	}
+	var r response
+	if perr != nil {
+		ver := version{1, 0}
+		if h.hasVersion {
+			ver = h.ver.fallback()
+		}
+		r.start(w, ver, now, nil, 0)
+		r.failItem(false, 0, nil, false, perr)
+		r.finish()
+		return
+	}
+	r.start(w, h.ver, now, h.clientCorr, h.maxResponse)
+	c := opCtx{ctx: ctx, svc: s.svc, who: who, ver: h.ver, now: now, w: w}
+	failed := false
+	for _, bi := range items {
+		if failed && h.onError == batchStop {
+			break
+		}
+		if bi.err != nil {
+			r.failItem(bi.hasOp, bi.op, bi.id, bi.hasID, bi.err)
+			failed = true
+			continue
+		}
+		op, ok := operations[bi.op]
+		if !ok || !h.ver.atLeast(op.since.major, op.since.minor) {
+			r.failItem(true, bi.op, bi.id, bi.hasID, errf(kmip20.ResultReasonOperationNotSupported,
+				"operation %s is not supported", kmip20.Operation(bi.op)))
+			failed = true
+			continue
+		}
+		r.beginItem(true, bi.op, bi.id, bi.hasID)
+		w.begin(tagResponsePayload)
+		if perr := s.run(&c, op.fn, bi.payload); perr != nil {
+			r.fail(perr)
+			failed = true
+			continue
+		}
+		w.end()
+		r.endItem()
+	}
+	r.finish()
+}
+
+// run calls a handler, turning a panic (a bug) into General Failure so one
+// bad request can never take the server down.
+func (s *Server) run(c *opCtx, fn opFunc, p item) (perr *opError) {
+	defer func() {
+		if v := recover(); v != nil {
+			s.log.Error("kmip: handler panic", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			perr = errf(kmip20.ResultReasonGeneralFailure, "internal error")
+		}
+	}()
+	return fn(c, p)
+}
+
+// uid returns the Unique Identifier a request names, or the ID Placeholder
+// when it names none (or, in 2.x, names the placeholder by enumeration).
+func (c *opCtx) uid(p item) (string, *opError) {
+	m, ok := p.find(tagUniqueIdentifier)
+	if !ok {
+		if c.placeholder == "" {
+			return "", missingData("the request has no Unique Identifier and the batch no ID Placeholder")
+		}
+		return c.placeholder, nil
+	}
+	switch {
+	case m.typ == ttlv.TypeTextString:
+		if len(m.val) == 0 {
+			return "", invalidField("an empty Unique Identifier")
+		}
+		return string(m.val), nil
+	case m.typ == ttlv.TypeEnumeration && c.ver.v2():
+		v, _ := m.enum()
+		switch kmip20.UniqueIdentifier(v) {
+		case kmip20.UniqueIdentifierIDPlaceholder, kmip20.UniqueIdentifierCreate,
+			kmip20.UniqueIdentifierRegister, kmip20.UniqueIdentifierLocate:
+			if c.placeholder == "" {
+				return "", missingData("the batch has no ID Placeholder yet")
+			}
+			return c.placeholder, nil
+		}
+		return "", notSupported("Unique Identifier %s", kmip20.UniqueIdentifier(v))
+	case m.typ == ttlv.TypeInteger && c.ver.v2():
+		return "", notSupported("Unique Identifier given by index")
+	}
+	return "", m.wrongType(ttlv.TypeTextString)
+}
+
+// writeUID writes the Unique Identifier member most responses carry.
+func (c *opCtx) writeUID(id string) { c.w.text(tagUniqueIdentifier, id) }

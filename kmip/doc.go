@@ -1,0 +1,30 @@
+// Package kmip is Keywarden's KMIP endpoint: a TLS listener with client
+// certificates, TTLV framing and the operations of the Baseline Server and
+// Symmetric Key Lifecycle Server profiles (plus Register of Secret Data for
+// passphrases), for KMIP 1.0–1.4, 2.0 and 2.1, all on kms.Service.
+//
+// The adapter holds no rules: every read, change and refusal is the
+// service's, so an object is the same through KMIP and the Barbican REST API
+// (a passphrase is Secret Data of type Password, a symmetric secret a
+// Symmetric Key, and so on — see attributes.go and objects.go).
+//
+// Files:
+//
+//	server.go         listener, TLS, per-connection read/write loops, framing limits, shutdown
+//	identity.go       client certificate → kms.Identity (own CA's subject, or configured mappings)
+//	ttlv.go           the hand-written TTLV reader and writer of the hot path
+//	message.go        request header and batch items, response header and items, versions
+//	dispatch.go       the operation table, batches, ID Placeholder, error continuation
+//	errors.go         Result Reasons, kms error kinds → reasons, 2.x reasons for 1.x clients
+//	attributes.go     kms.Secret ↔ KMIP attributes (the one mapping)
+//	objects.go        managed objects (key blocks, secret data, opaque, certificates) ↔ payloads
+//	ops_discover.go   Discover Versions, Query
+//	ops_lifecycle.go  Create, Register, Activate, Revoke, Destroy
+//	ops_get.go        Get
+//	ops_attributes.go Get Attributes, Get Attribute List, Add/Modify/Delete/Set Attribute
+//	ops_locate.go     Locate, Check
+//
+// Tags, types and enumerations come from gemalto/kmip-go's kmip14 and kmip20
+// tables; its reflective codec is only used by the tests (as an independent
+// encoder) and the benchmarks (as the "before").
+package kmip

@@ -1,0 +1,175 @@
+package kmip_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/keywarden/keywarden/kms"
+)
+
+const python = "/usr/bin/python3"
+
+// pykmip runs testdata/pykmip_client.py with a client's files and returns
+// its JSON report.
+func pykmip(t *testing.T, s *server, clientDir, version, scenario string) (map[string]any, error) {
+	t.Helper()
+	needPyKMIP(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, python, "testdata/pykmip_client.py", s.host, s.port,
+		filepath.Join(clientDir, "client.pem"), filepath.Join(clientDir, "client-key.pem"),
+		filepath.Join(clientDir, "ca.pem"), version, scenario)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, runErr := cmd.Output()
+	var res map[string]any
+	if err := json.Unmarshal(out, &res); err != nil {
+		t.Fatalf("pykmip %s %s: %v\nstdout: %s\nstderr: %s", version, scenario, err, out, stderr.String())
+	}
+	if runErr != nil {
+		t.Logf("pykmip stderr: %s", stderr.String())
+	}
+	return res, runErr
+}
+
+// needPyKMIP skips where Debian's python3-pykmip is missing.
+func needPyKMIP(t *testing.T) {
+	t.Helper()
+	if _, err := os.Stat(python); err != nil {
+		t.Skip("Debian python3 is not installed")
+	}
+	if err := exec.Command(python, "-c", "import kmip").Run(); err != nil {
+		t.Skip("python3-pykmip is not installed (apt-get install python3-pykmip)")
+	}
+}
+
+func TestPyKMIP(t *testing.T) {
+	s := startServer(t)
+	dir := s.clientFiles(t, "pyproj", "alice", "admin")
+	for _, version := range []string{"1.2", "1.4", "2.0"} {
+		t.Run(version, func(t *testing.T) {
+			res, err := pykmip(t, s, dir, version, "lifecycle")
+			if err != nil {
+				t.Fatalf("%v: %v", err, res)
+			}
+			keyID, _ := res["key_id"].(string)
+			secretID, _ := res["secret_id"].(string)
+			check := func(k string, want any) {
+				t.Helper()
+				if got := res[k]; !equalJSON(got, want) {
+					t.Errorf("%s = %v, want %v", k, got, want)
+				}
+			}
+			check("key_len", 32)
+			check("key_alg", "AES")
+			check("secret_value", "pykmip passphrase "+version)
+			check("secret_type", "PASSWORD")
+			check("located_by_name", []any{keyID})
+			if got, _ := res["located_secrets"].([]any); !slices.Contains(got, any(secretID)) {
+				t.Errorf("located secrets %v lack %s", got, secretID)
+			}
+			attrs, _ := res["attributes"].(map[string]any)
+			for k, want := range map[string]any{
+				"Unique Identifier": keyID, "Name": "pykmip-key-" + version, "Object Type": "SYMMETRIC_KEY",
+				"Cryptographic Algorithm": "AES", "Cryptographic Length": 256, "State": "PRE_ACTIVE",
+			} {
+				if !equalJSON(attrs[k], want) {
+					t.Errorf("attribute %s = %v, want %v", k, attrs[k], want)
+				}
+			}
+			check("some_attributes", map[string]any{"State": "PRE_ACTIVE", "Cryptographic Length": 256})
+			list, _ := res["attribute_list"].([]any)
+			for _, n := range []string{"Unique Identifier", "Name", "State", "Initial Date", "Cryptographic Usage Mask"} {
+				if !slices.Contains(list, any(n)) {
+					t.Errorf("attribute list %v lacks %s", list, n)
+				}
+			}
+			check("state_after_activate", "ACTIVE")
+			if version == "2.0" {
+				check("destroy_active", "WRONG_KEY_LIFECYCLE_STATE")
+			} else {
+				check("destroy_active", "ILLEGAL_OPERATION")
+			}
+			check("state_after_revoke", "DEACTIVATED")
+			check("state_after_destroy", "DESTROYED")
+			check("get_destroyed", "ITEM_NOT_FOUND")
+
+			// The secret PyKMIP registered is a passphrase to the service.
+			sec, pt, err := s.svc.GetPayload(context.Background(), who("pyproj", "alice", "admin"), secretID)
+			if err != nil || sec.Type != kms.Passphrase || string(pt) != "pykmip passphrase "+version {
+				t.Fatalf("service view of the secret: %+v %q %v", sec, pt, err)
+			}
+		})
+	}
+}
+
+// TestPyKMIPUnauthorizedCertificate: a certificate of an unknown CA never
+// gets a session.
+func TestPyKMIPUnauthorizedCertificate(t *testing.T) {
+	s := startServer(t)
+	other := newForeignCA(t)
+	dir := other.clientFiles(t, "x", "mallory", sharedCA(t).CertPEM())
+	res, err := pykmip(t, s, dir, "1.2", "discover")
+	if err == nil {
+		t.Fatalf("a certificate of an untrusted CA was served: %v", res)
+	}
+	t.Logf("refused: %v", res["error"])
+}
+
+// TestPyKMIPGetsRESTSecret: a passphrase stored through the service (as the
+// REST API stores it) is Secret Data (Password) to PyKMIP.
+func TestPyKMIPGetsServiceSecret(t *testing.T) {
+	s := startServer(t)
+	dir := s.clientFiles(t, "shared", "bob", "creator")
+	sec, err := s.svc.CreateSecret(context.Background(), who("shared", "bob", "creator"), kms.CreateRequest{
+		Name: "vol-1", Type: kms.Passphrase, Payload: []byte("from REST"), ContentType: "text/plain",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := pykmip(t, s, dir, "1.4", "get:"+sec.ID)
+	if err != nil {
+		t.Fatalf("%v: %v", err, res)
+	}
+	if res["object"] != "SecretData" || res["value"] != hex.EncodeToString([]byte("from REST")) {
+		t.Fatalf("got %v", res)
+	}
+}
+
+func equalJSON(got, want any) bool {
+	g, _ := json.Marshal(got)
+	w, _ := json.Marshal(want)
+	return bytes.Equal(g, w)
+}
+
+// TestPyKMIPTLS12RSASuites: the TLS 1.2 suites the KMIP profiles name
+// (RSA key exchange, AES-CBC-SHA256) work with an OpenSSL client speaking
+// PyKMIP's encoding; so do ECDHE-RSA and TLS 1.3 (the other tests).
+func TestPyKMIPTLS12RSASuites(t *testing.T) {
+	needPyKMIP(t)
+	s := startServer(t)
+	dir := s.clientFiles(t, "tls", "tess", "admin")
+	for _, suite := range []string{"AES128-SHA256", "ECDHE-RSA-AES128-SHA256", "ECDHE-RSA-AES256-GCM-SHA384"} {
+		cmd := exec.Command(python, "testdata/tls12_cbc.py", s.host, s.port,
+			filepath.Join(dir, "client.pem"), filepath.Join(dir, "client-key.pem"), filepath.Join(dir, "ca.pem"), suite)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", suite, err, out)
+		}
+		var res map[string]any
+		if err := json.Unmarshal(out, &res); err != nil {
+			t.Fatalf("%s: %s", suite, out)
+		}
+		if res["tls"] != "TLSv1.2" || res["cipher"] != suite || res["status"] != "SUCCESS" {
+			t.Fatalf("%s: %v", suite, res)
+		}
+	}
+}

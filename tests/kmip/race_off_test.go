@@ -1,0 +1,5 @@
+//go:build !race
+
+package kmip_test
+
+const raceEnabled = false
