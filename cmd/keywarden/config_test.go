@@ -53,3 +53,18 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		}
 	}
 }
+
+// The documented example must stay loadable: it lists every key.
+func TestDeployExampleLoads(t *testing.T) {
+	c := defaultConfig()
+	if err := c.load("../../deploy/keywarden.yaml"); err != nil {
+		t.Fatal(err)
+	}
+	c.DataDir = t.TempDir()
+	if err := c.finish(); err != nil {
+		t.Fatal(err)
+	}
+	if c.KMIP.Addr != "127.0.0.1:5696" || c.REST.Addr != "127.0.0.1:9311" || c.Store.Backend != "bolt" {
+		t.Fatalf("example config: %+v", c)
+	}
+}

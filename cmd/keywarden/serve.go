@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/pprof"
+	"strings"
 	"syscall"
 	"time"
 
@@ -236,7 +237,7 @@ func serve(ctx context.Context, cfg config) error {
 		}
 	}
 	log.Info("keywarden started", "version", version, "rest", scheme+"://"+ln.Addr().String(),
-		"kmip", kmipAddr, "data_dir", cfg.DataDir, "store", cfg.Store.Path, "root_key", cfg.RootKey)
+		"kmip", kmipAddr, "data_dir", cfg.DataDir, "store", storeDesc(cfg), "root_key", cfg.RootKey, "audit", cfg.Audit.Path)
 	if cfg.Auth.InsecureNoAuth {
 		log.Warn("INSECURE: --insecure-noauth is on; any caller can act as any project via X-Project-Id")
 	} else if len(st.tokenKy) > 0 {
@@ -255,6 +256,13 @@ func serve(ctx context.Context, cfg config) error {
 	err = errors.Join(srv.Shutdown(sctx), kmipShutdown(sctx))
 	log.Info("stopped")
 	return err
+}
+
+func storeDesc(cfg config) string {
+	if cfg.Store.Backend == "etcd" {
+		return "etcd " + strings.Join(cfg.Store.Etcd.Endpoints, ",") + " prefix " + cfg.Store.Etcd.Prefix
+	}
+	return cfg.Store.Path
 }
 
 func openStore(cfg config) (store.Store, error) {
