@@ -95,3 +95,29 @@ func TestGracefulShutdown(t *testing.T) {
 	}
 	t.Logf("%d creates succeeded, %d refused after shutdown began", ok, failed)
 }
+
+// TestRotateRootKey: stop, rotate, restart: secrets still open and the old
+// key file is gone.
+func TestRotateRootKey(t *testing.T) {
+	dir := t.TempDir()
+	srv := testserver.Start(t, testserver.Options{NoAuth: true, DataDir: dir})
+	ref, err := createSecret(http.DefaultClient, srv.URL, "rot", []byte("before rotation"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Stop(t)
+	oldKey, _ := os.ReadFile(filepath.Join(dir, "root.key"))
+	out, err := testserver.Run(t, "rotate-root-key", "--data-dir", dir)
+	if err != nil || !strings.Contains(out, "re-wrapped 1 project keys") {
+		t.Fatalf("rotate: %v %s", err, out)
+	}
+	newKey, _ := os.ReadFile(filepath.Join(dir, "root.key"))
+	if len(newKey) != 32 || string(newKey) == string(oldKey) {
+		t.Fatal("root key file not replaced")
+	}
+	srv2 := testserver.Start(t, testserver.Options{NoAuth: true, DataDir: dir})
+	ref = srv2.URL + ref[strings.Index(ref, "/v1/"):]
+	if got := getPayload(t, srv2.URL, ref, "rot"); string(got) != "before rotation" {
+		t.Fatalf("payload after rotation: %q", got)
+	}
+}

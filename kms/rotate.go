@@ -1,0 +1,50 @@
+package kms
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+
+	"github.com/keywarden/keywarden/crypto"
+	"github.com/keywarden/keywarden/kms/store"
+)
+
+// RotateMaster re-wraps every project KEK from oldMaster to newMaster;
+// payload envelopes are not touched, so the cost is one unwrap and one wrap
+// per project. A KEK already under newMaster is left as it is, so an
+// interrupted rotation is finished by running it again. It returns how many
+// project KEKs are now under newMaster.
+func RotateMaster(ctx context.Context, st store.Store, oldMaster, newMaster crypto.MasterKey) (int, error) {
+	kvs, err := st.List(ctx, "k/", "", 0)
+	if err != nil {
+		return 0, fmt.Errorf("rotate: listing project keys: %w", err)
+	}
+	n := 0
+	for _, kv := range kvs {
+		project, err := url.PathUnescape(strings.TrimPrefix(kv.Key, "k/"))
+		if err != nil {
+			return n, fmt.Errorf("rotate: bad key %q: %w", kv.Key, err)
+		}
+		for {
+			wrapped, err := crypto.RewrapKEK(ctx, oldMaster, newMaster, project, kv.Value)
+			if err != nil {
+				return n, fmt.Errorf("rotate: project %q: %w", project, err)
+			}
+			err = st.Txn(ctx, []store.Cmp{{Key: kv.Key, Version: kv.Version}}, []store.Op{store.Put(kv.Key, wrapped)})
+			if errors.Is(err, store.ErrConflict) { // changed under us: take the new value
+				if kv, err = st.Get(ctx, kv.Key); err != nil {
+					return n, fmt.Errorf("rotate: project %q: %w", project, err)
+				}
+				continue
+			}
+			if err != nil {
+				return n, fmt.Errorf("rotate: project %q: %w", project, err)
+			}
+			break
+		}
+		n++
+	}
+	return n, nil
+}
