@@ -63,4 +63,3 @@ func init() {
 	rotateFlags.register(rotateCmd)
 	rootCmd.AddCommand(rotateCmd)
 }
-
