@@ -15,15 +15,34 @@ import (
 
 type ctxKey int
 
-const (
-	identityKey ctxKey = iota
-	microversionKey
-)
+const reqStateKey ctxKey = 0
+
+// reqState is what the adapter establishes about a request as it goes: the
+// frame puts one in the request's context, authenticate and negotiate fill
+// it in. One context value instead of one per middleware saves a copy of
+// the request (WithContext) per middleware.
+type reqState struct {
+	who          kms.Identity
+	authed       bool
+	microversion microversion
+}
+
+// stateOf is r's state; a request that did not come through the frame
+// (tests of a single middleware) gets one of its own.
+func stateOf(r *http.Request) (*reqState, *http.Request) {
+	if st, ok := r.Context().Value(reqStateKey).(*reqState); ok {
+		return st, r
+	}
+	st := &reqState{}
+	return st, r.WithContext(context.WithValue(r.Context(), reqStateKey, st))
+}
 
 // identity is the caller established by authenticate.
 func identity(r *http.Request) kms.Identity {
-	who, _ := r.Context().Value(identityKey).(kms.Identity)
-	return who
+	if st, ok := r.Context().Value(reqStateKey).(*reqState); ok && st.authed {
+		return st.who
+	}
+	return kms.Identity{}
 }
 
 // authenticate establishes the caller or answers 401 (400 for a no-auth
@@ -38,7 +57,9 @@ func (a *api) authenticate(next http.Handler) http.Handler {
 			a.fail(w, r, err)
 			return
 		}
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), identityKey, who)))
+		st, r := stateOf(r)
+		st.who, st.authed = who, true
+		next.ServeHTTP(w, r)
 	})
 }
 

@@ -3,11 +3,17 @@ package barbican
 import (
 	"bytes"
 	"encoding/base64"
+	"io"
 	"net/http"
+	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
+	"github.com/keywarden/keywarden/crypto"
 	"github.com/keywarden/keywarden/kms"
 )
 
@@ -86,5 +92,63 @@ func BenchmarkHandlerCreate(b *testing.B) {
 		if w.status != http.StatusCreated {
 			b.Fatalf("status %d", w.status)
 		}
+	}
+}
+
+func TestIsUUIDMatchesTheRegexp(t *testing.T) {
+	re := regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+	cases := []string{"", "x", "0123456789abcdef0123456789abcdef0123",
+		"01234567-89ab-cdef-0123-456789abcdef", "01234567-89AB-CDEF-0123-456789ABCDEF",
+		"01234567-89ab-cdef-0123-456789abcdeg", "01234567-89ab-cdef-0123-456789abcde",
+		"01234567-89ab-cdef-0123-456789abcdef0", "01234567+89ab-cdef-0123-456789abcdef",
+		"0123456789ab-cdef-0123-456789abcdef-", "{1234567-89ab-cdef-0123-456789abcdef",
+		"01234567-89ab-cdef-0123-456789abcdé"}
+	for _, c := range cases {
+		if got, want := isUUID(c), re.MatchString(c); got != want {
+			t.Errorf("isUUID(%q) = %v, regexp says %v", c, got, want)
+		}
+	}
+}
+
+func TestNewRequestIDIsAUUID(t *testing.T) {
+	seen := map[string]bool{}
+	for range 100 {
+		rid := newRequestID()
+		id, ok := strings.CutPrefix(rid, "req-")
+		u, err := uuid.Parse(id)
+		if !ok || err != nil || u.Version() != 4 || u.Variant() != uuid.RFC4122 || u.String() != id || seen[rid] {
+			t.Fatalf("request id %q", rid)
+		}
+		seen[rid] = true
+	}
+}
+
+func mustURL(p string) *url.URL { return &url.URL{Path: p} }
+
+// BenchmarkCreateParse: the adapter's part of a create, body to
+// kms.CreateRequest (readJSONObject + createRequest), without kms.
+func BenchmarkCreateParse(b *testing.B) {
+	body := `{"name":"bench","secret_type":"symmetric","algorithm":"aes","bit_length":256,"mode":"xts",` +
+		`"payload_content_type":"application/octet-stream","payload_content_encoding":"base64","payload":"` +
+		base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{0x42}, 32)) + `"}`
+	rd := strings.NewReader(body)
+	r, _ := http.NewRequest("POST", "http://127.0.0.1:9311/v1/secrets", rd)
+	r.Header.Set("Content-Type", "application/json")
+	b.ReportAllocs()
+	for b.Loop() {
+		rd.Reset(body)
+		r.Body = io.NopCloser(rd)
+		obj, raw, err := readJSONObject(r)
+		if err != nil {
+			b.Fatal(err)
+		}
+		req, scrub, err := createRequest(obj)
+		if err != nil || len(req.Payload) != 32 {
+			b.Fatal(err)
+		}
+		for _, s := range scrub {
+			crypto.Zero(s)
+		}
+		crypto.Zero(raw)
 	}
 }

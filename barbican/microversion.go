@@ -1,7 +1,6 @@
 package barbican
 
 import (
-	"context"
 	"net/http"
 	"strconv"
 	"strings"
@@ -36,10 +35,26 @@ const (
 
 func (v microversion) String() string { return "1." + strconv.Itoa(int(v)) }
 
+// Response header values, built once. They are shared by every response:
+// net/http only reads them, and an Add to the header appends to a full
+// slice, which copies it.
+var (
+	microversionHeaderKey = http.CanonicalHeaderKey(microversionHeader)
+	microversionEcho      = func() (echo [maxMicroversion + 1][]string) {
+		for v := minMicroversion; v <= maxMicroversion; v++ {
+			echo[v] = []string{serviceType + " " + v.String()}
+		}
+		return echo
+	}()
+	varyMicroversion = []string{microversionHeader}
+)
+
 // microversionOf is the version negotiated for r (1.0 outside negotiate).
 func microversionOf(r *http.Request) microversion {
-	v, _ := r.Context().Value(microversionKey).(microversion)
-	return v
+	if st, ok := r.Context().Value(reqStateKey).(*reqState); ok {
+		return st.microversion
+	}
+	return minMicroversion
 }
 
 // parseMicroversion picks the key-manager entry of the header values (the
@@ -78,14 +93,20 @@ func parseMicroversion(values []string) (microversion, error) {
 // it cannot, and echoes the chosen one.
 func (a *api) negotiate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		v, err := parseMicroversion(r.Header.Values(microversionHeader))
+		v, err := parseMicroversion(r.Header[microversionHeaderKey])
 		if err != nil {
 			a.fail(w, r, err)
 			return
 		}
 		h := w.Header()
-		h.Set(microversionHeader, serviceType+" "+v.String())
-		h.Add("Vary", microversionHeader)
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), microversionKey, v)))
+		h[microversionHeaderKey] = microversionEcho[v]
+		if _, ok := h["Vary"]; ok {
+			h.Add("Vary", microversionHeader)
+		} else {
+			h["Vary"] = varyMicroversion
+		}
+		st, r := stateOf(r)
+		st.microversion = v
+		next.ServeHTTP(w, r)
 	})
 }

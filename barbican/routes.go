@@ -13,6 +13,9 @@
 package barbican
 
 import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -228,9 +231,9 @@ func (t *pathTemplate) match(r *http.Request, m *mux.RouteMatch) bool {
 // recover that answers a generic 500.
 func (a *api) frame(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rid := "req-" + uuid.NewString()
-		w.Header().Set("X-Openstack-Request-Id", rid)
-		r = r.WithContext(kms.WithRequestID(r.Context(), rid))
+		rid := newRequestID()
+		w.Header()["X-Openstack-Request-Id"] = []string{rid}
+		r = r.WithContext(context.WithValue(kms.WithRequestID(r.Context(), rid), reqStateKey, &reqState{}))
 		defer func() {
 			if v := recover(); v != nil {
 				if v == http.ErrAbortHandler {
@@ -264,6 +267,27 @@ func (a *api) frame(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// newRequestID is "req-" and a random (version 4) UUID, as Barbican's
+// request ids are, built in one allocation.
+func newRequestID() string {
+	var u uuid.UUID
+	rand.Read(u[:])
+	u[6] = u[6]&0x0f | 0x40 // version 4
+	u[8] = u[8]&0x3f | 0x80 // variant RFC 4122
+	var b [4 + 36]byte
+	copy(b[:], "req-")
+	hex.Encode(b[4:12], u[0:4])
+	b[12] = '-'
+	hex.Encode(b[13:17], u[4:6])
+	b[17] = '-'
+	hex.Encode(b[18:22], u[6:8])
+	b[22] = '-'
+	hex.Encode(b[23:27], u[8:10])
+	b[27] = '-'
+	hex.Encode(b[28:40], u[10:16])
+	return string(b[:])
 }
 
 func (a *api) notFound(w http.ResponseWriter, r *http.Request) {

@@ -126,6 +126,10 @@ var supportedContentTypes = []string{ctText, ctText + ";charset=utf-8", ctBinary
 // (every UTF-8 spelling of plain text is "text/plain"); "" when it is not
 // one Barbican supports.
 func normalizeContentType(ct string) string {
+	switch ct { // already in the stored form
+	case ctText, ctBinary, ctPKCS8:
+		return ct
+	}
 	mt, params, err := mime.ParseMediaType(ct)
 	if err != nil {
 		return ""
@@ -328,7 +332,10 @@ func (a *api) getSecretPayload(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	want := r.URL.Query().Get("payload_content_type") // legacy form of Accept
+	want := ""
+	if r.URL.RawQuery != "" {
+		want = r.URL.Query().Get("payload_content_type") // legacy form of Accept
+	}
 	if want == "" {
 		want = r.Header.Get("Accept")
 	}
@@ -347,15 +354,33 @@ func (a *api) writePayload(w http.ResponseWriter, r *http.Request, id, accept st
 		a.fail(w, r, err)
 		return
 	}
-	if ct == ctText {
-		ct += "; charset=utf-8"
-	}
 	h := w.Header()
-	h.Set("Content-Type", ct)
-	h.Set("Content-Length", strconv.Itoa(len(pt)))
-	h.Set("Cache-Control", "no-store")
+	h["Content-Type"] = payloadContentType(ct)
+	h["Content-Length"] = []string{strconv.Itoa(len(pt))}
+	h["Cache-Control"] = noStore
 	w.WriteHeader(http.StatusOK)
 	w.Write(pt)
+}
+
+// Header values of payload responses, shared (net/http only reads them).
+var (
+	noStore       = []string{"no-store"}
+	payloadCTText = []string{ctText + "; charset=utf-8"}
+	payloadCTBin  = []string{ctBinary}
+	payloadCTKey  = []string{ctPKCS8}
+)
+
+// payloadContentType is the Content-Type header of a payload served as ct.
+func payloadContentType(ct string) []string {
+	switch ct {
+	case ctText:
+		return payloadCTText
+	case ctBinary:
+		return payloadCTBin
+	case ctPKCS8:
+		return payloadCTKey
+	}
+	return []string{ct}
 }
 
 // payloadType picks the content type the payload is served as. No Accept
@@ -366,8 +391,21 @@ func payloadType(accept, stored string, pt []byte) (string, error) {
 	if stored == "" {
 		stored = ctBinary
 	}
-	if strings.TrimSpace(accept) == "" {
+	accept = strings.TrimSpace(accept)
+	if accept == "" {
 		return stored, nil
+	}
+	// The common case, one plain media type ("application/octet-stream",
+	// "*/*"), without parsing: the same answer as the loop below.
+	switch accept {
+	case "*/*":
+		return stored, nil
+	case ctBinary, ctPKCS8:
+		return accept, nil
+	case ctText:
+		if utf8.Valid(pt) {
+			return ctText, nil
+		}
 	}
 	for _, mr := range parseAccept(accept) {
 		if mr.typ == "*/*" || (strings.HasSuffix(mr.typ, "/*") && strings.HasPrefix(stored, strings.TrimSuffix(mr.typ, "*"))) {

@@ -22,19 +22,45 @@ import (
 // writeJSON answers v as JSON. '&' in refs is not HTML-escaped, as Python's
 // json module leaves it.
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		buf.Reset()
-		buf.WriteString(`{"code": 500, "title": "Internal Server Error", "description": "` + internalDescription + `"}`)
-		status = http.StatusInternalServerError
+	var body []byte
+	if ref, ok := v.(secretRefBody); ok && plainJSONString(ref.SecretRef) {
+		// The answer to every create, without reflection; the bytes
+		// the encoder below would write.
+		body = make([]byte, 0, len(`{"secret_ref":""}`+"\n")+len(ref.SecretRef))
+		body = append(body, `{"secret_ref":"`...)
+		body = append(body, ref.SecretRef...)
+		body = append(body, "\"}\n"...)
+	} else {
+		var buf bytes.Buffer
+		enc := json.NewEncoder(&buf)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(v); err != nil {
+			buf.Reset()
+			buf.WriteString(`{"code": 500, "title": "Internal Server Error", "description": "` + internalDescription + `"}`)
+			status = http.StatusInternalServerError
+		}
+		body = buf.Bytes()
 	}
 	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Content-Length", strconv.Itoa(buf.Len()))
+	h["Content-Type"] = jsonContentType
+	h["Content-Length"] = []string{strconv.Itoa(len(body))}
 	w.WriteHeader(status)
-	w.Write(buf.Bytes())
+	w.Write(body)
+}
+
+// jsonContentType is shared by every JSON answer (net/http only reads it).
+var jsonContentType = []string{"application/json"}
+
+// plainJSONString reports whether s is written by encoding/json (HTML
+// escaping off) as itself between quotes: printable ASCII other than '"'
+// and '\\'.
+func plainJSONString(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
 }
 
 // readBody reads the whole request body; the frame has already capped it
@@ -76,6 +102,10 @@ func readBody(r *http.Request) ([]byte, error) {
 // mediaType is the lowercased type/subtype of a Content-Type or Accept
 // element, parameters dropped ("" when absent or unparsable).
 func mediaType(v string) string {
+	switch v { // the usual spellings, already in the parsed form
+	case "application/json", ctText, ctBinary:
+		return v
+	}
 	mt, _, err := mime.ParseMediaType(v)
 	if err != nil {
 		return ""
@@ -104,10 +134,151 @@ func readJSONObject(r *http.Request) (obj map[string]json.RawMessage, body []byt
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := json.Unmarshal(body, &obj); err != nil || obj == nil {
+	if !json.Valid(body) {
+		return nil, body, kms.Invalid("Malformed JSON")
+	}
+	if obj = splitObject(body); obj == nil {
 		return nil, body, kms.Invalid("Malformed JSON")
 	}
 	return obj, body, nil
+}
+
+// splitObject splits a JSON object into its members, as json.Unmarshal
+// into a map[string]json.RawMessage does (the last of duplicate keys wins),
+// without copying: each value is a subslice of data (capacity clipped), so
+// zeroing data zeroes them too. data must be valid JSON (json.Valid); nil
+// when it is not an object.
+func splitObject(data []byte) map[string]json.RawMessage {
+	i := skipSpace(data, 0)
+	if i >= len(data) || data[i] != '{' {
+		return nil
+	}
+	obj := make(map[string]json.RawMessage, 8)
+	i = skipSpace(data, i+1)
+	if i < len(data) && data[i] == '}' {
+		return obj
+	}
+	for i < len(data) && data[i] == '"' {
+		end := jsonValueEnd(data, i)
+		key, ok := jsonKey(data[i:end])
+		if !ok {
+			return nil
+		}
+		i = skipSpace(data, end)
+		if i >= len(data) || data[i] != ':' {
+			return nil
+		}
+		i = skipSpace(data, i+1)
+		end = jsonValueEnd(data, i)
+		if end <= i {
+			return nil
+		}
+		obj[key] = data[i:end:end]
+		i = skipSpace(data, end)
+		if i >= len(data) {
+			return nil
+		}
+		switch data[i] {
+		case ',':
+			i = skipSpace(data, i+1)
+		case '}':
+			return obj
+		default:
+			return nil
+		}
+	}
+	return nil
+}
+
+func skipSpace(data []byte, i int) int {
+	for i < len(data) {
+		switch data[i] {
+		case ' ', '\t', '\r', '\n':
+			i++
+		default:
+			return i
+		}
+	}
+	return i
+}
+
+// jsonValueEnd is the index just past the JSON value starting at data[i]
+// (len(data) when it runs off the end).
+func jsonValueEnd(data []byte, i int) int {
+	if i >= len(data) {
+		return i
+	}
+	switch data[i] {
+	case '"':
+		for j := i + 1; j < len(data); j++ {
+			switch data[j] {
+			case '\\':
+				j++
+			case '"':
+				return j + 1
+			}
+		}
+		return len(data)
+	case '{', '[':
+		depth := 0
+		for j := i; j < len(data); j++ {
+			switch data[j] {
+			case '"':
+				j = jsonValueEnd(data, j) - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth--; depth == 0 {
+					return j + 1
+				}
+			}
+		}
+		return len(data)
+	}
+	j := i
+	for j < len(data) {
+		switch data[j] {
+		case ',', '}', ']', ' ', '\t', '\r', '\n':
+			return j
+		}
+		j++
+	}
+	return j
+}
+
+// jsonKey decodes a member name (a JSON string, quotes included).
+func jsonKey(raw []byte) (string, bool) {
+	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' {
+		return "", false
+	}
+	inner := raw[1 : len(raw)-1]
+	if k, ok := commonKeys[string(inner)]; ok {
+		return k, true // no allocation for the members every request has
+	}
+	if simpleJSONString(inner) {
+		return string(inner), true
+	}
+	var k string
+	if json.Unmarshal(raw, &k) != nil {
+		return "", false
+	}
+	return k, true
+}
+
+// commonKeys interns the member names of secret creation bodies.
+var commonKeys = func() map[string]string {
+	m := map[string]string{}
+	for _, k := range []string{"name", "secret_type", "algorithm", "bit_length", "mode", "expiration",
+		"payload", "payload_content_type", "payload_content_encoding", "metadata"} {
+		m[k] = k
+	}
+	return m
+}()
+
+// simpleJSONString: the inside of a JSON string that decodes to itself (no
+// escapes; valid UTF-8, which json would otherwise replace with U+FFFD).
+func simpleJSONString(inner []byte) bool {
+	return bytes.IndexByte(inner, '\\') < 0 && utf8.Valid(inner)
 }
 
 // Typed members of a JSON object. A member that is absent or null reads as
@@ -118,7 +289,10 @@ func jsonString(obj map[string]json.RawMessage, key string) (s string, ok bool, 
 	if !found || isNull(raw) {
 		return "", false, nil
 	}
-	if err := json.Unmarshal(raw, &s); err != nil {
+	if t := bytes.TrimSpace(raw); len(t) >= 2 && t[0] == '"' && t[len(t)-1] == '"' && simpleJSONString(t[1:len(t)-1]) {
+		return string(t[1 : len(t)-1]), true, nil
+	}
+	if s, err = unmarshalString(raw); err != nil {
 		return "", false, kms.Invalid("'%s' must be a string", key)
 	}
 	return s, true, nil
@@ -129,10 +303,48 @@ func jsonInt(obj map[string]json.RawMessage, key string) (n int, ok bool, err er
 	if !found || isNull(raw) {
 		return 0, false, nil
 	}
-	if err := json.Unmarshal(raw, &n); err != nil {
+	if v, ok := plainInt(bytes.TrimSpace(raw)); ok {
+		return v, true, nil
+	}
+	if n, err = unmarshalInt(raw); err != nil {
 		return 0, false, kms.Invalid("'%s' must be an integer", key)
 	}
 	return n, true, nil
+}
+
+// unmarshalString and unmarshalInt keep the variable that encoding/json
+// decodes into off the fast paths' frames (it escapes to the heap).
+func unmarshalString(raw []byte) (s string, err error) {
+	err = json.Unmarshal(raw, &s)
+	return s, err
+}
+
+func unmarshalInt(raw []byte) (n int, err error) {
+	err = json.Unmarshal(raw, &n)
+	return n, err
+}
+
+// plainInt reads a JSON integer of digits (and a leading minus) that
+// surely fits an int; anything else is left to encoding/json.
+func plainInt(raw []byte) (int, bool) {
+	digits := raw
+	if len(digits) > 0 && digits[0] == '-' {
+		digits = digits[1:]
+	}
+	if len(digits) == 0 || len(digits) > 15 || (digits[0] == '0' && len(digits) > 1) {
+		return 0, false
+	}
+	n := 0
+	for _, c := range digits {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int(c-'0')
+	}
+	if raw[0] == '-' {
+		n = -n
+	}
+	return n, true
 }
 
 func jsonBool(obj map[string]json.RawMessage, key string) (b bool, ok bool, err error) {
@@ -151,7 +363,10 @@ func jsonObject(obj map[string]json.RawMessage, key string) (m map[string]json.R
 	if !found || isNull(raw) {
 		return nil, false, nil
 	}
-	if err := json.Unmarshal(raw, &m); err != nil {
+	if !json.Valid(raw) {
+		return nil, false, kms.Invalid("'%s' must be an object", key)
+	}
+	if m = splitObject(raw); m == nil {
 		return nil, false, kms.Invalid("'%s' must be an object", key)
 	}
 	return m, true, nil
@@ -170,7 +385,7 @@ func jsonStringBytes(obj map[string]json.RawMessage, key string) (b []byte, ok b
 	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' {
 		return nil, false, kms.Invalid("'%s' must be a string", key)
 	}
-	if inner := raw[1 : len(raw)-1]; !bytes.ContainsRune(inner, '\\') && utf8.Valid(inner) {
+	if inner := raw[1 : len(raw)-1]; simpleJSONString(inner) {
 		return bytes.Clone(inner), true, nil
 	}
 	var s string

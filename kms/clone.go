@@ -6,7 +6,6 @@ import (
 	"errors"
 	"maps"
 
-	"github.com/google/uuid"
 	"github.com/keywarden/keywarden/consumers"
 	"github.com/keywarden/keywarden/kms/store"
 )
@@ -105,7 +104,7 @@ func (s *Service) CloneSecret(ctx context.Context, who Identity, id string, req 
 		}
 		consumer = &c
 	}
-	newID := uuid.NewString()
+	newID := newSecretID()
 
 	// Queue with the source's writers: the copy is written only if the
 	// source is unchanged, which a stream of consumer changes would deny.

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/keywarden/keywarden/consumers"
 	"github.com/keywarden/keywarden/crypto"
 )
@@ -266,7 +265,7 @@ func (p *diskPlan) generate() ([]byte, error) {
 func (s *Service) newRecord(ctx context.Context, who Identity, project string, req CreateRequest) (*record, error) {
 	now := s.clock()
 	r := &record{Secret: &Secret{
-		ID: uuid.NewString(), Project: project, Creator: who.User,
+		ID: newSecretID(), Project: project, Creator: who.User,
 		Name: req.Name, Type: req.Type, Algorithm: req.Algorithm, BitLength: req.BitLength,
 		Mode: req.Mode, Expiration: req.Expiration, State: req.State, Created: now, Updated: now,
 		Metadata: normalizeMetadata(req.Metadata), Attributes: req.Attributes,

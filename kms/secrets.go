@@ -8,7 +8,6 @@ import (
 
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/keywarden/keywarden/crypto"
 	"github.com/keywarden/keywarden/kms/store"
 )
@@ -99,7 +98,7 @@ func (s *Service) CreateSecret(ctx context.Context, who Identity, req CreateRequ
 	}
 	now := s.clock()
 	r := &record{Secret: &Secret{
-		ID: uuid.NewString(), Project: who.Project, Creator: who.User,
+		ID: newSecretID(), Project: who.Project, Creator: who.User,
 		Name: req.Name, Type: req.Type, Algorithm: req.Algorithm, BitLength: req.BitLength,
 		Mode: req.Mode, Expiration: req.Expiration, State: req.State, Created: now, Updated: now,
 		Metadata: normalizeMetadata(req.Metadata), Attributes: req.Attributes,

@@ -168,6 +168,9 @@ func openState(cfg config, log *slog.Logger) (*state, error) {
 
 func serve(ctx context.Context, cfg config) error {
 	log := newLogger(cfg.LogLevel)
+	if t := tuneRuntime(); t != "" {
+		log.Info("runtime tuned", "settings", t)
+	}
 	if err := harden(); err != nil {
 		log.Warn("could not disable core dumps", "err", err)
 	}
