@@ -12,7 +12,7 @@ import (
 	"github.com/keywarden/keywarden/hostlib/qemuimg"
 )
 
-// Figures and the command that produced them: docs/BENCHMARKS-host.md.
+// Figures and the command that produced them: docs/BENCHMARKS.md (host library section).
 //
 //	go test -run '^$' -bench . -benchtime 5x ./hostlib/
 

@@ -19,7 +19,7 @@ import (
 	"github.com/keywarden/keywarden/kms"
 )
 
-// Benchmarks (see docs/BENCHMARKS-kmip.md):
+// Benchmarks (see docs/BENCHMARKS.md, KMIP section):
 //
 //	go test ./kmip -run '^$' -bench . -benchtime 3s
 //
