@@ -50,6 +50,16 @@ func Binary(t testing.TB) string {
 	return binPath
 }
 
+// Main runs the package's tests and removes the binary built for them;
+// call it from TestMain.
+func Main(m *testing.M) {
+	code := m.Run()
+	if binPath != "" {
+		os.RemoveAll(filepath.Dir(binPath))
+	}
+	os.Exit(code)
+}
+
 // FreeAddr returns a loopback address with a port free right now.
 func FreeAddr(t testing.TB) string {
 	t.Helper()
