@@ -207,18 +207,9 @@ func (s *Service) planDisk(who Identity, req DiskSecretRequest) (*diskPlan, erro
 		if enc.KeySize == 0 {
 			enc.KeySize = 512 // cryptsetup's LUKS default for aes-xts-plain64
 		}
-		p.pass = s.passphrase
-		if req.Passphrase != nil {
-			p.pass = *req.Passphrase
-			if p.pass.Length == 0 {
-				p.pass.Length = s.passphrase.Length
-			}
-			if p.pass.Alphabet == "" {
-				p.pass.Alphabet = s.passphrase.Alphabet
-			}
-			if err := p.pass.Validate(); err != nil {
-				return nil, Invalid("passphrase policy: %v", err)
-			}
+		var err error
+		if p.pass, err = s.passphrasePolicy(req.Passphrase); err != nil {
+			return nil, err
 		}
 		cr.ContentType = "text/plain"
 	default:
@@ -245,19 +236,8 @@ func diskName(c Consumer) string {
 }
 
 // generate makes the plan's material; the caller zeroes it.
-func (p *diskPlan) generate() ([]byte, error) {
-	if p.create.Type == Symmetric {
-		k, err := crypto.GenerateKey(p.create.BitLength)
-		if err != nil {
-			return nil, Invalid("cannot generate a %d-bit key: sizes are 128, 192, 256 and 512", p.create.BitLength)
-		}
-		return k, nil
-	}
-	m, err := crypto.GeneratePassphrase(p.pass)
-	if err != nil {
-		return nil, internal("generate", err)
-	}
-	return m, nil
+func (s *Service) generate(p *diskPlan) ([]byte, error) {
+	return s.generateMaterial(&p.create, &p.pass)
 }
 
 // newRecord builds a secret record owned by project from a validated
@@ -290,7 +270,7 @@ func (s *Service) newRecord(ctx context.Context, who Identity, project string, r
 // buildDisk generates the material and the record of a planned disk
 // secret, with the disk already registered as its consumer.
 func (s *Service) buildDisk(ctx context.Context, who Identity, p *diskPlan) (*record, error) {
-	material, err := p.generate()
+	material, err := s.generate(p)
 	if err != nil {
 		return nil, err
 	}

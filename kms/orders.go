@@ -174,10 +174,7 @@ func (s *Service) buildGenerated(ctx context.Context, who Identity, typ SecretTy
 		Expiration: req.Expiration, Metadata: req.Metadata, DeletionPolicy: req.DeletionPolicy,
 		Encryption: req.Encryption,
 	}
-	var material []byte
-	var err error
-	switch typ {
-	case Symmetric:
+	if typ == Symmetric {
 		if cr.BitLength == 0 {
 			return nil, Invalid("bit_length is required for a key order")
 		}
@@ -185,29 +182,10 @@ func (s *Service) buildGenerated(ctx context.Context, who Identity, typ SecretTy
 		if cr.Algorithm == "" {
 			cr.Algorithm = "aes"
 		}
-		material, err = crypto.GenerateKey(cr.BitLength)
-		if err != nil {
-			return nil, Invalid("cannot generate a %d-bit key: sizes are 128, 192, 256 and 512", cr.BitLength)
-		}
-		cr.ContentType = "application/octet-stream"
-	case Passphrase:
-		p := s.passphrase
-		if req.Passphrase != nil {
-			p = *req.Passphrase
-			if p.Length == 0 {
-				p.Length = s.passphrase.Length
-			}
-			if p.Alphabet == "" {
-				p.Alphabet = s.passphrase.Alphabet
-			}
-			if err := p.Validate(); err != nil {
-				return nil, Invalid("passphrase policy: %v", err)
-			}
-		}
-		if material, err = crypto.GeneratePassphrase(p); err != nil {
-			return nil, internal("generate", err)
-		}
-		cr.ContentType = "text/plain"
+	}
+	material, err := s.generateMaterial(&cr, req.Passphrase)
+	if err != nil {
+		return nil, err
 	}
 	defer crypto.Zero(material)
 	if err := s.validateCreate(&cr); err != nil {

@@ -164,8 +164,6 @@ func (s *Service) GenerateSecret(ctx context.Context, who Identity, req Generate
 	if len(req.Payload) > 0 {
 		return nil, Invalid("a generated secret takes no payload")
 	}
-	var material []byte
-	var err error
 	switch req.Type {
 	case Symmetric:
 		if req.BitLength == 0 {
@@ -174,36 +172,59 @@ func (s *Service) GenerateSecret(ctx context.Context, who Identity, req Generate
 		if req.Algorithm == "" {
 			req.Algorithm = "aes"
 		}
-		material, err = crypto.GenerateKey(req.BitLength)
-		if err != nil {
-			return nil, Invalid("cannot generate a %d-bit key: sizes are 128, 192, 256 and 512", req.BitLength)
-		}
-		req.ContentType = "application/octet-stream"
 	case Passphrase:
-		p := s.passphrase
-		if req.Passphrase != nil {
-			p = *req.Passphrase
-			if p.Length == 0 {
-				p.Length = s.passphrase.Length
-			}
-			if p.Alphabet == "" {
-				p.Alphabet = s.passphrase.Alphabet
-			}
-			if err := p.Validate(); err != nil {
-				return nil, Invalid("passphrase policy: %v", err)
-			}
-		}
-		material, err = crypto.GeneratePassphrase(p)
-		if err != nil {
-			return nil, internal("generate", err)
-		}
-		req.ContentType = "text/plain"
 	default:
 		return nil, Invalid("only symmetric keys and passphrases can be generated, not %q", req.Type)
+	}
+	material, err := s.generateMaterial(&req.CreateRequest, req.Passphrase)
+	if err != nil {
+		return nil, err
 	}
 	defer crypto.Zero(material)
 	req.Payload = material
 	return s.CreateSecret(ctx, who, req.CreateRequest)
+}
+
+// passphrasePolicy is the caller's policy over the service's default.
+func (s *Service) passphrasePolicy(pp *crypto.PassphrasePolicy) (crypto.PassphrasePolicy, error) {
+	p := s.passphrase
+	if pp == nil {
+		return p, nil
+	}
+	if pp.Length != 0 {
+		p.Length = pp.Length
+	}
+	if pp.Alphabet != "" {
+		p.Alphabet = pp.Alphabet
+	}
+	if err := p.Validate(); err != nil {
+		return p, Invalid("passphrase policy: %v", err)
+	}
+	return p, nil
+}
+
+// generateMaterial makes a fresh symmetric key of req.BitLength bits or a
+// passphrase under pp (over the default), and sets req.ContentType. The
+// caller zeroes the material.
+func (s *Service) generateMaterial(req *CreateRequest, pp *crypto.PassphrasePolicy) ([]byte, error) {
+	if req.Type == Symmetric {
+		k, err := crypto.GenerateKey(req.BitLength)
+		if err != nil {
+			return nil, Invalid("cannot generate a %d-bit key: sizes are 128, 192, 256 and 512", req.BitLength)
+		}
+		req.ContentType = "application/octet-stream"
+		return k, nil
+	}
+	p, err := s.passphrasePolicy(pp)
+	if err != nil {
+		return nil, err
+	}
+	m, err := crypto.GeneratePassphrase(p)
+	if err != nil {
+		return nil, internal("generate", err)
+	}
+	req.ContentType = "text/plain"
+	return m, nil
 }
 
 // PutPayload gives a metadata-only secret its payload (Barbican two-step).
