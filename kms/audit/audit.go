@@ -28,6 +28,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -63,10 +64,7 @@ const hashMember = `,"hash":"`
 
 // encode renders e as its line (with the trailing newline) and sets e.Hash.
 func encode(e *Entry) ([]byte, error) {
-	body, err := json.Marshal(e)
-	if err != nil {
-		return nil, err
-	}
+	body := appendEntry(make([]byte, 0, 320), e)
 	sum := sha256.Sum256(body)
 	e.Hash = hex.EncodeToString(sum[:])
 	line := make([]byte, 0, len(body)+len(hashMember)+len(e.Hash)+3)
@@ -74,6 +72,44 @@ func encode(e *Entry) ([]byte, error) {
 	line = append(line, hashMember...)
 	line = append(line, e.Hash...)
 	return append(line, '"', '}', '\n'), nil
+}
+
+// appendEntry writes e as encoding/json would (same members, order and
+// bytes; a test holds it to that) without reflection: it runs once per
+// audited request.
+func appendEntry(b []byte, e *Entry) []byte {
+	b = append(b, `{"seq":`...)
+	b = strconv.AppendUint(b, e.Seq, 10)
+	b = append(b, `,"time":"`...)
+	b = e.Time.AppendFormat(b, time.RFC3339Nano)
+	b = append(b, '"')
+	b = appendMember(b, "user", e.User, true)
+	b = appendMember(b, "project", e.Project, true)
+	b = appendMember(b, "action", e.Action, false)
+	b = appendMember(b, "secret_id", e.SecretID, true)
+	b = appendMember(b, "outcome", e.Outcome, false)
+	b = appendMember(b, "request_id", e.RequestID, true)
+	b = appendMember(b, "detail", e.Detail, true)
+	b = appendMember(b, "prev", e.Prev, false)
+	return append(b, '}')
+}
+
+func appendMember(b []byte, name, v string, omitEmpty bool) []byte {
+	if omitEmpty && v == "" {
+		return b
+	}
+	b = append(b, ',', '"')
+	b = append(b, name...)
+	b = append(b, '"', ':')
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < 0x20 || c >= 0x80 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(v) // anything to escape: encoding/json's rules exactly
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, v...)
+	return append(b, '"')
 }
 
 // Options tune Open; the zero value is the default.
@@ -106,6 +142,10 @@ type Log struct {
 	maxWait  time.Duration
 	batch    int
 	interval time.Duration
+	// headAt is when the head file was last written; headDirty says
+	// records were written since (writer goroutine only).
+	headAt    time.Time
+	headDirty bool
 
 	dropped atomic.Uint64 // records not queued since the last audit_dropped
 	written atomic.Uint64
@@ -305,6 +345,9 @@ func (l *Log) run() {
 			case r, ok := <-l.queue:
 				if !ok {
 					l.flushDropped()
+					if l.headDirty {
+						l.writeHead()
+					}
 					return
 				}
 				entries = append(entries[:0], entry(r))
@@ -346,6 +389,9 @@ func (l *Log) run() {
 				if len(entries) > 0 {
 					err = l.writeBatch(entries)
 				}
+			}
+			if err == nil && l.headDirty {
+				l.writeHead()
 			}
 			waiter <- err
 			continue
@@ -406,9 +452,17 @@ func (l *Log) writeBatch(entries []Entry) error {
 	l.size = ow.off
 	l.seq, l.prev = seq, prev
 	l.written.Add(uint64(len(entries)))
-	l.writeHead()
+	if time.Since(l.headAt) >= headInterval {
+		l.writeHead()
+	} else {
+		l.headDirty = true
+	}
 	return nil
 }
+
+// headInterval bounds how often the head file is rewritten under load (a
+// write and a rename each time); Sync and Close always bring it up to date.
+const headInterval = 100 * time.Millisecond
 
 func (l *Log) failed(err error, n int) error {
 	err = fmt.Errorf("audit: writing %s: %w", l.path, err)
@@ -447,6 +501,7 @@ func HeadPath(path string) string { return path + ".head" }
 // fsynced: after a crash it may lag the log, which Verify accepts; it can
 // never lead it, since it is written after the log's fsync.
 func (l *Log) writeHead() {
+	l.headAt, l.headDirty = time.Now(), false
 	b, _ := json.Marshal(Head{Seq: l.seq, Hash: l.prev})
 	tmp := HeadPath(l.path) + ".tmp"
 	if err := os.WriteFile(tmp, b, 0o600); err != nil {
