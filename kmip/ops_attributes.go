@@ -122,6 +122,16 @@ func (c *opCtx) target(p item) (*kms.Secret, *opError) {
 	return sec, nil
 }
 
+// answerAttr answers an attribute operation: the Unique Identifier and, in
+// 1.x, the attribute instance it touched (2.x answers carry the id only).
+func (c *opCtx) answerAttr(id string, a outAttr) *opError {
+	c.writeUID(id)
+	if !c.ver.v2() {
+		writeAttr(c.w, c.ver, a)
+	}
+	return nil
+}
+
 func attrNotFound(name string) *opError {
 	return errf(kmip20.ResultReasonAttributeNotFound, "the object has no %s attribute", name)
 }
@@ -209,11 +219,7 @@ func opAddAttribute(c *opCtx, p item) *opError {
 			return perr
 		}
 	}
-	c.writeUID(sec.ID)
-	if !c.ver.v2() {
-		writeAttr(c.w, c.ver, out)
-	}
-	return nil
+	return c.answerAttr(sec.ID, out)
 }
 
 // opModifyAttribute replaces the value of an existing attribute instance:
@@ -271,11 +277,7 @@ func opModifyAttribute(c *opCtx, p item) *opError {
 			return perr
 		}
 	}
-	c.writeUID(sec.ID)
-	if !c.ver.v2() {
-		writeAttr(c.w, c.ver, out)
-	}
-	return nil
+	return c.answerAttr(sec.ID, out)
 }
 
 // pickInstance finds the instance an operation targets: the one whose
@@ -393,11 +395,7 @@ func opDeleteAttribute(c *opCtx, p item) *opError {
 			return perr
 		}
 	}
-	c.writeUID(sec.ID)
-	if !c.ver.v2() {
-		writeAttr(c.w, c.ver, deleted)
-	}
-	return nil
+	return c.answerAttr(sec.ID, deleted)
 }
 
 // opSetAttribute (2.x) sets a single-valued attribute, adding it if absent.
