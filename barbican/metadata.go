@@ -134,7 +134,7 @@ func (a *api) postMetadatum(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	m.Key = strings.ToLower(m.Key) // as stored
+	m.Key = kms.MetadataKey(m.Key) // as stored
 	w.Header().Set("Location", a.metadataRef(r, id)+"/"+m.Key)
 	writeJSON(w, http.StatusCreated, m)
 }
@@ -151,7 +151,7 @@ func (a *api) getMetadatum(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, metadatumBody{Key: strings.ToLower(key), Value: v})
+	writeJSON(w, http.StatusOK, metadatumBody{Key: kms.MetadataKey(key), Value: v})
 }
 
 // putMetadatum changes an existing key: 200 {"key","value"}. The body's key
@@ -181,7 +181,7 @@ func (a *api) putMetadatum(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, metadatumBody{Key: strings.ToLower(key), Value: m.Value})
+	writeJSON(w, http.StatusOK, metadatumBody{Key: kms.MetadataKey(key), Value: m.Value})
 }
 
 func (a *api) deleteMetadatum(w http.ResponseWriter, r *http.Request) {

@@ -9,6 +9,9 @@ import (
 // Secret user metadata (Barbican /v1/secrets/{id}/metadata). Reading needs
 // read access; writing needs update access.
 
+// MetadataKey is the stored form of a metadata key: Barbican lowercases them.
+func MetadataKey(k string) string { return strings.ToLower(k) }
+
 // GetMetadata returns the secret's user metadata.
 func (s *Service) GetMetadata(ctx context.Context, who Identity, id string) (map[string]string, error) {
 	sec, err := s.GetSecret(ctx, who, id)
@@ -42,7 +45,7 @@ func (s *Service) SetMetadatum(ctx context.Context, who Identity, id, key, value
 	if err := validateMetadata(map[string]string{key: value}); err != nil {
 		return err
 	}
-	key = strings.ToLower(key)
+	key = MetadataKey(key)
 	_, err := s.update(ctx, id, false, func(r *record) error {
 		if err := authorize(who, r.Secret, ActUpdate); err != nil {
 			return err
@@ -69,7 +72,7 @@ func (s *Service) GetMetadatum(ctx context.Context, who Identity, id, key string
 	if err != nil {
 		return "", err
 	}
-	v, ok := m[strings.ToLower(key)]
+	v, ok := m[MetadataKey(key)]
 	if !ok {
 		return "", NotFound("Secret metadata key %q not found.", key)
 	}
@@ -78,7 +81,7 @@ func (s *Service) GetMetadatum(ctx context.Context, who Identity, id, key string
 
 // DeleteMetadatum removes one key.
 func (s *Service) DeleteMetadatum(ctx context.Context, who Identity, id, key string) error {
-	key = strings.ToLower(key)
+	key = MetadataKey(key)
 	_, err := s.update(ctx, id, false, func(r *record) error {
 		if err := authorize(who, r.Secret, ActUpdate); err != nil {
 			return err

@@ -350,7 +350,7 @@ func normalizeMetadata(m map[string]string) map[string]string {
 	}
 	out := make(map[string]string, len(m))
 	for k, v := range m {
-		out[strings.ToLower(k)] = v
+		out[MetadataKey(k)] = v
 	}
 	return out
 }
