@@ -20,9 +20,13 @@ run: build
 deps:
 	@tests/ensure-deps.sh
 
+# The concurrent core (rules, store, protocol adapters) also runs under the race detector.
+RACE_PKGS := ./kms/... ./consumers/ ./crypto/ ./barbican/ ./kmip/
+
 test: deps
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 40m ./...
+	$(GO) test -race -count=1 -timeout 20m $(RACE_PKGS)
 	$(MAKE) fuzz
 
 unit:
