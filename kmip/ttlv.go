@@ -290,17 +290,8 @@ func (w *writer) u64(tag ttlv.Tag, typ ttlv.Type, v uint64) {
 
 func (w *writer) integer(tag ttlv.Tag, v int32) { w.u32(tag, ttlv.TypeInteger, uint32(v)) }
 func (w *writer) enum(tag ttlv.Tag, v uint32)   { w.u32(tag, ttlv.TypeEnumeration, v) }
-func (w *writer) long(tag ttlv.Tag, v int64)    { w.u64(tag, ttlv.TypeLongInteger, uint64(v)) }
 func (w *writer) datetime(tag ttlv.Tag, t time.Time) {
 	w.u64(tag, ttlv.TypeDateTime, uint64(t.Unix()))
-}
-
-func (w *writer) boolean(tag ttlv.Tag, v bool) {
-	var n uint64
-	if v {
-		n = 1
-	}
-	w.u64(tag, ttlv.TypeBoolean, n)
 }
 
 var zeros [8]byte

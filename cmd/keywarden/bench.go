@@ -196,7 +196,7 @@ func secretRefOf(b []byte) (string, error) {
 	const pre, post = `{"secret_ref":"`, `"}`
 	t := bytes.TrimRight(b, " \t\r\n")
 	if inner, ok := bytes.CutPrefix(t, []byte(pre)); ok {
-		if ref, ok := bytes.CutSuffix(inner, []byte(post)); ok && len(ref) > 0 && bytes.IndexAny(ref, "\"\\") < 0 && utf8.Valid(ref) {
+		if ref, ok := bytes.CutSuffix(inner, []byte(post)); ok && len(ref) > 0 && !bytes.ContainsAny(ref, "\"\\") && utf8.Valid(ref) {
 			return string(ref), nil
 		}
 	}
