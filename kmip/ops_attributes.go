@@ -122,6 +122,23 @@ func (c *opCtx) target(p item) (*kms.Secret, *opError) {
 	return sec, nil
 }
 
+// newAttr reads the attribute an Add, Modify or Set carries (missing: the
+// operation fails with missing). An Activation Date is a state change, handed
+// to activateBy, whose answer ends the operation: done reports that the
+// caller must return perr as it is.
+func (c *opCtx) newAttr(p item, missing string) (a attr, done bool, perr *opError) {
+	a, ok, perr := payloadAttr(p, uint32(kmip20.TagNewAttribute), true)
+	switch {
+	case perr != nil:
+		return a, true, perr
+	case !ok || a.val.typ == 0:
+		return a, true, missingData("%s", missing)
+	case a.name == attrActivation:
+		return a, true, c.activateBy(p, a)
+	}
+	return a, false, nil
+}
+
 // answerAttr answers an attribute operation: the Unique Identifier and, in
 // 1.x, the attribute instance it touched (2.x answers carry the id only).
 func (c *opCtx) answerAttr(id string, a outAttr) *opError {
@@ -173,15 +190,9 @@ func (c *opCtx) activateBy(p item, a attr) *opError {
 // opAddAttribute adds an attribute, or a new instance of a multi-valued one.
 // The server picks the Attribute Index.
 func opAddAttribute(c *opCtx, p item) *opError {
-	a, ok, perr := payloadAttr(p, uint32(kmip20.TagNewAttribute), true)
-	if perr != nil {
+	a, done, perr := c.newAttr(p, "Add Attribute needs an attribute with a value")
+	if done {
 		return perr
-	}
-	if !ok || a.val.typ == 0 {
-		return missingData("Add Attribute needs an attribute with a value")
-	}
-	if a.name == attrActivation {
-		return c.activateBy(p, a)
 	}
 	if perr := settable(a); perr != nil {
 		return perr
@@ -226,15 +237,9 @@ func opAddAttribute(c *opCtx, p item) *opError {
 // by Attribute Index in 1.x, by Current Attribute value (or the only
 // instance) in 2.x.
 func opModifyAttribute(c *opCtx, p item) *opError {
-	a, ok, perr := payloadAttr(p, uint32(kmip20.TagNewAttribute), true)
-	if perr != nil {
+	a, done, perr := c.newAttr(p, "Modify Attribute needs an attribute with a value")
+	if done {
 		return perr
-	}
-	if !ok || a.val.typ == 0 {
-		return missingData("Modify Attribute needs an attribute with a value")
-	}
-	if a.name == attrActivation {
-		return c.activateBy(p, a)
 	}
 	cur, hasCur, perr := payloadAttr(p, uint32(kmip20.TagCurrentAttribute), false)
 	if perr != nil {
@@ -400,15 +405,9 @@ func opDeleteAttribute(c *opCtx, p item) *opError {
 
 // opSetAttribute (2.x) sets a single-valued attribute, adding it if absent.
 func opSetAttribute(c *opCtx, p item) *opError {
-	a, ok, perr := payloadAttr(p, uint32(kmip20.TagNewAttribute), true)
-	if perr != nil {
+	a, done, perr := c.newAttr(p, "Set Attribute needs a New Attribute")
+	if done {
 		return perr
-	}
-	if !ok || a.val.typ == 0 {
-		return missingData("Set Attribute needs a New Attribute")
-	}
-	if a.name == attrActivation {
-		return c.activateBy(p, a)
 	}
 	if perr := settable(a); perr != nil {
 		return perr
