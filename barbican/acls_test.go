@@ -102,3 +102,26 @@ func TestACLChangeNeedsOwnerOrAdmin(t *testing.T) {
 	checkError(t, e.do("DELETE", base, nil, other...), http.StatusForbidden)
 	e.must(http.StatusOK, "PATCH", base, map[string]any{"read": map[string]any{"users": []string{"u7"}}}, "X-Roles", "creator")
 }
+
+// acl_only=true lists what other projects shared with the caller, and
+// nothing of the caller's own project.
+func TestListACLOnly(t *testing.T) {
+	e := newEnv(t)
+	shared := e.createText("shared", "x")
+	e.createText("private", "y")
+	e.must(http.StatusOK, "PUT", "/v1/secrets/"+shared+"/acl", map[string]any{"read": map[string]any{"users": []string{"u7"}}})
+	u7 := []string{"X-Project-Id", "p-other", "X-User-Id", "u7", "X-Roles", "observer"}
+	e.createText("u7-own", "z", "X-Project-Id", "p-other", "X-User-Id", "u7", "X-Roles", "creator")
+
+	m := e.must(http.StatusOK, "GET", "/v1/secrets?acl_only=True", nil, u7...).JSON(t)
+	if got := names(t, m); len(got) != 1 || got[0] != "shared" || m["total"] != 1.0 {
+		t.Fatalf("acl_only list %v total %v", got, m["total"])
+	}
+	if got := names(t, e.must(http.StatusOK, "GET", "/v1/secrets", nil, u7...).JSON(t)); len(got) != 1 || got[0] != "u7-own" {
+		t.Fatalf("plain list %v", got)
+	}
+	e.must(http.StatusOK, "DELETE", "/v1/secrets/"+shared+"/acl", nil)
+	if got := names(t, e.must(http.StatusOK, "GET", "/v1/secrets?acl_only=true", nil, u7...).JSON(t)); len(got) != 0 {
+		t.Fatalf("after the ACL went: %v", got)
+	}
+}

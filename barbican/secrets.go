@@ -508,7 +508,8 @@ func (a *api) listSecrets(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	lq := kms.ListQuery{
 		Name: q.Get("name"), Algorithm: q.Get("alg"), Mode: q.Get("mode"),
-		Type: kms.SecretType(q.Get("secret_type")),
+		Type:    kms.SecretType(q.Get("secret_type")),
+		ACLOnly: strings.EqualFold(q.Get("acl_only"), "true"),
 	}
 	if bits, err := strconv.Atoi(q.Get("bits")); err == nil && bits > 0 {
 		lq.BitLength = bits // an unparsable bits is ignored, as in Barbican

@@ -170,7 +170,8 @@ func (s *Service) CloneSecret(ctx context.Context, who Identity, id string, req 
 		}
 		err = s.st.Txn(ctx,
 			[]store.Cmp{{Key: recordKey(src.Project, id), Version: l.version}, {Key: pointerKey(newID)}},
-			[]store.Op{store.Put(recordKey(project, newID), b), store.Put(pointerKey(newID), []byte(project))})
+			append([]store.Op{store.Put(recordKey(project, newID), b), store.Put(pointerKey(newID), []byte(project))},
+				aclIndexOps(nil, r.Secret)...))
 		if errors.Is(err, store.ErrConflict) {
 			continue // the source changed (or went) meanwhile: look again
 		}

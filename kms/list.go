@@ -53,6 +53,9 @@ type ListQuery struct {
 	Sort                  []SortKey         // default created ascending
 	Offset, Limit         int               // Limit <= 0: all
 	IncludeDestroyed      bool              // KMIP sees destroyed objects
+	// ACLOnly lists, in any project, the secrets whose read ACL names the
+	// caller (Barbican's acl_only=true) instead of the caller's project.
+	ACLOnly bool
 }
 
 // ListSecrets returns the caller's project's secrets that match q and that
@@ -69,18 +72,13 @@ func (s *Service) ListSecrets(ctx context.Context, who Identity, q ListQuery) ([
 			return nil, 0, Invalid("cannot sort by %q", k.Field)
 		}
 	}
-	kvs, err := s.st.List(ctx, projectPrefix(who.Project), "", 0)
+	candidates, err := s.listCandidates(ctx, who, q.ACLOnly)
 	if err != nil {
-		return nil, 0, internal("list", err)
+		return nil, 0, err
 	}
 	now := s.now()
 	var out []*Secret
-	for _, kv := range kvs {
-		r, err := decodeRecord(kv.Value)
-		if err != nil {
-			return nil, 0, internal("decode", err)
-		}
-		sec := r.Secret
+	for _, sec := range candidates {
 		if sec.Expired(now) || (sec.State == Destroyed && !q.IncludeDestroyed) {
 			continue
 		}
@@ -98,6 +96,45 @@ func (s *Service) ListSecrets(ctx context.Context, who Identity, q ListQuery) ([
 		out = out[:q.Limit]
 	}
 	return out, total, nil
+}
+
+// listCandidates reads the secrets a listing looks at: the caller's project,
+// or (aclOnly) those the ACL index says are shared with the caller.
+func (s *Service) listCandidates(ctx context.Context, who Identity, aclOnly bool) ([]*Secret, error) {
+	if !aclOnly {
+		kvs, err := s.st.List(ctx, projectPrefix(who.Project), "", 0)
+		if err != nil {
+			return nil, internal("list", err)
+		}
+		out := make([]*Secret, 0, len(kvs))
+		for _, kv := range kvs {
+			r, err := decodeRecord(kv.Value)
+			if err != nil {
+				return nil, internal("decode", err)
+			}
+			out = append(out, r.Secret)
+		}
+		return out, nil
+	}
+	if who.User == "" {
+		return nil, nil // an ACL names users; an anonymous caller is on none
+	}
+	prefix := aclUserPrefix(who.User)
+	kvs, err := s.st.List(ctx, prefix, "", 0)
+	if err != nil {
+		return nil, internal("list", err)
+	}
+	out := make([]*Secret, 0, len(kvs))
+	for _, kv := range kvs {
+		l, err := s.load(ctx, strings.TrimPrefix(kv.Key, prefix))
+		if err != nil && KindOf(err) == KindNotFound {
+			continue // deleted between the two reads
+		} else if err != nil {
+			return nil, err
+		}
+		out = append(out, l.rec.Secret)
+	}
+	return out, nil
 }
 
 func containsFold(s, sub string) bool {

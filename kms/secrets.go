@@ -143,6 +143,7 @@ func (s *Service) insert(ctx context.Context, r *record, extra ...store.Op) erro
 	}
 	key := recordKey(r.Project, r.ID)
 	ops := append([]store.Op{store.Put(key, b), store.Put(pointerKey(r.ID), []byte(r.Project))}, extra...)
+	ops = append(ops, aclIndexOps(nil, r.Secret)...)
 	err = s.st.Txn(ctx, []store.Cmp{{Key: pointerKey(r.ID)}}, ops)
 	if err != nil {
 		return internal("write", err)

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/url"
+	"slices"
 	"sync"
 	"time"
 
@@ -95,12 +96,39 @@ func (s *Service) clock() time.Time { return s.now().UTC().Truncate(time.Microse
 //	s/<id>               → project       (pointer)
 //	p/<project>/<id>     → record JSON   (secret + sealed payload)
 //	k/<project>          → wrapped project KEK
+//	a/<user>/<id>        → project       (ACL index: secrets shared with user)
 func pointerKey(id string) string { return "s/" + id }
 func projectPrefix(project string) string {
 	return "p/" + url.PathEscape(project) + "/"
 }
 func recordKey(project, id string) string { return projectPrefix(project) + id }
 func kekKey(project string) string        { return "k/" + url.PathEscape(project) }
+func aclUserPrefix(user string) string    { return "a/" + url.PathEscape(user) + "/" }
+
+// aclIndexOps keeps the ACL index in step with a record whose ACL users go
+// from those of before to those of after (nil: no record).
+func aclIndexOps(before, after *Secret) []store.Op {
+	old, cur := aclUsers(before), aclUsers(after)
+	var ops []store.Op
+	for _, u := range old {
+		if !slices.Contains(cur, u) {
+			ops = append(ops, store.Delete(aclUserPrefix(u)+before.ID))
+		}
+	}
+	for _, u := range cur {
+		if !slices.Contains(old, u) {
+			ops = append(ops, store.Put(aclUserPrefix(u)+after.ID, []byte(after.Project)))
+		}
+	}
+	return ops
+}
+
+func aclUsers(s *Secret) []string {
+	if s == nil || s.ACL == nil {
+		return nil
+	}
+	return s.ACL.Users
+}
 
 // record is the stored form of a secret.
 type record struct {
@@ -186,13 +214,14 @@ func (s *Service) update(ctx context.Context, id string, hidden bool, fn func(r 
 		if err != nil {
 			return nil, err
 		}
+		before := l.rec.Secret
 		l.rec = l.rec.clone() // the loaded record may be shared through the cache
 		err = fn(l.rec)
 		key := recordKey(l.rec.Project, id)
 		var ops []store.Op
 		switch {
 		case errors.Is(err, errDelete):
-			ops = []store.Op{store.Delete(key), store.Delete(pointerKey(id))}
+			ops = append([]store.Op{store.Delete(key), store.Delete(pointerKey(id))}, aclIndexOps(before, nil)...)
 		case err != nil:
 			return nil, err
 		default:
@@ -201,7 +230,7 @@ func (s *Service) update(ctx context.Context, id string, hidden bool, fn func(r 
 			if err != nil {
 				return nil, internal("encode", err)
 			}
-			ops = []store.Op{store.Put(key, b)}
+			ops = append([]store.Op{store.Put(key, b)}, aclIndexOps(before, l.rec.Secret)...)
 		}
 		err = s.st.Txn(ctx, []store.Cmp{{Key: key, Version: l.version}}, ops)
 		if errors.Is(err, store.ErrConflict) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -313,5 +314,67 @@ func TestConcurrentUpdatesAreNotLost(t *testing.T) {
 	m, _ := svc.GetMetadata(ctx, creator, sec.ID)
 	if len(m) != 32 {
 		t.Fatalf("lost updates: %d keys of 32", len(m))
+	}
+}
+
+func TestListACLOnly(t *testing.T) {
+	svc := newService(t)
+	mk := func(name string) *kms.Secret {
+		sec, err := svc.CreateSecret(ctx, creator, kms.CreateRequest{Name: name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sec
+	}
+	shared, kept, gone := mk("shared"), mk("kept"), mk("gone")
+	eve := []string{"eve"}
+	for _, s := range []*kms.Secret{shared, gone} {
+		if _, err := svc.SetACL(ctx, creator, s.ID, kms.ACLChange{Users: &eve}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := svc.CreateSecret(ctx, other, kms.CreateRequest{Name: "eves-own"}); err != nil {
+		t.Fatal(err)
+	}
+	aclNames := func(who kms.Identity) []string {
+		t.Helper()
+		l, total, err := svc.ListSecrets(ctx, who, kms.ListQuery{ACLOnly: true, Sort: []kms.SortKey{{Field: "name"}}})
+		if err != nil || total != len(l) {
+			t.Fatalf("acl_only list: %v (total %d, %d listed)", err, total, len(l))
+		}
+		return names(l)
+	}
+	// eve (project p2) sees exactly what p1 shared with her, not her own project.
+	if got := aclNames(other); !slices.Equal(got, []string{"gone", "shared"}) {
+		t.Fatalf("eve's acl_only list = %v", got)
+	}
+	if got := aclNames(creator); len(got) != 0 {
+		t.Fatalf("bob is on no ACL but lists %v", got)
+	}
+	// The index follows ACL changes and deletion.
+	none := []string{}
+	if _, err := svc.SetACL(ctx, creator, shared.ID, kms.ACLChange{Users: &none}); err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.DeleteSecret(ctx, creator, gone.ID, false); err != nil {
+		t.Fatal(err)
+	}
+	if got := aclNames(other); len(got) != 0 {
+		t.Fatalf("after unshare and delete eve still lists %v", got)
+	}
+	if _, err := svc.SetACL(ctx, creator, kept.ID, kms.ACLChange{Users: &eve, Replace: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.DeleteACL(ctx, creator, shared.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got := aclNames(other); !slices.Equal(got, []string{"kept"}) {
+		t.Fatalf("eve's acl_only list = %v, want [kept]", got)
+	}
+	if err := svc.DeleteACL(ctx, creator, kept.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got := aclNames(other); len(got) != 0 {
+		t.Fatalf("after DeleteACL eve still lists %v", got)
 	}
 }
