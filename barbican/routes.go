@@ -122,6 +122,7 @@ func (a *api) router() *mux.Router {
 	a.registerConsumers(v1)
 	a.registerOrders(v1)
 	a.registerClone(v1)
+	a.registerOrphans(v1)
 	return r
 }
 

@@ -41,6 +41,19 @@ func (m *memAudit) actions(id string) []string {
 	return out
 }
 
+// users returns the user of each record about id, in order.
+func (m *memAudit) users(id string) []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []string
+	for _, r := range m.recs {
+		if r.SecretID == id {
+			out = append(out, r.User)
+		}
+	}
+	return out
+}
+
 // newAudited is newService with an in-memory audit trail and, when now is
 // set, a controllable clock.
 func newAudited(t testing.TB, now func() time.Time) (*kms.Service, *memAudit) {

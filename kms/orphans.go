@@ -12,8 +12,9 @@ import (
 // be gone: an on_last_consumer secret whose consumer was never registered
 // (the caller crashed between order and attach), or, when asked, any secret
 // without consumers left untouched for long. Finding and collecting them is
-// an operator's job across all projects, so these methods take no Identity;
-// the adapters must not expose them to tenants.
+// an operator's job across all projects: FindOrphans and CollectOrphans take
+// no Identity and serve the server's own schedule and the offline CLI; the
+// adapters go through Orphans, which admits key-manager:service-admin only.
 
 // Orphan is one secret found, and why it counts.
 type Orphan struct {
@@ -70,6 +71,31 @@ var errNotOrphan = errors.New("no longer an orphan")
 // orphan under rule when deleted (a consumer added since the scan saves
 // it). It returns the ids deleted.
 func (s *Service) CollectOrphans(ctx context.Context, rule consumers.OrphanRule, found []Orphan) ([]string, error) {
+	return s.collectOrphans(ctx, orphanUser, rule, found)
+}
+
+// Orphans lists every project's orphans under rule for an operator holding
+// key-manager:service-admin and, with collect, destroys them as
+// CollectOrphans does; destroyed lists the ids that went.
+func (s *Service) Orphans(ctx context.Context, who Identity, rule consumers.OrphanRule, collect bool) (found []Orphan, destroyed []string, err error) {
+	if err := who.Validate(); err != nil {
+		return nil, nil, err
+	}
+	if !who.Has(RoleServiceAdmin) {
+		return nil, nil, Forbidden("orphans span every project: role %s required", RoleServiceAdmin)
+	}
+	if found, err = s.FindOrphans(ctx, rule); err != nil || !collect {
+		return found, nil, err
+	}
+	by := who.User
+	if by == "" {
+		by = orphanUser
+	}
+	destroyed, err = s.collectOrphans(ctx, by, rule, found)
+	return found, destroyed, err
+}
+
+func (s *Service) collectOrphans(ctx context.Context, by string, rule consumers.OrphanRule, found []Orphan) ([]string, error) {
 	var deleted []string
 	var errs []error
 	for _, o := range found {
@@ -88,7 +114,7 @@ func (s *Service) CollectOrphans(ctx context.Context, rule consumers.OrphanRule,
 			continue
 		}
 		s.owners.Delete(id)
-		s.record(ctx, Identity{Project: o.Secret.Project, User: orphanUser}, "orphan_delete", id, nil)
+		s.record(ctx, Identity{Project: o.Secret.Project, User: by}, "orphan_delete", id, nil)
 		deleted = append(deleted, id)
 	}
 	return deleted, errors.Join(errs...)

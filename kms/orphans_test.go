@@ -95,3 +95,34 @@ func TestOrphans(t *testing.T) {
 		t.Fatalf("orphans left: %v", orphanIDs(found))
 	}
 }
+
+// Orphans is how the adapters reach orphans: service-admin only, and the
+// collection is audited under the operator's name.
+func TestOrphansNeedServiceAdmin(t *testing.T) {
+	clk := &clock{t: time.Now()}
+	svc, audit := newAudited(t, clk.now)
+	unused := storeKey(t, svc, creator, kms.CreateRequest{DeletionPolicy: kms.OnLastConsumer})
+	clk.advance(2 * time.Hour)
+	rule := consumers.OrphanRule{Grace: time.Hour}
+	for _, who := range []kms.Identity{admin, other, service} {
+		_, _, err := svc.Orphans(ctx, who, rule, true)
+		mustKind(t, err, kms.KindForbidden)
+	}
+	if _, err := svc.GetSecret(ctx, admin, unused.ID); err != nil {
+		t.Fatalf("a refused collection destroyed the secret: %v", err)
+	}
+	op := kms.Identity{Project: "ops", User: "oscar", Roles: []string{kms.RoleServiceAdmin}}
+	found, destroyed, err := svc.Orphans(ctx, op, rule, false)
+	if err != nil || len(destroyed) != 0 || !slices.Equal(orphanIDs(found), []string{unused.ID}) {
+		t.Fatalf("list: %v %v %v", orphanIDs(found), destroyed, err)
+	}
+	found, destroyed, err = svc.Orphans(ctx, op, rule, true)
+	if err != nil || !slices.Equal(destroyed, []string{unused.ID}) || len(found) != 1 {
+		t.Fatalf("collect: %v %v %v", orphanIDs(found), destroyed, err)
+	}
+	_, err = svc.GetSecret(ctx, admin, unused.ID)
+	mustKind(t, err, kms.KindNotFound)
+	if got := audit.users(unused.ID); !slices.Contains(got, "oscar") {
+		t.Fatalf("collection audited as %v", got)
+	}
+}

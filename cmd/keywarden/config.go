@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/keywarden/keywarden/crypto"
 	"gopkg.in/yaml.v3"
@@ -51,6 +52,11 @@ type config struct {
 		Length   int    `yaml:"length"`
 		Alphabet string `yaml:"alphabet"`
 	} `yaml:"passphrase"`
+	Orphans struct {
+		CollectEvery time.Duration `yaml:"collect_every"` // 0: the server never collects
+		Grace        time.Duration `yaml:"grace"`
+		OlderThan    time.Duration `yaml:"older_than"`
+	} `yaml:"orphans"`
 	LogLevel string `yaml:"log_level"`
 }
 
@@ -60,6 +66,7 @@ func defaultConfig() config {
 	c.REST.Addr = "127.0.0.1:9311"
 	c.REST.MaxBody = 1 << 20
 	c.KMIP = defaultKMIPOptions()
+	c.Orphans.Grace = time.Hour
 	c.LogLevel = "info"
 	return c
 }
@@ -127,6 +134,9 @@ func (c *config) finish() error {
 	}
 	if c.Auth.DisableHMAC && len(c.Auth.PublicKeys) == 0 && !c.Auth.InsecureNoAuth {
 		return errors.New("config: auth: disable_hmac leaves no way to verify tokens; set public_keys")
+	}
+	if o := c.Orphans; o.CollectEvery < 0 || o.Grace < 0 || o.OlderThan < 0 {
+		return errors.New("config: orphans: collect_every, grace and older_than must not be negative")
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

@@ -11,7 +11,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/keywarden/keywarden/consumers"
-	"github.com/keywarden/keywarden/kms"
 	"github.com/keywarden/keywarden/kms/store/bolt"
 )
 
@@ -20,7 +19,7 @@ var secretCmd = &cobra.Command{
 	Short: "Operator commands on the stored secrets (all projects)",
 }
 
-var orphanOpts struct {
+type orphanOptions struct {
 	flags     serverFlags
 	grace     time.Duration
 	olderThan time.Duration
@@ -28,6 +27,8 @@ var orphanOpts struct {
 	dryRun    bool
 	jsonOut   bool
 	auditLog  string
+	url       string
+	token     string
 }
 
 var orphansCmd = &cobra.Command{
@@ -42,23 +43,34 @@ caller died between creating the key and attaching the disk), and, with
 Each secret is re-checked when it is destroyed: one that gained a consumer since
 the listing is kept. Every destruction is written to the audit log.
 
-The command opens the store directly. With the embedded store, stop the server
-first (its file is locked); with etcd it can run next to the servers (give it
-its own --audit-log if a server on this host uses the default one).`,
+The command opens the store directly when it can (server stopped, or the etcd
+store; give it its own --audit-log if a server on this host uses the default
+one). When a running server holds the embedded store, it asks that server
+instead (GET or DELETE /v1/orphans at the config's rest.addr, or --url), with
+--token or a short-lived key-manager:service-admin token it mints from the data
+dir's token key.
+
+A server can also collect on its own schedule: orphans.collect_every in its
+config.`,
 	Args: cobra.NoArgs,
 	RunE: runOrphans,
 }
+
+var orphanOpts orphanOptions
 
 func init() {
 	f := orphansCmd.Flags()
 	f.StringVar(&orphanOpts.flags.configFile, "config", "", "YAML config file (the server's)")
 	f.StringVar(&orphanOpts.flags.dataDir, "data-dir", defaultDataDir(), "the server's data dir")
+	f.StringVar(&orphanOpts.flags.restAddr, "rest-addr", "127.0.0.1:9311", "the server's REST address, asked when it holds the store")
 	f.DurationVar(&orphanOpts.grace, "grace", time.Hour, "spare on_last_consumer secrets changed more recently than this (a consumer may be on its way)")
 	f.DurationVar(&orphanOpts.olderThan, "older-than", 0, "also list secrets of any policy with no consumer unchanged for this long (0: off)")
 	f.BoolVar(&orphanOpts.collect, "collect", false, "destroy the orphans (see --dry-run)")
 	f.BoolVar(&orphanOpts.dryRun, "dry-run", true, "with --collect, only say what would be destroyed; --dry-run=false destroys")
 	f.BoolVar(&orphanOpts.jsonOut, "json", false, "print JSON instead of a table")
 	f.StringVar(&orphanOpts.auditLog, "audit-log", "", "audit log to append to (default: the config's)")
+	f.StringVar(&orphanOpts.url, "url", "", "ask this running server instead of opening the store (default when the store is locked: http://<rest.addr>)")
+	f.StringVar(&orphanOpts.token, "token", "", "X-Auth-Token for the server, with role key-manager:service-admin (default: minted from the data dir's token key)")
 	secretCmd.AddCommand(orphansCmd)
 	rootCmd.AddCommand(secretCmd)
 }
@@ -87,66 +99,88 @@ func runOrphans(cmd *cobra.Command, _ []string) error {
 	if o.auditLog != "" {
 		cfg.Audit.Path = o.auditLog
 	}
-	st, err := openState(cfg, newLogger(cfg.LogLevel))
-	if errors.Is(err, bolt.ErrLocked) {
-		return fmt.Errorf("%w: stop the server first (or use the etcd store)", err)
+	destroy := o.collect && !o.dryRun
+	var rows []orphanJSON
+	if o.url != "" {
+		rows, err = remoteOrphans(cmd.Context(), cfg, o, destroy)
+	} else {
+		rows, err = localOrphans(cmd, cfg, o, destroy)
 	}
-	if err != nil {
+	if rows == nil && err != nil {
 		return err
 	}
-	defer st.close()
-	rule := consumers.OrphanRule{Grace: o.grace, OlderThan: o.olderThan}
-	ctx := cmd.Context()
-	found, err := st.svc.FindOrphans(ctx, rule)
+	printOrphans(cmd.OutOrStdout(), rows, o.jsonOut)
 	if err != nil {
-		return err
+		return fmt.Errorf("collecting orphans: %w", err)
 	}
-	destroyed := map[string]bool{}
-	if o.collect && !o.dryRun && len(found) > 0 {
-		ids, err := st.svc.CollectOrphans(ctx, rule, found)
-		for _, id := range ids {
-			destroyed[id] = true
-		}
-		if err != nil {
-			printOrphans(cmd.OutOrStdout(), found, destroyed, o.jsonOut)
-			return fmt.Errorf("collecting orphans: %w", err)
-		}
-	}
-	printOrphans(cmd.OutOrStdout(), found, destroyed, o.jsonOut)
 	if o.jsonOut {
 		return nil
 	}
 	w := cmd.ErrOrStderr()
 	switch {
 	case !o.collect:
-		fmt.Fprintf(w, "%d orphaned secrets; --collect to destroy them\n", len(found))
+		fmt.Fprintf(w, "%d orphaned secrets; --collect to destroy them\n", len(rows))
 	case o.dryRun:
-		fmt.Fprintf(w, "dry run: would destroy %d secrets; add --dry-run=false to destroy them\n", len(found))
+		fmt.Fprintf(w, "dry run: would destroy %d secrets; add --dry-run=false to destroy them\n", len(rows))
 	default:
-		fmt.Fprintf(w, "destroyed %d of %d orphaned secrets (the rest gained a consumer or went meanwhile)\n", len(destroyed), len(found))
+		n := 0
+		for _, r := range rows {
+			if r.Destroyed {
+				n++
+			}
+		}
+		fmt.Fprintf(w, "destroyed %d of %d orphaned secrets (the rest gained a consumer or went meanwhile)\n", n, len(rows))
 	}
 	return nil
 }
 
-func printOrphans(out io.Writer, found []kms.Orphan, destroyed map[string]bool, asJSON bool) {
-	if asJSON {
-		list := make([]orphanJSON, 0, len(found))
-		for _, o := range found {
-			s := o.Secret
-			list = append(list, orphanJSON{ID: s.ID, Project: s.Project, Name: s.Name, Type: string(s.Type),
-				DeletionPolicy: string(s.EffectivePolicy()), Updated: s.Updated, Reason: o.Reason, Destroyed: destroyed[s.ID]})
+// localOrphans opens the store itself; a store held by a running server
+// sends the question to that server.
+func localOrphans(cmd *cobra.Command, cfg config, o orphanOptions, destroy bool) ([]orphanJSON, error) {
+	st, err := openState(cfg, newLogger(cfg.LogLevel))
+	if errors.Is(err, bolt.ErrLocked) {
+		fmt.Fprintf(cmd.ErrOrStderr(), "store in use by a running server: asking it at %s\n", serverURL(cfg))
+		return remoteOrphans(cmd.Context(), cfg, o, destroy)
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer st.close()
+	rule := consumers.OrphanRule{Grace: o.grace, OlderThan: o.olderThan}
+	ctx := cmd.Context()
+	found, err := st.svc.FindOrphans(ctx, rule)
+	if err != nil {
+		return nil, err
+	}
+	destroyed := map[string]bool{}
+	if destroy && len(found) > 0 {
+		var ids []string
+		ids, err = st.svc.CollectOrphans(ctx, rule, found)
+		for _, id := range ids {
+			destroyed[id] = true
 		}
+	}
+	rows := make([]orphanJSON, 0, len(found))
+	for _, o := range found {
+		s := o.Secret
+		rows = append(rows, orphanJSON{ID: s.ID, Project: s.Project, Name: s.Name, Type: string(s.Type),
+			DeletionPolicy: string(s.EffectivePolicy()), Updated: s.Updated, Reason: o.Reason, Destroyed: destroyed[s.ID]})
+	}
+	return rows, err
+}
+
+func printOrphans(out io.Writer, rows []orphanJSON, asJSON bool) {
+	if asJSON {
 		enc := json.NewEncoder(out)
 		enc.SetIndent("", "  ")
-		enc.Encode(list)
+		enc.Encode(rows)
 		return
 	}
 	tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tPROJECT\tTYPE\tPOLICY\tUPDATED\tREASON\tDESTROYED")
-	for _, o := range found {
-		s := o.Secret
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%v\n", s.ID, s.Project, s.Type, s.EffectivePolicy(),
-			s.Updated.UTC().Format(time.RFC3339), o.Reason, destroyed[s.ID])
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%v\n", r.ID, r.Project, r.Type, r.DeletionPolicy,
+			r.Updated.UTC().Format(time.RFC3339), r.Reason, r.Destroyed)
 	}
 	tw.Flush()
 }

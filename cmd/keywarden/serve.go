@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/keywarden/keywarden/barbican"
+	"github.com/keywarden/keywarden/consumers"
 	"github.com/keywarden/keywarden/crypto"
 	"github.com/keywarden/keywarden/kms"
 	"github.com/keywarden/keywarden/kms/audit"
@@ -247,6 +248,12 @@ func serve(ctx context.Context, cfg config) error {
 		log.Info("tokens: mint a development token with `keywarden token --data-dir " + cfg.DataDir + " --project P`")
 	}
 
+	if every := cfg.Orphans.CollectEvery; every > 0 {
+		rule := consumers.OrphanRule{Grace: cfg.Orphans.Grace, OlderThan: cfg.Orphans.OlderThan}
+		go collectOrphansEvery(ctx, st.svc, rule, every, log)
+		log.Info("orphans: collected on a schedule", "every", every, "grace", rule.Grace, "older_than", rule.OlderThan)
+	}
+
 	select {
 	case <-ctx.Done():
 	case err := <-restErr:
@@ -271,9 +278,17 @@ func storeDesc(cfg config) string {
 func openStore(cfg config) (store.Store, error) {
 	if cfg.Store.Backend == "etcd" {
 		e := cfg.Store.Etcd
-		return etcd.Open(etcd.Config{Endpoints: e.Endpoints, Prefix: e.Prefix, Username: e.Username, Password: e.Password})
+		st, err := etcd.Open(etcd.Config{Endpoints: e.Endpoints, Prefix: e.Prefix, Username: e.Username, Password: e.Password})
+		if err != nil {
+			return nil, err // not a nil *etcd.Store inside a non-nil interface
+		}
+		return st, nil
 	}
-	return bolt.Open(cfg.Store.Path, bolt.Options{})
+	st, err := bolt.Open(cfg.Store.Path, bolt.Options{})
+	if err != nil {
+		return nil, err
+	}
+	return st, nil
 }
 
 // loadOrCreateSecretFile keeps a 32-byte random secret in a 0600 file.
