@@ -22,6 +22,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/gorilla/mux"
@@ -50,6 +51,9 @@ type Config struct {
 	// Logger receives request failures (never payloads or tokens);
 	// nil: slog.Default().
 	Logger *slog.Logger
+	// Observe, when set, is told of every answered request: its route
+	// (RouteLabel), method, status and duration. It must be cheap.
+	Observe func(route, method string, status int, elapsed time.Duration)
 }
 
 // api is the adapter's state, shared by every resource's handlers.
@@ -60,6 +64,7 @@ type api struct {
 	hostHref string
 	maxBody  int64
 	log      *slog.Logger
+	observe  func(route, method string, status int, elapsed time.Duration)
 }
 
 // New builds the Barbican v1 HTTP handler.
@@ -72,7 +77,7 @@ func New(cfg Config) (http.Handler, error) {
 	}
 	a := &api{
 		svc: cfg.Service, verifier: cfg.Verifier, noAuth: cfg.NoAuth,
-		maxBody: cfg.MaxBody, log: cfg.Logger,
+		maxBody: cfg.MaxBody, log: cfg.Logger, observe: cfg.Observe,
 	}
 	if a.maxBody <= 0 {
 		a.maxBody = DefaultMaxBody
@@ -232,6 +237,12 @@ func (t *pathTemplate) match(r *http.Request, m *mux.RouteMatch) bool {
 // recover that answers a generic 500.
 func (a *api) frame(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if a.observe != nil {
+			sw := &statusWriter{ResponseWriter: w}
+			start := time.Now()
+			defer func() { a.observe(RouteLabel(r.URL.Path), r.Method, sw.code(), time.Since(start)) }()
+			w = sw
+		}
 		rid := newRequestID()
 		w.Header()["X-Openstack-Request-Id"] = []string{rid}
 		r = r.WithContext(context.WithValue(kms.WithRequestID(r.Context(), rid), reqStateKey, &reqState{}))

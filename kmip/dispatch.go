@@ -110,29 +110,52 @@ func (s *Server) process(ctx context.Context, who kms.Identity, msg []byte, w *w
 		if failed && h.onError == batchStop {
 			break
 		}
-		if bi.err != nil {
-			r.failItem(bi.hasOp, bi.op, bi.id, bi.hasID, bi.err)
+		start := time.Now()
+		perr := s.item(&c, &r, bi)
+		if perr != nil {
 			failed = true
-			continue
 		}
-		op, ok := operations[bi.op]
-		if !ok || !h.ver.atLeast(op.since.major, op.since.minor) {
-			r.failItem(true, bi.op, bi.id, bi.hasID, errf(kmip20.ResultReasonOperationNotSupported,
-				"operation %s is not supported", kmip20.Operation(bi.op)))
-			failed = true
-			continue
+		if s.observe != nil {
+			s.observeItem(bi, perr, time.Since(start))
 		}
-		r.beginItem(true, bi.op, bi.id, bi.hasID)
-		w.begin(tagResponsePayload)
-		if perr := s.run(&c, op.fn, bi.payload); perr != nil {
-			r.fail(perr)
-			failed = true
-			continue
-		}
-		w.end()
-		r.endItem()
 	}
 	r.finish()
+}
+
+// item answers one batch item.
+func (s *Server) item(c *opCtx, r *response, bi batchItem) *opError {
+	if bi.err != nil {
+		r.failItem(bi.hasOp, bi.op, bi.id, bi.hasID, bi.err)
+		return bi.err
+	}
+	op, ok := operations[bi.op]
+	if !ok || !c.ver.atLeast(op.since.major, op.since.minor) {
+		perr := errf(kmip20.ResultReasonOperationNotSupported, "operation %s is not supported", kmip20.Operation(bi.op))
+		r.failItem(true, bi.op, bi.id, bi.hasID, perr)
+		return perr
+	}
+	r.beginItem(true, bi.op, bi.id, bi.hasID)
+	c.w.begin(tagResponsePayload)
+	if perr := s.run(c, op.fn, bi.payload); perr != nil {
+		r.fail(perr)
+		return perr
+	}
+	c.w.end()
+	r.endItem()
+	return nil
+}
+
+func (s *Server) observeItem(bi batchItem, perr *opError, d time.Duration) {
+	op, failure := "", ""
+	if _, known := operations[bi.op]; known && bi.hasOp {
+		op = kmip20.Operation(bi.op).String()
+	} else if bi.hasOp {
+		op = "unsupported" // a client's number must not become a label
+	}
+	if perr != nil {
+		failure = perr.reason.String()
+	}
+	s.observe(op, failure, d)
 }
 
 // run calls a handler, turning a panic (a bug) into General Failure so one

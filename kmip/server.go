@@ -56,6 +56,10 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock (tests); default time.Now.
 	Now func() time.Time
+	// Observe, when set, is told of every batch item answered: the
+	// operation's name ("Get"; "" when the item named none), the Result
+	// Reason of a failure ("" on success) and the time it took.
+	Observe func(op, failure string, elapsed time.Duration)
 }
 
 // Server is a KMIP server: TLS listener, TTLV framing, operations on a
@@ -71,6 +75,7 @@ type Server struct {
 	inFlight int
 	log      *slog.Logger
 	now      func() time.Time
+	observe  func(op, failure string, elapsed time.Duration)
 
 	// ctx is cancelled when the server is closed for good: operations
 	// still running are abandoned.
@@ -106,7 +111,7 @@ func NewServer(cfg Config) (*Server, error) {
 	s := &Server{
 		svc: cfg.Service, ids: cfg.Identities, maxMsg: cfg.MaxMessage,
 		readTO: cfg.ReadTimeout, writeTO: cfg.WriteTimeout, idleTO: cfg.IdleTimeout,
-		inFlight: cfg.MaxInFlight, log: cfg.Logger, now: cfg.Now,
+		inFlight: cfg.MaxInFlight, log: cfg.Logger, now: cfg.Now, observe: cfg.Observe,
 		listeners: map[net.Listener]struct{}{}, conns: map[*conn]struct{}{},
 	}
 	if s.maxMsg <= 0 {

@@ -52,6 +52,9 @@ type config struct {
 		Length   int    `yaml:"length"`
 		Alphabet string `yaml:"alphabet"`
 	} `yaml:"passphrase"`
+	Metrics struct {
+		Addr string `yaml:"addr"` // Prometheus /metrics listener; empty: off
+	} `yaml:"metrics"`
 	Orphans struct {
 		CollectEvery time.Duration `yaml:"collect_every"` // 0: the server never collects
 		Grace        time.Duration `yaml:"grace"`

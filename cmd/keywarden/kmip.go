@@ -82,7 +82,7 @@ func defaultKMIPOptions() kmipOptions {
 
 // startKMIP creates the CA and server certificate in dataDir on first run,
 // logs where they are, listens on opts.Addr and serves in the background.
-func startKMIP(svc *kms.Service, dataDir string, opts kmipOptions, log *slog.Logger) (addr string, shutdown func(context.Context) error, err error) {
+func startKMIP(svc *kms.Service, dataDir string, opts kmipOptions, observe func(op, failure string, d time.Duration), log *slog.Logger) (addr string, shutdown func(context.Context) error, err error) {
 	ca, created, err := pki.LoadOrCreate(kmipCADir(dataDir))
 	if err != nil {
 		return "", nil, err
@@ -130,6 +130,7 @@ func startKMIP(svc *kms.Service, dataDir string, opts kmipOptions, log *slog.Log
 		Service: svc, Certificate: cert, Identities: ids, MaxMessage: opts.MaxMessage,
 		ReadTimeout: time.Duration(opts.ReadTimeout), WriteTimeout: time.Duration(opts.WriteTimeout),
 		IdleTimeout: time.Duration(opts.IdleTimeout), MaxInFlight: opts.MaxInFlight, Logger: log,
+		Observe: observe,
 	})
 	if err != nil {
 		return "", nil, err

@@ -32,8 +32,8 @@ import (
 // serverFlags are the flags deployment tools and tests rely on; each
 // overrides the config file only when given.
 type serverFlags struct {
-	configFile, dataDir, restAddr, kmipAddr, logLevel string
-	noAuth                                            bool
+	configFile, dataDir, restAddr, kmipAddr, metricsAddr, logLevel string
+	noAuth                                                         bool
 }
 
 func (f *serverFlags) register(cmd *cobra.Command) {
@@ -42,6 +42,7 @@ func (f *serverFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.dataDir, "data-dir", defaultDataDir(), "directory for the store, root key, token key and PKI")
 	fl.StringVar(&f.restAddr, "rest-addr", "127.0.0.1:9311", "Barbican REST listen address")
 	fl.StringVar(&f.kmipAddr, "kmip-addr", "127.0.0.1:5696", "KMIP listen address (empty: KMIP off)")
+	fl.StringVar(&f.metricsAddr, "metrics-addr", "", "Prometheus /metrics listen address, e.g. 127.0.0.1:9312 (empty: off)")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fl.BoolVar(&f.noAuth, "insecure-noauth", false, "DEVELOPMENT ONLY: trust X-Project-Id/X-Roles headers instead of tokens")
 }
@@ -63,6 +64,9 @@ func (f *serverFlags) resolve(cmd *cobra.Command) (config, error) {
 	}
 	if fl.Changed("kmip-addr") {
 		c.KMIP.Addr = f.kmipAddr
+	}
+	if fl.Changed("metrics-addr") {
+		c.Metrics.Addr = f.metricsAddr
 	}
 	if fl.Changed("log-level") {
 		c.LogLevel = f.logLevel
@@ -202,9 +206,23 @@ func serve(ctx context.Context, cfg config) error {
 			return err
 		}
 	}
+	var (
+		observeREST func(string, string, int, time.Duration)
+		observeKMIP func(string, string, time.Duration)
+		metricsAddr = "off"
+	)
+	if cfg.Metrics.Addr != "" {
+		m := newMetrics()
+		msrv, addr, err := m.serve(cfg.Metrics.Addr, log)
+		if err != nil {
+			return err
+		}
+		defer msrv.Close()
+		observeREST, observeKMIP, metricsAddr = m.observeREST, m.observeKMIP, "http://"+addr+"/metrics"
+	}
 	api, err := barbican.New(barbican.Config{
 		Service: st.svc, Verifier: verifier, NoAuth: cfg.Auth.InsecureNoAuth,
-		HostHref: cfg.REST.HostHref, MaxBody: cfg.REST.MaxBody, Logger: log,
+		HostHref: cfg.REST.HostHref, MaxBody: cfg.REST.MaxBody, Logger: log, Observe: observeREST,
 	})
 	if err != nil {
 		return err
@@ -234,14 +252,14 @@ func serve(ctx context.Context, cfg config) error {
 	kmipShutdown := func(context.Context) error { return nil }
 	kmipAddr := "off"
 	if cfg.KMIP.Addr != "" {
-		kmipAddr, kmipShutdown, err = startKMIP(st.svc, cfg.DataDir, cfg.KMIP, log)
+		kmipAddr, kmipShutdown, err = startKMIP(st.svc, cfg.DataDir, cfg.KMIP, observeKMIP, log)
 		if err != nil {
 			srv.Close()
 			return fmt.Errorf("kmip: %w", err)
 		}
 	}
 	log.Info("keywarden started", "version", version, "rest", scheme+"://"+ln.Addr().String(),
-		"kmip", kmipAddr, "data_dir", cfg.DataDir, "store", storeDesc(cfg), "root_key", cfg.RootKey, "audit", cfg.Audit.Path)
+		"kmip", kmipAddr, "metrics", metricsAddr, "data_dir", cfg.DataDir, "store", storeDesc(cfg), "root_key", cfg.RootKey, "audit", cfg.Audit.Path)
 	if cfg.Auth.InsecureNoAuth {
 		log.Warn("INSECURE: --insecure-noauth is on; any caller can act as any project via X-Project-Id")
 	} else if len(st.tokenKy) > 0 {

@@ -127,7 +127,9 @@ func TestServeBinary(t *testing.T) {
 	data := t.TempDir()
 	foreign := newForeignCA(t)
 	cfg := filepath.Join(t.TempDir(), "keywarden.yaml")
-	os.WriteFile(cfg, []byte(fmt.Sprintf(`kmip:
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`metrics:
+  addr: 127.0.0.1:0
+kmip:
   addr: 127.0.0.1:0
   max_message: 65536
   read_timeout: 10s
@@ -191,6 +193,32 @@ func TestServeBinary(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 200 || meta["name"] != "team-key" || meta["creator_id"] != "svc-cinder" {
 		t.Fatalf("mapped identity: %d %v", resp.StatusCode, meta)
+	}
+
+	// The Prometheus listener counts both protocols by route and operation,
+	// and no series carries an id.
+	mm := regexp.MustCompile(`metrics=(http://\S+)`).FindStringSubmatch(p.log())
+	if mm == nil {
+		t.Fatalf("no metrics address in the start-up line:\n%s", p.log())
+	}
+	mresp, err := http.Get(mm[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	scrape, _ := io.ReadAll(mresp.Body)
+	mresp.Body.Close()
+	for _, want := range []string{
+		`keywarden_kmip_operations_total{operation="Create",result="Success"} 2`,
+		`keywarden_kmip_operations_total{operation="Get",result="Success"} 1`,
+		`keywarden_rest_requests_total{code="200",method="GET",route="/v1/secrets/{id}"} 1`,
+		`keywarden_kmip_operation_duration_seconds_count{operation="Get"} 1`,
+	} {
+		if !strings.Contains(string(scrape), want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	if strings.Contains(string(scrape), cr.UniqueIdentifier) || strings.Contains(string(scrape), "storage-team") {
+		t.Error("a metric label carries an id or a project")
 	}
 
 	// max_message from the config: a 100 KiB message is refused.
