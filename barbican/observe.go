@@ -35,43 +35,82 @@ func (w *statusWriter) code() int {
 	return w.status
 }
 
-// routeSegments are the literal path segments of the API; an identifier
-// follows the collections in idAfter, a metadata key follows "metadata".
-var (
-	routeSegments = map[string]bool{
-		"v1": true, "secrets": true, "payload": true, "metadata": true, "acl": true, "consumers": true,
-		"clone": true, "lifecycle": true, "orders": true, "orphans": true, "quotas": true,
-		"project-quotas": true, "containers": true,
-	}
-	idAfter = map[string]bool{"secrets": true, "orders": true, "project-quotas": true, "containers": true}
-)
-
 // RouteLabel names the route of a request path with its identifiers
 // replaced ("/v1/secrets/{id}/payload"), so that metrics have one series per
-// route and never carry an id; a path outside the API is "other".
+// route and never carry an id; a path outside the API is "other". It runs on
+// every request, so it returns constants and allocates nothing.
 func RouteLabel(path string) string {
 	path = strings.TrimRight(path, "/")
 	if path == "" {
 		return "/"
 	}
-	var b strings.Builder
-	prev := ""
+	var seg [5]string
 	n := 0
-	for seg := range strings.SplitSeq(path[1:], "/") {
-		if n++; n > 5 {
+	for rest := path[1:]; ; n++ {
+		if n == len(seg) {
 			return "other"
 		}
-		switch {
-		case idAfter[prev]:
-			seg = "{id}"
-		case prev == "metadata":
-			seg = "{key}"
-		case !routeSegments[seg]:
-			return "other"
+		var more bool
+		seg[n], rest, more = strings.Cut(rest, "/")
+		if !more {
+			n++
+			break
 		}
-		b.WriteByte('/')
-		b.WriteString(seg)
-		prev = seg
 	}
-	return b.String()
+	if seg[0] != "v1" {
+		return "other"
+	}
+	switch n {
+	case 1:
+		return "/v1"
+	case 2:
+		switch seg[1] {
+		case "secrets":
+			return "/v1/secrets"
+		case "orders":
+			return "/v1/orders"
+		case "orphans":
+			return "/v1/orphans"
+		case "quotas":
+			return "/v1/quotas"
+		case "project-quotas":
+			return "/v1/project-quotas"
+		case "containers":
+			return "/v1/containers"
+		}
+	case 3:
+		switch seg[1] {
+		case "secrets":
+			return "/v1/secrets/{id}"
+		case "orders":
+			return "/v1/orders/{id}"
+		case "project-quotas":
+			return "/v1/project-quotas/{id}"
+		case "containers":
+			return "/v1/containers/{id}"
+		}
+	case 4:
+		if seg[1] != "secrets" {
+			return "other"
+		}
+		switch seg[3] {
+		case "payload":
+			return "/v1/secrets/{id}/payload"
+		case "metadata":
+			return "/v1/secrets/{id}/metadata"
+		case "acl":
+			return "/v1/secrets/{id}/acl"
+		case "consumers":
+			return "/v1/secrets/{id}/consumers"
+		case "clone":
+			return "/v1/secrets/{id}/clone"
+		case "lifecycle":
+			return "/v1/secrets/{id}/lifecycle"
+		}
+	case 5:
+		if seg[1] == "secrets" && seg[3] == "metadata" {
+			return "/v1/secrets/{id}/metadata/{key}"
+		}
+	}
+	return "other"
 }

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -23,6 +24,19 @@ type metrics struct {
 	restLatency  *prometheus.HistogramVec
 	kmipItems    *prometheus.CounterVec
 	kmipLatency  *prometheus.HistogramVec
+	// restSeries caches the series of each (route, method, code): resolving
+	// labels through the vectors costs more than the rest of observing.
+	restSeries sync.Map // restKey → restSeries
+}
+
+type restKey struct {
+	route, method string
+	code          int
+}
+
+type restSeries struct {
+	count   prometheus.Counter
+	latency prometheus.Observer
 }
 
 // latencyBuckets span a cached payload read (tens of µs) to a slow fsync.
@@ -57,8 +71,22 @@ func newMetrics() *metrics {
 
 // observeREST is barbican.Config.Observe.
 func (m *metrics) observeREST(route, method string, status int, d time.Duration) {
-	m.restRequests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
-	m.restLatency.WithLabelValues(route, method).Observe(d.Seconds())
+	switch method {
+	case http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodHead, http.MethodOptions:
+	default:
+		method = "other" // a client's verb must not become a series
+	}
+	k := restKey{route, method, status}
+	v, ok := m.restSeries.Load(k)
+	if !ok {
+		v, _ = m.restSeries.LoadOrStore(k, restSeries{
+			count:   m.restRequests.WithLabelValues(route, method, strconv.Itoa(status)),
+			latency: m.restLatency.WithLabelValues(route, method),
+		})
+	}
+	s := v.(restSeries)
+	s.count.Inc()
+	s.latency.Observe(d.Seconds())
 }
 
 // observeKMIP is kmip.Config.Observe.
