@@ -43,11 +43,9 @@ type config struct {
 			Password  string   `yaml:"password"`
 		} `yaml:"etcd"`
 	} `yaml:"store"`
-	Audit struct {
-		Path string `yaml:"path"` // default <data>/audit.log
-	} `yaml:"audit"`
-	RootKey    string `yaml:"root_key"` // default <data>/root.key
-	MaxPayload int    `yaml:"max_payload"`
+	Audit      auditConfig `yaml:"audit"`
+	RootKey    string      `yaml:"root_key"` // default <data>/root.key
+	MaxPayload int         `yaml:"max_payload"`
 	Passphrase struct {
 		Length   int    `yaml:"length"`
 		Alphabet string `yaml:"alphabet"`
@@ -69,6 +67,7 @@ func defaultConfig() config {
 	c.REST.Addr = "127.0.0.1:9311"
 	c.REST.MaxBody = 1 << 20
 	c.KMIP = defaultKMIPOptions()
+	c.Audit = defaultAuditConfig()
 	c.Orphans.Grace = time.Hour
 	c.LogLevel = "info"
 	return c
@@ -114,8 +113,8 @@ func (c *config) finish() error {
 	if c.RootKey == "" {
 		c.RootKey = filepath.Join(c.DataDir, "root.key")
 	}
-	if c.Audit.Path == "" {
-		c.Audit.Path = filepath.Join(c.DataDir, "audit.log")
+	if err := c.Audit.finish(c.DataDir); err != nil {
+		return err
 	}
 	if c.Auth.HMACSecretFile == "" {
 		c.Auth.HMACSecretFile = filepath.Join(c.DataDir, "token.key")

@@ -10,12 +10,12 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"os"
 	"path"
 	"strings"
 	"time"
 
 	"github.com/keywarden/keywarden/consumers"
+	"github.com/keywarden/keywarden/crypto"
 	"github.com/keywarden/keywarden/kms"
 	"github.com/keywarden/keywarden/kms/token"
 )
@@ -109,11 +109,11 @@ func operatorToken(cfg config, given string) (string, error) {
 	if cfg.Auth.DisableHMAC {
 		return "", nil
 	}
-	key, err := os.ReadFile(cfg.Auth.HMACSecretFile)
+	key, err := crypto.ReadKeyFile(cfg.Auth.HMACSecretFile, "token key", 32)
 	if errors.Is(err, fs.ErrNotExist) {
 		return "", nil
 	} else if err != nil {
-		return "", fmt.Errorf("token key: %w (or pass --token)", err)
+		return "", fmt.Errorf("%w (or pass --token)", err)
 	}
 	defer clear(key)
 	return token.Mint(key, operator, 5*time.Minute)

@@ -2,16 +2,13 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"runtime/pprof"
 	"strings"
 	"syscall"
@@ -156,7 +153,7 @@ func openState(cfg config, log *slog.Logger) (*state, error) {
 			log.Info("created development token key", "path", cfg.Auth.HMACSecretFile)
 		}
 	}
-	if st.audit, err = audit.Open(cfg.Audit.Path, audit.Options{Logger: log}); err != nil {
+	if st.audit, err = audit.Open(cfg.Audit.Path, cfg.Audit.options(log)); err != nil {
 		st.close()
 		return nil, err
 	}
@@ -311,38 +308,5 @@ func openStore(cfg config) (store.Store, error) {
 
 // loadOrCreateSecretFile keeps a 32-byte random secret in a 0600 file.
 func loadOrCreateSecretFile(path string) ([]byte, bool, error) {
-	b, err := os.ReadFile(path)
-	if err == nil {
-		fi, err := os.Stat(path)
-		if err != nil {
-			return nil, false, err
-		}
-		if fi.Mode().Perm()&0o077 != 0 {
-			return nil, false, fmt.Errorf("%s is accessible by other users (mode %v): chmod 600 it", path, fi.Mode().Perm())
-		}
-		if len(b) != 32 {
-			return nil, false, fmt.Errorf("%s: want 32 bytes, found %d", path, len(b))
-		}
-		return b, false, nil
-	}
-	if !errors.Is(err, fs.ErrNotExist) {
-		return nil, false, err
-	}
-	b = make([]byte, 32)
-	rand.Read(b)
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, false, err
-	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return nil, false, err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return nil, false, err
-	}
-	if err := errors.Join(f.Sync(), f.Close()); err != nil {
-		return nil, false, err
-	}
-	return b, true, nil
+	return crypto.LoadOrCreateKeyFile(path, "token key", 32)
 }

@@ -1,7 +1,37 @@
-// Package audit is the durable audit trail of kms: an append-only file of
-// JSON lines, one per sensitive action (payload read, create, clone,
-// consumer change, delete), each chained to the one before by SHA-256 so
-// that a removed, reordered or edited record is detected by Verify.
+// Package audit is the durable audit trail of kms: an append-only set of
+// files of JSON lines, one line per sensitive action (payload read, create,
+// clone, consumer change, delete), each chained to the one before so that a
+// removed, reordered or edited record is detected by Verify.
+//
+// Keyed chain. A line's hash member is HMAC-SHA256, under the audit key, of
+// the line without that member; the next line names it as prev. Without the
+// key nobody can write a chain that verifies, even by rewriting every file
+// and the head file. The key is a 32-byte file (default audit.key next to
+// the log) created 0600 on first Open; one readable by group or others is
+// refused. Every file starts with a header record (action "audit_file")
+// whose key member is the key's KeyID, so Verify can tell a wrong key from
+// tampering. The key only helps against whoever cannot read it: keep it out
+// of reach of those who handle, ship or archive the log.
+//
+// Rotation. The log at path is the newest file of its set. When the next
+// line would take it past Options.MaxBytes, the writer (which has already
+// fsynced it) renames it to path.<first>-<last>, the sequence numbers of its
+// first and last records, and starts a new file at path whose header's prev
+// is the last hash of the old one: one chain runs through the set. Sequence
+// names sort, never collide, and let Verify name a missing file. Records
+// are numbered once, by the writer, so rotation can neither lose nor repeat
+// one; it happens on the writer goroutine and Record only queues. The
+// oldest rotated files may be archived away: Verify then reports where the
+// set starts (it cannot tell archiving from removal at that end). Next to
+// the log also sit path.head (see Head) and path.lock (the writer's lock,
+// on a file of its own since path is renamed).
+//
+// Old, unkeyed logs (plain SHA-256, no header) are not continued: Open
+// renames such a file into the set as path.<first>-<last> and starts a
+// keyed file whose header chains to its last hash. That keyed link seals
+// the old records: editing them afterwards breaks it. Verify accepts
+// unkeyed files only before the first keyed one, and never as the whole
+// set.
 //
 // Log implements kms.Auditor. Record only queues: one writer goroutine
 // takes whatever is queued, writes it and fsyncs once per group, so the hot
@@ -16,15 +46,12 @@
 package audit
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
+	"hash"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -49,9 +76,11 @@ type Entry struct {
 	Outcome   string    `json:"outcome"`
 	RequestID string    `json:"request_id,omitempty"`
 	Detail    string    `json:"detail,omitempty"`
+	// Key is the KeyID of the audit key, on a file's header record only.
+	Key string `json:"key,omitempty"`
 	// Prev is the hash of the previous line (Genesis for the first).
 	Prev string `json:"prev"`
-	// Hash is SHA-256 of the line's bytes without its hash member; it is
+	// Hash is the HMAC of the line's bytes without its hash member; it is
 	// always the line's last member.
 	Hash string `json:"-"`
 }
@@ -59,19 +88,28 @@ type Entry struct {
 // Genesis is the Prev of the first record.
 var Genesis = strings.Repeat("0", 64)
 
+// HeaderAction is the action of the record that starts every file.
+const HeaderAction = "audit_file"
+
+// DefaultMaxBytes is the size past which a file is rotated by default.
+const DefaultMaxBytes = 256 << 20
+
 // hashMember is how every line ends: `,"hash":"<64 hex>"}`.
 const hashMember = `,"hash":"`
 
-// encode renders e as its line (with the trailing newline) and sets e.Hash.
-func encode(e *Entry) ([]byte, error) {
-	body := appendEntry(make([]byte, 0, 320), e)
-	sum := sha256.Sum256(body)
-	e.Hash = hex.EncodeToString(sum[:])
-	line := make([]byte, 0, len(body)+len(hashMember)+len(e.Hash)+3)
-	line = append(line, body[:len(body)-1]...) // drop the closing brace
-	line = append(line, hashMember...)
-	line = append(line, e.Hash...)
-	return append(line, '"', '}', '\n'), nil
+// appendLine appends e's line (with its newline) to b, hashed with mac,
+// and sets e.Hash.
+func appendLine(b []byte, e *Entry, mac hash.Hash) []byte {
+	start := len(b)
+	b = appendEntry(b, e)
+	mac.Reset()
+	mac.Write(b[start:])
+	var sum [32]byte
+	b = append(b[:len(b)-1], hashMember...) // the closing brace goes after the hash
+	at := len(b)
+	b = hex.AppendEncode(b, mac.Sum(sum[:0]))
+	e.Hash = string(b[at:])
+	return append(b, '"', '}', '\n')
 }
 
 // appendEntry writes e as encoding/json would (same members, order and
@@ -90,6 +128,7 @@ func appendEntry(b []byte, e *Entry) []byte {
 	b = appendMember(b, "outcome", e.Outcome, false)
 	b = appendMember(b, "request_id", e.RequestID, true)
 	b = appendMember(b, "detail", e.Detail, true)
+	b = appendMember(b, "key", e.Key, true)
 	b = appendMember(b, "prev", e.Prev, false)
 	return append(b, '}')
 }
@@ -114,6 +153,13 @@ func appendMember(b []byte, name, v string, omitEmpty bool) []byte {
 
 // Options tune Open; the zero value is the default.
 type Options struct {
+	// KeyFile holds the audit key (default audit.key in the log's
+	// directory; created 0600 when missing).
+	KeyFile string
+	// MaxBytes is the size a file may reach before it is rotated (default
+	// DefaultMaxBytes; negative: never). A file always takes at least one
+	// record after its header, however small MaxBytes is.
+	MaxBytes int64
 	// QueueSize is how many records may wait for the writer (default 8192).
 	QueueSize int
 	// MaxBatch caps the records of one write+fsync (default 1024).
@@ -132,6 +178,7 @@ type Options struct {
 // Log is an open audit log.
 type Log struct {
 	path string
+	lock *os.File // path.lock, flocked: stays put while path is rotated
 	f    *os.File
 	log  *slog.Logger
 
@@ -147,13 +194,24 @@ type Log struct {
 	headAt    time.Time
 	headDirty bool
 
-	dropped atomic.Uint64 // records not queued since the last audit_dropped
-	written atomic.Uint64
+	dropped   atomic.Uint64 // records not queued since the last audit_dropped
+	written   atomic.Uint64
+	rotations atomic.Uint64
 
 	// writer state, owned by the writer goroutine (and Open before it)
-	seq  uint64
-	prev string
-	size int64 // offset after the last complete line
+	mac         hash.Hash
+	keyID       string
+	maxBytes    int64 // <= 0: never rotate
+	seq         uint64
+	prev        string
+	size        int64  // offset after the last complete line
+	first       uint64 // seq of the current file's header
+	hdrEnd      int64  // offset after the header
+	prevFile    string // the file the current one continues, for its header
+	prevUnkeyed bool   // and it is an unkeyed one
+	unkeyed     bool   // the current file is an old, unkeyed one: Open moves it aside
+	rotateAfter time.Time
+	buf         []byte
 
 	syncReq chan chan error
 	errMu   sync.Mutex
@@ -163,7 +221,7 @@ type Log struct {
 var _ kms.Auditor = (*Log)(nil)
 
 // Open opens (creating, mode 0600) the log at path for appending, and
-// continues its chain. The file is locked: one writer at a time. A torn last
+// continues its chain. The log is locked: one writer at a time. A torn last
 // line (the process died mid-write) is cut off and the cut is recorded.
 func Open(path string, opts Options) (*Log, error) {
 	if opts.QueueSize <= 0 {
@@ -181,85 +239,176 @@ func Open(path string, opts Options) (*Log, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
+	if opts.MaxBytes == 0 {
+		opts.MaxBytes = DefaultMaxBytes
+	}
+	if opts.KeyFile == "" {
+		opts.KeyFile = filepath.Join(filepath.Dir(path), "audit.key")
+	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("audit: %w", err)
 	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	key, created, err := LoadOrCreateKey(opts.KeyFile)
 	if err != nil {
-		return nil, fmt.Errorf("audit: %w", err)
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("audit: %s is in use by another process: %w", path, err)
-	}
-	l := &Log{
-		path: path, f: f, log: opts.Logger,
-		queue: make(chan kms.AuditRecord, opts.QueueSize), done: make(chan struct{}),
-		maxWait: opts.MaxWait, batch: opts.MaxBatch, syncReq: make(chan chan error),
-		interval: opts.GroupInterval,
-	}
-	torn, err := l.resume()
-	if err != nil {
-		f.Close()
 		return nil, err
 	}
-	if torn > 0 {
-		err := l.writeBatch([]Entry{{Time: time.Now().UTC(), Action: "audit_recovered", Outcome: "ok",
-			Detail: fmt.Sprintf("discarded a torn last record of %d bytes", torn)}})
-		if err != nil {
-			f.Close()
-			return nil, err
-		}
+	if created {
+		opts.Logger.Info("created audit key", "path", opts.KeyFile, "id", KeyID(key))
+	}
+	l := &Log{
+		path: path, log: opts.Logger,
+		queue: make(chan kms.AuditRecord, opts.QueueSize), done: make(chan struct{}),
+		maxWait: opts.MaxWait, batch: opts.MaxBatch, syncReq: make(chan chan error),
+		interval: opts.GroupInterval, mac: newMAC(key), keyID: KeyID(key), maxBytes: opts.MaxBytes,
+	}
+	if err := l.open(); err != nil {
+		l.closeFiles()
+		return nil, err
 	}
 	go l.run()
 	return l, nil
 }
 
-// tailSize is how much of the end of the file resume reads; lines are far
-// shorter.
+// open locks the log, opens its current file and brings the chain to a
+// state where the writer can append: torn tail cut, unkeyed file moved
+// aside, header written.
+func (l *Log) open() error {
+	var err error
+	// The lock is a file of its own: path itself is renamed on rotation.
+	if l.lock, err = os.OpenFile(l.path+".lock", os.O_RDWR|os.O_CREATE, 0o600); err != nil {
+		return fmt.Errorf("audit: %w", err)
+	}
+	if err := syscall.Flock(int(l.lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		return fmt.Errorf("audit: %s is in use by another process: %w", l.path, err)
+	}
+	if l.f, err = os.OpenFile(l.path, os.O_RDWR|os.O_CREATE, 0o600); err != nil {
+		return fmt.Errorf("audit: %w", err)
+	}
+	torn, err := l.resume()
+	if err != nil {
+		return err
+	}
+	if l.unkeyed {
+		if err := l.rotate(); err != nil {
+			return fmt.Errorf("audit: moving the unkeyed log aside: %w", err)
+		}
+		l.log.Info("audit: unkeyed log sealed and moved aside; a keyed one starts", "old", l.prevFile)
+	}
+	var entries []Entry
+	if torn > 0 {
+		entries = append(entries, Entry{Time: time.Now().UTC(), Action: "audit_recovered", Outcome: "ok",
+			Detail: fmt.Sprintf("discarded a torn last record of %d bytes", torn)})
+	}
+	if len(entries) > 0 || l.size == 0 { // a new file gets its header now
+		if err := l.writeBatch(entries); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// tailSize is how much of the end of a file is read to find its last line;
+// lines are far shorter.
 const tailSize = 64 << 10
 
-// resume finds the last complete line, cuts off anything after it, and
-// takes its seq and hash as the chain's head. It returns the bytes cut.
-func (l *Log) resume() (int64, error) {
+// resume finds the last complete line of the current file, cuts off
+// anything after it, and takes its seq and hash as the chain's head; an
+// empty file continues the newest rotated one. It returns the bytes cut.
+func (l *Log) resume() (torn int64, err error) {
 	fi, err := l.f.Stat()
 	if err != nil {
 		return 0, fmt.Errorf("audit: %w", err)
 	}
-	size := fi.Size()
-	l.prev = Genesis
-	if size == 0 {
-		return 0, nil
+	first, last, end, err := ends(l.f, fi.Size())
+	if err != nil {
+		return 0, fmt.Errorf("audit: %s: %v", l.path, err)
 	}
-	start := max(0, size-tailSize)
-	buf := make([]byte, size-start)
-	if _, err := l.f.ReadAt(buf, start); err != nil && !errors.Is(err, io.EOF) {
-		return 0, fmt.Errorf("audit: %w", err)
+	l.seq, l.prev, l.size = 0, Genesis, end
+	if first != nil {
+		keyID, err := lineKey(first)
+		if err != nil {
+			return 0, fmt.Errorf("audit: %s: first record: %v; run `keywarden audit verify`", l.path, err)
+		}
+		mac := l.mac
+		switch {
+		case keyID == "":
+			mac, l.unkeyed = newMAC(nil), true
+		case keyID != l.keyID:
+			return 0, fmt.Errorf("audit: %s is chained under audit key %s, but the key file holds key %s: wrong key file", l.path, keyID, l.keyID)
+		}
+		h, err := decodeLine(first, mac)
+		if err != nil {
+			return 0, fmt.Errorf("audit: %s: first record: %v; run `keywarden audit verify`", l.path, err)
+		}
+		e, err := decodeLine(last, mac)
+		if err != nil {
+			return 0, fmt.Errorf("audit: %s: last record: %v; run `keywarden audit verify`", l.path, err)
+		}
+		l.seq, l.prev, l.first, l.hdrEnd = e.Seq, e.Hash, h.Seq, int64(len(first)+1)
 	}
-	end := bytes.LastIndexByte(buf, '\n')
-	if end < 0 && start > 0 {
-		return 0, fmt.Errorf("audit: %s: no complete record in its last %d bytes", l.path, tailSize)
-	}
-	torn := int64(len(buf) - (end + 1))
-	l.size = start + int64(end+1)
-	if torn > 0 {
-		if err := l.f.Truncate(l.size); err != nil {
+	// Cut only once the file is known to be ours to continue.
+	if torn = fi.Size() - end; torn > 0 {
+		if err := l.f.Truncate(end); err != nil {
 			return 0, fmt.Errorf("audit: cutting a torn record: %w", err)
 		}
 		if err := l.f.Sync(); err != nil {
 			return 0, fmt.Errorf("audit: %w", err)
 		}
 	}
-	if end < 0 {
-		return torn, nil // only a torn first line: start afresh
+	if first == nil {
+		return torn, l.continueSet()
 	}
-	lineStart := bytes.LastIndexByte(buf[:end], '\n') + 1
-	e, err := decodeLine(buf[lineStart:end])
-	if err != nil {
-		return 0, fmt.Errorf("audit: %s: last record unreadable (%v); run `keywarden audit verify`", l.path, err)
-	}
-	l.seq, l.prev = e.Seq, e.Hash
 	return torn, nil
+}
+
+// continueSet takes the chain's head from the newest rotated file, for an
+// empty current file: new, or a crash came between a rotation's rename
+// and the new file's header.
+func (l *Log) continueSet() error {
+	set, err := listRotated(l.path)
+	if err != nil {
+		return fmt.Errorf("audit: %w", err)
+	}
+	if len(set) == 0 {
+		return nil // a new log
+	}
+	newest := set[len(set)-1]
+	f, err := os.Open(newest.path)
+	if err != nil {
+		return fmt.Errorf("audit: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("audit: %w", err)
+	}
+	first, last, end, err := ends(f, fi.Size())
+	if err == nil && (first == nil || end != fi.Size()) {
+		err = errors.New("incomplete")
+	}
+	var key string
+	if err == nil {
+		key, err = lineKey(first)
+	}
+	if err == nil && key != "" && key != l.keyID {
+		return fmt.Errorf("audit: %s is chained under audit key %s, but the key file holds key %s: wrong key file", newest.path, key, l.keyID)
+	}
+	var e Entry
+	if err == nil {
+		mac := l.mac
+		if key == "" { // moved aside by the step that seals it
+			mac, l.prevUnkeyed = newMAC(nil), true
+		}
+		e, err = decodeLine(last, mac)
+	}
+	if err == nil && e.Seq != newest.last {
+		err = fmt.Errorf("ends at record %d", e.Seq)
+	}
+	if err != nil {
+		return fmt.Errorf("audit: cannot continue the chain of %s: %v; run `keywarden audit verify`", newest.path, err)
+	}
+	l.seq, l.prev, l.prevFile = e.Seq, e.Hash, filepath.Base(newest.path)
+	return nil
 }
 
 // Record queues r; it waits at most MaxWait when the queue is full.
@@ -313,6 +462,9 @@ func (l *Log) Err() error {
 // accounted for on the trail.
 func (l *Log) Stats() (written, dropped uint64) { return l.written.Load(), l.dropped.Load() }
 
+// Rotations is how many files were rotated since Open.
+func (l *Log) Rotations() uint64 { return l.rotations.Load() }
+
 // Close writes what is queued, fsyncs and closes the file.
 func (l *Log) Close() error {
 	l.mu.Lock()
@@ -325,7 +477,18 @@ func (l *Log) Close() error {
 	close(l.queue)
 	l.mu.Unlock()
 	<-l.done
-	return errors.Join(l.Err(), l.f.Close())
+	return errors.Join(l.Err(), l.closeFiles())
+}
+
+func (l *Log) closeFiles() error {
+	var err error
+	if l.f != nil {
+		err = l.f.Close()
+	}
+	if l.lock != nil {
+		l.lock.Close() // releases the flock
+	}
+	return err
 }
 
 // run is the writer: one group at a time until Close.
@@ -426,37 +589,108 @@ func droppedEntry(n uint64) Entry {
 		Detail: fmt.Sprintf("%d records were dropped: the audit queue was full", n)}
 }
 
-// writeBatch chains, writes and fsyncs entries. On failure the file is cut
-// back to its last complete line and the entries count as dropped, so the
-// chain on disk stays whole.
+// rotateRetry is how long the writer goes on past MaxBytes after a failed
+// rotation before it tries again: records matter more than file sizes.
+const rotateRetry = time.Minute
+
+// writeBatch chains, writes and fsyncs entries, rotating files as MaxBytes
+// requires. On failure the current file is cut back to its last complete
+// line and the entries not yet on disk count as dropped, so the chain on
+// disk stays whole.
 func (l *Log) writeBatch(entries []Entry) error {
-	seq, prev := l.seq, l.prev
-	ow := &offsetWriter{f: l.f, off: l.size}
-	w := bufio.NewWriterSize(ow, 64<<10)
-	for i := range entries {
-		seq++
-		entries[i].Seq, entries[i].Prev = seq, prev
-		line, err := encode(&entries[i])
+	for {
+		limit := l.maxBytes > 0 && !time.Now().Before(l.rotateAfter)
+		n, err := l.writeFile(entries, limit)
 		if err != nil {
 			return l.failed(err, len(entries))
 		}
-		prev = entries[i].Hash
-		w.Write(line)
+		if entries = entries[n:]; len(entries) == 0 {
+			return nil
+		}
+		if err := l.rotate(); err != nil {
+			l.rotateAfter = time.Now().Add(rotateRetry)
+			l.log.Error("audit: rotation failed; the current file grows on", "path", l.path, "error", err)
+		}
 	}
-	if err := w.Flush(); err != nil {
-		return l.failed(err, len(entries))
+}
+
+// writeFile appends to the current file (after its header, if it has none
+// yet) as many entries as fit under MaxBytes when limit is set, at least
+// one, and fsyncs. It returns how many it wrote; the state moves only once
+// they are durable.
+func (l *Log) writeFile(entries []Entry, limit bool) (int, error) {
+	seq, prev, first, hdrEnd := l.seq, l.prev, l.first, l.hdrEnd
+	b := l.buf[:0]
+	if l.size == 0 {
+		detail := "a new log"
+		switch {
+		case l.prevUnkeyed:
+			detail = "continues the unkeyed log " + l.prevFile + ", sealing it"
+		case l.prevFile != "":
+			detail = "continues " + l.prevFile
+		}
+		h := Entry{Seq: seq + 1, Time: time.Now().UTC(), Action: HeaderAction, Outcome: "ok",
+			Detail: detail, Key: l.keyID, Prev: prev}
+		b = appendLine(b, &h, l.mac)
+		seq, prev, first, hdrEnd = h.Seq, h.Hash, h.Seq, int64(len(b))
+	}
+	n := 0
+	for ; n < len(entries); n++ {
+		e := &entries[n]
+		e.Seq, e.Prev = seq+1, prev
+		mark := len(b)
+		b = appendLine(b, e, l.mac)
+		if limit && l.size+int64(len(b)) > l.maxBytes && l.size+int64(mark) > hdrEnd {
+			b = b[:mark] // the file is full: this one starts the next
+			break
+		}
+		seq, prev = e.Seq, e.Hash
+	}
+	l.buf = b
+	if len(b) == 0 {
+		return 0, nil
+	}
+	if _, err := l.f.WriteAt(b, l.size); err != nil {
+		return 0, err
 	}
 	if err := l.f.Sync(); err != nil {
-		return l.failed(err, len(entries))
+		return 0, err
 	}
-	l.size = ow.off
-	l.seq, l.prev = seq, prev
-	l.written.Add(uint64(len(entries)))
+	l.size += int64(len(b))
+	l.seq, l.prev, l.first, l.hdrEnd = seq, prev, first, hdrEnd
+	l.written.Add(uint64(n))
 	if time.Since(l.headAt) >= headInterval {
 		l.writeHead()
 	} else {
 		l.headDirty = true
 	}
+	return n, nil
+}
+
+// rotate renames the current file, all of it fsynced, to
+// path.<first>-<last> and puts an empty file in its place; the next
+// writeFile starts it with a header chained to the last record.
+func (l *Log) rotate() error {
+	name := rotatedName(l.path, l.first, l.seq)
+	if _, err := os.Lstat(name); !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("%s already exists: not replacing it", name) // only tampering gets here
+	}
+	if err := os.Rename(l.path, name); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(l.path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		// Put the old file back and go on appending to it.
+		return errors.Join(err, os.Rename(name, l.path))
+	}
+	// Both names must be durable before the new file holds a record.
+	if err := syncDir(filepath.Dir(l.path)); err != nil {
+		l.log.Warn("audit: rotation not yet durable", "error", err)
+	}
+	l.f.Close()
+	l.f, l.size, l.first, l.hdrEnd = f, 0, 0, 0
+	l.prevFile, l.prevUnkeyed, l.unkeyed = filepath.Base(name), l.unkeyed, false
+	l.rotations.Add(1)
 	return nil
 }
 
@@ -473,18 +707,6 @@ func (l *Log) failed(err error, n int) error {
 	l.f.Truncate(l.size)
 	l.dropped.Add(uint64(n))
 	return err
-}
-
-// offsetWriter writes at a tracked offset, so a failed batch can be cut off.
-type offsetWriter struct {
-	f   *os.File
-	off int64
-}
-
-func (w *offsetWriter) Write(p []byte) (int, error) {
-	n, err := w.f.WriteAt(p, w.off)
-	w.off += int64(n)
-	return n, err
 }
 
 // Head is the chain's last record as of the last group, kept next to the log

@@ -3,14 +3,17 @@ package audit_test
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,6 +25,9 @@ import (
 
 func open(t *testing.T, path string, opts audit.Options) *audit.Log {
 	t.Helper()
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
 	l, err := audit.Open(path, opts)
 	if err != nil {
 		t.Fatal(err)
@@ -34,9 +40,19 @@ func rec(i int) kms.AuditRecord {
 		SecretID: fmt.Sprintf("id-%d", i), Outcome: "ok", RequestID: fmt.Sprintf("req-%d", i)}
 }
 
+// keyOf is the audit key Open made next to the log at path.
+func keyOf(t *testing.T, path string) []byte {
+	t.Helper()
+	key, err := audit.LoadKey(filepath.Join(filepath.Dir(path), "audit.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key
+}
+
 func mustVerify(t *testing.T, path string) audit.Report {
 	t.Helper()
-	rep, err := audit.Verify(path)
+	rep, err := audit.Verify(path, keyOf(t, path))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +77,8 @@ func TestAppendVerifyReopen(t *testing.T) {
 		t.Fatal(err)
 	}
 	rep := mustVerify(t, path)
-	if rep.Records != 2000 || rep.LastSeq != 2000 || !rep.HeadChecked || rep.Partial {
+	// 2000 records after the file's header.
+	if rep.Records != 2001 || rep.LastSeq != 2001 || rep.Files != 1 || !rep.HeadChecked || rep.Partial {
 		t.Fatalf("report %+v", rep)
 	}
 	// A restart continues the same chain.
@@ -70,12 +87,14 @@ func TestAppendVerifyReopen(t *testing.T) {
 	if err := l.Sync(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	if rep := mustVerify(t, path); rep.Records != 2001 {
+	if rep := mustVerify(t, path); rep.Records != 2002 {
 		t.Fatalf("after sync: %+v", rep)
 	}
 	l.Close()
-	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o600 {
-		t.Fatalf("mode %v", fi.Mode().Perm())
+	for _, p := range []string{path, filepath.Join(filepath.Dir(path), "audit.key")} {
+		if fi, _ := os.Stat(p); fi.Mode().Perm() != 0o600 {
+			t.Fatalf("%s: mode %v", p, fi.Mode().Perm())
+		}
 	}
 }
 
@@ -88,7 +107,8 @@ func TestLocked(t *testing.T) {
 	}
 }
 
-// writeLog makes a closed log of n records and returns its lines.
+// writeLog makes a closed log of n records and returns its lines, the
+// header first.
 func writeLog(t *testing.T, path string, n int) [][]byte {
 	t.Helper()
 	l := open(t, path, audit.Options{})
@@ -99,7 +119,7 @@ func writeLog(t *testing.T, path string, n int) [][]byte {
 		t.Fatal(err)
 	}
 	b, _ := os.ReadFile(path)
-	return bytes.SplitAfter(b, []byte("\n"))[:n]
+	return bytes.SplitAfter(b, []byte("\n"))[:n+1]
 }
 
 func rewrite(t *testing.T, path string, lines [][]byte) {
@@ -111,7 +131,7 @@ func rewrite(t *testing.T, path string, lines [][]byte) {
 
 func wantBreak(t *testing.T, path string, line uint64, reason string) {
 	t.Helper()
-	_, err := audit.Verify(path)
+	_, err := audit.Verify(path, keyOf(t, path))
 	var ve *audit.VerifyError
 	if !errors.As(err, &ve) {
 		t.Fatalf("tampering not detected: %v", err)
@@ -133,11 +153,16 @@ func TestTamperingDetected(t *testing.T) {
 			ls[4] = bytes.Replace(ls[4], []byte(`"user":"bob"`), []byte(`"user":"eve"`), 1)
 			return ls
 		}, 5, "was changed"},
-		{"edited and rehashed", func(ls [][]byte) [][]byte {
-			// Whoever edits a record and recomputes its hash breaks the next link.
-			ls[4] = rehash(t, bytes.Replace(ls[4], []byte(`"user":"bob"`), []byte(`"user":"eve"`), 1))
+		{"edited and rehashed without the key", func(ls [][]byte) [][]byte {
+			ls[4] = rehash(nil, bytes.Replace(ls[4], []byte(`"user":"bob"`), []byte(`"user":"eve"`), 1))
+			return ls
+		}, 5, "was changed"},
+		{"edited and rehashed with the key", func(ls [][]byte) [][]byte {
+			// Even the key holder who edits a record breaks the next link.
+			ls[4] = rehash(keyOf(t, filepath.Join(dir, "x")), bytes.Replace(ls[4], []byte(`"user":"bob"`), []byte(`"user":"eve"`), 1))
 			return ls
 		}, 6, "does not chain"},
+		{"header removed", func(ls [][]byte) [][]byte { return ls[1:] }, 1, "was changed"},
 		{"removed", func(ls [][]byte) [][]byte { return append(ls[:3], ls[4:]...) }, 4, "missing"},
 		{"reordered", func(ls [][]byte) [][]byte { ls[2], ls[3] = ls[3], ls[2]; return ls }, 3, "missing"},
 		{"duplicated", func(ls [][]byte) [][]byte { return append(ls[:4], ls[3:]...) }, 5, "reordered or repeated"},
@@ -156,14 +181,21 @@ func TestTamperingDetected(t *testing.T) {
 	}
 }
 
-// rehash recomputes a line's own hash the way the writer does.
-func rehash(t *testing.T, line []byte) []byte {
-	t.Helper()
+// rehash recomputes a line's own hash the way the writer does: HMAC under
+// key, or the unkeyed SHA-256 of old versions when key is nil.
+func rehash(key, line []byte) []byte {
 	i := bytes.LastIndex(line, []byte(`,"hash":"`))
 	body := append(bytes.Clone(line[:i]), '}')
-	h := sha256.Sum256(body)
-	sum := hex.EncodeToString(h[:])
-	return append(append(bytes.Clone(line[:i]), []byte(`,"hash":"`+sum+`"}`)...), '\n')
+	var h []byte
+	if key == nil {
+		s := sha256.Sum256(body)
+		h = s[:]
+	} else {
+		m := hmac.New(sha256.New, key)
+		m.Write(body)
+		h = m.Sum(nil)
+	}
+	return append(append(bytes.Clone(line[:i]), []byte(`,"hash":"`+hex.EncodeToString(h)+`"}`)...), '\n')
 }
 
 func TestTornTailRecovered(t *testing.T) {
@@ -173,14 +205,14 @@ func TestTornTailRecovered(t *testing.T) {
 	if err := os.WriteFile(path, torn, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if rep, err := audit.Verify(path); err != nil || !rep.Partial {
+	if rep, err := audit.Verify(path, keyOf(t, path)); err != nil || !rep.Partial {
 		t.Fatalf("torn tail before restart: %+v %v", rep, err)
 	}
 	l := open(t, path, audit.Options{})
 	l.Record(t.Context(), rec(99))
 	l.Close()
 	rep := mustVerify(t, path)
-	if rep.Records != 7 || rep.Recovered != 1 || rep.Partial {
+	if rep.Records != 8 || rep.Recovered != 1 || rep.Partial { // header, 5, recovered, 1
 		t.Fatalf("after recovery: %+v", rep)
 	}
 }
@@ -208,11 +240,11 @@ func TestBackpressureAccounting(t *testing.T) {
 	l.Close()
 	rep := mustVerify(t, path)
 	b, _ := os.ReadFile(path)
-	drops := uint64(bytes.Count(b, []byte(`"action":"audit_dropped"`)))
-	if got := rep.Records - drops + rep.Dropped; got != goroutines*each {
-		t.Fatalf("%d records + %d dropped = %d; sent %d", rep.Records-drops, rep.Dropped, got, goroutines*each)
+	ours := rep.Records - uint64(bytes.Count(b, []byte(`"action":"audit_dropped"`))) - 1 // and the header
+	if got := ours + rep.Dropped; got != goroutines*each {
+		t.Fatalf("%d records + %d dropped = %d; sent %d", ours, rep.Dropped, got, goroutines*each)
 	}
-	t.Logf("%d written, %d dropped under a queue of 1", rep.Records-drops, rep.Dropped)
+	t.Logf("%d written, %d dropped under a queue of 1", ours, rep.Dropped)
 }
 
 // The trail of a real Service: who did what, never the material.
@@ -268,7 +300,7 @@ func TestServiceTrail(t *testing.T) {
 // BenchmarkRecord is the cost on the hot path (queueing) with the writer
 // fsyncing in groups behind it.
 func BenchmarkRecord(b *testing.B) {
-	l, err := audit.Open(filepath.Join(b.TempDir(), "audit.log"), audit.Options{})
+	l, err := audit.Open(filepath.Join(b.TempDir(), "audit.log"), audit.Options{Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -283,4 +315,37 @@ func BenchmarkRecord(b *testing.B) {
 	written, dropped := l.Stats()
 	b.ReportMetric(float64(dropped), "dropped")
 	b.ReportMetric(float64(written), "written")
+}
+
+// BenchmarkRecordRotating is BenchmarkRecord with a file rotated every
+// MiB (about 3,500 records), and the slowest single Record call reported:
+// rotation runs on the writer, so callers should not feel it.
+func BenchmarkRecordRotating(b *testing.B) {
+	path := filepath.Join(b.TempDir(), "audit.log")
+	l, err := audit.Open(path, audit.Options{MaxBytes: 1 << 20, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	r := rec(1)
+	var slowest atomic.Int64
+	b.RunParallel(func(pb *testing.PB) {
+		var worst time.Duration
+		for pb.Next() {
+			t0 := time.Now()
+			l.Record(context.Background(), r)
+			worst = max(worst, time.Since(t0))
+		}
+		for {
+			if s := slowest.Load(); int64(worst) <= s || slowest.CompareAndSwap(s, int64(worst)) {
+				break
+			}
+		}
+	})
+	b.StopTimer()
+	l.Close()
+	written, dropped := l.Stats()
+	b.ReportMetric(float64(dropped), "dropped")
+	b.ReportMetric(float64(written), "written")
+	b.ReportMetric(float64(l.Rotations()), "rotations")
+	b.ReportMetric(float64(slowest.Load())/1e3, "max-µs")
 }
