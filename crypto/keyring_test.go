@@ -184,9 +184,9 @@ func TestBindingRequired(t *testing.T) {
 }
 
 func TestKEKCreatedOnceConcurrently(t *testing.T) {
-	k, st, rk := newTestKeyring(t)
+	_, st, rk := newTestKeyring(t)
 	cm := &countingMaster{MasterKey: rk}
-	k = NewKeyring(cm, st)
+	k := NewKeyring(cm, st)
 	st.delay = 2 * time.Millisecond // keep the race window open
 
 	const n = 50
@@ -298,9 +298,9 @@ func TestSecondKeyringOpens(t *testing.T) {
 }
 
 func TestHotPathIsLocal(t *testing.T) {
-	k, st, rk := newTestKeyring(t)
+	_, st, rk := newTestKeyring(t)
 	cm := &countingMaster{MasterKey: rk}
-	k = NewKeyring(cm, st)
+	k := NewKeyring(cm, st)
 	e := mustSeal(t, k, bind, []byte("warm up"))
 	loads, creates, calls := st.loads.Load(), st.creates.Load(), cm.wraps.Load()+cm.unwraps.Load()
 	for range 100 {
