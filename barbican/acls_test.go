@@ -55,7 +55,7 @@ func TestACLPutPatchDelete(t *testing.T) {
 		t.Errorf("after PUT %v", read)
 	}
 
-	r = e.must(http.StatusOK, "DELETE", base, nil)
+	e.must(http.StatusOK, "DELETE", base, nil)
 	if got := strings.TrimSpace(string(e.must(http.StatusOK, "GET", base, nil).Body)); got != `{"read":{"project-access":true}}` {
 		t.Errorf("after DELETE %s", got)
 	}

@@ -128,6 +128,7 @@ func (a *api) router() *mux.Router {
 	a.registerOrders(v1)
 	a.registerClone(v1)
 	a.registerOrphans(v1)
+	a.registerQuotas(v1)
 	return r
 }
 

@@ -109,6 +109,15 @@ func (s *Service) CloneSecret(ctx context.Context, who Identity, id string, req 
 	// Queue with the source's writers: the copy is written only if the
 	// source is unchanged, which a stream of consumer changes would deny.
 	defer lockWrites(id)()
+	need := usage{qSecrets: 1}
+	if consumer != nil {
+		need[qConsumers] = 1
+	}
+	hold, err := s.holdQuota(ctx, project, need)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { hold.release(err == nil) }()
 	for range maxRetries {
 		l, err := s.visible(ctx, id)
 		if err != nil {

@@ -106,6 +106,8 @@ func (s *Service) AddConsumer(ctx context.Context, who Identity, id string, c Co
 		return nil, err
 	}
 	var unchanged *Secret
+	var hold quotaHold // the consumers quota of the secret's project (quotas.go)
+	defer func() { hold.release(err == nil && unchanged == nil) }()
 	sec, err = s.update(ctx, id, false, func(r *record) error {
 		unchanged = nil
 		if err := canUseConsumers(who, r.Secret); err != nil {
@@ -118,6 +120,11 @@ func (s *Service) AddConsumer(ctx context.Context, who Identity, id string, c Co
 		if !added {
 			unchanged = r.Secret.Clone()
 			return errUnchanged
+		}
+		if hold.pc == nil {
+			if hold, err = s.holdQuota(ctx, r.Project, usage{qConsumers: 1}); err != nil {
+				return err
+			}
 		}
 		r.Consumers = list
 		return nil
@@ -152,8 +159,9 @@ func (s *Service) RemoveConsumer(ctx context.Context, who Identity, id string, c
 		return nil, false, consumerErr(err)
 	}
 	var unchanged *Secret
+	var project string
 	sec, err = s.update(ctx, id, false, func(r *record) error {
-		unchanged, destroyed = nil, false
+		unchanged, destroyed, project = nil, false, r.Project
 		if err := canUseConsumers(who, r.Secret); err != nil {
 			return err
 		}
@@ -183,9 +191,12 @@ func (s *Service) RemoveConsumer(ctx context.Context, who Identity, id string, c
 		destroyed = false
 		return nil, false, err
 	}
+	freed := usage{qConsumers: 1}
 	if destroyed {
 		s.owners.Delete(id)
+		freed[qSecrets] = 1
 	}
+	s.quotaFreed(project, freed)
 	return sec, destroyed, nil
 }
 

@@ -303,6 +303,11 @@ func (s *Service) CreateDiskSecret(ctx context.Context, who Identity, req DiskSe
 	if err != nil {
 		return nil, err
 	}
+	hold, err := s.holdQuota(ctx, r.Project, usage{qSecrets: 1, qConsumers: 1})
+	if err != nil {
+		return nil, err
+	}
+	defer func() { hold.release(err == nil) }()
 	if err := s.insert(ctx, r); err != nil {
 		return nil, err
 	}

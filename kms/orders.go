@@ -158,6 +158,11 @@ func (s *Service) CreateOrder(ctx context.Context, who Identity, req OrderReques
 	if err != nil {
 		return nil, internal("encode", err)
 	}
+	hold, err := s.holdQuota(ctx, o.Project, usage{qSecrets: 1, qOrders: 1, qConsumers: len(sec.Consumers)})
+	if err != nil {
+		return nil, err
+	}
+	defer func() { hold.release(err == nil) }()
 	err = s.insert(ctx, sec,
 		store.Put(orderKey(o.Project, o.ID), b), store.Put(orderPointerKey(o.ID), []byte(o.Project)))
 	if err != nil {
@@ -313,6 +318,7 @@ func (s *Service) DeleteOrder(ctx context.Context, who Identity, id string) erro
 		if err != nil {
 			return internal("write", err)
 		}
+		s.quotaFreed(o.Project, usage{qOrders: 1})
 		return nil
 	}
 	return Conflict("order %s is being changed concurrently; try again", id)

@@ -112,6 +112,11 @@ func (s *Service) CreateSecret(ctx context.Context, who Identity, req CreateRequ
 			return nil, err
 		}
 	}
+	hold, err := s.holdQuota(ctx, r.Project, usage{qSecrets: 1})
+	if err != nil {
+		return nil, err
+	}
+	defer func() { hold.release(err == nil) }()
 	if err := s.insert(ctx, r); err != nil {
 		return nil, err
 	}
@@ -302,7 +307,10 @@ func (s *Service) GetPayload(ctx context.Context, who Identity, id string) (sec 
 // force is set by a project admin.
 func (s *Service) DeleteSecret(ctx context.Context, who Identity, id string, force bool) (err error) {
 	defer func() { s.record(ctx, who, "delete", id, err) }()
+	var project string
+	var freed usage
 	_, err = s.update(ctx, id, false, func(r *record) error {
+		project, freed = r.Project, usage{qSecrets: 1, qConsumers: len(r.Consumers)}
 		if err := authorize(who, r.Secret, ActDelete); err != nil {
 			return err
 		}
@@ -318,6 +326,7 @@ func (s *Service) DeleteSecret(ctx context.Context, who Identity, id string, for
 	})
 	if err == nil {
 		s.owners.Delete(id)
+		s.quotaFreed(project, freed)
 	}
 	return err
 }

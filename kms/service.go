@@ -33,6 +33,10 @@ type Config struct {
 	Now func() time.Time
 	// Audit receives one record per sensitive action (nil: none).
 	Audit Auditor
+	// Quotas are every project's default quotas (quotas.go); an absent
+	// kind is Unlimited, so nil bounds nothing. A project's configured
+	// quotas (SetProjectQuotas) win kind by kind.
+	Quotas Quotas
 }
 
 // Service enforces every rule on secrets; it is safe for concurrent use.
@@ -48,6 +52,7 @@ type Service struct {
 	// the entry can only go stale by deletion, which the record read catches.
 	owners sync.Map
 	cache  *recordCache
+	quotas *quotaState
 }
 
 // New builds a Service.
@@ -59,6 +64,10 @@ func New(cfg Config) (*Service, error) {
 		st: cfg.Store, keys: cfg.Keyring, maxPayload: cfg.MaxPayload,
 		passphrase: cfg.Passphrase, now: cfg.Now, audit: cfg.Audit,
 		cache: newRecordCache(65536),
+	}
+	var err error
+	if s.quotas, err = newQuotaState(cfg.Quotas); err != nil {
+		return nil, err
 	}
 	if s.keys == nil {
 		if cfg.Master == nil {
@@ -97,6 +106,7 @@ func (s *Service) clock() time.Time { return s.now().UTC().Truncate(time.Microse
 //	p/<project>/<id>     → record JSON   (secret + sealed payload)
 //	k/<project>          → wrapped project KEK
 //	a/<user>/<id>        → project       (ACL index: secrets shared with user)
+//	q/<project>          → project quotas JSON (quotas.go)
 func pointerKey(id string) string { return "s/" + id }
 func projectPrefix(project string) string {
 	return "p/" + url.PathEscape(project) + "/"

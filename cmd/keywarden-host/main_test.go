@@ -55,14 +55,14 @@ func newKMS(t *testing.T) *kms {
 	}}
 	k.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("X-Auth-Token") != "host-token" {
-			http.Error(w, `{"code":401,"title":"Unauthorized","description":"bad token"}`, 401)
+			http.Error(w, `{"code":401,"title":"Unauthorized","description":"bad token"}`, http.StatusUnauthorized)
 			return
 		}
 		id, sub, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/v1/secrets/"), "/")
 		s, ok := k.secrets[id]
 		switch {
 		case id == idDenied:
-			http.Error(w, `{"code":403,"title":"Forbidden","description":"not yours"}`, 403)
+			http.Error(w, `{"code":403,"title":"Forbidden","description":"not yours"}`, http.StatusForbidden)
 		case !ok:
 			http.Error(w, `{"code":404,"title":"Not Found","description":"Secret not found."}`, 404)
 		case sub == "":

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/keywarden/keywarden/crypto"
+	"github.com/keywarden/keywarden/kms"
 	"gopkg.in/yaml.v3"
 )
 
@@ -50,6 +51,9 @@ type config struct {
 		Length   int    `yaml:"length"`
 		Alphabet string `yaml:"alphabet"`
 	} `yaml:"passphrase"`
+	// Quotas are every project's defaults (secrets, orders, consumers, and
+	// containers, cas as Barbican shows them); absent or -1: unlimited.
+	Quotas  kms.Quotas `yaml:"quotas"`
 	Metrics struct {
 		Addr string `yaml:"addr"` // Prometheus /metrics listener; empty: off
 	} `yaml:"metrics"`
@@ -139,6 +143,9 @@ func (c *config) finish() error {
 	}
 	if o := c.Orphans; o.CollectEvery < 0 || o.Grace < 0 || o.OlderThan < 0 {
 		return errors.New("config: orphans: collect_every, grace and older_than must not be negative")
+	}
+	if err := c.Quotas.Validate(); err != nil {
+		return fmt.Errorf("config: quotas: %w", err)
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

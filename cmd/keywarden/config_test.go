@@ -40,6 +40,10 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		"max_payload: -5\n":                    "max_payload",
 		"passphrase:\n  alphabet: \"aa\"\n":    "passphrase",
 		"store:\n  path: /tmp/x\n  extra: 1\n": "extra",
+		"quotas:\n  volumes: 3\n":              "volumes",
+		"audit:\n  max_bytes: -1\n":            "max_bytes",
+		"orphans:\n  grace: -1h\n":             "orphans",
+		"orphans:\n  collect_every: soon\n":    "soon", // yaml names the line and the value
 	} {
 		path := filepath.Join(t.TempDir(), "kw.yaml")
 		os.WriteFile(path, []byte(body), 0o600)

@@ -159,7 +159,7 @@ func openState(cfg config, log *slog.Logger) (*state, error) {
 	}
 	st.svc, err = kms.New(kms.Config{
 		Store: st.store, Master: root, MaxPayload: cfg.MaxPayload, Passphrase: cfg.passphrasePolicy(),
-		Audit: st.audit,
+		Audit: st.audit, Quotas: cfg.Quotas,
 	})
 	if err != nil {
 		st.close()
