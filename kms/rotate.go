@@ -48,3 +48,24 @@ func RotateMaster(ctx context.Context, st store.Store, oldMaster, newMaster cryp
 	}
 	return n, nil
 }
+
+// ForeignKEKs counts, by master key ID, the project KEKs that master did not
+// wrap: what an interrupted rotation or migration left behind. A server
+// started with such KEKs would fail every request of those projects.
+func ForeignKEKs(ctx context.Context, st store.Store, master crypto.MasterKey) (map[string]int, error) {
+	kvs, err := st.List(ctx, "k/", "", 0)
+	if err != nil {
+		return nil, fmt.Errorf("listing project keys: %w", err)
+	}
+	foreign := map[string]int{}
+	for _, kv := range kvs {
+		id, err := crypto.WrappedKEKMasterID(kv.Value)
+		if err != nil {
+			return nil, fmt.Errorf("project key %q: %w", kv.Key, err)
+		}
+		if id != master.ID() {
+			foreign[id]++
+		}
+	}
+	return foreign, nil
+}

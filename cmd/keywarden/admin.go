@@ -14,7 +14,7 @@ var initFlags serverFlags
 
 var initCmd = &cobra.Command{
 	Use:   "init",
-	Short: "Create the data dir, root key, token key and store, then exit",
+	Short: "Create the data dir, root key (or check the Transit master key), token key and store, then exit",
 	Args:  cobra.NoArgs,
 	RunE: func(cmd *cobra.Command, _ []string) error {
 		cfg, err := initFlags.resolve(cmd)
@@ -26,8 +26,8 @@ var initCmd = &cobra.Command{
 			return err
 		}
 		st.close()
-		fmt.Fprintf(cmd.OutOrStdout(), "initialized %s\n  store     %s\n  root key  %s (id %s)\n",
-			cfg.DataDir, cfg.Store.Path, cfg.RootKey, st.root.ID())
+		fmt.Fprintf(cmd.OutOrStdout(), "initialized %s\n  store       %s\n  master key  %s\n",
+			cfg.DataDir, cfg.Store.Path, st.master.ID())
 		return nil
 	},
 }

@@ -44,9 +44,13 @@ type config struct {
 			Password  string   `yaml:"password"`
 		} `yaml:"etcd"`
 	} `yaml:"store"`
-	Audit      auditConfig `yaml:"audit"`
-	RootKey    string      `yaml:"root_key"` // default <data>/root.key
-	MaxPayload int         `yaml:"max_payload"`
+	Audit     auditConfig `yaml:"audit"`
+	RootKey   string      `yaml:"root_key"` // default <data>/root.key
+	MasterKey struct {
+		Type    string               `yaml:"type"` // local (root_key, default) or transit
+		Transit crypto.TransitConfig `yaml:"transit"`
+	} `yaml:"master_key"`
+	MaxPayload int `yaml:"max_payload"`
 	Passphrase struct {
 		Length   int    `yaml:"length"`
 		Alphabet string `yaml:"alphabet"`
@@ -143,6 +147,16 @@ func (c *config) finish() error {
 	}
 	if o := c.Orphans; o.CollectEvery < 0 || o.Grace < 0 || o.OlderThan < 0 {
 		return errors.New("config: orphans: collect_every, grace and older_than must not be negative")
+	}
+	switch c.MasterKey.Type {
+	case "", "local":
+		c.MasterKey.Type = "local"
+	case "transit":
+		if _, err := crypto.NewTransitKey(c.MasterKey.Transit); err != nil {
+			return fmt.Errorf("config: master_key.transit: %w", err)
+		}
+	default:
+		return fmt.Errorf("config: master_key.type %q: use local or transit", c.MasterKey.Type)
 	}
 	if err := c.Quotas.Validate(); err != nil {
 		return fmt.Errorf("config: quotas: %w", err)

@@ -25,6 +25,11 @@ var rotateCmd = &cobra.Command{
 		if err != nil {
 			return err
 		}
+		if cfg.MasterKey.Type == "transit" {
+			return fmt.Errorf("the master key is the Vault Transit key %q: rotate it in Vault "+
+				"(vault write -f %s/keys/%s/rotate); project keys wrapped by its older versions keep working",
+				cfg.MasterKey.Transit.Key, transitMount(cfg), cfg.MasterKey.Transit.Key)
+		}
 		oldKey, err := crypto.LoadRootKey(cfg.RootKey)
 		if err != nil {
 			return err
@@ -59,7 +64,59 @@ var rotateCmd = &cobra.Command{
 	},
 }
 
+var migrateFlags serverFlags
+
+// migrateCmd moves the project KEKs from the local root key to the Vault
+// Transit key the config names. Wrapped KEKs record which master wrapped
+// them, so the move can be interrupted and run again; root.key is left in
+// place for the operator to archive once the server runs on Transit.
+var migrateCmd = &cobra.Command{
+	Use:   "migrate-master-key",
+	Short: "Re-wrap every project key from the local root key to the configured master_key.transit (payloads are not touched); stop the server first when the store is bolt",
+	Args:  cobra.NoArgs,
+	RunE: func(cmd *cobra.Command, _ []string) error {
+		cfg, err := migrateFlags.resolve(cmd)
+		if err != nil {
+			return err
+		}
+		if cfg.MasterKey.Type != "transit" {
+			return fmt.Errorf("master_key.type is %q: set it to transit (and master_key.transit) in --config first", cfg.MasterKey.Type)
+		}
+		oldKey, err := crypto.LoadRootKey(cfg.RootKey)
+		if err != nil {
+			return err
+		}
+		defer oldKey.Close()
+		newKey, err := openTransit(cfg)
+		if err != nil {
+			return err
+		}
+		st, err := openStore(cfg)
+		if err != nil {
+			return err
+		}
+		n, err := kms.RotateMaster(cmd.Context(), st, oldKey, newKey)
+		if cerr := st.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("%w (run migrate-master-key again to finish)", err)
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "re-wrapped %d project keys; master key %s → %s\n"+
+			"%s is no longer used: archive it offline, then remove it\n", n, oldKey.ID(), newKey.ID(), cfg.RootKey)
+		return nil
+	},
+}
+
+func transitMount(cfg config) string {
+	if m := cfg.MasterKey.Transit.Mount; m != "" {
+		return m
+	}
+	return "transit"
+}
+
 func init() {
 	rotateFlags.register(rotateCmd)
-	rootCmd.AddCommand(rotateCmd)
+	migrateFlags.register(migrateCmd)
+	rootCmd.AddCommand(rotateCmd, migrateCmd)
 }

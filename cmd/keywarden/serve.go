@@ -105,7 +105,7 @@ func newLogger(level string) *slog.Logger {
 // state is what serve and init open in the data dir.
 type state struct {
 	store   store.Store
-	root    *crypto.RootKey
+	master  crypto.MasterKey
 	svc     *kms.Service
 	tokenKy []byte
 	audit   *audit.Log
@@ -118,8 +118,8 @@ func (s *state) close() {
 	if s.store != nil {
 		s.store.Close()
 	}
-	if s.root != nil {
-		s.root.Close()
+	if c, ok := s.master.(interface{ Close() }); ok {
+		c.Close() // the local root key zeroes itself
 	}
 	crypto.Zero(s.tokenKy)
 }
@@ -130,20 +130,26 @@ func openState(cfg config, log *slog.Logger) (*state, error) {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
 	st := &state{}
-	root, created, err := crypto.LoadOrCreateRootKey(cfg.RootKey)
+	master, err := openMaster(cfg, log)
 	if err != nil {
 		return nil, err
 	}
-	st.root = root
-	if created {
-		log.Info("created root key", "path", cfg.RootKey, "id", root.ID())
-	}
+	st.master = master
 	st.store, err = openStore(cfg)
 	if err != nil {
 		st.close()
 		return nil, err
 	}
+	if foreign, err := kms.ForeignKEKs(context.Background(), st.store, master); err != nil || len(foreign) > 0 {
+		st.close()
+		if err == nil {
+			err = fmt.Errorf("project keys wrapped by another master key than %s: %v; finish `keywarden rotate-root-key` "+
+				"or `keywarden migrate-master-key`, or configure that master key", master.ID(), foreign)
+		}
+		return nil, err
+	}
 	if !cfg.Auth.DisableHMAC {
+		var created bool
 		st.tokenKy, created, err = loadOrCreateSecretFile(cfg.Auth.HMACSecretFile)
 		if err != nil {
 			st.close()
@@ -158,7 +164,7 @@ func openState(cfg config, log *slog.Logger) (*state, error) {
 		return nil, err
 	}
 	st.svc, err = kms.New(kms.Config{
-		Store: st.store, Master: root, MaxPayload: cfg.MaxPayload, Passphrase: cfg.passphrasePolicy(),
+		Store: st.store, Master: master, MaxPayload: cfg.MaxPayload, Passphrase: cfg.passphrasePolicy(),
 		Audit: st.audit, Quotas: cfg.Quotas,
 	})
 	if err != nil {
@@ -256,7 +262,7 @@ func serve(ctx context.Context, cfg config) error {
 		}
 	}
 	log.Info("keywarden started", "version", version, "rest", scheme+"://"+ln.Addr().String(),
-		"kmip", kmipAddr, "metrics", metricsAddr, "data_dir", cfg.DataDir, "store", storeDesc(cfg), "root_key", cfg.RootKey, "audit", cfg.Audit.Path)
+		"kmip", kmipAddr, "metrics", metricsAddr, "data_dir", cfg.DataDir, "store", storeDesc(cfg), "master_key", st.master.ID(), "audit", cfg.Audit.Path)
 	if cfg.Auth.InsecureNoAuth {
 		log.Warn("INSECURE: --insecure-noauth is on; any caller can act as any project via X-Project-Id")
 	} else if len(st.tokenKy) > 0 {
