@@ -129,10 +129,12 @@ func TestAttributeOperations2x(t *testing.T) {
 	if !slices.Contains(tags, ttlv.EnumValue(kmip14.TagState)) || vendors != 1 {
 		t.Fatalf("attribute list: %v, %d vendor", tags, vendors)
 	}
-	// Activation Date set in the past activates a pre-active object; a
-	// future one is not scheduled.
-	c.do(byID(kmip14.Operation(kmip20.OperationSetAttribute), id, newAttr(kmip14.TagActivationDate, time.Now().Add(time.Hour)))).
-		failed(0, uint32(kmip14.ResultReasonFeatureNotSupported))
+	// A future Activation Date schedules a pre-active object's activation;
+	// one that has come activates it.
+	c.do(byID(kmip14.Operation(kmip20.OperationSetAttribute), id, newAttr(kmip14.TagActivationDate, time.Now().Add(time.Hour)))).ok(0)
+	if sec, _ := e.svc.GetObject(context.Background(), who("attrs2"), id); sec.State != kms.PreActive || sec.ActivationDate == nil {
+		t.Fatalf("after a future Activation Date: %s %v", sec.State, sec.ActivationDate)
+	}
 	c.do(byID(kmip14.Operation(kmip20.OperationSetAttribute), id, newAttr(kmip14.TagActivationDate, time.Now().Add(-time.Minute)))).ok(0)
 	if sec, _ := e.svc.GetObject(context.Background(), who("attrs2"), id); sec.State != kms.Active {
 		t.Fatalf("state %s", sec.State)

@@ -156,8 +156,7 @@ func attrNotFound(name string) *opError {
 func setName(name string) kms.Change { return kms.Change{Name: &name} }
 
 // activateBy handles a client setting the Activation Date of a pre-active
-// object: a date that has come activates it. There is no scheduler to
-// activate an object later, so a future date is refused.
+// object: a date that has come activates it, a future one when it comes.
 func (c *opCtx) activateBy(p item, a attr) *opError {
 	t, perr := a.val.datetime()
 	if perr != nil {
@@ -170,10 +169,7 @@ func (c *opCtx) activateBy(p item, a attr) *opError {
 	if sec.State != kms.PreActive {
 		return errf(kmip20.ResultReasonReadOnlyAttribute, "the Activation Date of a %s object cannot change", sec.State)
 	}
-	if t.After(c.now) {
-		return notSupported("activation at a future date is not supported: activate the object when it is due")
-	}
-	if _, err := c.svc.Activate(c.ctx, c.who, sec.ID); err != nil {
+	if _, err := c.svc.SetActivationDate(c.ctx, c.who, sec.ID, t); err != nil {
 		return fromKMS(err, true)
 	}
 	c.writeUID(sec.ID)

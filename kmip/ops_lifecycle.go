@@ -13,12 +13,13 @@ import (
 
 // newObject is what Create and Register learn from a request's attributes.
 type newObject struct {
-	name     string
-	alg      string
-	bits     int
-	mode     string
-	activate bool              // an Activation Date not after now
-	stored   map[string]string // attributes kept in Secret.Attributes
+	name       string
+	alg        string
+	bits       int
+	mode       string
+	activation *time.Time        // the request's Activation Date, if any
+	now        time.Time         // of the request, against which activation is due
+	stored     map[string]string // attributes kept in Secret.Attributes
 }
 
 // requestAttrs finds the attributes of a Create or Register request: a 1.x
@@ -72,7 +73,7 @@ func checkValue(a attr) *opError {
 
 // newObjectFrom applies the attributes of a Create or Register request.
 func newObjectFrom(c *opCtx, attrs []attr) (*newObject, *opError) {
-	o := &newObject{stored: map[string]string{}}
+	o := &newObject{stored: map[string]string{}, now: c.now}
 	next := map[string]int32{}
 	var hasName bool
 	for _, a := range attrs {
@@ -101,9 +102,8 @@ func newObjectFrom(c *opCtx, attrs []attr) (*newObject, *opError) {
 		case attrActivation:
 			var t time.Time
 			t, perr = a.val.datetime()
-			// No scheduler moves objects to Active later: a future date
-			// leaves the object Pre-Active, to be activated explicitly.
-			o.activate = perr == nil && !t.After(c.now)
+			// A future date leaves the object Pre-Active until it comes.
+			o.activation = &t
 		case attrObjectType:
 			// Repeats the request's Object Type (KMIP 2.x clients do).
 		default:
@@ -140,7 +140,7 @@ func newObjectFrom(c *opCtx, attrs []attr) (*newObject, *opError) {
 }
 
 func (o *newObject) state() kms.State {
-	if o.activate {
+	if o.activation != nil && !o.activation.After(o.now) {
 		return kms.Active
 	}
 	return kms.PreActive
@@ -172,7 +172,7 @@ func opCreate(c *opCtx, p item) *opError {
 	}
 	req := kms.GenerateRequest{CreateRequest: kms.CreateRequest{
 		Name: o.name, Algorithm: o.alg, BitLength: o.bits, Mode: o.mode,
-		Attributes: o.stored, State: o.state(),
+		Attributes: o.stored, State: o.state(), ActivationDate: o.activation,
 	}}
 	switch kmip14.ObjectType(ot) {
 	case kmip14.ObjectTypeSymmetricKey:
@@ -238,7 +238,7 @@ func opRegister(c *opCtx, p item) *opError {
 	req := kms.CreateRequest{
 		Name: o.name, Type: reg.typ, Algorithm: firstOf(reg.alg, o.alg), BitLength: max(reg.bits, o.bits),
 		Mode: o.mode, Payload: reg.payload, ContentType: reg.contentType,
-		Attributes: o.stored, State: o.state(),
+		Attributes: o.stored, State: o.state(), ActivationDate: o.activation,
 	}
 	if len(o.stored) == 0 {
 		req.Attributes = nil

@@ -123,6 +123,22 @@ func TestCreateActivationDate(t *testing.T) {
 	if sec.State != kms.PreActive {
 		t.Fatalf("future activation date: %s", sec.State)
 	}
+	// An object whose Activation Date comes is Active from then on, for
+	// every reader: Get Attributes, Locate by State, the Destroy rule.
+	soon := time.Now().Add(1200 * time.Millisecond)
+	id = uidOf(c.do(createAES(c.ver, 256, "Activation Date", soon)).ok(0))
+	stateOf := func() any {
+		t.Helper()
+		return attrMap(t, c.ver, c.do(byID(kmip14.OperationGetAttributes, id)).ok(0))[attrState]
+	}
+	if s := stateOf(); s != ttlv.EnumValue(kmip14.StatePreActive) {
+		t.Fatalf("before its Activation Date: state %v", s)
+	}
+	time.Sleep(time.Until(soon) + 100*time.Millisecond)
+	if s := stateOf(); s != ttlv.EnumValue(kmip14.StateActive) {
+		t.Fatalf("after its Activation Date: state %v", s)
+	}
+	c.do(byID(kmip14.OperationDestroy, id)).failed(0, reason(c.ver, kmip20.ResultReasonWrongKeyLifecycleState))
 	// Bad sizes and algorithms are the client's fault.
 	c.do(createAES(c.ver, 100)).failed(0, reason(c.ver, kmip20.ResultReasonInvalidField))
 	c.do(op{op: kmip14.OperationCreate, payload: []ttlv.Value{v(tagObjectType, kmip14.ObjectTypePrivateKey),

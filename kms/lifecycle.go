@@ -25,6 +25,38 @@ func (s *Service) Activate(ctx context.Context, who Identity, id string) (*Secre
 	})
 }
 
+// SetActivationDate (KMIP) schedules a pre-active secret's activation: a
+// date that has come activates it at once, a future one when it comes.
+func (s *Service) SetActivationDate(ctx context.Context, who Identity, id string, at time.Time) (*Secret, error) {
+	at = at.UTC().Truncate(time.Microsecond)
+	return s.update(ctx, id, true, func(r *record) error {
+		if err := authorize(who, r.Secret, ActUpdate); err != nil {
+			return err
+		}
+		if r.State != PreActive {
+			return Conflict("secret %s is %s: only a pre-active object's Activation Date can change", id, r.State)
+		}
+		r.ActivationDate = &at
+		if !at.After(s.now()) {
+			r.State = Active
+		}
+		return nil
+	})
+}
+
+// dueActivation presents a pre-active record whose Activation Date has come
+// as Active (a copy: r may be shared through the cache). No timer is
+// needed: every read and every write goes through it, and the next write
+// stores the new state.
+func (s *Service) dueActivation(r *record) *record {
+	if r.State != PreActive || r.ActivationDate == nil || r.ActivationDate.After(s.now()) {
+		return r
+	}
+	c := r.clone()
+	c.State = Active
+	return c
+}
+
 // Revoke deactivates a secret, or marks it compromised (at date, default now).
 func (s *Service) Revoke(ctx context.Context, who Identity, id string, compromised bool, date *time.Time) (*Secret, error) {
 	return s.update(ctx, id, true, func(r *record) error {

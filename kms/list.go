@@ -112,7 +112,7 @@ func (s *Service) listCandidates(ctx context.Context, who Identity, aclOnly bool
 			if err != nil {
 				return nil, internal("decode", err)
 			}
-			out = append(out, r.Secret)
+			out = append(out, s.dueActivation(r).Secret)
 		}
 		return out, nil
 	}

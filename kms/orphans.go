@@ -44,6 +44,7 @@ func (s *Service) FindOrphans(ctx context.Context, rule consumers.OrphanRule) ([
 			if err != nil {
 				return nil, internal("decode", err)
 			}
+			r = s.dueActivation(r)
 			if ok, why := orphan(r.Secret, rule, now); ok {
 				out = append(out, Orphan{Secret: r.Secret, Reason: why})
 			}

@@ -30,6 +30,10 @@ type CreateRequest struct {
 	// State is the initial state (default Active, Barbican's behaviour;
 	// KMIP creates objects PreActive unless activated).
 	State State
+	// ActivationDate (KMIP) activates the secret at that time: a date that
+	// has come makes it Active now, a future one leaves it PreActive until
+	// then.
+	ActivationDate *time.Time
 }
 
 const maxBitLength = 32767
@@ -106,6 +110,10 @@ func (s *Service) CreateSecret(ctx context.Context, who Identity, req CreateRequ
 	}}
 	if r.State == Active {
 		r.ActivationDate = &now
+	}
+	if d := req.ActivationDate; d != nil {
+		t := d.UTC().Truncate(time.Microsecond)
+		r.ActivationDate = &t
 	}
 	if len(req.Payload) > 0 {
 		if err := s.seal(ctx, r, req.Payload, req.ContentType); err != nil {

@@ -181,7 +181,7 @@ func (s *Service) load(ctx context.Context, id string) (loaded, error) {
 	if err != nil {
 		return loaded{}, internal("decode", err)
 	}
-	return loaded{rec: r, version: kv.Version}, nil
+	return loaded{rec: s.dueActivation(r), version: kv.Version}, nil
 }
 
 func decodeRecord(b []byte) (*record, error) {
