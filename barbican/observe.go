@@ -90,6 +90,9 @@ func RouteLabel(path string) string {
 			return "/v1/containers/{id}"
 		}
 	case 4:
+		if seg[1] == "containers" && seg[3] == "consumers" {
+			return "/v1/containers/{id}/consumers"
+		}
 		if seg[1] != "secrets" {
 			return "other"
 		}

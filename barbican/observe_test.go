@@ -15,6 +15,7 @@ func TestRouteLabel(t *testing.T) {
 		"/v1/secrets/0190-abc/payload":      "/v1/secrets/{id}/payload",
 		"/v1/secrets/x/metadata/os_encrypt": "/v1/secrets/{id}/metadata/{key}",
 		"/v1/secrets/secrets/metadata/acl":  "/v1/secrets/{id}/metadata/{key}",
+		"/v1/containers/c-1/consumers":      "/v1/containers/{id}/consumers",
 		"/v1/orders/o-1":                    "/v1/orders/{id}",
 		"/v1/project-quotas/p1":             "/v1/project-quotas/{id}",
 		"/v1/secrets/x/payload/extra/a/b":   "other",

@@ -104,9 +104,10 @@ func New(cfg Config) (http.Handler, error) {
 // fills mux.Vars, with the middlewares wrapped around the handler once, at
 // registration, rather than by the router on every request. Routes are
 // tried in registration order, so the hot ones (payload GET, secret POST)
-// come first. The consumers, orders and clone resources register ordinary
-// mux routes, with full paths ("/v1/secrets/{id}"), on the authenticated
-// subrouter they are given, which is tried last.
+// come first. The consumers, orders, clone, orphans, quotas and containers
+// resources register ordinary mux routes, with full paths
+// ("/v1/secrets/{id}"), on the authenticated subrouter they are given,
+// which is tried last.
 func (a *api) router() *mux.Router {
 	r := mux.NewRouter()
 	// Never answer with a redirect: a 301 turns a POST into a GET.
@@ -126,6 +127,7 @@ func (a *api) router() *mux.Router {
 	v1.Use(a.authenticate, a.negotiate)
 	a.registerConsumers(v1)
 	a.registerOrders(v1)
+	a.registerContainers(v1)
 	a.registerClone(v1)
 	a.registerOrphans(v1)
 	a.registerQuotas(v1)

@@ -4,16 +4,13 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/keywarden/keywarden/crypto"
 	"github.com/keywarden/keywarden/kms"
-	"github.com/keywarden/keywarden/kms/store/bolt"
 )
 
 // memAudit keeps audit records in memory.
@@ -58,22 +55,8 @@ func (m *memAudit) users(id string) []string {
 // set, a controllable clock.
 func newAudited(t testing.TB, now func() time.Time) (*kms.Service, *memAudit) {
 	t.Helper()
-	dir := t.TempDir()
-	st, err := bolt.Open(filepath.Join(dir, "kw.db"), bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	root, _, err := crypto.LoadOrCreateRootKey(filepath.Join(dir, "root.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	a := &memAudit{}
-	svc, err := kms.New(kms.Config{Store: st, Master: root, Audit: a, Now: now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return svc, a
+	return newServiceWith(t, kms.Config{Audit: a, Now: now}), a
 }
 
 var (

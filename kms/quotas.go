@@ -15,12 +15,12 @@ import (
 	"github.com/keywarden/keywarden/kms/store"
 )
 
-// Quotas, as Barbican has them: how many secrets, orders and consumers one
-// project may hold. Config.Quotas is the default of every project; a
-// service admin may configure a project's own values, which win kind by
-// kind. A negative value (-1) is unlimited, 0 disables the kind, N allows N.
-// Barbican also has container and CA quotas; they are kept and shown, but
-// this server has no containers or CAs to bound.
+// Quotas, as Barbican has them: how many secrets, orders, containers and
+// consumers one project may hold. Config.Quotas is the default of every
+// project; a service admin may configure a project's own values, which win
+// kind by kind. A negative value (-1) is unlimited, 0 disables the kind, N
+// allows N. Barbican also has CA quotas; they are kept and shown, but this
+// server has no CAs to bound.
 //
 // Store layout, next to the secrets' (service.go):
 //
@@ -29,10 +29,11 @@ import (
 // What is counted, per project: secrets are the records under
 // p/<project>/ (expired secrets and destroyed KMIP objects count until they
 // are deleted, as Barbican counts expired secrets until they are purged);
-// orders the records under o/<project>/; consumers the consumers
-// registered on the project's secrets. The last differs from Barbican,
-// which charges a consumer to the project that registers it: here consumers
-// live inside their secret's record, so the secret's owner is charged
+// orders the records under o/<project>/; containers those under
+// c/<project>/ (containers.go); consumers the consumers registered on the
+// project's secrets and containers. The last differs from Barbican, which
+// charges a consumer to the project that registers it: here consumers
+// live inside their secret's (container's) record, so its owner is charged
 // (Cinder adding a consumer with a service token uses the volume owner's
 // quota, not the service project's).
 //
@@ -132,10 +133,20 @@ const (
 	qSecrets = iota
 	qOrders
 	qConsumers
+	qContainers
 	nEnforced
 )
 
-var enforcedKinds = [nEnforced]QuotaKind{QuotaSecrets, QuotaOrders, QuotaConsumers}
+var enforcedKinds = [nEnforced]QuotaKind{QuotaSecrets, QuotaOrders, QuotaConsumers, QuotaContainers}
+
+// oneOfEach is a usage of every enforced kind: whether any finite limit
+// applies at all.
+var oneOfEach = func() (u usage) {
+	for k := range u {
+		u[k] = 1
+	}
+	return u
+}()
 
 // limits are effective limits of the enforced kinds; usage is how many of
 // each a create adds or a delete frees.
@@ -302,11 +313,11 @@ func (s *Service) loadQuotaSnapshot(ctx context.Context) (*quotaSnapshot, error)
 	}
 	q := s.quotas
 	snap := &quotaSnapshot{loaded: time.Now(), projects: make(map[string]limits, len(all)),
-		anyFinite: q.defLim.binds(usage{1, 1, 1})}
+		anyFinite: q.defLim.binds(oneOfEach)}
 	for _, pq := range all {
 		l := q.limitsOf(pq.Quotas)
 		snap.projects[pq.Project] = l
-		snap.anyFinite = snap.anyFinite || l.binds(usage{1, 1, 1})
+		snap.anyFinite = snap.anyFinite || l.binds(oneOfEach)
 	}
 	return snap, nil
 }
@@ -323,17 +334,17 @@ func (s *Service) setSnapshotProject(ctx context.Context, project string, config
 	defer q.mu.Unlock()
 	snap := q.snap.Load()
 	next := &quotaSnapshot{loaded: snap.loaded, projects: make(map[string]limits, len(snap.projects)+1),
-		anyFinite: q.defLim.binds(usage{1, 1, 1})}
+		anyFinite: q.defLim.binds(oneOfEach)}
 	for p, l := range snap.projects {
 		if p != project {
 			next.projects[p] = l
-			next.anyFinite = next.anyFinite || l.binds(usage{1, 1, 1})
+			next.anyFinite = next.anyFinite || l.binds(oneOfEach)
 		}
 	}
 	if configured != nil {
 		l := q.limitsOf(configured)
 		next.projects[project] = l
-		next.anyFinite = next.anyFinite || l.binds(usage{1, 1, 1})
+		next.anyFinite = next.anyFinite || l.binds(oneOfEach)
 	}
 	q.snap.Store(next)
 	q.forgetCounts(project)
@@ -494,17 +505,25 @@ func (s *Service) countUsage(ctx context.Context, project string, k int) (int, e
 	switch k {
 	case qOrders:
 		return s.countKeys(ctx, orderPrefix(project), nil)
+	case qContainers:
+		return s.countKeys(ctx, containerPrefix(project), nil)
 	case qConsumers:
 		var consumers struct {
 			Consumers []struct{} `json:"consumers"`
 		}
-		return s.countKeys(ctx, projectPrefix(project), func(v []byte) (int, error) {
+		weigh := func(v []byte) (int, error) {
 			consumers.Consumers = consumers.Consumers[:0]
 			if err := json.Unmarshal(v, &consumers); err != nil {
 				return 0, err
 			}
 			return len(consumers.Consumers), nil
-		})
+		}
+		onSecrets, err := s.countKeys(ctx, projectPrefix(project), weigh)
+		if err != nil {
+			return 0, err
+		}
+		onContainers, err := s.countKeys(ctx, containerPrefix(project), weigh)
+		return onSecrets + onContainers, err
 	default:
 		return s.countKeys(ctx, projectPrefix(project), nil)
 	}

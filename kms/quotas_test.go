@@ -24,16 +24,7 @@ var serviceAdmin = kms.Identity{Project: "ops", User: "quota-admin", Roles: []st
 // all have the default quotas def.
 func quotaNodes(t testing.TB, n int, def kms.Quotas) []*kms.Service {
 	t.Helper()
-	dir := t.TempDir()
-	st, err := bolt.Open(filepath.Join(dir, "kw.db"), bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	root, _, err := crypto.LoadOrCreateRootKey(filepath.Join(dir, "root.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, root := newStore(t)
 	var out []*kms.Service
 	for range n {
 		svc, err := kms.New(kms.Config{Store: st, Master: root, Quotas: def})

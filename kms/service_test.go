@@ -14,8 +14,8 @@ import (
 	"github.com/keywarden/keywarden/kms/store/bolt"
 )
 
-// newService builds a Service on a real bolt file and a real root key.
-func newService(t testing.TB) *kms.Service {
+// newStore opens a fresh bolt store and root key for a test.
+func newStore(t testing.TB) (*bolt.Store, *crypto.RootKey) {
 	t.Helper()
 	dir := t.TempDir()
 	st, err := bolt.Open(filepath.Join(dir, "kw.db"), bolt.Options{})
@@ -27,12 +27,21 @@ func newService(t testing.TB) *kms.Service {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := kms.New(kms.Config{Store: st, Master: root})
+	return st, root
+}
+
+// newServiceWith builds a Service on a fresh store from cfg's other fields.
+func newServiceWith(t testing.TB, cfg kms.Config) *kms.Service {
+	t.Helper()
+	cfg.Store, cfg.Master = newStore(t)
+	svc, err := kms.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return svc
 }
+
+func newService(t testing.TB) *kms.Service { return newServiceWith(t, kms.Config{}) }
 
 var (
 	ctx      = context.Background()

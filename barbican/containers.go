@@ -1,0 +1,331 @@
+package barbican
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+
+	"github.com/gorilla/mux"
+
+	"github.com/keywarden/keywarden/kms"
+)
+
+// Containers: /v1/containers, /v1/containers/{id} and
+// /v1/containers/{id}/consumers, as Barbican has them. POST answers 201
+// {container_ref}; a container document always carries its consumers
+// ({name, URL}), at every microversion, as Barbican's always did. Consumer
+// POST and DELETE answer 200 with the container; both are idempotent, as
+// for secret consumers (Barbican answers 404 to removing an absent one).
+
+func (a *api) registerContainers(r *mux.Router) {
+	r.HandleFunc("/v1/containers", a.listContainers).Methods(http.MethodGet)
+	r.HandleFunc("/v1/containers", a.createContainer).Methods(http.MethodPost)
+	r.HandleFunc("/v1/containers/{id}", a.getContainer).Methods(http.MethodGet)
+	r.HandleFunc("/v1/containers/{id}", a.deleteContainer).Methods(http.MethodDelete)
+	r.HandleFunc("/v1/containers/{id}/consumers", a.listContainerConsumers).Methods(http.MethodGet)
+	r.HandleFunc("/v1/containers/{id}/consumers", a.addContainerConsumer).Methods(http.MethodPost)
+	r.HandleFunc("/v1/containers/{id}/consumers", a.removeContainerConsumer).Methods(http.MethodDelete)
+}
+
+func containerID(r *http.Request) (string, error) { return pathUUID(r, "id", "container") }
+
+// containerBody is a container as Barbican shows it, fields in its order.
+type containerBody struct {
+	Created      string                 `json:"created"`
+	Updated      string                 `json:"updated"`
+	Status       string                 `json:"status"`
+	Name         *string                `json:"name"`
+	Type         string                 `json:"type"`
+	CreatorID    *string                `json:"creator_id"`
+	SecretRefs   []containerSecretRef   `json:"secret_refs"`
+	Consumers    []containerConsumerRef `json:"consumers"`
+	ContainerRef string                 `json:"container_ref"`
+}
+
+type containerSecretRef struct {
+	Name      *string `json:"name"`
+	SecretRef string  `json:"secret_ref"`
+}
+
+// containerConsumerRef is a consumer as a container lists it.
+type containerConsumerRef struct {
+	Name string `json:"name"`
+	URL  string `json:"URL"`
+}
+
+// containerConsumerBody is a consumer as the consumers resource lists it.
+type containerConsumerBody struct {
+	Created string `json:"created"`
+	Updated string `json:"updated"`
+	Status  string `json:"status"`
+	Name    string `json:"name"`
+	URL     string `json:"URL"`
+}
+
+type containerRefBody struct {
+	ContainerRef string `json:"container_ref"`
+}
+
+type containerList struct {
+	Containers []containerBody `json:"containers"`
+	Previous   string          `json:"previous,omitempty"`
+	Next       string          `json:"next,omitempty"`
+	Total      int             `json:"total"`
+}
+
+type containerConsumerList struct {
+	Consumers []containerConsumerBody `json:"consumers"`
+	Previous  string                  `json:"previous,omitempty"`
+	Next      string                  `json:"next,omitempty"`
+	Total     int                     `json:"total"`
+}
+
+func (a *api) containerBody(r *http.Request, c *kms.Container) containerBody {
+	b := containerBody{
+		Created: formatTime(c.Created), Updated: formatTime(c.Updated), Status: secretStatus,
+		Name: optString(c.Name), Type: string(c.Type), CreatorID: optString(c.Creator),
+		SecretRefs:   make([]containerSecretRef, 0, len(c.Secrets)),
+		Consumers:    make([]containerConsumerRef, 0, len(c.Consumers)),
+		ContainerRef: a.ref(r, "containers", c.ID),
+	}
+	for _, s := range c.Secrets {
+		b.SecretRefs = append(b.SecretRefs, containerSecretRef{Name: optString(s.Name), SecretRef: a.secretRef(r, s.SecretID)})
+	}
+	for _, cs := range c.Consumers {
+		b.Consumers = append(b.Consumers, containerConsumerRef{Name: cs.Name, URL: cs.URL})
+	}
+	return b
+}
+
+// ---- POST /v1/containers
+
+func (a *api) createContainer(w http.ResponseWriter, r *http.Request) {
+	obj, _, err := readJSONObject(r) // refs and names only: nothing to zero
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	req, err := a.containerRequest(r, obj)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	c, err := a.svc.CreateContainer(r.Context(), identity(r), req)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	ref := a.ref(r, "containers", c.ID)
+	w.Header().Set("Location", ref)
+	writeJSON(w, http.StatusCreated, containerRefBody{ContainerRef: ref})
+}
+
+// containerRequest translates a container body. Like Barbican's load_body
+// it strips surrounding whitespace from strings; members it does not know
+// are ignored, as Barbican's schema allows them.
+func (a *api) containerRequest(r *http.Request, obj map[string]json.RawMessage) (kms.ContainerRequest, error) {
+	var req kms.ContainerRequest
+	name, _, err := jsonString(obj, "name")
+	if err != nil {
+		return req, err
+	}
+	req.Name = strings.TrimSpace(name)
+	typ, ok, err := jsonString(obj, "type")
+	if err != nil {
+		return req, err
+	}
+	if !ok {
+		return req, kms.Invalid("'type' is a required property")
+	}
+	req.Type = kms.ContainerType(strings.TrimSpace(typ))
+	raw, ok := obj["secret_refs"]
+	if !ok || isNull(raw) {
+		return req, nil
+	}
+	var items []json.RawMessage
+	if err := json.Unmarshal(raw, &items); err != nil {
+		return req, kms.Invalid("'secret_refs' must be an array")
+	}
+	for _, item := range items {
+		ref, err := a.containerSecret(r, item)
+		if err != nil {
+			return req, err
+		}
+		req.Secrets = append(req.Secrets, ref)
+	}
+	return req, nil
+}
+
+// containerSecret reads one {"name", "secret_ref"} item. A ref must be
+// this server's, as Barbican checks it against its host href (400); a ref
+// of this server that names no secret is left to kms, which answers 404
+// as Barbican does for a secret it cannot find.
+func (a *api) containerSecret(r *http.Request, item json.RawMessage) (kms.ContainerSecret, error) {
+	var cs kms.ContainerSecret
+	obj := splitObject(item)
+	if obj == nil {
+		return cs, kms.Invalid("'secret_refs' items must be objects")
+	}
+	name, _, err := jsonString(obj, "name")
+	if err != nil {
+		return cs, kms.Invalid("'secret_refs.name' must be a string")
+	}
+	ref, ok, err := jsonString(obj, "secret_ref")
+	if err != nil {
+		return cs, kms.Invalid("'secret_refs.secret_ref' must be a string")
+	}
+	ref = strings.TrimSpace(ref)
+	if !ok || ref == "" {
+		return cs, kms.Invalid("'secret_ref' is a required property")
+	}
+	cs.Name = strings.TrimSpace(name)
+	prefix := a.baseURL(r) + "/v1/secrets/"
+	if !strings.HasPrefix(ref, prefix) {
+		return cs, kms.Invalid("Provided field value is not supported: secret_ref %q does not match the configured hostname %s", ref, a.baseURL(r))
+	}
+	id := strings.TrimSuffix(strings.TrimPrefix(ref, prefix), "/")
+	if isUUID(id) {
+		id = strings.ToLower(id)
+	}
+	cs.SecretID = id // anything else names no secret: kms answers 404
+	return cs, nil
+}
+
+// ---- GET /v1/containers/{id}
+
+func (a *api) getContainer(w http.ResponseWriter, r *http.Request) {
+	id, err := containerID(r)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	c, err := a.svc.GetContainer(r.Context(), identity(r), id)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, a.containerBody(r, c))
+}
+
+// ---- GET /v1/containers
+
+func (a *api) listContainers(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	p := parsePage(r)
+	cq := kms.ContainerQuery{
+		Name: q.Get("name"), Type: kms.ContainerType(q.Get("type")),
+		Offset: p.Offset, Limit: p.Limit,
+	}
+	cs, total, err := a.svc.ListContainers(r.Context(), identity(r), cq)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	out := containerList{Containers: make([]containerBody, 0, len(cs)), Total: total}
+	for _, c := range cs {
+		out.Containers = append(out.Containers, a.containerBody(r, c))
+	}
+	if len(cs) > 0 { // Barbican links only non-empty pages
+		out.Previous, out.Next = a.pageLinks(r, "containers", p, total)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// ---- DELETE /v1/containers/{id}
+
+func (a *api) deleteContainer(w http.ResponseWriter, r *http.Request) {
+	id, err := containerID(r)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if err := a.svc.DeleteContainer(r.Context(), identity(r), id); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// ---- /v1/containers/{id}/consumers
+
+func (a *api) listContainerConsumers(w http.ResponseWriter, r *http.Request) {
+	id, err := containerID(r)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	p := parsePage(r)
+	cs, total, err := a.svc.ListContainerConsumers(r.Context(), identity(r), id, p.Offset, p.Limit)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	out := containerConsumerList{Consumers: make([]containerConsumerBody, 0, len(cs)), Total: total}
+	for _, c := range cs {
+		t := formatTime(c.Created) // a consumer is never changed in place
+		out.Consumers = append(out.Consumers, containerConsumerBody{
+			Created: t, Updated: t, Status: secretStatus, Name: c.Name, URL: c.URL,
+		})
+	}
+	if len(cs) > 0 {
+		out.Previous, out.Next = a.pageLinks(r, "containers/"+id+"/consumers", p, total)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// readContainerConsumer reads {"name", "URL"}; other members are ignored.
+func readContainerConsumer(r *http.Request) (kms.ContainerConsumer, error) {
+	var c kms.ContainerConsumer
+	obj, _, err := readJSONObject(r)
+	if err != nil {
+		return c, err
+	}
+	for _, f := range []struct {
+		key string
+		dst *string
+	}{{"name", &c.Name}, {"URL", &c.URL}} {
+		s, ok, err := jsonString(obj, f.key)
+		if err != nil {
+			return c, err
+		}
+		if !ok {
+			return c, kms.Invalid("'%s' is a required property", f.key)
+		}
+		*f.dst = strings.TrimSpace(s)
+	}
+	return c, nil
+}
+
+func (a *api) addContainerConsumer(w http.ResponseWriter, r *http.Request) {
+	a.changeContainerConsumer(w, r, a.svc.AddContainerConsumer)
+}
+
+func (a *api) removeContainerConsumer(w http.ResponseWriter, r *http.Request) {
+	a.changeContainerConsumer(w, r, a.svc.RemoveContainerConsumer)
+}
+
+// changeContainerConsumer runs an add or a remove and answers 200 with the
+// container, as Barbican does for both.
+func (a *api) changeContainerConsumer(w http.ResponseWriter, r *http.Request,
+	change func(ctx context.Context, who kms.Identity, id string, c kms.ContainerConsumer) (*kms.Container, error)) {
+	id, err := containerID(r)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	c, err := readContainerConsumer(r)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	ct, err := change(r.Context(), identity(r), id, c)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if r.Method == http.MethodPost {
+		w.Header().Set("Location", a.ref(r, "containers", id, "consumers"))
+	}
+	writeJSON(w, http.StatusOK, a.containerBody(r, ct))
+}

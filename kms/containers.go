@@ -1,0 +1,477 @@
+package kms
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/keywarden/keywarden/kms/store"
+)
+
+// Containers are Barbican's named groups of secrets: generic, rsa and
+// certificate. A container holds references only, never key material, and
+// the consumers ({name, URL}) that use it. Container ACLs are not
+// implemented: no container is private.
+//
+// Store layout, next to the secrets' (service.go):
+//
+//	cp/<id>              → project         (pointer)
+//	c/<project>/<id>     → container JSON  (refs and consumers)
+//
+// Every change is one transaction with compare-and-swap on the record. A
+// create also compares the versions of the secrets it names, so a secret
+// deleted during the create cannot end up in the new container. A secret
+// deleted later leaves every container that names it, as in Barbican
+// (deleting a secret deletes its container_secret rows): reads drop the
+// refs of secrets that no longer exist.
+
+func containerPointerKey(id string) string { return "cp/" + id }
+func containerPrefix(project string) string {
+	return "c/" + url.PathEscape(project) + "/"
+}
+func containerKey(project, id string) string { return containerPrefix(project) + id }
+
+// ContainerType is what a container groups.
+type ContainerType string
+
+const (
+	ContainerGeneric     ContainerType = "generic"
+	ContainerRSA         ContainerType = "rsa"
+	ContainerCertificate ContainerType = "certificate"
+)
+
+// containerTypes are Barbican's types, in the order its schema lists them.
+var containerTypes = []ContainerType{ContainerGeneric, ContainerRSA, ContainerCertificate}
+
+// typedNames are the ref names a typed container allows and requires
+// (Barbican's ContainerValidator); generic containers take any names.
+var typedNames = map[ContainerType]struct{ allowed, required []string }{
+	ContainerRSA: {
+		allowed:  []string{"private_key", "public_key", "private_key_passphrase"},
+		required: []string{"public_key", "private_key"},
+	},
+	ContainerCertificate: {
+		allowed:  []string{"certificate", "private_key", "private_key_passphrase", "intermediates"},
+		required: []string{"certificate"},
+	},
+}
+
+// Limits that keep a container record small. Barbican has none; its
+// columns bound the strings.
+const (
+	MaxContainerSecrets   = 100
+	MaxContainerConsumers = 1000
+	maxContainerName      = 255
+	maxConsumerName       = 36
+	maxConsumerURL        = 255
+)
+
+// ContainerSecret is one named ref of a container. Name may be empty
+// (Barbican allows unnamed refs in generic containers).
+type ContainerSecret struct {
+	Name     string `json:"name,omitempty"`
+	SecretID string `json:"secret_id"`
+}
+
+// ContainerConsumer is a service resource using a container (Octavia's
+// load balancer using a certificate container).
+type ContainerConsumer struct {
+	Name string `json:"name"`
+	URL  string `json:"url"`
+	// Project registered the consumer: it may remove it even when it
+	// does not own the container (Barbican's rule).
+	Project string    `json:"project,omitempty"`
+	Created time.Time `json:"created"`
+}
+
+// same: a consumer is its name and URL.
+func (c ContainerConsumer) same(o ContainerConsumer) bool { return c.Name == o.Name && c.URL == o.URL }
+
+// Container is a stored container.
+type Container struct {
+	ID        string              `json:"id"`
+	Project   string              `json:"project"`
+	Creator   string              `json:"creator,omitempty"`
+	Name      string              `json:"name,omitempty"`
+	Type      ContainerType       `json:"type"`
+	Secrets   []ContainerSecret   `json:"secrets,omitempty"`
+	Consumers []ContainerConsumer `json:"consumers,omitempty"`
+	Created   time.Time           `json:"created"`
+	Updated   time.Time           `json:"updated"`
+}
+
+// clone copies the slices, so a caller may change the copy.
+func (c *Container) clone() *Container {
+	out := *c
+	out.Secrets = slices.Clone(c.Secrets)
+	out.Consumers = slices.Clone(c.Consumers)
+	return &out
+}
+
+// ContainerRequest describes a new container.
+type ContainerRequest struct {
+	Name    string
+	Type    ContainerType
+	Secrets []ContainerSecret
+}
+
+// containerInvalid is Barbican's schema error ("Provided object does not
+// match schema 'Container': <reason>. Invalid property: '<property>'").
+func containerInvalid(property, format string, args ...any) error {
+	return Invalid("Provided object does not match schema 'Container': %s. Invalid property: '%s'",
+		fmt.Sprintf(format, args...), property)
+}
+
+// validateContainer applies Barbican's ContainerValidator: a known type;
+// unique names and unique secrets; typed containers take only their names
+// and need the required ones. As there, an empty list skips the name rules.
+func validateContainer(req *ContainerRequest) error {
+	if !slices.Contains(containerTypes, req.Type) {
+		return containerInvalid("type", "'%s' is not one of ['generic', 'rsa', 'certificate']", req.Type)
+	}
+	if len(req.Name) > maxContainerName {
+		return containerInvalid("name", "name is longer than %d characters", maxContainerName)
+	}
+	if len(req.Secrets) == 0 {
+		return nil
+	}
+	if len(req.Secrets) > MaxContainerSecrets {
+		return containerInvalid("secret_refs", "a container holds at most %d secrets", MaxContainerSecrets)
+	}
+	names := make(map[string]bool, len(req.Secrets))
+	ids := make(map[string]bool, len(req.Secrets))
+	for _, ref := range req.Secrets {
+		if len(ref.Name) > maxContainerName {
+			return containerInvalid("secret_refs", "secret name is longer than %d characters", maxContainerName)
+		}
+		names[ref.Name] = true
+		ids[ref.SecretID] = true
+	}
+	if len(names) != len(req.Secrets) {
+		return containerInvalid("secret_refs", "Duplicate reference names are not allowed")
+	}
+	if len(ids) != len(req.Secrets) {
+		return containerInvalid("secret_refs", "Duplicate secret ids are not allowed")
+	}
+	rule, typed := typedNames[req.Type]
+	if !typed {
+		return nil
+	}
+	for name := range names {
+		if !slices.Contains(rule.allowed, name) {
+			return containerInvalid("secret_refs", "only %s reference names are allowed for %s type",
+				quoted(rule.allowed), req.Type)
+		}
+	}
+	for _, name := range rule.required {
+		if !names[name] {
+			return containerInvalid("secret_refs", "The minimum required reference names are %s for %s type",
+				quoted(rule.required), req.Type)
+		}
+	}
+	return nil
+}
+
+func quoted(names []string) string {
+	q := make([]string, len(names))
+	for i, n := range names {
+		q[i] = "'" + n + "'"
+	}
+	return strings.Join(q, ", ")
+}
+
+// Container authorization, Barbican's legacy policy: create is admin or
+// creator (as for secrets); list is admin, observer or creator; reading a
+// container and using its consumers is any role in its project (audit
+// included); deleting it is the project admin or its creator holding the
+// creator role. Services may use any container's consumers, as with
+// secret consumers.
+
+func canListContainers(who Identity) error {
+	if who.hasAny(RoleAdmin, RoleObserver, RoleCreator) {
+		return nil
+	}
+	return Forbidden("role admin, observer or creator is required to list containers")
+}
+
+func canReadContainer(who Identity, c *Container) error {
+	if who.Project == c.Project && who.hasAny(RoleAdmin, RoleObserver, RoleCreator, RoleAudit) {
+		return nil
+	}
+	return Forbidden("not allowed to read container %s", c.ID)
+}
+
+func canDeleteContainer(who Identity, c *Container) error {
+	sameProject := who.Project == c.Project
+	owner := sameProject && c.Creator != "" && who.User == c.Creator
+	if (sameProject && who.Has(RoleAdmin)) || (owner && who.Has(RoleCreator)) {
+		return nil
+	}
+	return Forbidden("only a project admin or the container's creator can delete container %s", c.ID)
+}
+
+func canUseContainerConsumers(who Identity, c *Container) error {
+	if isService(who) || canReadContainer(who, c) == nil {
+		return nil
+	}
+	return Forbidden("not allowed to use the consumers of container %s", c.ID)
+}
+
+// secretMissing is Barbican's answer for a ref to a secret that is not in
+// the caller's project.
+func secretMissing(name string) error {
+	return NotFound("Secret provided for '%s' doesn't exist.", name)
+}
+
+// CreateContainer stores a new container of the caller's project. Every
+// secret must be a live secret of that project (else NotFound, as in
+// Barbican) that the caller may read.
+func (s *Service) CreateContainer(ctx context.Context, who Identity, req ContainerRequest) (c *Container, err error) {
+	if err := who.Validate(); err != nil {
+		return nil, err
+	}
+	if err := canCreate(who); err != nil {
+		return nil, err
+	}
+	if err := validateContainer(&req); err != nil {
+		return nil, err
+	}
+	hold, err := s.holdQuota(ctx, who.Project, usage{qContainers: 1})
+	if err != nil {
+		return nil, err
+	}
+	defer func() { hold.release(err == nil) }()
+	now := s.clock()
+	c = &Container{
+		ID: newSecretID(), Project: who.Project, Creator: who.User, Name: req.Name, Type: req.Type,
+		Secrets: slices.Clone(req.Secrets), Created: now, Updated: now,
+	}
+	b, err := json.Marshal(c)
+	if err != nil {
+		return nil, internal("encode", err)
+	}
+	key, ptr := containerKey(c.Project, c.ID), containerPointerKey(c.ID)
+	ops := []store.Op{store.Put(key, b), store.Put(ptr, []byte(c.Project))}
+	for range maxRetries {
+		cmps, err := s.containerSecretsCmps(ctx, who, c.Secrets)
+		if err != nil {
+			return nil, err
+		}
+		err = s.st.Txn(ctx, append(cmps, store.Cmp{Key: ptr}), ops)
+		if errors.Is(err, store.ErrConflict) {
+			continue // a named secret changed meanwhile: check again
+		}
+		if err != nil {
+			return nil, internal("write", err)
+		}
+		return c.clone(), nil
+	}
+	return nil, Conflict("the secrets of the container are being changed concurrently; try again")
+}
+
+// containerSecretsCmps checks every ref and returns comparisons that hold
+// while the secrets stay as read.
+func (s *Service) containerSecretsCmps(ctx context.Context, who Identity, refs []ContainerSecret) ([]store.Cmp, error) {
+	cmps := make([]store.Cmp, 0, len(refs)+1)
+	for _, ref := range refs {
+		if uuid.Validate(ref.SecretID) != nil {
+			return nil, secretMissing(ref.Name)
+		}
+		l, err := s.load(ctx, ref.SecretID)
+		if KindOf(err) == KindNotFound {
+			return nil, secretMissing(ref.Name)
+		} else if err != nil {
+			return nil, err
+		}
+		sec := l.rec.Secret
+		if sec.Project != who.Project || sec.State == Destroyed || sec.Expired(s.now()) {
+			return nil, secretMissing(ref.Name)
+		}
+		if err := authorize(who, sec, ActRead); err != nil {
+			return nil, err
+		}
+		cmps = append(cmps, store.Cmp{Key: recordKey(sec.Project, sec.ID), Version: l.version})
+	}
+	return cmps, nil
+}
+
+// loadContainer reads a container and the version it was read at.
+func (s *Service) loadContainer(ctx context.Context, id string) (*Container, int64, error) {
+	notFound := NotFound("Secrets container not found.")
+	if uuid.Validate(id) != nil {
+		return nil, 0, notFound
+	}
+	kv, err := s.st.Get(ctx, containerPointerKey(id))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, 0, notFound
+	} else if err != nil {
+		return nil, 0, internal("read", err)
+	}
+	kv, err = s.st.Get(ctx, containerKey(string(kv.Value), id))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, 0, notFound
+	} else if err != nil {
+		return nil, 0, internal("read", err)
+	}
+	c := &Container{}
+	if err := json.Unmarshal(kv.Value, c); err != nil {
+		return nil, 0, internal("decode", err)
+	}
+	return c, kv.Version, nil
+}
+
+// live drops the refs of secrets deleted since the container was made
+// (destroyed KMIP objects included: Barbican clients cannot see them).
+// Expired secrets stay, as Barbican keeps them in their containers.
+func (s *Service) live(ctx context.Context, c *Container) (*Container, error) {
+	out := c.clone()
+	out.Secrets = out.Secrets[:0]
+	for _, ref := range c.Secrets {
+		l, err := s.load(ctx, ref.SecretID)
+		if KindOf(err) == KindNotFound {
+			continue
+		} else if err != nil {
+			return nil, err
+		}
+		if l.rec.State != Destroyed && l.rec.Project == c.Project {
+			out.Secrets = append(out.Secrets, ref)
+		}
+	}
+	return out, nil
+}
+
+// GetContainer returns a container; another project's is Forbidden.
+func (s *Service) GetContainer(ctx context.Context, who Identity, id string) (*Container, error) {
+	if err := who.Validate(); err != nil {
+		return nil, err
+	}
+	c, _, err := s.loadContainer(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if err := canReadContainer(who, c); err != nil {
+		return nil, err
+	}
+	return s.live(ctx, c)
+}
+
+// ContainerQuery filters and pages a project's containers. Zero fields do
+// not filter.
+type ContainerQuery struct {
+	Name          string // substring, case-insensitive, as the secrets list
+	Type          ContainerType
+	Offset, Limit int // Limit <= 0: all
+}
+
+// ListContainers returns one page of the caller's project's containers,
+// oldest first, and how many match.
+func (s *Service) ListContainers(ctx context.Context, who Identity, q ContainerQuery) ([]*Container, int, error) {
+	if err := who.Validate(); err != nil {
+		return nil, 0, err
+	}
+	if err := canListContainers(who); err != nil {
+		return nil, 0, err
+	}
+	kvs, err := s.st.List(ctx, containerPrefix(who.Project), "", 0)
+	if err != nil {
+		return nil, 0, internal("list", err)
+	}
+	var all []*Container
+	for _, kv := range kvs {
+		c := &Container{}
+		if err := json.Unmarshal(kv.Value, c); err != nil {
+			return nil, 0, internal("decode", err)
+		}
+		if containsFold(c.Name, q.Name) && (q.Type == "" || c.Type == q.Type) {
+			all = append(all, c)
+		}
+	}
+	slices.SortStableFunc(all, func(a, b *Container) int {
+		return cmp.Or(a.Created.Compare(b.Created), strings.Compare(a.ID, b.ID))
+	})
+	total := len(all)
+	page := all[min(max(q.Offset, 0), len(all)):]
+	if q.Limit > 0 && len(page) > q.Limit {
+		page = page[:q.Limit]
+	}
+	out := make([]*Container, 0, len(page))
+	for _, c := range page {
+		lc, err := s.live(ctx, c)
+		if err != nil {
+			return nil, 0, err
+		}
+		out = append(out, lc)
+	}
+	return out, total, nil
+}
+
+// DeleteContainer removes a container with its consumers: Barbican deletes
+// a container in use too (its consumers go with it).
+func (s *Service) DeleteContainer(ctx context.Context, who Identity, id string) error {
+	if err := who.Validate(); err != nil {
+		return err
+	}
+	defer lockWrites(id)()
+	for range maxRetries {
+		c, version, err := s.loadContainer(ctx, id)
+		if err != nil {
+			return err
+		}
+		if err := canDeleteContainer(who, c); err != nil {
+			return err
+		}
+		key := containerKey(c.Project, id)
+		err = s.st.Txn(ctx, []store.Cmp{{Key: key, Version: version}},
+			[]store.Op{store.Delete(key), store.Delete(containerPointerKey(id))})
+		if errors.Is(err, store.ErrConflict) {
+			continue
+		}
+		if err != nil {
+			return internal("write", err)
+		}
+		s.quotaFreed(c.Project, usage{qContainers: 1, qConsumers: len(c.Consumers)})
+		return nil
+	}
+	return Conflict("container %s is being changed concurrently; try again", id)
+}
+
+// updateContainer applies fn to the current container and writes it back
+// with compare-and-swap, retrying on a concurrent change. fn returning
+// errUnchanged ends without a write; the container is returned as read.
+func (s *Service) updateContainer(ctx context.Context, id string, fn func(c *Container) error) (*Container, error) {
+	defer lockWrites(id)()
+	for range maxRetries {
+		c, version, err := s.loadContainer(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		err = fn(c)
+		if errors.Is(err, errUnchanged) {
+			return c, nil
+		} else if err != nil {
+			return nil, err
+		}
+		c.Updated = s.clock() // Barbican touches the container on consumer changes
+		b, err := json.Marshal(c)
+		if err != nil {
+			return nil, internal("encode", err)
+		}
+		key := containerKey(c.Project, id)
+		err = s.st.Txn(ctx, []store.Cmp{{Key: key, Version: version}}, []store.Op{store.Put(key, b)})
+		if errors.Is(err, store.ErrConflict) {
+			continue
+		}
+		if err != nil {
+			return nil, internal("write", err)
+		}
+		return c, nil
+	}
+	return nil, Conflict("container %s is being changed concurrently; try again", id)
+}

@@ -1,0 +1,441 @@
+package kms_test
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/keywarden/keywarden/kms"
+)
+
+// newSecretIn makes a metadata-only secret as who and returns its id.
+func newSecretIn(t *testing.T, svc *kms.Service, who kms.Identity, name string) string {
+	t.Helper()
+	sec, err := svc.CreateSecret(ctx, who, kms.CreateRequest{Name: name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sec.ID
+}
+
+func refs(pairs ...string) []kms.ContainerSecret {
+	var out []kms.ContainerSecret
+	for i := 0; i < len(pairs); i += 2 {
+		out = append(out, kms.ContainerSecret{Name: pairs[i], SecretID: pairs[i+1]})
+	}
+	return out
+}
+
+func secretNames(c *kms.Container) string {
+	var n []string
+	for _, s := range c.Secrets {
+		n = append(n, s.Name)
+	}
+	return strings.Join(n, ",")
+}
+
+func TestContainerLifecycleAndPolicy(t *testing.T) {
+	svc := newService(t)
+	a, b := newSecretIn(t, svc, creator, "a"), newSecretIn(t, svc, creator, "b")
+	c, err := svc.CreateContainer(ctx, creator, kms.ContainerRequest{
+		Name: "pair", Type: kms.ContainerGeneric, Secrets: refs("a", a, "b", b),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Project != "p1" || c.Creator != "bob" || c.Type != kms.ContainerGeneric || secretNames(c) != "a,b" ||
+		c.Created.IsZero() || !c.Created.Equal(c.Updated) {
+		t.Fatalf("container %+v", c)
+	}
+
+	// Create: admin or creator (containers:post).
+	for _, who := range []kms.Identity{observer, auditor} {
+		_, err := svc.CreateContainer(ctx, who, kms.ContainerRequest{Type: kms.ContainerGeneric})
+		mustKind(t, err, kms.KindForbidden)
+	}
+	// Read: any role in the project, audit included (container:get).
+	for _, who := range []kms.Identity{admin, creator, creator2, observer, auditor} {
+		got, err := svc.GetContainer(ctx, who, c.ID)
+		if err != nil || got.Name != "pair" || secretNames(got) != "a,b" {
+			t.Fatalf("%s reads: %+v %v", who.User, got, err)
+		}
+	}
+	_, err = svc.GetContainer(ctx, other, c.ID)
+	mustKind(t, err, kms.KindForbidden) // another project's admin: 403, as Barbican
+	_, err = svc.GetContainer(ctx, creator, "0190a0a0-0000-7000-8000-000000000000")
+	mustKind(t, err, kms.KindNotFound)
+	_, err = svc.GetContainer(ctx, creator, "not-a-uuid")
+	mustKind(t, err, kms.KindNotFound)
+
+	// List: admin, observer, creator; not audit (containers:get).
+	if _, _, err := svc.ListContainers(ctx, auditor, kms.ContainerQuery{}); kms.KindOf(err) != kms.KindForbidden {
+		t.Fatalf("audit lists: %v", err)
+	}
+	list, total, err := svc.ListContainers(ctx, observer, kms.ContainerQuery{})
+	if err != nil || total != 1 || list[0].ID != c.ID {
+		t.Fatalf("list %v %d %v", list, total, err)
+	}
+	if list, total, _ := svc.ListContainers(ctx, other, kms.ContainerQuery{}); total != 0 || len(list) != 0 {
+		t.Fatalf("another project lists %v", list)
+	}
+
+	// Delete: project admin or the creator-owner (container:delete).
+	for _, who := range []kms.Identity{observer, auditor, creator2, other} {
+		mustKind(t, svc.DeleteContainer(ctx, who, c.ID), kms.KindForbidden)
+	}
+	if err := svc.DeleteContainer(ctx, creator, c.ID); err != nil {
+		t.Fatal(err)
+	}
+	_, err = svc.GetContainer(ctx, creator, c.ID)
+	mustKind(t, err, kms.KindNotFound)
+	mustKind(t, svc.DeleteContainer(ctx, creator, c.ID), kms.KindNotFound)
+	// The secrets stay: a container only refers to them.
+	if _, err := svc.GetSecret(ctx, creator, a); err != nil {
+		t.Fatal(err)
+	}
+
+	c2, err := svc.CreateContainer(ctx, creator, kms.ContainerRequest{Type: kms.ContainerGeneric})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.DeleteContainer(ctx, admin, c2.ID); err != nil {
+		t.Fatalf("admin deletes another user's container: %v", err)
+	}
+}
+
+func TestContainerValidation(t *testing.T) {
+	svc := newService(t)
+	ids := make([]string, 5)
+	for i := range ids {
+		ids[i] = newSecretIn(t, svc, creator, fmt.Sprint("s", i))
+	}
+	cases := []struct {
+		name string
+		req  kms.ContainerRequest
+		ok   bool
+		msg  string
+	}{
+		{"no type", kms.ContainerRequest{}, false, "is not one of"},
+		{"unknown type", kms.ContainerRequest{Type: "dsa"}, false, "'dsa' is not one of ['generic', 'rsa', 'certificate']"},
+		{"long name", kms.ContainerRequest{Type: "generic", Name: strings.Repeat("n", 256)}, false, "name"},
+		{"generic, any names", kms.ContainerRequest{Type: "generic", Secrets: refs("x", ids[0], "", ids[1])}, true, ""},
+		{"duplicate names", kms.ContainerRequest{Type: "generic", Secrets: refs("x", ids[0], "x", ids[1])}, false, "Duplicate reference names are not allowed"},
+		{"two unnamed", kms.ContainerRequest{Type: "generic", Secrets: refs("", ids[0], "", ids[1])}, false, "Duplicate reference names"},
+		{"duplicate secrets", kms.ContainerRequest{Type: "generic", Secrets: refs("x", ids[0], "y", ids[0])}, false, "Duplicate secret ids are not allowed"},
+		{"rsa", kms.ContainerRequest{Type: "rsa", Secrets: refs("public_key", ids[0], "private_key", ids[1], "private_key_passphrase", ids[2])}, true, ""},
+		{"rsa without passphrase", kms.ContainerRequest{Type: "rsa", Secrets: refs("public_key", ids[0], "private_key", ids[1])}, true, ""},
+		{"rsa without public key", kms.ContainerRequest{Type: "rsa", Secrets: refs("private_key", ids[1])}, false, "minimum required reference names are 'public_key', 'private_key'"},
+		{"rsa foreign name", kms.ContainerRequest{Type: "rsa", Secrets: refs("public_key", ids[0], "private_key", ids[1], "certificate", ids[2])}, false, "only 'private_key', 'public_key', 'private_key_passphrase' reference names"},
+		{"rsa empty", kms.ContainerRequest{Type: "rsa"}, true, ""}, // Barbican checks names only when there are refs
+		{"certificate", kms.ContainerRequest{Type: "certificate", Secrets: refs("certificate", ids[0], "private_key", ids[1], "private_key_passphrase", ids[2], "intermediates", ids[3])}, true, ""},
+		{"certificate alone", kms.ContainerRequest{Type: "certificate", Secrets: refs("certificate", ids[0])}, true, ""},
+		{"certificate missing", kms.ContainerRequest{Type: "certificate", Secrets: refs("private_key", ids[1])}, false, "'certificate'"},
+		{"certificate public key", kms.ContainerRequest{Type: "certificate", Secrets: refs("certificate", ids[0], "public_key", ids[1])}, false, "only 'certificate'"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := svc.CreateContainer(ctx, creator, tc.req)
+			if tc.ok {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			mustKind(t, err, kms.KindInvalid)
+			if !strings.Contains(err.Error(), tc.msg) || !strings.HasPrefix(err.Error(), "Provided object does not match schema 'Container': ") {
+				t.Fatalf("message %q, want %q", err, tc.msg)
+			}
+		})
+	}
+
+	many := make([]kms.ContainerSecret, kms.MaxContainerSecrets+1)
+	for i := range many {
+		many[i] = kms.ContainerSecret{Name: fmt.Sprint(i), SecretID: fmt.Sprintf("0190a0a0-0000-7000-8000-%012d", i)}
+	}
+	_, err := svc.CreateContainer(ctx, creator, kms.ContainerRequest{Type: "generic", Secrets: many})
+	mustKind(t, err, kms.KindInvalid)
+}
+
+// clockService is a Service whose clock the test moves.
+func clockService(t *testing.T) (*kms.Service, *atomic.Int64) {
+	t.Helper()
+	var offset atomic.Int64
+	now := func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
+	return newServiceWith(t, kms.Config{Now: now}), &offset
+}
+
+func TestContainerSecretRefs(t *testing.T) {
+	svc, offset := clockService(t)
+	mine := newSecretIn(t, svc, creator, "mine")
+	foreign := newSecretIn(t, svc, other, "foreign")
+	exp := time.Now().Add(time.Hour)
+	expiring, err := svc.CreateSecret(ctx, creator, kms.CreateRequest{Name: "expiring", Expiration: &exp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	private := newSecretIn(t, svc, creator2, "private")
+	no := false
+	if _, err := svc.SetACL(ctx, creator2, private, kms.ACLChange{ProjectAccess: &no, Replace: true}); err != nil {
+		t.Fatal(err)
+	}
+	gone := newSecretIn(t, svc, creator, "gone")
+	if err := svc.DeleteSecret(ctx, creator, gone, false); err != nil {
+		t.Fatal(err)
+	}
+
+	create := func(id string) error {
+		_, err := svc.CreateContainer(ctx, creator, kms.ContainerRequest{Type: "generic", Secrets: refs("k", id)})
+		return err
+	}
+	if err := create(mine); err != nil {
+		t.Fatal(err)
+	}
+	// Not a live secret of the caller's project: 404, as Barbican
+	// ("Secret provided for 'k' doesn't exist.").
+	for _, id := range []string{foreign, gone, "0190a0a0-0000-7000-8000-000000000000", "not-a-uuid", ""} {
+		err := create(id)
+		mustKind(t, err, kms.KindNotFound)
+		if err.Error() != "Secret provided for 'k' doesn't exist." {
+			t.Errorf("message %q", err)
+		}
+	}
+	// A private secret the caller may not read: 403.
+	mustKind(t, create(private), kms.KindForbidden)
+	if _, err := svc.CreateContainer(ctx, creator2, kms.ContainerRequest{Type: "generic", Secrets: refs("k", private)}); err != nil {
+		t.Fatalf("the owner of a private secret: %v", err)
+	}
+	if err := create(expiring.ID); err != nil {
+		t.Fatal(err)
+	}
+	offset.Store(int64(2 * time.Hour))
+	mustKind(t, create(expiring.ID), kms.KindNotFound)
+}
+
+// A deleted secret leaves its containers (Barbican deletes its
+// container_secret rows); an expired one stays.
+func TestContainerDropsDeletedSecrets(t *testing.T) {
+	svc, offset := clockService(t)
+	keep, drop := newSecretIn(t, svc, creator, "keep"), newSecretIn(t, svc, creator, "drop")
+	exp := time.Now().Add(time.Hour)
+	expiring, err := svc.CreateSecret(ctx, creator, kms.CreateRequest{Expiration: &exp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := svc.CreateContainer(ctx, creator, kms.ContainerRequest{
+		Type: "generic", Secrets: refs("keep", keep, "drop", drop, "exp", expiring.ID),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.DeleteSecret(ctx, creator, drop, false); err != nil {
+		t.Fatal(err)
+	}
+	offset.Store(int64(2 * time.Hour))
+	got, err := svc.GetContainer(ctx, creator, c.ID)
+	if err != nil || secretNames(got) != "keep,exp" {
+		t.Fatalf("after the delete: %q %v", secretNames(got), err)
+	}
+	list, _, err := svc.ListContainers(ctx, creator, kms.ContainerQuery{})
+	if err != nil || secretNames(list[0]) != "keep,exp" {
+		t.Fatalf("listed: %v %v", list, err)
+	}
+}
+
+func TestContainerListFiltersAndPaging(t *testing.T) {
+	svc := newService(t)
+	for i := range 12 {
+		typ := kms.ContainerGeneric
+		if i%3 == 0 {
+			typ = kms.ContainerRSA
+		}
+		if _, err := svc.CreateContainer(ctx, creator, kms.ContainerRequest{Name: fmt.Sprintf("Box-%02d", i), Type: typ}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	page, total, err := svc.ListContainers(ctx, creator, kms.ContainerQuery{Offset: 10, Limit: 5})
+	if err != nil || total != 12 || len(page) != 2 || page[0].Name != "Box-10" || page[1].Name != "Box-11" {
+		t.Fatalf("page %v total %d %v", page, total, err)
+	}
+	page, total, _ = svc.ListContainers(ctx, creator, kms.ContainerQuery{Type: kms.ContainerRSA})
+	if total != 4 || page[1].Name != "Box-03" {
+		t.Fatalf("rsa: %d %v", total, page)
+	}
+	page, total, _ = svc.ListContainers(ctx, creator, kms.ContainerQuery{Name: "box-1"})
+	if total != 2 || page[0].Name != "Box-10" {
+		t.Fatalf("name: %d %v", total, page)
+	}
+	if _, total, _ = svc.ListContainers(ctx, creator, kms.ContainerQuery{Offset: 50}); total != 12 {
+		t.Fatalf("past the end: total %d", total)
+	}
+}
+
+var (
+	svcUser  = kms.Identity{Project: "svc", User: "octavia", Roles: []string{kms.RoleService}}
+	svcUser2 = kms.Identity{Project: "svc2", User: "other-lb", Roles: []string{kms.RoleService}}
+)
+
+func TestContainerConsumers(t *testing.T) {
+	svc := newService(t)
+	c, err := svc.CreateContainer(ctx, creator, kms.ContainerRequest{Type: "generic"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lb := kms.ContainerConsumer{Name: "octavia", URL: "https://lb.example/v2/lbaas/listeners/1"}
+	got, err := svc.AddContainerConsumer(ctx, auditor, c.ID, lb)
+	if err != nil || len(got.Consumers) != 1 || got.Consumers[0].Name != "octavia" || got.Consumers[0].Project != "p1" {
+		t.Fatalf("add: %+v %v", got, err)
+	}
+	if !got.Updated.After(c.Updated) && !got.Updated.Equal(c.Updated) {
+		t.Errorf("updated %v before %v", got.Updated, c.Updated)
+	}
+	// Idempotent: the same name and URL is one consumer.
+	again, err := svc.AddContainerConsumer(ctx, creator, c.ID, lb)
+	if err != nil || len(again.Consumers) != 1 {
+		t.Fatalf("add again: %+v %v", again, err)
+	}
+	// Another project may not, unless it acts as a service.
+	_, err = svc.AddContainerConsumer(ctx, other, c.ID, kms.ContainerConsumer{Name: "x", URL: "y"})
+	mustKind(t, err, kms.KindForbidden)
+	if _, err := svc.AddContainerConsumer(ctx, svcUser, c.ID, kms.ContainerConsumer{Name: "svc", URL: "u"}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if _, err := svc.AddContainerConsumer(ctx, creator, c.ID, kms.ContainerConsumer{Name: "n", URL: fmt.Sprint("u", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cs, total, err := svc.ListContainerConsumers(ctx, observer, c.ID, 1, 2)
+	if err != nil || total != 5 || len(cs) != 2 || cs[0].Name != "svc" || cs[1].URL != "u0" {
+		t.Fatalf("page %+v total %d %v", cs, total, err)
+	}
+	_, _, err = svc.ListContainerConsumers(ctx, other, c.ID, 0, 10)
+	mustKind(t, err, kms.KindForbidden)
+
+	// Removing: the registering project, the container's project, or a service.
+	_, err = svc.RemoveContainerConsumer(ctx, other, c.ID, kms.ContainerConsumer{Name: "svc", URL: "u"})
+	mustKind(t, err, kms.KindForbidden)
+	if got, err = svc.RemoveContainerConsumer(ctx, svcUser2, c.ID, kms.ContainerConsumer{Name: "svc", URL: "u"}); err != nil || len(got.Consumers) != 4 {
+		t.Fatalf("service removes: %+v %v", got, err)
+	}
+	if got, err = svc.RemoveContainerConsumer(ctx, observer, c.ID, lb); err != nil || len(got.Consumers) != 3 {
+		t.Fatalf("container project removes: %+v %v", got, err)
+	}
+	// Idempotent: removing an absent consumer changes nothing.
+	if got, err = svc.RemoveContainerConsumer(ctx, observer, c.ID, lb); err != nil || len(got.Consumers) != 3 {
+		t.Fatalf("remove again: %+v %v", got, err)
+	}
+
+	for _, bad := range []kms.ContainerConsumer{
+		{URL: "u"}, {Name: "n"}, {Name: strings.Repeat("n", 37), URL: "u"},
+		{Name: "n", URL: strings.Repeat("u", 256)}, {Name: "n\x00", URL: "u"},
+	} {
+		_, err := svc.AddContainerConsumer(ctx, creator, c.ID, bad)
+		mustKind(t, err, kms.KindInvalid)
+	}
+	_, err = svc.AddContainerConsumer(ctx, creator, "0190a0a0-0000-7000-8000-000000000000", lb)
+	mustKind(t, err, kms.KindNotFound)
+
+	// Barbican deletes a container in use; its consumers go with it.
+	if err := svc.DeleteContainer(ctx, creator, c.ID); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = svc.ListContainerConsumers(ctx, creator, c.ID, 0, 10)
+	mustKind(t, err, kms.KindNotFound)
+}
+
+func TestContainerConsumersConcurrent(t *testing.T) {
+	svc := newService(t)
+	c, err := svc.CreateContainer(ctx, creator, kms.ContainerRequest{Type: "generic"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for i := range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			consumer := kms.ContainerConsumer{Name: "lb", URL: fmt.Sprint("u", i%10)} // each twice
+			if _, err := svc.AddContainerConsumer(ctx, creator, c.ID, consumer); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if _, total, _ := svc.ListContainerConsumers(ctx, creator, c.ID, 0, 0); total != 10 {
+		t.Fatalf("%d consumers, want 10", total)
+	}
+}
+
+func TestContainerQuotas(t *testing.T) {
+	svc := quotaService(t, kms.Quotas{kms.QuotaContainers: 2, kms.QuotaConsumers: 2})
+	var ids []string
+	for range 2 {
+		c, err := svc.CreateContainer(ctx, creator, kms.ContainerRequest{Type: "generic"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, c.ID)
+	}
+	_, err := svc.CreateContainer(ctx, creator, kms.ContainerRequest{Type: "generic"})
+	mustKind(t, err, kms.KindForbidden)
+	if !strings.Contains(err.Error(), "Only 2 containers are allowed") {
+		t.Errorf("message %q", err)
+	}
+	if _, err := svc.CreateContainer(ctx, other, kms.ContainerRequest{Type: "generic"}); err != nil {
+		t.Fatalf("another project: %v", err)
+	}
+	// Secrets are a separate kind.
+	newSecretIn(t, svc, creator, "not-a-container")
+
+	// Container consumers count with the secret consumers of the project.
+	sec := newSecretIn(t, svc, creator, "used")
+	if _, err := svc.AddConsumer(ctx, creator, sec, kms.Consumer{Service: "nova", ResourceType: "instance", ResourceID: "1"}); err != nil {
+		t.Fatal(err)
+	}
+	lb := kms.ContainerConsumer{Name: "lb", URL: "u1"}
+	if _, err := svc.AddContainerConsumer(ctx, creator, ids[0], lb); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.AddContainerConsumer(ctx, creator, ids[0], lb); err != nil {
+		t.Fatalf("re-adding an existing consumer needs no quota: %v", err)
+	}
+	_, err = svc.AddContainerConsumer(ctx, creator, ids[1], kms.ContainerConsumer{Name: "lb", URL: "u2"})
+	mustKind(t, err, kms.KindForbidden)
+
+	// Deleting a container frees its slot and its consumers'.
+	if err := svc.DeleteContainer(ctx, creator, ids[0]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.CreateContainer(ctx, creator, kms.ContainerRequest{Type: "generic"}); err != nil {
+		t.Fatalf("after a delete: %v", err)
+	}
+	if _, err := svc.AddContainerConsumer(ctx, creator, ids[1], kms.ContainerConsumer{Name: "lb", URL: "u2"}); err != nil {
+		t.Fatalf("consumer after a delete: %v", err)
+	}
+}
+
+// 20 concurrent creates against a container quota of 5 make exactly 5.
+func TestContainerQuotaConcurrent(t *testing.T) {
+	svc := quotaService(t, kms.Quotas{kms.QuotaContainers: 5})
+	var ok atomic.Int32
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := svc.CreateContainer(ctx, creator, kms.ContainerRequest{Type: "generic"})
+			if err == nil {
+				ok.Add(1)
+			} else if kms.KindOf(err) != kms.KindForbidden {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if ok.Load() != 5 {
+		t.Fatalf("%d containers under a quota of 5", ok.Load())
+	}
+}
