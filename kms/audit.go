@@ -2,6 +2,10 @@ package kms
 
 import (
 	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -15,6 +19,9 @@ type AuditRecord struct {
 	SecretID  string    `json:"secret_id,omitempty"`
 	Outcome   string    `json:"outcome"` // "ok" or the error kind
 	RequestID string    `json:"request_id,omitempty"`
+	// Detail names what an action on something other than a secret was
+	// about ("project p1: secrets=10", "container <id>"): never material.
+	Detail string `json:"detail,omitempty"`
 }
 
 // Auditor receives audit records; it must not block for long.
@@ -46,12 +53,34 @@ var kindNames = map[Kind]string{
 }
 
 func (s *Service) record(ctx context.Context, who Identity, action, id string, err error) {
+	s.recordDetail(ctx, who, action, id, "", err)
+}
+
+func (s *Service) recordDetail(ctx context.Context, who Identity, action, id, detail string, err error) {
 	outcome := "ok"
 	if err != nil {
 		outcome = kindNames[KindOf(err)]
 	}
 	s.audit.Record(ctx, AuditRecord{
 		Time: s.clock(), Project: who.Project, User: who.User, Action: action,
-		SecretID: id, Outcome: outcome, RequestID: RequestID(ctx),
+		SecretID: id, Outcome: outcome, RequestID: RequestID(ctx), Detail: detail,
 	})
+}
+
+// containerDetail names a container in the audit trail (nil: not created).
+func containerDetail(c *Container) string {
+	if c == nil {
+		return ""
+	}
+	return "container " + c.ID
+}
+
+// quotaDetail is a quota change as the audit trail shows it, kinds sorted.
+func quotaDetail(project string, q Quotas) string {
+	kinds := slices.Sorted(maps.Keys(q))
+	parts := make([]string, 0, len(kinds))
+	for _, k := range kinds {
+		parts = append(parts, fmt.Sprintf("%s=%d", k, q[k]))
+	}
+	return "project " + project + ": " + strings.Join(parts, " ")
 }

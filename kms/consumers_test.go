@@ -38,6 +38,13 @@ func (m *memAudit) actions(id string) []string {
 	return out
 }
 
+// all returns every record, in order.
+func (m *memAudit) all() []kms.AuditRecord {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.recs)
+}
+
 // users returns the user of each record about id, in order.
 func (m *memAudit) users(id string) []string {
 	m.mu.Lock()

@@ -35,6 +35,7 @@ func validateContainerConsumer(c ContainerConsumer) error {
 // counts against the consumers quota of the container's project, as a
 // secret consumer counts against its secret's.
 func (s *Service) AddContainerConsumer(ctx context.Context, who Identity, id string, c ContainerConsumer) (out *Container, err error) {
+	defer func() { s.recordDetail(ctx, who, "container_consumer_add", "", "container "+id, err) }()
 	if err := who.Validate(); err != nil {
 		return nil, err
 	}
@@ -75,7 +76,8 @@ func (s *Service) AddContainerConsumer(ctx context.Context, who Identity, id str
 // RemoveContainerConsumer unregisters c; removing an absent consumer
 // changes nothing (idempotent). The project that registered the consumer,
 // the container's project or a service may remove it (Barbican's rule).
-func (s *Service) RemoveContainerConsumer(ctx context.Context, who Identity, id string, c ContainerConsumer) (*Container, error) {
+func (s *Service) RemoveContainerConsumer(ctx context.Context, who Identity, id string, c ContainerConsumer) (out *Container, err error) {
+	defer func() { s.recordDetail(ctx, who, "container_consumer_remove", "", "container "+id, err) }()
 	if err := who.Validate(); err != nil {
 		return nil, err
 	}
@@ -83,7 +85,7 @@ func (s *Service) RemoveContainerConsumer(ctx context.Context, who Identity, id 
 		return nil, err
 	}
 	removed := false
-	out, err := s.updateContainer(ctx, id, func(cur *Container) error {
+	out, err = s.updateContainer(ctx, id, func(cur *Container) error {
 		removed = false
 		if err := canUseContainerConsumers(who, cur); err != nil {
 			return err

@@ -234,6 +234,7 @@ func secretMissing(name string) error {
 // secret must be a live secret of that project (else NotFound, as in
 // Barbican) that the caller may read.
 func (s *Service) CreateContainer(ctx context.Context, who Identity, req ContainerRequest) (c *Container, err error) {
+	defer func() { s.recordDetail(ctx, who, "container_create", "", containerDetail(c), err) }()
 	if err := who.Validate(); err != nil {
 		return nil, err
 	}
@@ -414,7 +415,8 @@ func (s *Service) ListContainers(ctx context.Context, who Identity, q ContainerQ
 
 // DeleteContainer removes a container with its consumers: Barbican deletes
 // a container in use too (its consumers go with it).
-func (s *Service) DeleteContainer(ctx context.Context, who Identity, id string) error {
+func (s *Service) DeleteContainer(ctx context.Context, who Identity, id string) (err error) {
+	defer func() { s.recordDetail(ctx, who, "container_delete", "", "container "+id, err) }()
 	if err := who.Validate(); err != nil {
 		return err
 	}

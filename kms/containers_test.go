@@ -2,6 +2,7 @@ package kms_test
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -437,5 +438,36 @@ func TestContainerQuotaConcurrent(t *testing.T) {
 	wg.Wait()
 	if ok.Load() != 5 {
 		t.Fatalf("%d containers under a quota of 5", ok.Load())
+	}
+}
+
+// Changes to things other than secrets are on the audit trail too, named
+// in the record's detail.
+func TestContainerAndQuotaChangesAudited(t *testing.T) {
+	svc, audit := newAudited(t, nil)
+	sec := newSecretIn(t, svc, creator, "k")
+	c, err := svc.CreateContainer(ctx, creator, kms.ContainerRequest{Type: "generic", Secrets: []kms.ContainerSecret{{Name: "k", SecretID: sec}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.DeleteContainer(ctx, creator2, c.ID); err == nil {
+		t.Fatal("a creator who is not the owner deleted the container")
+	}
+	if err := svc.SetProjectQuotas(ctx, serviceAdmin, "p1", kms.Quotas{kms.QuotaSecrets: 10, kms.QuotaOrders: 2}); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"container_create:ok:container " + c.ID,
+		"container_delete:forbidden:container " + c.ID,
+		"quota_set:ok:project p1: orders=2 secrets=10",
+	}
+	var got []string
+	for _, r := range audit.all() {
+		if r.SecretID == "" {
+			got = append(got, r.Action+":"+r.Outcome+":"+r.Detail)
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("audit trail:\n%q\nwant\n%q", got, want)
 	}
 }

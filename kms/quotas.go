@@ -679,14 +679,15 @@ func (s *Service) ListProjectQuotas(ctx context.Context, who Identity, offset, l
 // SetProjectQuotas configures a project's quotas (service admins),
 // replacing any earlier configuration: kinds not given follow the
 // defaults. Negative values are stored as Unlimited.
-func (s *Service) SetProjectQuotas(ctx context.Context, who Identity, project string, q Quotas) error {
+func (s *Service) SetProjectQuotas(ctx context.Context, who Identity, project string, q Quotas) (err error) {
+	defer func() { s.recordDetail(ctx, who, "quota_set", "", quotaDetail(project, q), err) }()
 	if err := canManageQuotas(who); err != nil {
 		return err
 	}
 	if err := validQuotaProject(project); err != nil {
 		return err
 	}
-	q, err := q.normalize()
+	q, err = q.normalize()
 	if err != nil {
 		return err
 	}
@@ -725,7 +726,8 @@ func (s *Service) SetProjectQuotas(ctx context.Context, who Identity, project st
 
 // DeleteProjectQuotas removes a project's configuration (service admins):
 // the defaults apply again. NotFound when it has none.
-func (s *Service) DeleteProjectQuotas(ctx context.Context, who Identity, project string) error {
+func (s *Service) DeleteProjectQuotas(ctx context.Context, who Identity, project string) (err error) {
+	defer func() { s.recordDetail(ctx, who, "quota_delete", "", "project "+project, err) }()
 	if err := canManageQuotas(who); err != nil {
 		return err
 	}

@@ -580,7 +580,7 @@ func (l *Log) flushDropped() {
 func entry(r kms.AuditRecord) Entry {
 	return Entry{
 		Time: r.Time.UTC(), User: r.User, Project: r.Project, Action: r.Action,
-		SecretID: r.SecretID, Outcome: r.Outcome, RequestID: r.RequestID,
+		SecretID: r.SecretID, Outcome: r.Outcome, RequestID: r.RequestID, Detail: r.Detail,
 	}
 }
 
