@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"os"
 	"path"
 	"strings"
 	"time"
@@ -62,7 +65,11 @@ func remoteOrphans(ctx context.Context, cfg config, o orphanOptions, destroy boo
 	req.Header.Set("X-Project-Id", operator.Project)
 	req.Header.Set("X-User-Id", operator.User)
 	req.Header.Set("X-Roles", strings.Join(operator.Roles, ","))
-	resp, err := http.DefaultClient.Do(req)
+	client, err := serverClient(o.caFile)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("asking the server: %w", err)
 	}
@@ -98,6 +105,28 @@ func remoteOrphans(ctx context.Context, cfg config, o orphanOptions, destroy boo
 			DeletionPolicy: r.DeletionPolicy, Updated: updated, Reason: r.Reason, Destroyed: r.Destroyed})
 	}
 	return rows, nil
+}
+
+// serverClient trusts caFile's certificates, when given, besides the
+// system's (a server on rest.tls_cert from the built-in CA).
+func serverClient(caFile string) (*http.Client, error) {
+	if caFile == "" {
+		return http.DefaultClient, nil
+	}
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("--ca-file: %w", err)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("--ca-file %s holds no PEM certificate", caFile)
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	return &http.Client{Transport: tr}, nil
 }
 
 // operatorToken is --token, else a five-minute service-admin token signed

@@ -29,6 +29,7 @@ type orphanOptions struct {
 	auditLog  string
 	url       string
 	token     string
+	caFile    string
 }
 
 var orphansCmd = &cobra.Command{
@@ -70,6 +71,7 @@ func init() {
 	f.BoolVar(&orphanOpts.jsonOut, "json", false, "print JSON instead of a table")
 	f.StringVar(&orphanOpts.auditLog, "audit-log", "", "audit log to append to (default: the config's)")
 	f.StringVar(&orphanOpts.url, "url", "", "ask this running server instead of opening the store (default when the store is locked: http://<rest.addr>)")
+	f.StringVar(&orphanOpts.caFile, "ca-file", "", "CA certificate(s) to trust for an https server, e.g. <data-dir>/kmip/ca.pem")
 	f.StringVar(&orphanOpts.token, "token", "", "X-Auth-Token for the server, with role key-manager:service-admin (default: minted from the data dir's token key)")
 	secretCmd.AddCommand(orphansCmd)
 	rootCmd.AddCommand(secretCmd)

@@ -53,6 +53,12 @@ func TestRESTOverTLS(t *testing.T) {
 	if got := osc("secret", "get", "--payload", ref, "-f", "value", "-c", "Payload"); got != "over tls" {
 		t.Fatalf("payload over TLS: %q", got)
 	}
+	// The operator CLI reaches the running server over https too.
+	out, err := testserver.Run(t, "secret", "orphans", "--data-dir", dir, "--config", cfg, "--rest-addr", srv.RESTAddr,
+		"--ca-file", filepath.Join(pki, "ca.pem"))
+	if err != nil || !strings.Contains(out, "asking it at https://") || !strings.Contains(out, "0 orphaned secrets") {
+		t.Fatalf("secret orphans over https: %v\n%s", err, out)
+	}
 	// An untrusted chain is refused by the client; plain HTTP gets nothing.
 	if _, err := http.Get(base + "/"); err == nil {
 		t.Fatal("a client without the CA trusted the server")
