@@ -1,6 +1,7 @@
 package barbican
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 
@@ -10,17 +11,31 @@ import (
 )
 
 // Secret ACLs: /v1/secrets/{id}/acl. Barbican's ACL documents are keyed by
-// operation; only "read" exists for secrets. Who may change an ACL is kms's.
+// operation; only "read" exists. Container ACLs (container_acls.go) are the
+// same document on another resource: the handlers here serve both, given
+// the aclResource they work on. Who may change an ACL is kms's.
 
-func (a *api) registerACLs(r *mux.Router) {
-	a.route(r, http.MethodGet, "/v1/secrets/{id}/acl", a.getACL)
-	a.route(r, http.MethodPut, "/v1/secrets/{id}/acl", a.putACL)
-	a.route(r, http.MethodPatch, "/v1/secrets/{id}/acl", a.patchACL)
-	a.route(r, http.MethodDelete, "/v1/secrets/{id}/acl", a.deleteACL)
+// aclResource is what an ACL belongs to: its path segment ("secrets",
+// "containers"), how a request names it and the kms calls on its ACL.
+type aclResource struct {
+	kind string
+	id   func(r *http.Request) (string, error)
+	get  func(ctx context.Context, who kms.Identity, id string) (kms.ACL, error)
+	set  func(ctx context.Context, who kms.Identity, id string, ch kms.ACLChange) (kms.ACL, error)
+	del  func(ctx context.Context, who kms.Identity, id string) error
 }
 
-// aclOperation is one operation's ACL. A secret that never had an ACL shows
-// only {"project-access": true}; an explicit one shows every field.
+func (a *api) registerACLs(r *mux.Router) {
+	sec := &aclResource{kind: "secrets", id: secretID, get: a.svc.GetACL, set: a.svc.SetACL, del: a.svc.DeleteACL}
+	a.route(r, http.MethodGet, "/v1/secrets/{id}/acl", a.getACL(sec))
+	a.route(r, http.MethodPut, "/v1/secrets/{id}/acl", a.setACL(sec, true))
+	a.route(r, http.MethodPatch, "/v1/secrets/{id}/acl", a.setACL(sec, false))
+	a.route(r, http.MethodDelete, "/v1/secrets/{id}/acl", a.deleteACL(sec))
+}
+
+// aclOperation is one operation's ACL. A secret or a container that never
+// had an ACL shows only {"project-access": true}; an explicit one shows
+// every field.
 type aclOperation struct {
 	ProjectAccess bool      `json:"project-access"`
 	Users         *[]string `json:"users,omitempty"`
@@ -36,26 +51,28 @@ type aclRefBody struct {
 	ACLRef string `json:"acl_ref"`
 }
 
-func (a *api) getACL(w http.ResponseWriter, r *http.Request) {
-	id, err := secretID(r)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	acl, err := a.svc.GetACL(r.Context(), identity(r), id)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	op := aclOperation{ProjectAccess: acl.ProjectAccess}
-	if !acl.Created.IsZero() { // an ACL was set
-		users := acl.Users
-		if users == nil {
-			users = []string{}
+func (a *api) getACL(res *aclResource) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id, err := res.id(r)
+		if err != nil {
+			a.fail(w, r, err)
+			return
 		}
-		op.Users, op.Created, op.Updated = &users, formatTime(acl.Created), formatTime(acl.Updated)
+		acl, err := res.get(r.Context(), identity(r), id)
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		op := aclOperation{ProjectAccess: acl.ProjectAccess}
+		if !acl.Created.IsZero() { // an ACL was set
+			users := acl.Users
+			if users == nil {
+				users = []string{}
+			}
+			op.Users, op.Created, op.Updated = &users, formatTime(acl.Created), formatTime(acl.Updated)
+		}
+		writeJSON(w, http.StatusOK, aclBody{Read: op})
 	}
-	writeJSON(w, http.StatusOK, aclBody{Read: op})
 }
 
 // aclChange reads {"read": {"users": [...], "project-access": bool}}; read
@@ -99,64 +116,58 @@ func aclChange(r *http.Request) (read map[string]json.RawMessage, users *[]strin
 	return read, users, access, nil
 }
 
-func (a *api) aclRef(r *http.Request, id string) string { return a.ref(r, "secrets", id, "acl") }
-
-// putACL replaces the ACL: missing users are none, missing project-access
-// is true; an empty document removes the ACL. 200 {"acl_ref"}.
-func (a *api) putACL(w http.ResponseWriter, r *http.Request) {
-	a.setACL(w, r, true)
-}
-
-// patchACL merges into the ACL: only the fields given change.
-func (a *api) patchACL(w http.ResponseWriter, r *http.Request) {
-	a.setACL(w, r, false)
-}
-
-func (a *api) setACL(w http.ResponseWriter, r *http.Request, replace bool) {
-	id, err := secretID(r)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	read, users, access, err := aclChange(r)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	switch {
-	case read == nil && replace:
-		err = a.svc.DeleteACL(r.Context(), identity(r), id)
-	case replace:
-		if users == nil {
-			users = &[]string{}
+// setACL answers PUT (replace: missing users are none, missing
+// project-access is true; an empty document removes the ACL) and PATCH
+// (merge: only the fields given change) with 200 {"acl_ref"}.
+func (a *api) setACL(res *aclResource, replace bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id, err := res.id(r)
+		if err != nil {
+			a.fail(w, r, err)
+			return
 		}
-		if access == nil {
-			t := true
-			access = &t
+		read, users, access, err := aclChange(r)
+		if err != nil {
+			a.fail(w, r, err)
+			return
 		}
-		_, err = a.svc.SetACL(r.Context(), identity(r), id, kms.ACLChange{Users: users, ProjectAccess: access, Replace: true})
-	default:
-		// An empty merge changes nothing but is still authorized by kms.
-		_, err = a.svc.SetACL(r.Context(), identity(r), id, kms.ACLChange{Users: users, ProjectAccess: access})
+		switch {
+		case read == nil && replace:
+			err = res.del(r.Context(), identity(r), id)
+		case replace:
+			if users == nil {
+				users = &[]string{}
+			}
+			if access == nil {
+				t := true
+				access = &t
+			}
+			_, err = res.set(r.Context(), identity(r), id, kms.ACLChange{Users: users, ProjectAccess: access, Replace: true})
+		default:
+			// An empty merge changes nothing but is still authorized by kms.
+			_, err = res.set(r.Context(), identity(r), id, kms.ACLChange{Users: users, ProjectAccess: access})
+		}
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, aclRefBody{ACLRef: a.ref(r, res.kind, id, "acl")})
 	}
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, aclRefBody{ACLRef: a.aclRef(r, id)})
 }
 
 // deleteACL removes the ACL (back to project access): 200, as
-// gophercloud's DeleteSecretACL expects.
-func (a *api) deleteACL(w http.ResponseWriter, r *http.Request) {
-	id, err := secretID(r)
-	if err != nil {
-		a.fail(w, r, err)
-		return
+// gophercloud's DeleteSecretACL and DeleteContainerACL expect.
+func (a *api) deleteACL(res *aclResource) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id, err := res.id(r)
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		if err := res.del(r.Context(), identity(r), id); err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
 	}
-	if err := a.svc.DeleteACL(r.Context(), identity(r), id); err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	w.WriteHeader(http.StatusOK)
 }

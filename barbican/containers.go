@@ -11,12 +11,15 @@ import (
 	"github.com/keywarden/keywarden/kms"
 )
 
-// Containers: /v1/containers, /v1/containers/{id} and
-// /v1/containers/{id}/consumers, as Barbican has them. POST answers 201
-// {container_ref}; a container document always carries its consumers
-// ({name, URL}), at every microversion, as Barbican's always did. Consumer
-// POST and DELETE answer 200 with the container; both are idempotent, as
-// for secret consumers (Barbican answers 404 to removing an absent one).
+// Containers: /v1/containers, /v1/containers/{id},
+// /v1/containers/{id}/consumers, /v1/containers/{id}/secrets and
+// /v1/containers/{id}/acl (container_acls.go), as Barbican has them. POST
+// answers 201 {container_ref}; a container document always carries its
+// consumers ({name, URL}), at every microversion, as Barbican's always did.
+// Consumer POST and DELETE answer 200 with the container; both are
+// idempotent, as for secret consumers (Barbican answers 404 to removing an
+// absent one). A secret ref POST answers 201 {container_ref}, its DELETE
+// 204, as Barbican's.
 
 func (a *api) registerContainers(r *mux.Router) {
 	r.HandleFunc("/v1/containers", a.listContainers).Methods(http.MethodGet)
@@ -24,8 +27,15 @@ func (a *api) registerContainers(r *mux.Router) {
 	r.HandleFunc("/v1/containers/{id}", a.getContainer).Methods(http.MethodGet)
 	r.HandleFunc("/v1/containers/{id}", a.deleteContainer).Methods(http.MethodDelete)
 	r.HandleFunc("/v1/containers/{id}/consumers", a.listContainerConsumers).Methods(http.MethodGet)
-	r.HandleFunc("/v1/containers/{id}/consumers", a.addContainerConsumer).Methods(http.MethodPost)
-	r.HandleFunc("/v1/containers/{id}/consumers", a.removeContainerConsumer).Methods(http.MethodDelete)
+	r.HandleFunc("/v1/containers/{id}/consumers",
+		changeContainer(a, readContainerConsumer, a.svc.AddContainerConsumer, a.containerConsumerChanged)).Methods(http.MethodPost)
+	r.HandleFunc("/v1/containers/{id}/consumers",
+		changeContainer(a, readContainerConsumer, a.svc.RemoveContainerConsumer, a.containerConsumerChanged)).Methods(http.MethodDelete)
+	r.HandleFunc("/v1/containers/{id}/secrets",
+		changeContainer(a, a.readContainerSecret, a.svc.AddContainerSecret, a.containerSecretChanged)).Methods(http.MethodPost)
+	r.HandleFunc("/v1/containers/{id}/secrets",
+		changeContainer(a, a.readContainerSecret, a.svc.RemoveContainerSecret, a.containerSecretChanged)).Methods(http.MethodDelete)
+	a.registerContainerACLs(r)
 }
 
 func containerID(r *http.Request) (string, error) { return pathUUID(r, "id", "container") }
@@ -148,7 +158,11 @@ func (a *api) containerRequest(r *http.Request, obj map[string]json.RawMessage) 
 		return req, kms.Invalid("'secret_refs' must be an array")
 	}
 	for _, item := range items {
-		ref, err := a.containerSecret(r, item)
+		obj := splitObject(item)
+		if obj == nil {
+			return req, kms.Invalid("'secret_refs' items must be objects")
+		}
+		ref, err := a.containerSecret(r, obj, "secret_refs.")
 		if err != nil {
 			return req, err
 		}
@@ -157,23 +171,20 @@ func (a *api) containerRequest(r *http.Request, obj map[string]json.RawMessage) 
 	return req, nil
 }
 
-// containerSecret reads one {"name", "secret_ref"} item. A ref must be
-// this server's, as Barbican checks it against its host href (400); a ref
-// of this server that names no secret is left to kms, which answers 404
-// as Barbican does for a secret it cannot find.
-func (a *api) containerSecret(r *http.Request, item json.RawMessage) (kms.ContainerSecret, error) {
+// containerSecret reads one {"name", "secret_ref"} object; in prefixes the
+// members' names in messages ("secret_refs." for a create's items). A ref
+// must be this server's, as Barbican checks it against its host href
+// (400); a ref of this server that names no secret is left to kms, which
+// answers 404 as Barbican does for a secret it cannot find.
+func (a *api) containerSecret(r *http.Request, obj map[string]json.RawMessage, in string) (kms.ContainerSecret, error) {
 	var cs kms.ContainerSecret
-	obj := splitObject(item)
-	if obj == nil {
-		return cs, kms.Invalid("'secret_refs' items must be objects")
-	}
 	name, _, err := jsonString(obj, "name")
 	if err != nil {
-		return cs, kms.Invalid("'secret_refs.name' must be a string")
+		return cs, kms.Invalid("'%sname' must be a string", in)
 	}
 	ref, ok, err := jsonString(obj, "secret_ref")
 	if err != nil {
-		return cs, kms.Invalid("'secret_refs.secret_ref' must be a string")
+		return cs, kms.Invalid("'%ssecret_ref' must be a string", in)
 	}
 	ref = strings.TrimSpace(ref)
 	if !ok || ref == "" {
@@ -297,35 +308,61 @@ func readContainerConsumer(r *http.Request) (kms.ContainerConsumer, error) {
 	return c, nil
 }
 
-func (a *api) addContainerConsumer(w http.ResponseWriter, r *http.Request) {
-	a.changeContainerConsumer(w, r, a.svc.AddContainerConsumer)
-}
-
-func (a *api) removeContainerConsumer(w http.ResponseWriter, r *http.Request) {
-	a.changeContainerConsumer(w, r, a.svc.RemoveContainerConsumer)
-}
-
-// changeContainerConsumer runs an add or a remove and answers 200 with the
-// container, as Barbican does for both.
-func (a *api) changeContainerConsumer(w http.ResponseWriter, r *http.Request,
-	change func(ctx context.Context, who kms.Identity, id string, c kms.ContainerConsumer) (*kms.Container, error)) {
-	id, err := containerID(r)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	c, err := readContainerConsumer(r)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	ct, err := change(r.Context(), identity(r), id, c)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
+// containerConsumerChanged answers a consumer's add or remove with 200
+// and the container, as Barbican does for both.
+func (a *api) containerConsumerChanged(w http.ResponseWriter, r *http.Request, c *kms.Container) {
 	if r.Method == http.MethodPost {
-		w.Header().Set("Location", a.ref(r, "containers", id, "consumers"))
+		w.Header().Set("Location", a.ref(r, "containers", c.ID, "consumers"))
 	}
-	writeJSON(w, http.StatusOK, a.containerBody(r, ct))
+	writeJSON(w, http.StatusOK, a.containerBody(r, c))
+}
+
+// changeContainer is the handler of a change to one part of a container:
+// read takes what the body names, change runs it in kms and answer
+// answers with the container it returns.
+func changeContainer[T any](a *api, read func(*http.Request) (T, error),
+	change func(ctx context.Context, who kms.Identity, id string, part T) (*kms.Container, error),
+	answer func(w http.ResponseWriter, r *http.Request, c *kms.Container)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id, err := containerID(r)
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		part, err := read(r)
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		c, err := change(r.Context(), identity(r), id, part)
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		answer(w, r, c)
+	}
+}
+
+// ---- /v1/containers/{id}/secrets
+
+// readContainerSecret reads {"name", "secret_ref"}, as an item of a
+// create's secret_refs.
+func (a *api) readContainerSecret(r *http.Request) (kms.ContainerSecret, error) {
+	obj, _, err := readJSONObject(r) // a name and a ref: nothing to zero
+	if err != nil {
+		return kms.ContainerSecret{}, err
+	}
+	return a.containerSecret(r, obj, "")
+}
+
+// containerSecretChanged answers an add with 201 {container_ref} and the
+// ref as Location, a remove with 204, as Barbican does.
+func (a *api) containerSecretChanged(w http.ResponseWriter, r *http.Request, c *kms.Container) {
+	if r.Method != http.MethodPost {
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	ref := a.ref(r, "containers", c.ID)
+	w.Header().Set("Location", ref)
+	writeJSON(w, http.StatusCreated, containerRefBody{ContainerRef: ref})
 }

@@ -420,3 +420,139 @@ func TestGophercloudContainers(t *testing.T) {
 		t.Fatalf("unknown type: %v", err)
 	}
 }
+
+// /v1/containers/{id}/secrets: add (201 {container_ref}) and remove (204)
+// one ref of a generic container.
+func TestContainerSecretsAPI(t *testing.T) {
+	e := newEnv(t)
+	a, b := e.url+"/v1/secrets/"+e.createText("a", "x"), e.url+"/v1/secrets/"+e.createText("b", "y")
+	id := e.createContainer(map[string]any{"name": "bag", "type": "generic", "secret_refs": secretRefs("a", a)})
+	path := "/v1/containers/" + id + "/secrets"
+
+	r := e.must(http.StatusCreated, "POST", path, map[string]string{"name": " b ", "secret_ref": b})
+	ref := e.url + "/v1/containers/" + id
+	if got := r.JSON(t); len(got) != 1 || got["container_ref"] != ref || r.Header.Get("Location") != ref {
+		t.Fatalf("POST answers %s, Location %q", r.Body, r.Header.Get("Location"))
+	}
+	// python-barbicanclient's trailing slash; an unnamed ref.
+	c := e.url + "/v1/secrets/" + e.createText("c", "z")
+	e.must(http.StatusCreated, "POST", path+"/", map[string]string{"secret_ref": c})
+	want := `"secret_refs":[{"name":"a","secret_ref":"` + a + `"},{"name":"b","secret_ref":"` + b + `"},{"name":null,"secret_ref":"` + c + `"}]`
+	if raw := string(e.must(http.StatusOK, "GET", "/v1/containers/"+id, nil).Body); !strings.Contains(raw, want) {
+		t.Fatalf("after the adds: %s", raw)
+	}
+
+	r = e.must(http.StatusNoContent, "DELETE", path, map[string]string{"name": "b", "secret_ref": b})
+	if len(r.Body) != 0 {
+		t.Fatalf("204 with a body %q", r.Body)
+	}
+	e.must(http.StatusNoContent, "DELETE", path, map[string]string{"secret_ref": c})
+	refs := e.must(http.StatusOK, "GET", "/v1/containers/"+id, nil).JSON(t)["secret_refs"].([]any)
+	if len(refs) != 1 || refs[0].(map[string]any)["name"] != "a" {
+		t.Fatalf("after the removes: %v", refs)
+	}
+	// The secrets stay.
+	e.must(http.StatusOK, "GET", "/v1/secrets/"+idOfRef(t, b), nil)
+}
+
+// Every refusal of the secrets sub-resource, with Barbican's status.
+func TestContainerSecretsRefused(t *testing.T) {
+	e := newEnv(t)
+	mine := e.url + "/v1/secrets/" + e.createText("mine", "m")
+	spare := e.url + "/v1/secrets/" + e.createText("spare", "s")
+	theirs := e.url + "/v1/secrets/" + e.createText("theirs", "t", "X-Project-Id", "p2")
+	id := e.createContainer(map[string]any{"type": "generic", "secret_refs": secretRefs("k", mine)},
+		"X-User-Id", "owner", "X-Roles", "creator")
+	rsa := e.createContainer(map[string]any{"type": "rsa", "secret_refs": secretRefs("public_key", mine, "private_key", spare)})
+	path := "/v1/containers/" + id + "/secrets"
+	body := func(name, ref string) map[string]string { return map[string]string{"name": name, "secret_ref": ref} }
+	for _, tc := range []struct {
+		name, method, path string
+		body               any
+		h                  []string
+		status             int
+		desc               string
+	}{
+		{"not JSON", "POST", path, `{"secret_ref":"x"}`, []string{"Content-Type", "text/plain"}, http.StatusUnsupportedMediaType, "Unexpected content type"},
+		{"malformed", "POST", path, `{"secret_ref":`, []string{"Content-Type", "application/json"}, http.StatusBadRequest, "Malformed JSON"},
+		{"no ref", "POST", path, map[string]string{"name": "x"}, nil, http.StatusBadRequest, "'secret_ref' is a required property"},
+		{"ref not a string", "DELETE", path, map[string]any{"secret_ref": 1}, nil, http.StatusBadRequest, "'secret_ref' must be a string"},
+		{"name not a string", "POST", path, map[string]any{"name": 1, "secret_ref": spare}, nil, http.StatusBadRequest, "'name' must be a string"},
+		{"long name", "POST", path, body(strings.Repeat("n", 256), spare), nil, http.StatusBadRequest, "Invalid property: 'name'"},
+		{"foreign host", "POST", path, body("x", "http://evil.example/v1/secrets/"+idOfRef(t, spare)), nil, http.StatusBadRequest, "configured hostname"},
+		{"unknown container", "POST", "/v1/containers/0190a0a0-0000-7000-8000-000000000000/secrets", body("x", spare), nil, http.StatusNotFound, "Secrets container not found."},
+		{"malformed container id", "DELETE", "/v1/containers/nope/secrets", body("k", mine), nil, http.StatusNotFound, ""},
+		{"another project's secret", "POST", path, body("x", theirs), nil, http.StatusNotFound, "Secret provided doesn't exist."},
+		{"unknown secret", "POST", path, body("x", e.url+"/v1/secrets/0190a0a0-0000-7000-8000-000000000000"), nil, http.StatusNotFound, "doesn't exist"},
+		{"same ref", "POST", path, body("k", mine), nil, http.StatusConflict, "A secret with that name and ID is already stored"},
+		{"same name", "POST", path, body("k", spare), nil, http.StatusConflict, "A secret named 'k'"},
+		{"same secret", "POST", path, body("k2", mine), nil, http.StatusConflict, "as 'k'"},
+		{"rsa add", "POST", "/v1/containers/" + rsa + "/secrets", body("private_key_passphrase", spare), nil, http.StatusBadRequest, "Only 'generic' containers can be modified."},
+		{"rsa remove", "DELETE", "/v1/containers/" + rsa + "/secrets", body("private_key", spare), nil, http.StatusBadRequest, "Only 'generic' containers can be modified."},
+		{"not in the container", "DELETE", path, body("spare", spare), nil, http.StatusNotFound, "Secret provided is not in the container"},
+		{"other name", "DELETE", path, body("x", mine), nil, http.StatusNotFound, "not in the container"},
+		{"remove unknown secret", "DELETE", path, body("x", e.url+"/v1/secrets/0190a0a0-0000-7000-8000-000000000000"), nil, http.StatusNotFound, "doesn't exist"},
+		{"observer", "POST", path, body("x", spare), []string{"X-User-Id", "o", "X-Roles", "observer"}, http.StatusForbidden, ""},
+		{"audit", "DELETE", path, body("k", mine), []string{"X-User-Id", "a", "X-Roles", "audit"}, http.StatusForbidden, ""},
+		{"another project", "POST", path, body("x", theirs), []string{"X-Project-Id", "p2"}, http.StatusForbidden, ""},
+		{"GET", "GET", path, nil, nil, http.StatusMethodNotAllowed, ""},
+		{"PUT", "PUT", path, body("x", spare), nil, http.StatusMethodNotAllowed, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := e.do(tc.method, tc.path, tc.body, tc.h...)
+			checkError(t, r, tc.status)
+			if !strings.Contains(string(r.Body), tc.desc) {
+				t.Fatalf("description: %s, want %q", r.Body, tc.desc)
+			}
+		})
+	}
+	if refs := e.must(http.StatusOK, "GET", "/v1/containers/"+id, nil).JSON(t)["secret_refs"].([]any); len(refs) != 1 {
+		t.Fatalf("refused changes changed the container: %v", refs)
+	}
+	// A creator of the project may change a container that is not private,
+	// not one that is.
+	creator := []string{"X-User-Id", "u7", "X-Roles", "creator"}
+	e.must(http.StatusCreated, "POST", path, body("spare", spare), creator...)
+	e.must(http.StatusOK, "PUT", "/v1/containers/"+id+"/acl", map[string]any{"read": map[string]any{"project-access": false}})
+	checkError(t, e.do("DELETE", path, body("spare", spare), creator...), http.StatusForbidden)
+	e.must(http.StatusNoContent, "DELETE", path, body("spare", spare), "X-User-Id", "owner", "X-Roles", "creator")
+}
+
+// gophercloud's CreateSecretRef and DeleteSecretRef.
+func TestGophercloudContainerSecretRefs(t *testing.T) {
+	e := newEnv(t, withAuth())
+	ctx := context.Background()
+	gopher := kms.Identity{Project: "p1", User: "gopher", Roles: []string{"creator"}}
+	c := gopherClient(t, e, gopher)
+	tok := []string{"X-Auth-Token", mint(t, gopher, time.Hour)}
+	key, cert := e.url+"/v1/secrets/"+e.createText("key", "k", tok...), e.url+"/v1/secrets/"+e.createText("cert", "c", tok...)
+	created, err := containers.Create(ctx, c, containers.CreateOpts{Type: containers.GenericContainer, Name: "tls",
+		SecretRefs: []containers.SecretRef{{Name: "key", SecretRef: key}}}).Extract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := containerRefRE.FindStringSubmatch(created.ContainerRef)[1]
+
+	added, err := containers.CreateSecretRef(ctx, c, id, containers.SecretRef{Name: "cert", SecretRef: cert}).Extract()
+	if err != nil || added.ContainerRef != created.ContainerRef {
+		t.Fatalf("CreateSecretRef: %+v %v", added, err)
+	}
+	got, err := containers.Get(ctx, c, id).Extract()
+	if err != nil || !slices.Equal(got.SecretRefs, []containers.SecretRef{{Name: "key", SecretRef: key}, {Name: "cert", SecretRef: cert}}) {
+		t.Fatalf("container %+v %v", got, err)
+	}
+	_, err = containers.CreateSecretRef(ctx, c, id, containers.SecretRef{Name: "cert", SecretRef: cert}).Extract()
+	if !gophercloud.ResponseCodeIs(err, http.StatusConflict) {
+		t.Fatalf("the same ref again: %v", err)
+	}
+	if err := containers.DeleteSecretRef(ctx, c, id, containers.SecretRef{Name: "key", SecretRef: key}).ExtractErr(); err != nil {
+		t.Fatal(err)
+	}
+	err = containers.DeleteSecretRef(ctx, c, id, containers.SecretRef{Name: "key", SecretRef: key}).ExtractErr()
+	if !gophercloud.ResponseCodeIs(err, http.StatusNotFound) {
+		t.Fatalf("removed twice: %v", err)
+	}
+	if got, err = containers.Get(ctx, c, id).Extract(); err != nil || len(got.SecretRefs) != 1 || got.SecretRefs[0].Name != "cert" {
+		t.Fatalf("after DeleteSecretRef %+v %v", got, err)
+	}
+}

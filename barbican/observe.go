@@ -90,8 +90,16 @@ func RouteLabel(path string) string {
 			return "/v1/containers/{id}"
 		}
 	case 4:
-		if seg[1] == "containers" && seg[3] == "consumers" {
-			return "/v1/containers/{id}/consumers"
+		if seg[1] == "containers" {
+			switch seg[3] {
+			case "consumers":
+				return "/v1/containers/{id}/consumers"
+			case "secrets":
+				return "/v1/containers/{id}/secrets"
+			case "acl":
+				return "/v1/containers/{id}/acl"
+			}
+			return "other"
 		}
 		if seg[1] != "secrets" {
 			return "other"

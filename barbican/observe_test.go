@@ -8,6 +8,12 @@ import (
 )
 
 func TestRouteLabel(t *testing.T) {
+	// It runs on every request: no allocation, whatever the route.
+	for _, p := range []string{"/v1/containers/c-1/secrets", "/v1/containers/c-1/acl", "/v1/secrets/s-1/acl/"} {
+		if n := testing.AllocsPerRun(100, func() { RouteLabel(p) }); n != 0 {
+			t.Errorf("RouteLabel(%q) allocates %v times", p, n)
+		}
+	}
 	for path, want := range map[string]string{
 		"/":                                 "/",
 		"/v1":                               "/v1",
@@ -16,6 +22,10 @@ func TestRouteLabel(t *testing.T) {
 		"/v1/secrets/x/metadata/os_encrypt": "/v1/secrets/{id}/metadata/{key}",
 		"/v1/secrets/secrets/metadata/acl":  "/v1/secrets/{id}/metadata/{key}",
 		"/v1/containers/c-1/consumers":      "/v1/containers/{id}/consumers",
+		"/v1/containers/c-1/secrets/":       "/v1/containers/{id}/secrets",
+		"/v1/containers/c-1/acl":            "/v1/containers/{id}/acl",
+		"/v1/containers/c-1/payload":        "other",
+		"/v1/containers/c-1/acl/x":          "other",
 		"/v1/orders/o-1":                    "/v1/orders/{id}",
 		"/v1/project-quotas/p1":             "/v1/project-quotas/{id}",
 		"/v1/secrets/x/payload/extra/a/b":   "other",

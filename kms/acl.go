@@ -3,7 +3,13 @@ package kms
 import (
 	"context"
 	"slices"
+	"time"
 )
+
+// Read ACLs, Barbican's "read" operation: a secret's (below) or a
+// container's (container_acl.go). The document and its changes are the
+// same for both; what an ACL grants is in the rules of each (policy.go,
+// containers.go).
 
 // GetACL returns the secret's read ACL; a secret without one has project
 // access and no users.
@@ -12,10 +18,26 @@ func (s *Service) GetACL(ctx context.Context, who Identity, id string) (ACL, err
 	if err != nil {
 		return ACL{}, err
 	}
-	if sec.ACL == nil {
-		return ACL{ProjectAccess: true}, nil
+	return sec.ACL.view(), nil
+}
+
+// view is the ACL as a GET shows it, a copy: none is project access and
+// no users.
+func (a *ACL) view() ACL {
+	if a == nil {
+		return ACL{ProjectAccess: true}
 	}
-	return *sec.Clone().ACL, nil
+	out := *a
+	out.Users = slices.Clone(a.Users)
+	return out
+}
+
+// closed reports whether the ACL hides its object from the project.
+func (a *ACL) closed() bool { return a != nil && !a.ProjectAccess }
+
+// lists reports whether the ACL names user.
+func (a *ACL) lists(user string) bool {
+	return a != nil && user != "" && slices.Contains(a.Users, user)
 }
 
 // ACLChange is a PUT (replace) or PATCH (merge) of the read ACL: nil fields
@@ -26,29 +48,33 @@ type ACLChange struct {
 	Replace       bool
 }
 
+// apply returns the ACL that the change makes of cur (nil: none yet) at now.
+func (ch ACLChange) apply(cur *ACL, now time.Time) *ACL {
+	acl := ACL{ProjectAccess: true, Created: now}
+	if cur != nil && !ch.Replace {
+		acl = *cur
+	} else if cur != nil {
+		acl.Created = cur.Created
+	}
+	if ch.Users != nil {
+		users := slices.Clone(*ch.Users)
+		slices.Sort(users)
+		acl.Users = slices.Compact(users)
+	}
+	if ch.ProjectAccess != nil {
+		acl.ProjectAccess = *ch.ProjectAccess
+	}
+	acl.Updated = now
+	return &acl
+}
+
 // SetACL changes the read ACL (creator-owner or admin).
 func (s *Service) SetACL(ctx context.Context, who Identity, id string, ch ACLChange) (ACL, error) {
 	sec, err := s.update(ctx, id, false, func(r *record) error {
 		if err := authorize(who, r.Secret, ActACL); err != nil {
 			return err
 		}
-		now := s.clock()
-		acl := ACL{ProjectAccess: true, Created: now}
-		if r.ACL != nil && !ch.Replace {
-			acl = *r.ACL
-		} else if r.ACL != nil {
-			acl.Created = r.ACL.Created
-		}
-		if ch.Users != nil {
-			users := slices.Clone(*ch.Users)
-			slices.Sort(users)
-			acl.Users = slices.Compact(users)
-		}
-		if ch.ProjectAccess != nil {
-			acl.ProjectAccess = *ch.ProjectAccess
-		}
-		acl.Updated = now
-		r.ACL = &acl
+		r.ACL = ch.apply(r.ACL, s.clock())
 		return nil
 	})
 	if err != nil {

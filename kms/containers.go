@@ -17,8 +17,9 @@ import (
 
 // Containers are Barbican's named groups of secrets: generic, rsa and
 // certificate. A container holds references only, never key material, and
-// the consumers ({name, URL}) that use it. Container ACLs are not
-// implemented: no container is private.
+// the consumers ({name, URL}) that use it, and a read ACL like a secret's
+// (container_acl.go): a private container is the business of its creator,
+// the project's admins and the users its ACL names.
 //
 // Store layout, next to the secrets' (service.go):
 //
@@ -103,6 +104,7 @@ type Container struct {
 	Type      ContainerType       `json:"type"`
 	Secrets   []ContainerSecret   `json:"secrets,omitempty"`
 	Consumers []ContainerConsumer `json:"consumers,omitempty"`
+	ACL       *ACL                `json:"acl,omitempty"`
 	Created   time.Time           `json:"created"`
 	Updated   time.Time           `json:"updated"`
 }
@@ -112,6 +114,10 @@ func (c *Container) clone() *Container {
 	out := *c
 	out.Secrets = slices.Clone(c.Secrets)
 	out.Consumers = slices.Clone(c.Consumers)
+	if c.ACL != nil {
+		acl := c.ACL.view()
+		out.ACL = &acl
+	}
 	return &out
 }
 
@@ -187,12 +193,37 @@ func quoted(names []string) string {
 	return strings.Join(q, ", ")
 }
 
-// Container authorization, Barbican's legacy policy: create is admin or
-// creator (as for secrets); list is admin, observer or creator; reading a
-// container and using its consumers is any role in its project (audit
-// included); deleting it is the project admin or its creator holding the
-// creator role. Services may use any container's consumers, as with
-// secret consumers.
+// Container authorization, Barbican's legacy policy (roles scoped to the
+// caller's project, as for secrets, policy.go):
+//
+//   - create: admin or creator (containers:post);
+//   - list: admin, observer or creator (containers:get), and a listing
+//     shows only the containers the caller may read, as for secrets;
+//   - read, and use its consumers: any role in its project unless the ACL
+//     makes it private; the project admin, the creator-owner (creator role)
+//     and the users the ACL names always (container:get). Reading a
+//     container grants nothing on the secrets it names;
+//   - add or remove a secret ref: the project admin, the creator-owner, or
+//     a creator of the project while the container is not private
+//     (container_secret:post, container_secret:delete);
+//   - delete, change the ACL: the project admin or the creator-owner
+//     (container:delete; container_acls:put_patch and :delete, read as
+//     secret ACLs are here, ActACL: Barbican's legacy rules also admit
+//     any creator of the project, as its ACL controllers leave
+//     read_project_access out of the policy target);
+//   - see the ACL: admin, observer or creator of its project
+//     (container_acls:get).
+//
+// Services may use any container's consumers, as with secret consumers.
+
+// containerRoles is what who is to c: of its project, its project's
+// admin, its creator holding the creator role.
+func containerRoles(who Identity, c *Container) (sameProject, admin, creatorOwner bool) {
+	sameProject = who.Project == c.Project
+	admin = sameProject && who.Has(RoleAdmin)
+	creatorOwner = sameProject && c.Creator != "" && who.User == c.Creator && who.Has(RoleCreator)
+	return sameProject, admin, creatorOwner
+}
 
 func canListContainers(who Identity) error {
 	if who.hasAny(RoleAdmin, RoleObserver, RoleCreator) {
@@ -202,16 +233,24 @@ func canListContainers(who Identity) error {
 }
 
 func canReadContainer(who Identity, c *Container) error {
-	if who.Project == c.Project && who.hasAny(RoleAdmin, RoleObserver, RoleCreator, RoleAudit) {
+	sameProject, admin, creatorOwner := containerRoles(who, c)
+	if admin || creatorOwner || c.ACL.lists(who.User) ||
+		(sameProject && !c.ACL.closed() && who.hasAny(RoleAdmin, RoleObserver, RoleCreator, RoleAudit)) {
 		return nil
 	}
 	return Forbidden("not allowed to read container %s", c.ID)
 }
 
+func canChangeContainerSecrets(who Identity, c *Container) error {
+	sameProject, admin, creatorOwner := containerRoles(who, c)
+	if admin || creatorOwner || (sameProject && !c.ACL.closed() && who.Has(RoleCreator)) {
+		return nil
+	}
+	return Forbidden("not allowed to change the secrets of container %s", c.ID)
+}
+
 func canDeleteContainer(who Identity, c *Container) error {
-	sameProject := who.Project == c.Project
-	owner := sameProject && c.Creator != "" && who.User == c.Creator
-	if (sameProject && who.Has(RoleAdmin)) || (owner && who.Has(RoleCreator)) {
+	if _, admin, creatorOwner := containerRoles(who, c); admin || creatorOwner {
 		return nil
 	}
 	return Forbidden("only a project admin or the container's creator can delete container %s", c.ID)
@@ -282,25 +321,38 @@ func (s *Service) CreateContainer(ctx context.Context, who Identity, req Contain
 func (s *Service) containerSecretsCmps(ctx context.Context, who Identity, refs []ContainerSecret) ([]store.Cmp, error) {
 	cmps := make([]store.Cmp, 0, len(refs)+1)
 	for _, ref := range refs {
-		if uuid.Validate(ref.SecretID) != nil {
-			return nil, secretMissing(ref.Name)
-		}
-		l, err := s.load(ctx, ref.SecretID)
-		if KindOf(err) == KindNotFound {
-			return nil, secretMissing(ref.Name)
-		} else if err != nil {
+		l, ok, err := s.liveSecretOf(ctx, who.Project, ref.SecretID)
+		if err != nil {
 			return nil, err
 		}
-		sec := l.rec.Secret
-		if sec.Project != who.Project || sec.State == Destroyed || sec.Expired(s.now()) {
+		if !ok {
 			return nil, secretMissing(ref.Name)
 		}
-		if err := authorize(who, sec, ActRead); err != nil {
+		if err := authorize(who, l.rec.Secret, ActRead); err != nil {
 			return nil, err
 		}
-		cmps = append(cmps, store.Cmp{Key: recordKey(sec.Project, sec.ID), Version: l.version})
+		cmps = append(cmps, store.Cmp{Key: recordKey(l.rec.Project, l.rec.ID), Version: l.version})
 	}
 	return cmps, nil
+}
+
+// liveSecretOf loads the secret id when it is a live secret of project
+// (neither destroyed nor expired); ok is false when it is not.
+func (s *Service) liveSecretOf(ctx context.Context, project, id string) (l loaded, ok bool, err error) {
+	if uuid.Validate(id) != nil {
+		return loaded{}, false, nil
+	}
+	l, err = s.load(ctx, id)
+	if KindOf(err) == KindNotFound {
+		return loaded{}, false, nil
+	} else if err != nil {
+		return loaded{}, false, err
+	}
+	sec := l.rec.Secret
+	if sec.Project != project || sec.State == Destroyed || sec.Expired(s.now()) {
+		return loaded{}, false, nil
+	}
+	return l, true, nil
 }
 
 // loadContainer reads a container and the version it was read at.
@@ -371,8 +423,10 @@ type ContainerQuery struct {
 	Offset, Limit int // Limit <= 0: all
 }
 
-// ListContainers returns one page of the caller's project's containers,
-// oldest first, and how many match.
+// ListContainers returns one page of the caller's project's containers
+// that the caller may read, oldest first, and how many match. (Barbican
+// lists private containers to the whole project; a listing here shows
+// what a GET would, as the secrets listing does.)
 func (s *Service) ListContainers(ctx context.Context, who Identity, q ContainerQuery) ([]*Container, int, error) {
 	if err := who.Validate(); err != nil {
 		return nil, 0, err
@@ -390,7 +444,7 @@ func (s *Service) ListContainers(ctx context.Context, who Identity, q ContainerQ
 		if err := json.Unmarshal(kv.Value, c); err != nil {
 			return nil, 0, internal("decode", err)
 		}
-		if containsFold(c.Name, q.Name) && (q.Type == "" || c.Type == q.Type) {
+		if containsFold(c.Name, q.Name) && (q.Type == "" || c.Type == q.Type) && canReadContainer(who, c) == nil {
 			all = append(all, c)
 		}
 	}
@@ -448,25 +502,32 @@ func (s *Service) DeleteContainer(ctx context.Context, who Identity, id string) 
 // with compare-and-swap, retrying on a concurrent change. fn returning
 // errUnchanged ends without a write; the container is returned as read.
 func (s *Service) updateContainer(ctx context.Context, id string, fn func(c *Container) error) (*Container, error) {
+	return s.updateContainerIf(ctx, id, func(c *Container) ([]store.Cmp, error) { return nil, fn(c) })
+}
+
+// updateContainerIf is updateContainer whose fn also returns comparisons
+// the write depends on (the versions of the secrets it checked).
+func (s *Service) updateContainerIf(ctx context.Context, id string, fn func(c *Container) ([]store.Cmp, error)) (*Container, error) {
 	defer lockWrites(id)()
 	for range maxRetries {
 		c, version, err := s.loadContainer(ctx, id)
 		if err != nil {
 			return nil, err
 		}
-		err = fn(c)
+		cmps, err := fn(c)
 		if errors.Is(err, errUnchanged) {
 			return c, nil
 		} else if err != nil {
 			return nil, err
 		}
-		c.Updated = s.clock() // Barbican touches the container on consumer changes
+		c.Updated = s.clock() // a change touches the container, as Barbican's consumer changes do
 		b, err := json.Marshal(c)
 		if err != nil {
 			return nil, internal("encode", err)
 		}
 		key := containerKey(c.Project, id)
-		err = s.st.Txn(ctx, []store.Cmp{{Key: key, Version: version}}, []store.Op{store.Put(key, b)})
+		cmps = append(cmps, store.Cmp{Key: key, Version: version})
+		err = s.st.Txn(ctx, cmps, []store.Op{store.Put(key, b)})
 		if errors.Is(err, store.ErrConflict) {
 			continue
 		}
@@ -476,4 +537,115 @@ func (s *Service) updateContainer(ctx context.Context, id string, fn func(c *Con
 		return c, nil
 	}
 	return nil, Conflict("container %s is being changed concurrently; try again", id)
+}
+
+// Secret refs of an existing container: Barbican's
+// /v1/containers/{id}/secrets, for generic containers only (its API
+// reference says so of both; its code refuses only the add, but a typed
+// container losing a required ref would no longer be what a create
+// allows).
+
+// containerSecretDetail names a container and one of its refs in the
+// audit trail; a ref that names no secret is not copied there.
+func containerSecretDetail(id string, ref ContainerSecret) string {
+	if uuid.Validate(ref.SecretID) != nil {
+		return "container " + id + " secret (invalid)"
+	}
+	return "container " + id + " secret " + ref.SecretID
+}
+
+func onlyGeneric(c *Container) error {
+	if c.Type != ContainerGeneric {
+		return Invalid("Only 'generic' containers can be modified.")
+	}
+	return nil
+}
+
+// AddContainerSecret adds a named ref to a generic container. The secret
+// must be a live secret of the container's project that the caller may
+// read, as for a create, and the container keeps what a create
+// guarantees: unique names, unique secrets, at most MaxContainerSecrets.
+// Barbican answers 409 to a ref the container already holds; so does a
+// name or a secret already there under another ref.
+func (s *Service) AddContainerSecret(ctx context.Context, who Identity, id string, ref ContainerSecret) (c *Container, err error) {
+	defer func() { s.recordDetail(ctx, who, "container_secret_add", "", containerSecretDetail(id, ref), err) }()
+	if err := who.Validate(); err != nil {
+		return nil, err
+	}
+	if len(ref.Name) > maxContainerName {
+		return nil, Invalid("Provided object does not match schema 'ContainerSecret': name is longer than %d characters. Invalid property: 'name'",
+			maxContainerName)
+	}
+	return s.updateContainerIf(ctx, id, func(cur *Container) ([]store.Cmp, error) {
+		if err := canChangeContainerSecrets(who, cur); err != nil {
+			return nil, err
+		}
+		if err := onlyGeneric(cur); err != nil {
+			return nil, err
+		}
+		cmps, err := s.containerSecretsCmps(ctx, who, []ContainerSecret{ref})
+		if KindOf(err) == KindNotFound {
+			return nil, NotFound("Secret provided doesn't exist.")
+		} else if err != nil {
+			return nil, err
+		}
+		lc, err := s.live(ctx, cur) // the refs of deleted secrets are gone
+		if err != nil {
+			return nil, err
+		}
+		cur.Secrets = lc.Secrets
+		for _, have := range cur.Secrets {
+			switch {
+			case have == ref:
+				return nil, Conflict("Conflict. A secret with that name and ID is already stored in this container. " +
+					"The same secret can exist in a container as long as the name is unique.")
+			case have.Name == ref.Name && ref.Name == "":
+				return nil, Conflict("Conflict. An unnamed secret is already stored in this container.")
+			case have.Name == ref.Name:
+				return nil, Conflict("Conflict. A secret named '%s' is already stored in this container.", ref.Name)
+			case have.SecretID == ref.SecretID:
+				return nil, Conflict("Conflict. That secret is already stored in this container as '%s'.", have.Name)
+			}
+		}
+		if len(cur.Secrets) >= MaxContainerSecrets {
+			return nil, Invalid("a container holds at most %d secrets", MaxContainerSecrets)
+		}
+		cur.Secrets = append(cur.Secrets, ref)
+		return cmps, nil
+	})
+}
+
+// RemoveContainerSecret removes a ref, name and secret both matching, from
+// a generic container. Barbican answers 404 when the secret is not a live
+// secret of the project, then when the container does not hold the ref;
+// here a ref to an expired secret may still be removed (Barbican, whose
+// lookups skip expired secrets, keeps it for good).
+func (s *Service) RemoveContainerSecret(ctx context.Context, who Identity, id string, ref ContainerSecret) (c *Container, err error) {
+	defer func() { s.recordDetail(ctx, who, "container_secret_remove", "", containerSecretDetail(id, ref), err) }()
+	if err := who.Validate(); err != nil {
+		return nil, err
+	}
+	return s.updateContainer(ctx, id, func(cur *Container) error {
+		if err := canChangeContainerSecrets(who, cur); err != nil {
+			return err
+		}
+		if err := onlyGeneric(cur); err != nil {
+			return err
+		}
+		lc, err := s.live(ctx, cur)
+		if err != nil {
+			return err
+		}
+		i := slices.Index(lc.Secrets, ref)
+		if i < 0 {
+			if _, ok, err := s.liveSecretOf(ctx, cur.Project, ref.SecretID); err != nil {
+				return err
+			} else if !ok {
+				return NotFound("Secret '%s' with id '%s' doesn't exist.", ref.Name, ref.SecretID)
+			}
+			return NotFound("Secret provided is not in the container")
+		}
+		cur.Secrets = slices.Delete(lc.Secrets, i, i+1)
+		return nil
+	})
 }

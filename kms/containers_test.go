@@ -1,6 +1,7 @@
 package kms_test
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -168,24 +169,36 @@ func clockService(t *testing.T) (*kms.Service, *atomic.Int64) {
 	return newServiceWith(t, kms.Config{Now: now}), &offset
 }
 
-func TestContainerSecretRefs(t *testing.T) {
-	svc, offset := clockService(t)
-	mine := newSecretIn(t, svc, creator, "mine")
-	foreign := newSecretIn(t, svc, other, "foreign")
+// refTargets are secrets that a ref made by creator may not name, or not
+// for long: another project's, a deleted one, one expiring in an hour and
+// creator2's private one.
+type refTargets struct{ foreign, gone, expiring, private string }
+
+func newRefTargets(t *testing.T, svc *kms.Service) refTargets {
+	t.Helper()
+	r := refTargets{foreign: newSecretIn(t, svc, other, "foreign"), gone: newSecretIn(t, svc, creator, "gone"),
+		private: newSecretIn(t, svc, creator2, "private")}
 	exp := time.Now().Add(time.Hour)
 	expiring, err := svc.CreateSecret(ctx, creator, kms.CreateRequest{Name: "expiring", Expiration: &exp})
 	if err != nil {
 		t.Fatal(err)
 	}
-	private := newSecretIn(t, svc, creator2, "private")
+	r.expiring = expiring.ID
 	no := false
-	if _, err := svc.SetACL(ctx, creator2, private, kms.ACLChange{ProjectAccess: &no, Replace: true}); err != nil {
+	if _, err := svc.SetACL(ctx, creator2, r.private, kms.ACLChange{ProjectAccess: &no, Replace: true}); err != nil {
 		t.Fatal(err)
 	}
-	gone := newSecretIn(t, svc, creator, "gone")
-	if err := svc.DeleteSecret(ctx, creator, gone, false); err != nil {
+	if err := svc.DeleteSecret(ctx, creator, r.gone, false); err != nil {
 		t.Fatal(err)
 	}
+	return r
+}
+
+func TestContainerSecretRefs(t *testing.T) {
+	svc, offset := clockService(t)
+	mine := newSecretIn(t, svc, creator, "mine")
+	tg := newRefTargets(t, svc)
+	foreign, gone, private := tg.foreign, tg.gone, tg.private
 
 	create := func(id string) error {
 		_, err := svc.CreateContainer(ctx, creator, kms.ContainerRequest{Type: "generic", Secrets: refs("k", id)})
@@ -208,11 +221,11 @@ func TestContainerSecretRefs(t *testing.T) {
 	if _, err := svc.CreateContainer(ctx, creator2, kms.ContainerRequest{Type: "generic", Secrets: refs("k", private)}); err != nil {
 		t.Fatalf("the owner of a private secret: %v", err)
 	}
-	if err := create(expiring.ID); err != nil {
+	if err := create(tg.expiring); err != nil {
 		t.Fatal(err)
 	}
 	offset.Store(int64(2 * time.Hour))
-	mustKind(t, create(expiring.ID), kms.KindNotFound)
+	mustKind(t, create(tg.expiring), kms.KindNotFound)
 }
 
 // A deleted secret leaves its containers (Barbican deletes its
@@ -456,11 +469,17 @@ func TestContainerAndQuotaChangesAudited(t *testing.T) {
 	if err := svc.SetProjectQuotas(ctx, serviceAdmin, "p1", kms.Quotas{kms.QuotaSecrets: 10, kms.QuotaOrders: 2}); err != nil {
 		t.Fatal(err)
 	}
-	want := []string{
-		"container_create:ok:container " + c.ID,
-		"container_delete:forbidden:container " + c.ID,
+	checkTrail(t, audit,
+		"container_create:ok:container "+c.ID,
+		"container_delete:forbidden:container "+c.ID,
 		"quota_set:ok:project p1: orders=2 secrets=10",
-	}
+	)
+}
+
+// checkTrail compares the audit records about things other than secrets
+// (action:outcome:detail) with want.
+func checkTrail(t *testing.T, audit *memAudit, want ...string) {
+	t.Helper()
 	var got []string
 	for _, r := range audit.all() {
 		if r.SecretID == "" {
@@ -470,4 +489,222 @@ func TestContainerAndQuotaChangesAudited(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Fatalf("audit trail:\n%q\nwant\n%q", got, want)
 	}
+}
+
+// newGeneric makes a generic container of who's with the refs given as
+// name, id pairs.
+func newGeneric(t *testing.T, svc *kms.Service, who kms.Identity, pairs ...string) *kms.Container {
+	t.Helper()
+	c, err := svc.CreateContainer(ctx, who, kms.ContainerRequest{Type: kms.ContainerGeneric, Secrets: refs(pairs...)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// Barbican's /v1/containers/{id}/secrets: one ref added to or removed
+// from a generic container, checked as a create checks its refs.
+func TestContainerSecretAddRemove(t *testing.T) {
+	svc := newService(t)
+	a, b := newSecretIn(t, svc, creator, "a"), newSecretIn(t, svc, creator, "b")
+	c := newGeneric(t, svc, creator, "a", a)
+	got, err := svc.AddContainerSecret(ctx, creator, c.ID, kms.ContainerSecret{Name: "b", SecretID: b})
+	if err != nil || secretNames(got) != "a,b" || got.Updated.Before(c.Updated) {
+		t.Fatalf("add: %+v %v", got, err)
+	}
+	// An unnamed ref, by another creator of the project (not private).
+	c3 := newSecretIn(t, svc, creator2, "c")
+	if _, err := svc.AddContainerSecret(ctx, creator2, c.ID, kms.ContainerSecret{SecretID: c3}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := svc.GetContainer(ctx, observer, c.ID); secretNames(got) != "a,b," {
+		t.Fatalf("after the adds: %q", secretNames(got))
+	}
+
+	// Remove: the name and the secret must both match.
+	_, err = svc.RemoveContainerSecret(ctx, creator, c.ID, kms.ContainerSecret{Name: "x", SecretID: b})
+	mustKind(t, err, kms.KindNotFound)
+	if err.Error() != "Secret provided is not in the container" {
+		t.Errorf("message %q", err)
+	}
+	_, err = svc.RemoveContainerSecret(ctx, creator, c.ID, kms.ContainerSecret{SecretID: a})
+	mustKind(t, err, kms.KindNotFound)
+	if got, err = svc.RemoveContainerSecret(ctx, admin, c.ID, kms.ContainerSecret{Name: "b", SecretID: b}); err != nil || secretNames(got) != "a," {
+		t.Fatalf("remove: %+v %v", got, err)
+	}
+	if got, err = svc.RemoveContainerSecret(ctx, creator, c.ID, kms.ContainerSecret{SecretID: c3}); err != nil || secretNames(got) != "a" {
+		t.Fatalf("remove unnamed: %+v %v", got, err)
+	}
+	_, err = svc.RemoveContainerSecret(ctx, creator, c.ID, kms.ContainerSecret{Name: "b", SecretID: b})
+	mustKind(t, err, kms.KindNotFound) // already gone
+	// A secret no longer there: Barbican's other 404.
+	_, err = svc.RemoveContainerSecret(ctx, creator, c.ID, kms.ContainerSecret{Name: "z", SecretID: "0190a0a0-0000-7000-8000-000000000000"})
+	mustKind(t, err, kms.KindNotFound)
+	if !strings.Contains(err.Error(), "doesn't exist") {
+		t.Errorf("message %q", err)
+	}
+	// The secrets stay.
+	if _, err := svc.GetSecret(ctx, creator, b); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestContainerSecretRefused(t *testing.T) {
+	svc, offset := clockService(t)
+	mine, other2 := newSecretIn(t, svc, creator, "mine"), newSecretIn(t, svc, creator, "other")
+	c := newGeneric(t, svc, creator, "k", mine, "", newSecretIn(t, svc, creator, "unnamed"))
+	tg := newRefTargets(t, svc)
+	foreign, gone, private := tg.foreign, tg.gone, tg.private
+	add := func(who kms.Identity, name, id string) error {
+		_, err := svc.AddContainerSecret(ctx, who, c.ID, kms.ContainerSecret{Name: name, SecretID: id})
+		return err
+	}
+	for _, tc := range []struct {
+		name     string
+		who      kms.Identity
+		ref, sec string
+		kind     kms.Kind
+		msg      string
+	}{
+		{"observer", observer, "x", other2, kms.KindForbidden, ""},
+		{"auditor", auditor, "x", other2, kms.KindForbidden, ""},
+		{"another project", other, "x", foreign, kms.KindForbidden, ""},
+		{"another project's secret", creator, "x", foreign, kms.KindNotFound, "Secret provided doesn't exist."},
+		{"deleted secret", creator, "x", gone, kms.KindNotFound, "Secret provided doesn't exist."},
+		{"unknown secret", creator, "x", "0190a0a0-0000-7000-8000-000000000000", kms.KindNotFound, "doesn't exist"},
+		{"malformed id", creator, "x", "not-a-uuid", kms.KindNotFound, "doesn't exist"},
+		{"unreadable secret", creator, "x", private, kms.KindForbidden, ""},
+		{"same ref", creator, "k", mine, kms.KindConflict, "A secret with that name and ID is already stored"},
+		{"same name", creator, "k", other2, kms.KindConflict, "A secret named 'k' is already stored"},
+		{"same secret", creator, "k2", mine, kms.KindConflict, "already stored in this container as 'k'"},
+		{"second unnamed", creator, "", other2, kms.KindConflict, "An unnamed secret is already stored"},
+		{"long name", creator, strings.Repeat("n", 256), other2, kms.KindInvalid, "Invalid property: 'name'"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := add(tc.who, tc.ref, tc.sec)
+			mustKind(t, err, tc.kind)
+			if !strings.Contains(err.Error(), tc.msg) {
+				t.Fatalf("message %q, want %q", err, tc.msg)
+			}
+		})
+	}
+	_, err := svc.AddContainerSecret(ctx, creator, "0190a0a0-0000-7000-8000-000000000000", kms.ContainerSecret{SecretID: mine})
+	mustKind(t, err, kms.KindNotFound)
+	if got, _ := svc.GetContainer(ctx, creator, c.ID); secretNames(got) != "k," {
+		t.Fatalf("refused adds changed the container: %q", secretNames(got))
+	}
+
+	// Typed containers cannot be changed (Barbican's API reference).
+	rsa, err := svc.CreateContainer(ctx, creator, kms.ContainerRequest{Type: kms.ContainerRSA,
+		Secrets: refs("public_key", mine, "private_key", other2)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, change := range []func(context.Context, kms.Identity, string, kms.ContainerSecret) (*kms.Container, error){
+		svc.AddContainerSecret, svc.RemoveContainerSecret,
+	} {
+		_, err := change(ctx, admin, rsa.ID, kms.ContainerSecret{Name: "private_key", SecretID: other2})
+		mustKind(t, err, kms.KindInvalid)
+		if err.Error() != "Only 'generic' containers can be modified." {
+			t.Errorf("message %q", err)
+		}
+	}
+
+	// A deleted secret's ref is gone: its name is free again.
+	if err := add(creator, "e", tg.expiring); err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.DeleteSecret(ctx, creator, mine, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := add(creator, "k", other2); err != nil {
+		t.Fatalf("the name of a deleted secret's ref: %v", err)
+	}
+	// An expired secret cannot be added, but its ref can still be removed.
+	offset.Store(int64(2 * time.Hour))
+	mustKind(t, add(creator, "e2", tg.expiring), kms.KindNotFound)
+	got, err := svc.RemoveContainerSecret(ctx, creator, c.ID, kms.ContainerSecret{Name: "e", SecretID: tg.expiring})
+	if err != nil || secretNames(got) != ",k" {
+		t.Fatalf("remove an expired secret's ref: %+v %v", got, err)
+	}
+}
+
+// The cap of a create holds for adds.
+func TestContainerSecretCap(t *testing.T) {
+	svc := newService(t)
+	c := newGeneric(t, svc, creator)
+	for i := range kms.MaxContainerSecrets {
+		id := newSecretIn(t, svc, creator, "")
+		if _, err := svc.AddContainerSecret(ctx, creator, c.ID, kms.ContainerSecret{Name: fmt.Sprint(i), SecretID: id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := svc.AddContainerSecret(ctx, creator, c.ID, kms.ContainerSecret{Name: "one more", SecretID: newSecretIn(t, svc, creator, "")})
+	mustKind(t, err, kms.KindInvalid)
+}
+
+// Concurrent adds all land (compare-and-swap), and an add racing the
+// delete of its secret never leaves a ref to it behind.
+func TestContainerSecretConcurrent(t *testing.T) {
+	svc := newService(t)
+	c := newGeneric(t, svc, creator)
+	ids := make([]string, 16)
+	for i := range ids {
+		ids[i] = newSecretIn(t, svc, creator, "")
+	}
+	var wg sync.WaitGroup
+	for i, id := range ids {
+		wg.Go(func() {
+			_, err := svc.AddContainerSecret(ctx, creator, c.ID, kms.ContainerSecret{Name: fmt.Sprint(i), SecretID: id})
+			if err != nil && (i%2 == 0 || kms.KindOf(err) != kms.KindNotFound) {
+				t.Error(err)
+			}
+		})
+		if i%2 == 1 {
+			wg.Go(func() {
+				if err := svc.DeleteSecret(ctx, creator, id, false); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+	}
+	wg.Wait()
+	got, err := svc.GetContainer(ctx, creator, c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, ref := range got.Secrets {
+		names = append(names, ref.Name)
+	}
+	slices.Sort(names)
+	if want := []string{"0", "10", "12", "14", "2", "4", "6", "8"}; !slices.Equal(names, want) {
+		t.Fatalf("refs %v, want %v", names, want)
+	}
+}
+
+// Adding and removing refs are on the audit trail, naming the container
+// and the secret.
+func TestContainerSecretChangesAudited(t *testing.T) {
+	svc, audit := newAudited(t, nil)
+	sec := newSecretIn(t, svc, creator, "k")
+	c := newGeneric(t, svc, creator)
+	ref := kms.ContainerSecret{Name: "k", SecretID: sec}
+	if _, err := svc.AddContainerSecret(ctx, creator, c.ID, ref); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.RemoveContainerSecret(ctx, observer, c.ID, ref); err == nil {
+		t.Fatal("an observer removed a ref")
+	}
+	if _, err := svc.RemoveContainerSecret(ctx, creator, c.ID, ref); err != nil {
+		t.Fatal(err)
+	}
+	// What names no secret stays off the trail.
+	if _, err := svc.RemoveContainerSecret(ctx, creator, c.ID, kms.ContainerSecret{SecretID: "x\n" + strings.Repeat("y", 1000)}); err == nil {
+		t.Fatal("removed a ref to nothing")
+	}
+	detail := "container " + c.ID + " secret " + sec
+	checkTrail(t, audit, "container_create:ok:container "+c.ID, "container_secret_add:ok:"+detail,
+		"container_secret_remove:forbidden:"+detail, "container_secret_remove:ok:"+detail,
+		"container_secret_remove:not_found:container "+c.ID+" secret (invalid)")
 }

@@ -112,11 +112,9 @@ func (s *Secret) Expired(now time.Time) bool {
 }
 
 // private reports whether the ACL hides the secret from its project.
-func (s *Secret) private() bool { return s.ACL != nil && !s.ACL.ProjectAccess }
+func (s *Secret) private() bool { return s.ACL.closed() }
 
-func (s *Secret) aclUser(user string) bool {
-	return s.ACL != nil && user != "" && slices.Contains(s.ACL.Users, user)
-}
+func (s *Secret) aclUser(user string) bool { return s.ACL.lists(user) }
 
 // Clone returns a deep copy, so callers can never alias the service's state.
 func (s *Secret) Clone() *Secret {

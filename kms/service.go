@@ -108,7 +108,7 @@ func (s *Service) clock() time.Time { return s.now().UTC().Truncate(time.Microse
 //	a/<user>/<id>        → project       (ACL index: secrets shared with user)
 //	q/<project>          → project quotas JSON (quotas.go)
 //	cp/<id>              → project       (container pointer, containers.go)
-//	c/<project>/<id>     → container JSON (secret refs and consumers, no key material)
+//	c/<project>/<id>     → container JSON (secret refs, consumers, ACL; no key material)
 func pointerKey(id string) string { return "s/" + id }
 func projectPrefix(project string) string {
 	return "p/" + url.PathEscape(project) + "/"

@@ -109,3 +109,55 @@ print(len(c.containers.get(ref).consumers))
 		t.Fatalf("secret after its container's delete: %q", got)
 	}
 }
+
+// Container ACLs with the openstack CLI, whose `acl` commands take a
+// secret or a container href: the owner shares a container with a user of
+// another project and makes it private. That user reads the container but
+// not the secret in it; a fellow project member no longer reads it; the
+// share ends with `acl user remove`.
+func TestContainerACLWithCLI(t *testing.T) {
+	need(t, "openstack")
+	srv := testserver.Start(t, testserver.Options{})
+	user := func(project, name, roles string) func(args ...string) (string, error) {
+		auth := []string{"--os-auth-type", "admin_token", "--os-token", srv.Token(t, project, name, roles), "--os-endpoint", srv.URL + "/v1"}
+		return func(args ...string) (string, error) {
+			out, err := exec.Command("openstack", append(auth, args...)...).CombinedOutput()
+			return strings.TrimSpace(string(out)), err
+		}
+	}
+	owner, peer, guest := user("p-own", "olga", "creator"), user("p-own", "pete", "creator"), user("p-guest", "gus", "observer")
+	must := func(out string, err error) string {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		return out
+	}
+	sec := must(owner("secret", "store", "--name", "inside", "--payload", "not for gus", "-f", "value", "-c", "Secret href"))
+	ctr := must(owner("secret", "container", "create", "--name", "shared", "--secret", "k="+sec, "-f", "value", "-c", "Container href"))
+	get := []string{"secret", "container", "get", ctr, "-f", "value", "-c", "Name"}
+	if out, err := guest(get...); err == nil {
+		t.Fatalf("another project read an unshared container: %s", out)
+	}
+	must(owner("acl", "user", "add", "--user", "gus", "--no-project-access", ctr))
+	if out := must(owner("acl", "get", ctr, "-f", "value", "-c", "Users", "-c", "Project Access")); !strings.Contains(out, "gus") || !strings.Contains(out, "False") {
+		t.Fatalf("acl get: %s", out)
+	}
+	if out := must(guest(get...)); out != "shared" {
+		t.Fatalf("the ACL user reads %q", out)
+	}
+	if out, err := guest("secret", "get", "--payload", sec, "-f", "value", "-c", "Payload"); err == nil {
+		t.Fatalf("the container's ACL user read its secret: %s", out)
+	}
+	if out, err := peer(get...); err == nil {
+		t.Fatalf("a project member read a private container: %s", out)
+	}
+	must(owner("acl", "user", "remove", "--user", "gus", ctr))
+	if out, err := guest(get...); err == nil {
+		t.Fatalf("read after the share ended: %s", out)
+	}
+	must(owner("acl", "delete", ctr))
+	if out := must(peer(get...)); out != "shared" {
+		t.Fatalf("the project reads %q after the ACL went", out)
+	}
+}
