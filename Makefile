@@ -37,10 +37,14 @@ test: deps
 unit:
 	$(GO) test -short -count=1 ./...
 
+FUZZ_PKGS := ./kmip/ ./barbican/
+
 fuzz:
-	@for t in $$($(GO) test -list '^Fuzz' ./kmip/ 2>/dev/null | grep '^Fuzz'); do \
-		echo "fuzz $$t ($(FUZZTIME))"; \
-		$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./kmip/ || exit 1; \
+	@for p in $(FUZZ_PKGS); do \
+		for t in $$($(GO) test -list '^Fuzz' $$p 2>/dev/null | grep '^Fuzz'); do \
+			echo "fuzz $$p $$t ($(FUZZTIME))"; \
+			$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$p || exit 1; \
+		done; \
 	done
 
 bench: build
