@@ -151,7 +151,7 @@ func CheckDelete(cs []Consumer, force, mayForce bool) error {
 	case len(cs) == 0:
 		return nil
 	case !force:
-		return fmt.Errorf("%w: Secret has consumers and cannot be deleted: %s. Remove them first or delete with force.", ErrInUse, Describe(cs))
+		return fmt.Errorf("%w: Secret has consumers and cannot be deleted: %s; remove them first or delete with force", ErrInUse, Describe(cs))
 	case !mayForce:
 		return fmt.Errorf("%w: only a project admin can force the deletion of a secret in use", ErrForceDenied)
 	}

@@ -468,6 +468,7 @@ func loadCAKey(t testing.TB, dir string) any {
 	blk, _ := pem.Decode(b)
 	if blk == nil {
 		t.Fatal("CA key is not PEM")
+		return nil
 	}
 	if k, err := x509.ParsePKCS1PrivateKey(blk.Bytes); err == nil {
 		return k
