@@ -51,9 +51,12 @@ bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./crypto/ ./kms/... ./barbican/ ./kmip/
 	$(BIN)/keywarden bench --clients 32 --duration 10s
 
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.7.0
+
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
 	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
 
 clean:
 	rm -rf $(BIN)
