@@ -95,36 +95,53 @@ func validTransitPath(p string) bool {
 // Check for that), so a server that is briefly down does not stop startup.
 // VAULT_* environment variables do not change the address, TLS settings,
 // token or namespace.
-func NewTransitKey(cfg TransitConfig) (*TransitKey, error) {
+// withDefaults fills the mount and the timeout.
+func (cfg TransitConfig) withDefaults() TransitConfig {
 	if cfg.Mount == "" {
 		cfg.Mount = "transit"
 	}
 	if cfg.Timeout == 0 {
 		cfg.Timeout = transitDefaultTimeout
 	}
+	return cfg
+}
+
+// Validate checks the configuration without touching files or the network
+// (config loading uses it; NewTransitKey reads the token and CA files).
+func (cfg TransitConfig) Validate() error {
+	cfg = cfg.withDefaults()
 	if cfg.Timeout < 0 {
-		return nil, errors.New("crypto: transit: timeout must be positive")
+		return errors.New("crypto: transit: timeout must be positive")
 	}
 	if !validTransitPath(cfg.Mount) {
-		return nil, fmt.Errorf("crypto: transit: invalid mount %q", cfg.Mount)
+		return fmt.Errorf("crypto: transit: invalid mount %q", cfg.Mount)
 	}
 	if !transitName.MatchString(cfg.Key) || strings.Contains(cfg.Key, "..") {
-		return nil, fmt.Errorf("crypto: transit: invalid key name %q", cfg.Key)
+		return fmt.Errorf("crypto: transit: invalid key name %q", cfg.Key)
 	}
 	if cfg.Namespace != "" && !validTransitPath(strings.Trim(cfg.Namespace, "/")) {
-		return nil, fmt.Errorf("crypto: transit: invalid namespace %q", cfg.Namespace)
+		return fmt.Errorf("crypto: transit: invalid namespace %q", cfg.Namespace)
 	}
 	if (cfg.Token == "") == (cfg.TokenFile == "") {
-		return nil, errors.New("crypto: transit: set exactly one of token_file and token")
+		return errors.New("crypto: transit: set exactly one of token_file and token")
 	}
 	if err := checkTransitAddress(cfg.Address); err != nil {
+		return err
+	}
+	id := "transit:" + path.Join(strings.Trim(cfg.Namespace, "/"), cfg.Mount, cfg.Key)
+	if len(id) > 255 {
+		return fmt.Errorf("crypto: transit: master key ID %q is longer than 255 bytes", id)
+	}
+	return nil
+}
+
+func NewTransitKey(cfg TransitConfig) (*TransitKey, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	// The namespace is a path prefix in Vault, so it is part of the key's name.
 	id := "transit:" + path.Join(strings.Trim(cfg.Namespace, "/"), cfg.Mount, cfg.Key)
-	if len(id) > 255 {
-		return nil, fmt.Errorf("crypto: transit: master key ID %q is longer than 255 bytes", id)
-	}
 
 	tlsConf := &tls.Config{MinVersion: tls.VersionTLS12}
 	if cfg.CAFile != "" {

@@ -152,7 +152,7 @@ func (c *config) finish() error {
 	case "", "local":
 		c.MasterKey.Type = "local"
 	case "transit":
-		if _, err := crypto.NewTransitKey(c.MasterKey.Transit); err != nil {
+		if err := c.MasterKey.Transit.Validate(); err != nil {
 			return fmt.Errorf("config: master_key.transit: %w", err)
 		}
 	default:

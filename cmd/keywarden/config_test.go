@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestConfigFileAndFlags(t *testing.T) {
@@ -55,6 +56,21 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("config %q: want an error naming %q, got %v", body, want, err)
 		}
+	}
+}
+
+// The cluster example must stay loadable and mean what it says.
+func TestClusterExampleLoads(t *testing.T) {
+	c := defaultConfig()
+	if err := c.load("../../deploy/keywarden-cluster.yaml"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.finish(); err != nil {
+		t.Fatal(err)
+	}
+	if c.Store.Backend != "etcd" || c.MasterKey.Type != "transit" || c.MasterKey.Transit.TokenFile == "" ||
+		c.Orphans.CollectEvery != time.Hour || c.Metrics.Addr == "" || !c.Auth.DisableHMAC {
+		t.Fatalf("cluster example loaded as %+v", c)
 	}
 }
 
