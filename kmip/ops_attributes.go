@@ -155,6 +155,19 @@ func attrNotFound(name string) *opError {
 
 func setName(name string) kms.Change { return kms.Change{Name: &name} }
 
+// rename sets the object's Name from a Name attribute value and returns
+// the value as stored.
+func (c *opCtx) rename(id string, v item) (item, *opError) {
+	n, perr := nameValue(v)
+	if perr != nil {
+		return item{}, perr
+	}
+	if perr := c.update(id, setName(n)); perr != nil {
+		return item{}, perr
+	}
+	return nameItem(n), nil
+}
+
 // activateBy handles a client setting the Activation Date of a pre-active
 // object: a date that has come activates it, a future one when it comes.
 func (c *opCtx) activateBy(p item, a attr) *opError {
@@ -202,14 +215,9 @@ func opAddAttribute(c *opCtx, p item) *opError {
 		if sec.Name != "" {
 			return errf(kmip20.ResultReasonAttributeSingleValued, "the object already has a Name: modify it")
 		}
-		n, perr := nameValue(a.val)
-		if perr != nil {
+		if out.val, perr = c.rename(sec.ID, a.val); perr != nil {
 			return perr
 		}
-		if perr := c.update(sec.ID, setName(n)); perr != nil {
-			return perr
-		}
-		out.val = nameItem(n)
 	} else {
 		if perr := checkValue(a); perr != nil {
 			return perr
@@ -256,14 +264,9 @@ func opModifyAttribute(c *opCtx, p item) *opError {
 		if sec.Name == "" {
 			return attrNotFound(a.name)
 		}
-		n, perr := nameValue(a.val)
-		if perr != nil {
+		if out.val, perr = c.rename(sec.ID, a.val); perr != nil {
 			return perr
 		}
-		if perr := c.update(sec.ID, setName(n)); perr != nil {
-			return perr
-		}
-		out.val = nameItem(n)
 	} else {
 		if perr := checkValue(a); perr != nil {
 			return perr

@@ -85,12 +85,22 @@ func (s *Service) Orphans(ctx context.Context, who Identity, rule consumers.Orph
 	if !who.Has(RoleServiceAdmin) {
 		return nil, nil, Forbidden("orphans span every project: role %s required", RoleServiceAdmin)
 	}
-	if found, err = s.FindOrphans(ctx, rule); err != nil || !collect {
-		return found, nil, err
-	}
 	by := who.User
 	if by == "" {
 		by = orphanUser
+	}
+	return s.sweepOrphans(ctx, by, rule, collect)
+}
+
+// SweepOrphans is Orphans for the server itself and the offline CLI: no
+// caller to check, collections audited as keywarden:orphans.
+func (s *Service) SweepOrphans(ctx context.Context, rule consumers.OrphanRule, collect bool) (found []Orphan, destroyed []string, err error) {
+	return s.sweepOrphans(ctx, orphanUser, rule, collect)
+}
+
+func (s *Service) sweepOrphans(ctx context.Context, by string, rule consumers.OrphanRule, collect bool) (found []Orphan, destroyed []string, err error) {
+	if found, err = s.FindOrphans(ctx, rule); err != nil || !collect || len(found) == 0 {
+		return found, nil, err
 	}
 	destroyed, err = s.collectOrphans(ctx, by, rule, found)
 	return found, destroyed, err

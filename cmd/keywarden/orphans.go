@@ -160,18 +160,12 @@ func collectOrphansEvery(ctx context.Context, svc *kms.Service, rule consumers.O
 			return
 		case <-t.C:
 		}
-		found, err := svc.FindOrphans(ctx, rule)
-		if err != nil {
-			log.Error("orphans: scan failed", "err", err)
-			continue
+		found, ids, err := svc.SweepOrphans(ctx, rule, true)
+		if len(found) > 0 {
+			log.Info("orphans: collected", "found", len(found), "destroyed", len(ids), "ids", ids)
 		}
-		if len(found) == 0 {
-			continue
-		}
-		ids, err := svc.CollectOrphans(ctx, rule, found)
-		log.Info("orphans: collected", "found", len(found), "destroyed", len(ids), "ids", ids)
 		if err != nil {
-			log.Error("orphans: collection incomplete", "err", err)
+			log.Error("orphans: collection failed", "err", err)
 		}
 	}
 }

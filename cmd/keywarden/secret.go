@@ -149,18 +149,13 @@ func localOrphans(cmd *cobra.Command, cfg config, o orphanOptions, destroy bool)
 	}
 	defer st.close()
 	rule := consumers.OrphanRule{Grace: o.grace, OlderThan: o.olderThan}
-	ctx := cmd.Context()
-	found, err := st.svc.FindOrphans(ctx, rule)
-	if err != nil {
+	found, ids, err := st.svc.SweepOrphans(cmd.Context(), rule, destroy)
+	if found == nil && err != nil {
 		return nil, err
 	}
 	destroyed := map[string]bool{}
-	if destroy && len(found) > 0 {
-		var ids []string
-		ids, err = st.svc.CollectOrphans(ctx, rule, found)
-		for _, id := range ids {
-			destroyed[id] = true
-		}
+	for _, id := range ids {
+		destroyed[id] = true
 	}
 	rows := make([]orphanJSON, 0, len(found))
 	for _, o := range found {
