@@ -17,6 +17,11 @@ type Identity struct {
 	Project string
 	User    string
 	Roles   []string
+	// Source names where the identity came from (a token issuer, a CA,
+	// Keystone), so that a user name from one source never matches an ACL
+	// entry made for a user of another: "jwt:<iss>", "keystone:<auth_url>",
+	// "x509:<CA key id>", "noauth", "local" (the operator's CLI).
+	Source string
 }
 
 // Has reports whether the identity holds role.
