@@ -61,7 +61,7 @@ func (s *Service) CloneSecret(ctx context.Context, who Identity, id string, req 
 	if err := (Identity{Project: project}).Validate(); err != nil {
 		return nil, Invalid("invalid project %q", project)
 	}
-	if err := canCreateIn(who, project); err != nil {
+	if err := s.canCreateIn(SecretCreate, who, project); err != nil {
 		return nil, err
 	}
 	if req.Name != nil && len(*req.Name) > 255 {
@@ -124,8 +124,8 @@ func (s *Service) CloneSecret(ctx context.Context, who Identity, id string, req 
 			return nil, err
 		}
 		src := l.rec
-		if err := authorize(who, src.Secret, ActDecrypt); err != nil {
-			return nil, Forbidden("not allowed to clone secret %s: reading its payload is not allowed", id)
+		if err := s.allowSecret(SecretClone, who, src.Secret); err != nil {
+			return nil, err
 		}
 		if !src.HasPayload || src.Sealed == nil {
 			return nil, Conflict("secret %s has no payload to clone", id)

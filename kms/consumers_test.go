@@ -69,7 +69,9 @@ func newAudited(t testing.TB, now func() time.Time) (*kms.Service, *memAudit) {
 var (
 	image1  = kms.Consumer{Service: "image", ResourceType: "image", ResourceID: "img-1"}
 	volume1 = kms.Consumer{Service: "volume", ResourceType: "volume", ResourceID: "vol-1"}
-	service = kms.Identity{Project: "service", User: "cinder", Roles: []string{kms.RoleService}}
+	// service holds the role OpenStack services once used to reach into
+	// other projects; it is an ordinary role now and grants nothing there.
+	service = kms.Identity{Project: "service", User: "cinder", Roles: []string{"service", kms.RoleAdmin}}
 )
 
 func storeKey(t *testing.T, svc *kms.Service, who kms.Identity, req kms.CreateRequest) *kms.Secret {
@@ -118,12 +120,11 @@ func TestConsumersIdempotent(t *testing.T) {
 	mustKind(t, err, kms.KindInvalid)
 	_, err = svc.AddConsumer(ctx, creator, "00000000-0000-0000-0000-000000000000", image1)
 	mustKind(t, err, kms.KindNotFound)
-	// A service manages consumers of any project's secrets.
-	if _, err := svc.AddConsumer(ctx, service, sec.ID, image1); err != nil {
-		t.Fatal(err)
-	}
+	// A service of another project cannot add a consumer (issue 8 #2).
+	_, err = svc.AddConsumer(ctx, service, sec.ID, image1)
+	mustKind(t, err, kms.KindForbidden)
 	want := []string{"create:ok", "consumer_add:ok", "consumer_add:ok", "consumer_add:ok",
-		"consumer_remove:ok", "consumer_remove:ok", "consumer_add:forbidden", "consumer_add:invalid", "consumer_add:ok"}
+		"consumer_remove:ok", "consumer_remove:ok", "consumer_add:forbidden", "consumer_add:invalid", "consumer_add:forbidden"}
 	if got := audit.actions(sec.ID); !slices.Equal(got, want) {
 		t.Fatalf("audit trail\n got %v\nwant %v", got, want)
 	}
@@ -194,8 +195,11 @@ func TestOnLastConsumerNeedsDeleteRight(t *testing.T) {
 	if err != nil || len(got.Consumers) != 1 {
 		t.Fatalf("refused removal changed the secret: %+v %v", got, err)
 	}
-	if _, destroyed, err := svc.RemoveConsumer(ctx, service, sec.ID, image1); err != nil || !destroyed {
-		t.Fatalf("service removes the last consumer: %v %v", destroyed, err)
+	// Another project's service cannot remove it either, and the key stays.
+	_, _, err = svc.RemoveConsumer(ctx, service, sec.ID, image1)
+	mustKind(t, err, kms.KindForbidden)
+	if _, destroyed, err := svc.RemoveConsumer(ctx, creator, sec.ID, image1); err != nil || !destroyed {
+		t.Fatalf("the owner removes the last consumer: %v %v", destroyed, err)
 	}
 }
 

@@ -48,7 +48,7 @@ func (s *Service) AddContainerConsumer(ctx context.Context, who Identity, id str
 	defer func() { hold.release(err == nil && added) }()
 	out, err = s.updateContainer(ctx, id, func(cur *Container) error {
 		added = false
-		if err := canUseContainerConsumers(who, cur); err != nil {
+		if err := s.allowContainer(ContainerConsumerUse, who, cur); err != nil {
 			return err
 		}
 		if slices.ContainsFunc(cur.Consumers, c.same) {
@@ -87,7 +87,7 @@ func (s *Service) RemoveContainerConsumer(ctx context.Context, who Identity, id 
 	removed := false
 	out, err = s.updateContainer(ctx, id, func(cur *Container) error {
 		removed = false
-		if err := canUseContainerConsumers(who, cur); err != nil {
+		if err := s.allowContainer(ContainerConsumerUse, who, cur); err != nil {
 			return err
 		}
 		i := slices.IndexFunc(cur.Consumers, c.same)
@@ -95,7 +95,7 @@ func (s *Service) RemoveContainerConsumer(ctx context.Context, who Identity, id 
 			return errUnchanged
 		}
 		reg := cur.Consumers[i]
-		if !isService(who) && who.Project != cur.Project && reg.Project != who.Project {
+		if who.Project != cur.Project && reg.Project != who.Project {
 			return Forbidden("Not Allowed. Sorry, only the creator of a consumer can delete it.")
 		}
 		cur.Consumers = slices.Delete(cur.Consumers, i, i+1)
@@ -121,7 +121,7 @@ func (s *Service) ListContainerConsumers(ctx context.Context, who Identity, id s
 	if err != nil {
 		return nil, 0, err
 	}
-	if err := canUseContainerConsumers(who, c); err != nil {
+	if err := s.allowContainer(ContainerConsumerRead, who, c); err != nil {
 		return nil, 0, err
 	}
 	cs := c.Consumers[min(max(offset, 0), len(c.Consumers)):]

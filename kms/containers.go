@@ -216,53 +216,6 @@ func quoted(names []string) string {
 //
 // Services may use any container's consumers, as with secret consumers.
 
-// containerRoles is what who is to c: of its project, its project's
-// admin, its creator holding the creator role.
-func containerRoles(who Identity, c *Container) (sameProject, admin, creatorOwner bool) {
-	sameProject = who.Project == c.Project
-	admin = sameProject && who.Has(RoleAdmin)
-	creatorOwner = sameProject && c.Creator != "" && who.User == c.Creator && who.Has(RoleCreator)
-	return sameProject, admin, creatorOwner
-}
-
-func canListContainers(who Identity) error {
-	if who.hasAny(RoleAdmin, RoleObserver, RoleCreator) {
-		return nil
-	}
-	return Forbidden("role admin, observer or creator is required to list containers")
-}
-
-func canReadContainer(who Identity, c *Container) error {
-	sameProject, admin, creatorOwner := containerRoles(who, c)
-	if admin || creatorOwner || c.ACL.lists(who.User) ||
-		(sameProject && !c.ACL.closed() && who.hasAny(RoleAdmin, RoleObserver, RoleCreator, RoleAudit)) {
-		return nil
-	}
-	return Forbidden("not allowed to read container %s", c.ID)
-}
-
-func canChangeContainerSecrets(who Identity, c *Container) error {
-	sameProject, admin, creatorOwner := containerRoles(who, c)
-	if admin || creatorOwner || (sameProject && !c.ACL.closed() && who.Has(RoleCreator)) {
-		return nil
-	}
-	return Forbidden("not allowed to change the secrets of container %s", c.ID)
-}
-
-func canDeleteContainer(who Identity, c *Container) error {
-	if _, admin, creatorOwner := containerRoles(who, c); admin || creatorOwner {
-		return nil
-	}
-	return Forbidden("only a project admin or the container's creator can delete container %s", c.ID)
-}
-
-func canUseContainerConsumers(who Identity, c *Container) error {
-	if isService(who) || canReadContainer(who, c) == nil {
-		return nil
-	}
-	return Forbidden("not allowed to use the consumers of container %s", c.ID)
-}
-
 // secretMissing is Barbican's answer for a ref to a secret that is not in
 // the caller's project.
 func secretMissing(name string) error {
@@ -277,7 +230,7 @@ func (s *Service) CreateContainer(ctx context.Context, who Identity, req Contain
 	if err := who.Validate(); err != nil {
 		return nil, err
 	}
-	if err := canCreate(who); err != nil {
+	if err := s.allowProject(ContainerCreate, who); err != nil {
 		return nil, err
 	}
 	if err := validateContainer(&req); err != nil {
@@ -328,7 +281,7 @@ func (s *Service) containerSecretsCmps(ctx context.Context, who Identity, refs [
 		if !ok {
 			return nil, secretMissing(ref.Name)
 		}
-		if err := authorize(who, l.rec.Secret, ActRead); err != nil {
+		if err := s.allowSecret(SecretRead, who, l.rec.Secret); err != nil {
 			return nil, err
 		}
 		cmps = append(cmps, store.Cmp{Key: recordKey(l.rec.Project, l.rec.ID), Version: l.version})
@@ -409,7 +362,7 @@ func (s *Service) GetContainer(ctx context.Context, who Identity, id string) (*C
 	if err != nil {
 		return nil, err
 	}
-	if err := canReadContainer(who, c); err != nil {
+	if err := s.allowContainer(ContainerRead, who, c); err != nil {
 		return nil, err
 	}
 	return s.live(ctx, c)
@@ -431,7 +384,7 @@ func (s *Service) ListContainers(ctx context.Context, who Identity, q ContainerQ
 	if err := who.Validate(); err != nil {
 		return nil, 0, err
 	}
-	if err := canListContainers(who); err != nil {
+	if err := s.allowProject(ContainerList, who); err != nil {
 		return nil, 0, err
 	}
 	kvs, err := s.st.List(ctx, containerPrefix(who.Project), "", 0)
@@ -444,7 +397,7 @@ func (s *Service) ListContainers(ctx context.Context, who Identity, q ContainerQ
 		if err := json.Unmarshal(kv.Value, c); err != nil {
 			return nil, 0, internal("decode", err)
 		}
-		if containsFold(c.Name, q.Name) && (q.Type == "" || c.Type == q.Type) && canReadContainer(who, c) == nil {
+		if containsFold(c.Name, q.Name) && (q.Type == "" || c.Type == q.Type) && s.allowContainer(ContainerRead, who, c) == nil {
 			all = append(all, c)
 		}
 	}
@@ -480,7 +433,7 @@ func (s *Service) DeleteContainer(ctx context.Context, who Identity, id string) 
 		if err != nil {
 			return err
 		}
-		if err := canDeleteContainer(who, c); err != nil {
+		if err := s.allowContainer(ContainerDelete, who, c); err != nil {
 			return err
 		}
 		key := containerKey(c.Project, id)
@@ -577,7 +530,7 @@ func (s *Service) AddContainerSecret(ctx context.Context, who Identity, id strin
 			maxContainerName)
 	}
 	return s.updateContainerIf(ctx, id, func(cur *Container) ([]store.Cmp, error) {
-		if err := canChangeContainerSecrets(who, cur); err != nil {
+		if err := s.allowContainer(ContainerSecretChange, who, cur); err != nil {
 			return nil, err
 		}
 		if err := onlyGeneric(cur); err != nil {
@@ -626,7 +579,7 @@ func (s *Service) RemoveContainerSecret(ctx context.Context, who Identity, id st
 		return nil, err
 	}
 	return s.updateContainer(ctx, id, func(cur *Container) error {
-		if err := canChangeContainerSecrets(who, cur); err != nil {
+		if err := s.allowContainer(ContainerSecretChange, who, cur); err != nil {
 			return err
 		}
 		if err := onlyGeneric(cur); err != nil {

@@ -160,7 +160,7 @@ func (s *Service) planDisk(who Identity, req DiskSecretRequest) (*diskPlan, erro
 	if err := (Identity{Project: p.project}).Validate(); err != nil {
 		return nil, Invalid("invalid project %q", p.project)
 	}
-	if err := canCreateIn(who, p.project); err != nil {
+	if err := s.canCreateIn(OrderCreate, who, p.project); err != nil {
 		return nil, err
 	}
 	disk, err := s.newConsumer(who, req.Disk)

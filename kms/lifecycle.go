@@ -13,7 +13,7 @@ import (
 // Activate moves a pre-active secret to active.
 func (s *Service) Activate(ctx context.Context, who Identity, id string) (*Secret, error) {
 	return s.update(ctx, id, true, func(r *record) error {
-		if err := authorize(who, r.Secret, ActUpdate); err != nil {
+		if err := s.allowSecret(SecretUpdate, who, r.Secret); err != nil {
 			return err
 		}
 		if r.State != PreActive {
@@ -30,7 +30,7 @@ func (s *Service) Activate(ctx context.Context, who Identity, id string) (*Secre
 func (s *Service) SetActivationDate(ctx context.Context, who Identity, id string, at time.Time) (*Secret, error) {
 	at = at.UTC().Truncate(time.Microsecond)
 	return s.update(ctx, id, true, func(r *record) error {
-		if err := authorize(who, r.Secret, ActUpdate); err != nil {
+		if err := s.allowSecret(SecretUpdate, who, r.Secret); err != nil {
 			return err
 		}
 		if r.State != PreActive {
@@ -60,7 +60,7 @@ func (s *Service) dueActivation(r *record) *record {
 // Revoke deactivates a secret, or marks it compromised (at date, default now).
 func (s *Service) Revoke(ctx context.Context, who Identity, id string, compromised bool, date *time.Time) (*Secret, error) {
 	return s.update(ctx, id, true, func(r *record) error {
-		if err := authorize(who, r.Secret, ActUpdate); err != nil {
+		if err := s.allowSecret(SecretUpdate, who, r.Secret); err != nil {
 			return err
 		}
 		now := s.clock()
@@ -90,7 +90,7 @@ func (s *Service) Revoke(ctx context.Context, who Identity, id string, compromis
 func (s *Service) Destroy(ctx context.Context, who Identity, id string) (err error) {
 	defer func() { s.record(ctx, who, "destroy", id, err) }()
 	_, err = s.update(ctx, id, true, func(r *record) error {
-		if err := authorize(who, r.Secret, ActDelete); err != nil {
+		if err := s.allowSecret(SecretDelete, who, r.Secret); err != nil {
 			return err
 		}
 		switch r.State {
@@ -120,7 +120,7 @@ type Change struct {
 // UpdateSecret applies a Change.
 func (s *Service) UpdateSecret(ctx context.Context, who Identity, id string, ch Change) (*Secret, error) {
 	return s.update(ctx, id, true, func(r *record) error {
-		if err := authorize(who, r.Secret, ActUpdate); err != nil {
+		if err := s.allowSecret(SecretUpdate, who, r.Secret); err != nil {
 			return err
 		}
 		if r.State == Destroyed {

@@ -27,7 +27,7 @@ func (s *Service) ReplaceMetadata(ctx context.Context, who Identity, id string, 
 		return nil, err
 	}
 	sec, err := s.update(ctx, id, false, func(r *record) error {
-		if err := authorize(who, r.Secret, ActUpdate); err != nil {
+		if err := s.allowSecret(SecretMetaWrite, who, r.Secret); err != nil {
 			return err
 		}
 		r.Metadata = normalizeMetadata(m)
@@ -47,7 +47,7 @@ func (s *Service) SetMetadatum(ctx context.Context, who Identity, id, key, value
 	}
 	key = MetadataKey(key)
 	_, err := s.update(ctx, id, false, func(r *record) error {
-		if err := authorize(who, r.Secret, ActUpdate); err != nil {
+		if err := s.allowSecret(SecretMetaWrite, who, r.Secret); err != nil {
 			return err
 		}
 		_, exists := r.Metadata[key]
@@ -83,7 +83,7 @@ func (s *Service) GetMetadatum(ctx context.Context, who Identity, id, key string
 func (s *Service) DeleteMetadatum(ctx context.Context, who Identity, id, key string) error {
 	key = MetadataKey(key)
 	_, err := s.update(ctx, id, false, func(r *record) error {
-		if err := authorize(who, r.Secret, ActUpdate); err != nil {
+		if err := s.allowSecret(SecretMetaWrite, who, r.Secret); err != nil {
 			return err
 		}
 		if _, ok := r.Metadata[key]; !ok {

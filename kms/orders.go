@@ -107,7 +107,7 @@ func (s *Service) CreateOrder(ctx context.Context, who Identity, req OrderReques
 	if err := who.Validate(); err != nil {
 		return nil, err
 	}
-	if err := canCreate(who); err != nil {
+	if err := s.allowProject(OrderCreate, who); err != nil {
 		return nil, err
 	}
 	var typ SecretType
@@ -200,14 +200,6 @@ func (s *Service) buildGenerated(ctx context.Context, who Identity, typ SecretTy
 	return s.newRecord(ctx, who, who.Project, cr)
 }
 
-// canSeeOrders is Barbican's orders:get / order:get rule.
-func canSeeOrders(who Identity) error {
-	if who.hasAny(RoleAdmin, RoleObserver, RoleCreator) {
-		return nil
-	}
-	return Forbidden("role admin, observer or creator is required to read orders")
-}
-
 func (s *Service) loadOrder(ctx context.Context, id string) (*Order, int64, error) {
 	kv, err := s.st.Get(ctx, orderPointerKey(id))
 	if errors.Is(err, store.ErrNotFound) {
@@ -238,10 +230,7 @@ func (s *Service) GetOrder(ctx context.Context, who Identity, id string) (*Order
 	if err != nil {
 		return nil, err
 	}
-	if o.Project != who.Project {
-		return nil, Forbidden("not allowed to read order %s", id)
-	}
-	if err := canSeeOrders(who); err != nil {
+	if err := s.policy.check(OrderRead, who, o.target(), "order "+id); err != nil {
 		return nil, err
 	}
 	return o, nil
@@ -259,7 +248,7 @@ func (s *Service) ListOrders(ctx context.Context, who Identity, q OrderQuery) ([
 	if err := who.Validate(); err != nil {
 		return nil, 0, err
 	}
-	if err := canSeeOrders(who); err != nil {
+	if err := s.allowProject(OrderList, who); err != nil {
 		return nil, 0, err
 	}
 	kvs, err := s.st.List(ctx, orderPrefix(who.Project), "", 0)
@@ -302,12 +291,8 @@ func (s *Service) DeleteOrder(ctx context.Context, who Identity, id string) erro
 		if err != nil {
 			return err
 		}
-		if o.Project != who.Project {
-			return Forbidden("not allowed to delete order %s", id)
-		}
-		owner := o.Creator != "" && o.Creator == who.User && who.hasAny(RoleCreator, RoleAdmin)
-		if !who.Has(RoleAdmin) && !owner {
-			return Forbidden("only a project admin or the order's creator can delete order %s", id)
+		if err := s.policy.check(OrderDelete, who, o.target(), "order "+id); err != nil {
+			return err
 		}
 		key := orderKey(o.Project, id)
 		err = s.st.Txn(ctx, []store.Cmp{{Key: key, Version: version}},

@@ -556,36 +556,13 @@ func (s *Service) countKeys(ctx context.Context, prefix string, weigh func([]byt
 	}
 }
 
-// canReadQuotas is Barbican's quotas:get rule: any role in the project.
-func canReadQuotas(who Identity) error {
-	if who.hasAny(RoleAdmin, RoleObserver, RoleCreator, RoleAudit, RoleServiceAdmin) {
-		return nil
-	}
-	return Forbidden("a role in the project is required to read its quotas")
-}
-
-// canManageQuotas is Barbican's project_quotas rule: service admins only.
-func canManageQuotas(who Identity) error {
-	if err := who.Validate(); err != nil {
-		return err
-	}
-	if who.Has(RoleServiceAdmin) {
-		return nil
-	}
-	return Forbidden("role %s is required to manage project quotas", RoleServiceAdmin)
-}
-
-// CanManageQuotas tells an adapter, before it reads a request, whether who
-// may manage project quotas at all.
-func (s *Service) CanManageQuotas(who Identity) error { return canManageQuotas(who) }
-
 // EffectiveQuotas returns the caller's project's quotas: its configured
 // values over the defaults, every kind present.
 func (s *Service) EffectiveQuotas(ctx context.Context, who Identity) (Quotas, error) {
 	if err := who.Validate(); err != nil {
 		return nil, err
 	}
-	if err := canReadQuotas(who); err != nil {
+	if err := s.allowProject(QuotaRead, who); err != nil {
 		return nil, err
 	}
 	pq, err := s.loadProjectQuotas(ctx, who.Project)
@@ -623,7 +600,7 @@ func (s *Service) loadProjectQuotas(ctx context.Context, project string) (*Proje
 // GetProjectQuotas returns a project's configured quotas (service admins);
 // NotFound when it has none.
 func (s *Service) GetProjectQuotas(ctx context.Context, who Identity, project string) (*ProjectQuotas, error) {
-	if err := canManageQuotas(who); err != nil {
+	if err := s.Allows(ProjectQuotaAdmin, who); err != nil {
 		return nil, err
 	}
 	if err := validQuotaProject(project); err != nil {
@@ -655,7 +632,7 @@ func (s *Service) allProjectQuotas(ctx context.Context) ([]*ProjectQuotas, error
 // oldest configuration first (Barbican's order), and how many there are
 // (service admins).
 func (s *Service) ListProjectQuotas(ctx context.Context, who Identity, offset, limit int) ([]*ProjectQuotas, int, error) {
-	if err := canManageQuotas(who); err != nil {
+	if err := s.Allows(ProjectQuotaAdmin, who); err != nil {
 		return nil, 0, err
 	}
 	all, err := s.allProjectQuotas(ctx)
@@ -681,7 +658,7 @@ func (s *Service) ListProjectQuotas(ctx context.Context, who Identity, offset, l
 // defaults. Negative values are stored as Unlimited.
 func (s *Service) SetProjectQuotas(ctx context.Context, who Identity, project string, q Quotas) (err error) {
 	defer func() { s.recordDetail(ctx, who, "quota_set", "", quotaDetail(project, q), err) }()
-	if err := canManageQuotas(who); err != nil {
+	if err := s.Allows(ProjectQuotaAdmin, who); err != nil {
 		return err
 	}
 	if err := validQuotaProject(project); err != nil {
@@ -728,7 +705,7 @@ func (s *Service) SetProjectQuotas(ctx context.Context, who Identity, project st
 // the defaults apply again. NotFound when it has none.
 func (s *Service) DeleteProjectQuotas(ctx context.Context, who Identity, project string) (err error) {
 	defer func() { s.recordDetail(ctx, who, "quota_delete", "", "project "+project, err) }()
-	if err := canManageQuotas(who); err != nil {
+	if err := s.Allows(ProjectQuotaAdmin, who); err != nil {
 		return err
 	}
 	if err := validQuotaProject(project); err != nil {

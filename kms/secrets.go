@@ -94,7 +94,7 @@ func (s *Service) CreateSecret(ctx context.Context, who Identity, req CreateRequ
 	if err := who.Validate(); err != nil {
 		return nil, err
 	}
-	if err := canCreate(who); err != nil {
+	if err := s.allowProject(SecretCreate, who); err != nil {
 		return nil, err
 	}
 	if err := s.validateCreate(&req); err != nil {
@@ -251,7 +251,7 @@ func (s *Service) PutPayload(ctx context.Context, who Identity, id string, paylo
 		return TooLarge("payload is larger than %d bytes", s.maxPayload)
 	}
 	_, err = s.update(ctx, id, false, func(r *record) error {
-		if err := authorize(who, r.Secret, ActUpdate); err != nil {
+		if err := s.allowSecret(SecretUpdate, who, r.Secret); err != nil {
 			return err
 		}
 		if r.HasPayload {
@@ -268,7 +268,7 @@ func (s *Service) GetSecret(ctx context.Context, who Identity, id string) (*Secr
 	if err != nil {
 		return nil, err
 	}
-	if err := authorize(who, l.rec.Secret, ActRead); err != nil {
+	if err := s.allowSecret(SecretRead, who, l.rec.Secret); err != nil {
 		return nil, err
 	}
 	return l.rec.Secret.Clone(), nil
@@ -284,7 +284,7 @@ func (s *Service) GetObject(ctx context.Context, who Identity, id string) (*Secr
 	if l.rec.Expired(s.now()) {
 		return nil, NotFound("Secret not found.")
 	}
-	if err := authorize(who, l.rec.Secret, ActRead); err != nil {
+	if err := s.allowSecret(SecretRead, who, l.rec.Secret); err != nil {
 		return nil, err
 	}
 	return l.rec.Secret.Clone(), nil
@@ -298,7 +298,7 @@ func (s *Service) GetPayload(ctx context.Context, who Identity, id string) (sec 
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := authorize(who, l.rec.Secret, ActDecrypt); err != nil {
+	if err := s.allowSecret(SecretDecrypt, who, l.rec.Secret); err != nil {
 		return nil, nil, err
 	}
 	if !l.rec.HasPayload || l.rec.Sealed == nil {
@@ -319,14 +319,14 @@ func (s *Service) DeleteSecret(ctx context.Context, who Identity, id string, for
 	var freed usage
 	_, err = s.update(ctx, id, false, func(r *record) error {
 		project, freed = r.Project, usage{qSecrets: 1, qConsumers: len(r.Consumers)}
-		if err := authorize(who, r.Secret, ActDelete); err != nil {
+		if err := s.allowSecret(SecretDelete, who, r.Secret); err != nil {
 			return err
 		}
 		if len(r.Consumers) > 0 {
 			if !force {
 				return Conflict("Secret has consumers and cannot be deleted: %s. Remove them first or delete with force.", consumerList(r.Consumers))
 			}
-			if !(who.Project == r.Project && who.Has(RoleAdmin)) {
+			if !s.policy.allows("project_admin", &who, secretTarget(r.Secret)) {
 				return Forbidden("only a project admin can force the deletion of a secret in use")
 			}
 		}

@@ -65,7 +65,13 @@ type config struct {
 		CollectEvery time.Duration `yaml:"collect_every"` // 0: the server never collects
 		Grace        time.Duration `yaml:"grace"`
 		OlderThan    time.Duration `yaml:"older_than"`
+		// MinAge is the floor below which no rule (query, CLI, schedule)
+		// may count a secret as orphaned.
+		MinAge time.Duration `yaml:"min_age"`
 	} `yaml:"orphans"`
+	// Policy overrides rows of the authorization table by rule name
+	// (docs/POLICY.md).
+	Policy map[string]string `yaml:"policy"`
 	LogLevel string `yaml:"log_level"`
 }
 
@@ -77,6 +83,7 @@ func defaultConfig() config {
 	c.KMIP = defaultKMIPOptions()
 	c.Audit = defaultAuditConfig()
 	c.Orphans.Grace = time.Hour
+	c.Orphans.MinAge = kms.DefaultOrphanMinAge
 	c.LogLevel = "info"
 	return c
 }
@@ -145,8 +152,11 @@ func (c *config) finish() error {
 	if c.Auth.DisableHMAC && len(c.Auth.PublicKeys) == 0 && !c.Auth.InsecureNoAuth {
 		return errors.New("config: auth: disable_hmac leaves no way to verify tokens; set public_keys")
 	}
-	if o := c.Orphans; o.CollectEvery < 0 || o.Grace < 0 || o.OlderThan < 0 {
-		return errors.New("config: orphans: collect_every, grace and older_than must not be negative")
+	if o := c.Orphans; o.CollectEvery < 0 || o.Grace < 0 || o.OlderThan < 0 || o.MinAge < 0 {
+		return errors.New("config: orphans: collect_every, grace, older_than and min_age must not be negative")
+	}
+	if _, err := kms.NewPolicy(c.Policy); err != nil {
+		return fmt.Errorf("config: %w", err)
 	}
 	switch c.MasterKey.Type {
 	case "", "local":
