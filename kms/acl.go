@@ -53,12 +53,11 @@ type ACLChange struct {
 	Users         *[]string
 	ProjectAccess *bool
 	Replace       bool
-	// Source is the setter's identity source: the users are named in it.
-	Source string
 }
 
-// apply returns the ACL that the change makes of cur (nil: none yet) at now.
-func (ch ACLChange) apply(cur *ACL, now time.Time) *ACL {
+// apply returns the ACL that the change by who makes of cur (nil: none
+// yet) at now. Users are named in who's identity source.
+func (ch ACLChange) apply(who Identity, cur *ACL, now time.Time) *ACL {
 	acl := ACL{ProjectAccess: true, Created: now}
 	if cur != nil && !ch.Replace {
 		acl = *cur
@@ -69,7 +68,7 @@ func (ch ACLChange) apply(cur *ACL, now time.Time) *ACL {
 		users := slices.Clone(*ch.Users)
 		slices.Sort(users)
 		acl.Users = slices.Compact(users)
-		acl.Source = ch.Source
+		acl.Source = who.Source
 	}
 	if ch.ProjectAccess != nil {
 		acl.ProjectAccess = *ch.ProjectAccess
@@ -79,12 +78,14 @@ func (ch ACLChange) apply(cur *ACL, now time.Time) *ACL {
 }
 
 // SetACL changes the read ACL (creator-owner or admin).
-func (s *Service) SetACL(ctx context.Context, who Identity, id string, ch ACLChange) (ACL, error) {
+func (s *Service) SetACL(ctx context.Context, who Identity, id string, ch ACLChange) (_ ACL, err error) {
+	ctx = s.begin(ctx, who, "acl_set")
+	defer func() { s.record(ctx, who, "acl_set", id, err) }()
 	sec, err := s.update(ctx, id, false, func(r *record) error {
 		if err := s.allowSecret(SecretACLChange, who, r.Secret); err != nil {
 			return err
 		}
-		r.ACL = ch.apply(r.ACL, s.clock())
+		r.ACL = ch.apply(who, r.ACL, s.clock())
 		return nil
 	})
 	if err != nil {
@@ -94,8 +95,10 @@ func (s *Service) SetACL(ctx context.Context, who Identity, id string, ch ACLCha
 }
 
 // DeleteACL removes the ACL: back to project access, no users.
-func (s *Service) DeleteACL(ctx context.Context, who Identity, id string) error {
-	_, err := s.update(ctx, id, false, func(r *record) error {
+func (s *Service) DeleteACL(ctx context.Context, who Identity, id string) (err error) {
+	ctx = s.begin(ctx, who, "acl_delete")
+	defer func() { s.record(ctx, who, "acl_delete", id, err) }()
+	_, err = s.update(ctx, id, false, func(r *record) error {
 		if err := s.allowSecret(SecretACLDelete, who, r.Secret); err != nil {
 			return err
 		}

@@ -78,6 +78,7 @@ func (s *Service) newConsumer(who Identity, c Consumer) (Consumer, error) {
 // AddConsumer registers c on the secret; adding a consumer it already has
 // changes nothing (idempotent). It returns the secret.
 func (s *Service) AddConsumer(ctx context.Context, who Identity, id string, c Consumer) (sec *Secret, err error) {
+	ctx = s.begin(ctx, who, "consumer_add")
 	defer func() { s.record(ctx, who, "consumer_add", id, err) }()
 	if err := who.Validate(); err != nil {
 		return nil, err
@@ -127,6 +128,7 @@ var errUnchanged = errors.New("unchanged")
 // the secret (or a service role): a mere reader may unregister a consumer
 // but not thereby erase a key.
 func (s *Service) RemoveConsumer(ctx context.Context, who Identity, id string, c Consumer) (sec *Secret, destroyed bool, err error) {
+	ctx = s.begin(ctx, who, "consumer_remove")
 	defer func() {
 		s.record(ctx, who, "consumer_remove", id, err)
 		if destroyed {

@@ -3,6 +3,7 @@ package kms_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -17,11 +18,30 @@ import (
 type memAudit struct {
 	mu   sync.Mutex
 	recs []kms.AuditRecord
+	// down makes Commit fail: an audit device that cannot write, a fault
+	// the kms tests cannot cause otherwise (tests/e2e fills a real disk).
+	down bool
 }
 
 func (m *memAudit) Record(_ context.Context, r kms.AuditRecord) {
 	m.mu.Lock()
 	m.recs = append(m.recs, r)
+	m.mu.Unlock()
+}
+
+func (m *memAudit) Commit(_ context.Context, r kms.AuditRecord) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.down {
+		return errors.New("audit disk full")
+	}
+	m.recs = append(m.recs, r)
+	return nil
+}
+
+func (m *memAudit) setDown(down bool) {
+	m.mu.Lock()
+	m.down = down
 	m.mu.Unlock()
 }
 

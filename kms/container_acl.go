@@ -27,8 +27,9 @@ func (s *Service) GetContainerACL(ctx context.Context, who Identity, id string) 
 
 // SetContainerACL replaces or merges the read ACL, as SetACL a secret's.
 func (s *Service) SetContainerACL(ctx context.Context, who Identity, id string, ch ACLChange) (acl ACL, err error) {
+	ctx = s.begin(ctx, who, "container_acl_set")
 	defer func() { s.recordDetail(ctx, who, "container_acl_set", "", "container "+id, err) }()
-	c, err := s.changeContainerACL(ctx, who, id, func(c *Container) { c.ACL = ch.apply(c.ACL, s.clock()) })
+	c, err := s.changeContainerACL(ctx, who, id, func(c *Container) { c.ACL = ch.apply(who, c.ACL, s.clock()) })
 	if err != nil {
 		return ACL{}, err
 	}
@@ -37,6 +38,7 @@ func (s *Service) SetContainerACL(ctx context.Context, who Identity, id string, 
 
 // DeleteContainerACL removes the ACL: back to project access, no users.
 func (s *Service) DeleteContainerACL(ctx context.Context, who Identity, id string) (err error) {
+	ctx = s.begin(ctx, who, "container_acl_delete")
 	defer func() { s.recordDetail(ctx, who, "container_acl_delete", "", "container "+id, err) }()
 	_, err = s.changeContainerACL(ctx, who, id, func(c *Container) { c.ACL = nil })
 	return err

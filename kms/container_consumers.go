@@ -35,6 +35,7 @@ func validateContainerConsumer(c ContainerConsumer) error {
 // counts against the consumers quota of the container's project, as a
 // secret consumer counts against its secret's.
 func (s *Service) AddContainerConsumer(ctx context.Context, who Identity, id string, c ContainerConsumer) (out *Container, err error) {
+	ctx = s.begin(ctx, who, "container_consumer_add")
 	defer func() { s.recordDetail(ctx, who, "container_consumer_add", "", "container "+id, err) }()
 	if err := who.Validate(); err != nil {
 		return nil, err
@@ -77,6 +78,7 @@ func (s *Service) AddContainerConsumer(ctx context.Context, who Identity, id str
 // changes nothing (idempotent). The project that registered the consumer,
 // the container's project or a service may remove it (Barbican's rule).
 func (s *Service) RemoveContainerConsumer(ctx context.Context, who Identity, id string, c ContainerConsumer) (out *Container, err error) {
+	ctx = s.begin(ctx, who, "container_consumer_remove")
 	defer func() { s.recordDetail(ctx, who, "container_consumer_remove", "", "container "+id, err) }()
 	if err := who.Validate(); err != nil {
 		return nil, err

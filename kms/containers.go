@@ -226,6 +226,7 @@ func secretMissing(name string) error {
 // secret must be a live secret of that project (else NotFound, as in
 // Barbican) that the caller may read.
 func (s *Service) CreateContainer(ctx context.Context, who Identity, req ContainerRequest) (c *Container, err error) {
+	ctx = s.begin(ctx, who, "container_create")
 	defer func() { s.recordDetail(ctx, who, "container_create", "", containerDetail(c), err) }()
 	if err := who.Validate(); err != nil {
 		return nil, err
@@ -257,12 +258,12 @@ func (s *Service) CreateContainer(ctx context.Context, who Identity, req Contain
 		if err != nil {
 			return nil, err
 		}
-		err = s.st.Txn(ctx, append(cmps, store.Cmp{Key: ptr}), ops)
+		err = s.commit(ctx, "", "container "+c.ID, append(cmps, store.Cmp{Key: ptr}), ops)
 		if errors.Is(err, store.ErrConflict) {
 			continue // a named secret changed meanwhile: check again
 		}
 		if err != nil {
-			return nil, internal("write", err)
+			return nil, writeErr(err)
 		}
 		return c.clone(), nil
 	}
@@ -423,6 +424,7 @@ func (s *Service) ListContainers(ctx context.Context, who Identity, q ContainerQ
 // DeleteContainer removes a container with its consumers: Barbican deletes
 // a container in use too (its consumers go with it).
 func (s *Service) DeleteContainer(ctx context.Context, who Identity, id string) (err error) {
+	ctx = s.begin(ctx, who, "container_delete")
 	defer func() { s.recordDetail(ctx, who, "container_delete", "", "container "+id, err) }()
 	if err := who.Validate(); err != nil {
 		return err
@@ -437,13 +439,13 @@ func (s *Service) DeleteContainer(ctx context.Context, who Identity, id string) 
 			return err
 		}
 		key := containerKey(c.Project, id)
-		err = s.st.Txn(ctx, []store.Cmp{{Key: key, Version: version}},
+		err = s.commit(ctx, "", "container "+id, []store.Cmp{{Key: key, Version: version}},
 			[]store.Op{store.Delete(key), store.Delete(containerPointerKey(id))})
 		if errors.Is(err, store.ErrConflict) {
 			continue
 		}
 		if err != nil {
-			return internal("write", err)
+			return writeErr(err)
 		}
 		s.quotaFreed(c.Project, usage{qContainers: 1, qConsumers: len(c.Consumers)})
 		return nil
@@ -480,12 +482,12 @@ func (s *Service) updateContainerIf(ctx context.Context, id string, fn func(c *C
 		}
 		key := containerKey(c.Project, id)
 		cmps = append(cmps, store.Cmp{Key: key, Version: version})
-		err = s.st.Txn(ctx, cmps, []store.Op{store.Put(key, b)})
+		err = s.commit(ctx, "", "container "+id, cmps, []store.Op{store.Put(key, b)})
 		if errors.Is(err, store.ErrConflict) {
 			continue
 		}
 		if err != nil {
-			return nil, internal("write", err)
+			return nil, writeErr(err)
 		}
 		return c, nil
 	}
@@ -521,6 +523,7 @@ func onlyGeneric(c *Container) error {
 // Barbican answers 409 to a ref the container already holds; so does a
 // name or a secret already there under another ref.
 func (s *Service) AddContainerSecret(ctx context.Context, who Identity, id string, ref ContainerSecret) (c *Container, err error) {
+	ctx = s.beginDetail(ctx, who, "container_secret_add", containerSecretDetail(id, ref))
 	defer func() { s.recordDetail(ctx, who, "container_secret_add", "", containerSecretDetail(id, ref), err) }()
 	if err := who.Validate(); err != nil {
 		return nil, err
@@ -574,6 +577,7 @@ func (s *Service) AddContainerSecret(ctx context.Context, who Identity, id strin
 // here a ref to an expired secret may still be removed (Barbican, whose
 // lookups skip expired secrets, keeps it for good).
 func (s *Service) RemoveContainerSecret(ctx context.Context, who Identity, id string, ref ContainerSecret) (c *Container, err error) {
+	ctx = s.beginDetail(ctx, who, "container_secret_remove", containerSecretDetail(id, ref))
 	defer func() { s.recordDetail(ctx, who, "container_secret_remove", "", containerSecretDetail(id, ref), err) }()
 	if err := who.Validate(); err != nil {
 		return nil, err

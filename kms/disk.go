@@ -289,12 +289,8 @@ func (s *Service) buildDisk(ctx context.Context, who Identity, p *diskPlan) (*re
 // disk, records its encryption format and options, and registers the disk
 // as its consumer, all in one transaction.
 func (s *Service) CreateDiskSecret(ctx context.Context, who Identity, req DiskSecretRequest) (sec *Secret, err error) {
-	defer func() {
-		s.record(ctx, who, "create", idOf(sec), err)
-		if err == nil {
-			s.record(ctx, who, "consumer_add", sec.ID, nil)
-		}
-	}()
+	ctx = s.begin(ctx, who, "create")
+	defer func() { s.record(ctx, who, "create", idOf(sec), err) }()
 	p, err := s.planDisk(who, req)
 	if err != nil {
 		return nil, err

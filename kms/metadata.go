@@ -14,15 +14,20 @@ func MetadataKey(k string) string { return strings.ToLower(k) }
 
 // GetMetadata returns the secret's user metadata.
 func (s *Service) GetMetadata(ctx context.Context, who Identity, id string) (map[string]string, error) {
-	sec, err := s.GetSecret(ctx, who, id)
+	l, err := s.visible(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	return maps.Clone(sec.Metadata), nil
+	if err := s.allowSecret(SecretMetaRead, who, l.rec.Secret); err != nil {
+		return nil, err
+	}
+	return maps.Clone(l.rec.Metadata), nil
 }
 
 // ReplaceMetadata replaces all user metadata.
-func (s *Service) ReplaceMetadata(ctx context.Context, who Identity, id string, m map[string]string) (map[string]string, error) {
+func (s *Service) ReplaceMetadata(ctx context.Context, who Identity, id string, m map[string]string) (_ map[string]string, err error) {
+	ctx = s.begin(ctx, who, "metadata_replace")
+	defer func() { s.record(ctx, who, "metadata_replace", id, err) }()
 	if err := validateMetadata(m); err != nil {
 		return nil, err
 	}
@@ -41,12 +46,14 @@ func (s *Service) ReplaceMetadata(ctx context.Context, who Identity, id string, 
 
 // SetMetadatum sets one key. With create, an existing key is a conflict
 // (POST); otherwise a missing key is not found (PUT on /metadata/{key}).
-func (s *Service) SetMetadatum(ctx context.Context, who Identity, id, key, value string, create bool) error {
+func (s *Service) SetMetadatum(ctx context.Context, who Identity, id, key, value string, create bool) (err error) {
+	ctx = s.begin(ctx, who, "metadata_set")
+	defer func() { s.record(ctx, who, "metadata_set", id, err) }()
 	if err := validateMetadata(map[string]string{key: value}); err != nil {
 		return err
 	}
 	key = MetadataKey(key)
-	_, err := s.update(ctx, id, false, func(r *record) error {
+	_, err = s.update(ctx, id, false, func(r *record) error {
 		if err := s.allowSecret(SecretMetaWrite, who, r.Secret); err != nil {
 			return err
 		}
@@ -80,9 +87,11 @@ func (s *Service) GetMetadatum(ctx context.Context, who Identity, id, key string
 }
 
 // DeleteMetadatum removes one key.
-func (s *Service) DeleteMetadatum(ctx context.Context, who Identity, id, key string) error {
+func (s *Service) DeleteMetadatum(ctx context.Context, who Identity, id, key string) (err error) {
+	ctx = s.begin(ctx, who, "metadata_delete")
+	defer func() { s.record(ctx, who, "metadata_delete", id, err) }()
 	key = MetadataKey(key)
-	_, err := s.update(ctx, id, false, func(r *record) error {
+	_, err = s.update(ctx, id, false, func(r *record) error {
 		if err := s.allowSecret(SecretMetaWrite, who, r.Secret); err != nil {
 			return err
 		}

@@ -93,16 +93,14 @@ func (o *Order) Extended() bool {
 // one transaction. Invalid orders are refused outright (400) rather than
 // stored in an ERROR state: nothing here can fail later.
 func (s *Service) CreateOrder(ctx context.Context, who Identity, req OrderRequest) (o *Order, err error) {
+	ctx = s.begin(ctx, who, "order_create")
 	var sec *record
 	defer func() {
-		if sec == nil {
-			s.record(ctx, who, "create", "", err)
-			return
+		id := ""
+		if sec != nil {
+			id = sec.ID
 		}
-		s.record(ctx, who, "create", sec.ID, err)
-		if err == nil && len(sec.Consumers) > 0 {
-			s.record(ctx, who, "consumer_add", sec.ID, nil)
-		}
+		s.record(ctx, who, "order_create", id, err)
 	}()
 	if err := who.Validate(); err != nil {
 		return nil, err
@@ -282,7 +280,9 @@ func (s *Service) ListOrders(ctx context.Context, who Identity, q OrderQuery) ([
 
 // DeleteOrder removes an order (its secret stays): a project admin or the
 // order's creator may, so castellan can clean up with the user's token.
-func (s *Service) DeleteOrder(ctx context.Context, who Identity, id string) error {
+func (s *Service) DeleteOrder(ctx context.Context, who Identity, id string) (err error) {
+	ctx = s.begin(ctx, who, "order_delete")
+	defer func() { s.recordDetail(ctx, who, "order_delete", "", "order "+id, err) }()
 	if err := who.Validate(); err != nil {
 		return err
 	}
@@ -295,13 +295,13 @@ func (s *Service) DeleteOrder(ctx context.Context, who Identity, id string) erro
 			return err
 		}
 		key := orderKey(o.Project, id)
-		err = s.st.Txn(ctx, []store.Cmp{{Key: key, Version: version}},
+		err = s.commit(ctx, o.SecretID, "order "+id+" (its secret stays)", []store.Cmp{{Key: key, Version: version}},
 			[]store.Op{store.Delete(key), store.Delete(orderPointerKey(id))})
 		if errors.Is(err, store.ErrConflict) {
 			continue
 		}
 		if err != nil {
-			return internal("write", err)
+			return writeErr(err)
 		}
 		s.quotaFreed(o.Project, usage{qOrders: 1})
 		return nil

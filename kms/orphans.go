@@ -133,7 +133,7 @@ func (s *Service) collectOrphans(ctx context.Context, by Identity, rule consumer
 	for _, o := range found {
 		id := o.Secret.ID
 		var freed usage
-		_, err := s.update(ctx, id, true, func(r *record) error {
+		_, err := s.update(s.begin(ctx, by, "orphan_delete"), id, true, func(r *record) error {
 			if ok, _ := orphan(r.Secret, rule, s.now()); !ok {
 				return errNotOrphan
 			}
@@ -149,7 +149,6 @@ func (s *Service) collectOrphans(ctx context.Context, by Identity, rule consumer
 		}
 		s.owners.Delete(id)
 		s.quotaFreed(o.Secret.Project, freed)
-		s.recordDetail(ctx, by, "orphan_delete", id, "project "+o.Secret.Project+": "+o.Reason, nil)
 		deleted = append(deleted, id)
 	}
 	return deleted, errors.Join(errs...)

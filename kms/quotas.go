@@ -657,6 +657,7 @@ func (s *Service) ListProjectQuotas(ctx context.Context, who Identity, offset, l
 // replacing any earlier configuration: kinds not given follow the
 // defaults. Negative values are stored as Unlimited.
 func (s *Service) SetProjectQuotas(ctx context.Context, who Identity, project string, q Quotas) (err error) {
+	ctx = s.begin(ctx, who, "quota_set")
 	defer func() { s.recordDetail(ctx, who, "quota_set", "", quotaDetail(project, q), err) }()
 	if err := s.Allows(ProjectQuotaAdmin, who); err != nil {
 		return err
@@ -688,12 +689,12 @@ func (s *Service) SetProjectQuotas(ctx context.Context, who Identity, project st
 		if err != nil {
 			return internal("encode", err)
 		}
-		err = s.st.Txn(ctx, []store.Cmp{{Key: key, Version: version}}, []store.Op{store.Put(key, b)})
+		err = s.commit(ctx, "", quotaDetail(project, q), []store.Cmp{{Key: key, Version: version}}, []store.Op{store.Put(key, b)})
 		if errors.Is(err, store.ErrConflict) {
 			continue
 		}
 		if err != nil {
-			return internal("write", err)
+			return writeErr(err)
 		}
 		s.setSnapshotProject(ctx, project, q)
 		return nil
@@ -704,6 +705,7 @@ func (s *Service) SetProjectQuotas(ctx context.Context, who Identity, project st
 // DeleteProjectQuotas removes a project's configuration (service admins):
 // the defaults apply again. NotFound when it has none.
 func (s *Service) DeleteProjectQuotas(ctx context.Context, who Identity, project string) (err error) {
+	ctx = s.begin(ctx, who, "quota_delete")
 	defer func() { s.recordDetail(ctx, who, "quota_delete", "", "project "+project, err) }()
 	if err := s.Allows(ProjectQuotaAdmin, who); err != nil {
 		return err
@@ -719,12 +721,12 @@ func (s *Service) DeleteProjectQuotas(ctx context.Context, who Identity, project
 		} else if err != nil {
 			return internal("read", err)
 		}
-		err = s.st.Txn(ctx, []store.Cmp{{Key: key, Version: kv.Version}}, []store.Op{store.Delete(key)})
+		err = s.commit(ctx, "", "project "+project, []store.Cmp{{Key: key, Version: kv.Version}}, []store.Op{store.Delete(key)})
 		if errors.Is(err, store.ErrConflict) {
 			continue
 		}
 		if err != nil {
-			return internal("write", err)
+			return writeErr(err)
 		}
 		s.setSnapshotProject(ctx, project, nil)
 		return nil

@@ -90,6 +90,7 @@ func (s *Service) validateCreate(req *CreateRequest) error {
 
 // CreateSecret stores a new secret owned by the caller's project.
 func (s *Service) CreateSecret(ctx context.Context, who Identity, req CreateRequest) (sec *Secret, err error) {
+	ctx = s.begin(ctx, who, "create")
 	defer func() { s.record(ctx, who, "create", idOf(sec), err) }()
 	if err := who.Validate(); err != nil {
 		return nil, err
@@ -157,9 +158,9 @@ func (s *Service) insert(ctx context.Context, r *record, extra ...store.Op) erro
 	key := recordKey(r.Project, r.ID)
 	ops := append([]store.Op{store.Put(key, b), store.Put(pointerKey(r.ID), []byte(r.Project))}, extra...)
 	ops = append(ops, aclIndexOps(nil, r.Secret)...)
-	err = s.st.Txn(ctx, []store.Cmp{{Key: pointerKey(r.ID)}}, ops)
+	err = s.commit(ctx, r.ID, joinDetail("project "+r.Project, secretDiff(nil, r.Secret)), []store.Cmp{{Key: pointerKey(r.ID)}}, ops)
 	if err != nil {
-		return internal("write", err)
+		return writeErr(err)
 	}
 	s.owners.Store(r.ID, r.Project)
 	return nil
@@ -243,6 +244,7 @@ func (s *Service) generateMaterial(req *CreateRequest, pp *crypto.PassphrasePoli
 
 // PutPayload gives a metadata-only secret its payload (Barbican two-step).
 func (s *Service) PutPayload(ctx context.Context, who Identity, id string, payload []byte, contentType string) (err error) {
+	ctx = s.begin(ctx, who, "put_payload")
 	defer func() { s.record(ctx, who, "put_payload", id, err) }()
 	if len(payload) == 0 {
 		return Invalid("no payload")
@@ -314,6 +316,7 @@ func (s *Service) GetPayload(ctx context.Context, who Identity, id string) (sec 
 // DeleteSecret removes a secret. A secret with consumers is refused unless
 // force is set by a project admin.
 func (s *Service) DeleteSecret(ctx context.Context, who Identity, id string, force bool) (err error) {
+	ctx = s.begin(ctx, who, "delete")
 	defer func() { s.record(ctx, who, "delete", id, err) }()
 	var project string
 	var freed usage

@@ -253,9 +253,11 @@ func (s *Service) update(ctx context.Context, id string, hidden bool, fn func(r 
 		err = fn(l.rec)
 		key := recordKey(l.rec.Project, id)
 		var ops []store.Op
+		var diff string
 		switch {
 		case errors.Is(err, errDelete):
 			ops = append([]store.Op{store.Delete(key), store.Delete(pointerKey(id))}, aclIndexOps(before, nil)...)
+			diff = secretDiff(before, nil)
 		case err != nil:
 			return nil, err
 		default:
@@ -265,13 +267,14 @@ func (s *Service) update(ctx context.Context, id string, hidden bool, fn func(r 
 				return nil, internal("encode", err)
 			}
 			ops = append([]store.Op{store.Put(key, b)}, aclIndexOps(before, l.rec.Secret)...)
+			diff = secretDiff(before, l.rec.Secret)
 		}
-		err = s.st.Txn(ctx, []store.Cmp{{Key: key, Version: l.version}}, ops)
+		err = s.commit(ctx, id, diff, []store.Cmp{{Key: key, Version: l.version}}, ops)
 		if errors.Is(err, store.ErrConflict) {
 			continue
 		}
 		if err != nil {
-			return nil, internal("write", err)
+			return nil, writeErr(err)
 		}
 		return l.rec.Secret.Clone(), nil
 	}

@@ -46,7 +46,7 @@ var tokenCmd = &cobra.Command{
 		if o.project == "" {
 			return fmt.Errorf("--project is required")
 		}
-		id := kms.Identity{Project: o.project, User: o.user}
+		id := kms.Identity{Project: o.project, User: o.user, Source: "local"}
 		for r := range strings.SplitSeq(o.roles, ",") {
 			if r = strings.TrimSpace(r); r != "" {
 				id.Roles = append(id.Roles, r)

@@ -24,7 +24,7 @@ import (
 )
 
 // operator is who `secret orphans` says it is to a running server.
-var operator = kms.Identity{Project: "keywarden-operator", User: "keywarden-cli", Roles: []string{kms.RoleServiceAdmin}}
+var operator = kms.Identity{Project: "keywarden-operator", User: "keywarden-cli", Roles: []string{kms.RoleServiceAdmin}, Source: "local"}
 
 func serverURL(cfg config) string {
 	if orphanOpts.url != "" {
