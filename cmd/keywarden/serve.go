@@ -266,7 +266,11 @@ func serve(ctx context.Context, cfg config) error {
 	if cfg.Auth.InsecureNoAuth {
 		log.Warn("INSECURE: --insecure-noauth is on; any caller can act as any project via X-Project-Id")
 	} else if len(st.tokenKy) > 0 {
-		log.Info("tokens: mint a development token with `keywarden token --data-dir " + cfg.DataDir + " --project P --user U`")
+		hint := "keywarden token --data-dir " + cfg.DataDir + " --project P --user U"
+		if j := cfg.Auth.JWT; j.Issuer != "" || j.Audience != "" {
+			hint += fmt.Sprintf(" --issuer %q --audience %q", j.mintIssuer(), j.Audience)
+		}
+		log.Info("tokens: mint a development token with `"+hint+"`", "max_lifetime", cfg.Auth.JWT.MaxLifetime)
 	}
 
 	if every := cfg.Orphans.CollectEvery; every > 0 {
