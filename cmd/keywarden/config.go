@@ -26,12 +26,10 @@ type config struct {
 		TLSKey   string `yaml:"tls_key"`
 	} `yaml:"rest"`
 	Auth struct {
-		InsecureNoAuth bool     `yaml:"insecure_noauth"`
-		HMACSecretFile string   `yaml:"hmac_secret_file"` // default <data>/token.key
-		DisableHMAC    bool     `yaml:"disable_hmac"`
-		PublicKeys     []string `yaml:"public_keys"`
-		Issuer         string   `yaml:"issuer"`
-		Audience       string   `yaml:"audience"`
+		// InsecureNoAuth is the --insecure-noauth flag only: never read
+		// from a file (see retiredAuthKeys).
+		InsecureNoAuth bool      `yaml:"-"`
+		JWT            jwtConfig `yaml:"jwt"`
 	} `yaml:"auth"`
 	KMIP  kmipOptions `yaml:"kmip"`
 	Store struct {
@@ -82,6 +80,7 @@ func defaultConfig() config {
 	c.REST.MaxBody = 1 << 20
 	c.KMIP = defaultKMIPOptions()
 	c.Audit = defaultAuditConfig()
+	c.Auth.JWT = defaultJWTConfig()
 	c.Orphans.Grace = time.Hour
 	c.Orphans.MinAge = kms.DefaultOrphanMinAge
 	c.LogLevel = "info"
@@ -93,6 +92,9 @@ func (c *config) load(path string) error {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
+	}
+	if err := checkRetiredKeys(path, b); err != nil {
+		return err
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
@@ -131,8 +133,11 @@ func (c *config) finish() error {
 	if err := c.Audit.finish(c.DataDir); err != nil {
 		return err
 	}
-	if c.Auth.HMACSecretFile == "" {
-		c.Auth.HMACSecretFile = filepath.Join(c.DataDir, "token.key")
+	if err := c.Auth.JWT.finish(c.DataDir); err != nil {
+		return err
+	}
+	if err := c.checkNoAuthListeners(); err != nil {
+		return err
 	}
 	if c.REST.MaxBody <= 0 {
 		return fmt.Errorf("config: rest.max_body must be positive, got %d", c.REST.MaxBody)
@@ -148,9 +153,6 @@ func (c *config) finish() error {
 		if err := p.Validate(); err != nil {
 			return fmt.Errorf("config: passphrase: %w", err)
 		}
-	}
-	if c.Auth.DisableHMAC && len(c.Auth.PublicKeys) == 0 && !c.Auth.InsecureNoAuth {
-		return errors.New("config: auth: disable_hmac leaves no way to verify tokens; set public_keys")
 	}
 	if o := c.Orphans; o.CollectEvery < 0 || o.Grace < 0 || o.OlderThan < 0 || o.MinAge < 0 {
 		return errors.New("config: orphans: collect_every, grace, older_than and min_age must not be negative")
