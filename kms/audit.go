@@ -43,7 +43,6 @@ type nopAuditor struct{}
 func (nopAuditor) Record(context.Context, AuditRecord)       {}
 func (nopAuditor) Commit(context.Context, AuditRecord) error { return nil }
 
-
 type requestKey struct{}
 
 // request is what an adapter knows of the request beyond its identity.
