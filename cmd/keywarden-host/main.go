@@ -40,7 +40,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	o.register(root)
 	root.AddCommand(probeCmd(o), fetchCmd(o), formatCmd(o), openCmd(o), closeCmd(o), verifyCmd(o),
-		imageCreateCmd(o), imageConvertCmd(o), imageInfoCmd(o))
+		imageCreateCmd(o), imageConvertCmd(o), imageInfoCmd(o),
+		attachCmd(o), detachCmd(o), extendCmd(o))
 	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return exitOK
