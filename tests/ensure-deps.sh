@@ -20,6 +20,7 @@ declare -A lean=(
   [modprobe]=kmod
   [depmod]=kmod
   [virt-xml-validate]=libvirt-clients
+  [xmllint]=libxml2-utils
 )
 missing=()
 for cmd in "${!need[@]}"; do

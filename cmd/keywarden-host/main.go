@@ -41,7 +41,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	o.register(root)
 	root.AddCommand(probeCmd(o), fetchCmd(o), formatCmd(o), openCmd(o), closeCmd(o), verifyCmd(o),
 		imageCreateCmd(o), imageConvertCmd(o), imageInfoCmd(o),
-		attachCmd(o), detachCmd(o), extendCmd(o))
+		attachCmd(o), detachCmd(o), extendCmd(o), libvirtSecretCmd(o))
 	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return exitOK
