@@ -14,6 +14,7 @@ import (
 	"github.com/keywarden/keywarden/crypto"
 	"github.com/keywarden/keywarden/hostlib"
 	"github.com/keywarden/keywarden/hostlib/cryptsetup"
+	"github.com/keywarden/keywarden/hostlib/hosttest"
 	"github.com/keywarden/keywarden/hostlib/luks"
 )
 
@@ -131,9 +132,25 @@ func TestAttachTwoDisksFormatOnFirstUse(t *testing.T) {
 		{"d1", "vol-luks2", "passphrase", map[string]any{"format": "luks2", "cipher": "aes-xts-plain64", "key_size": 512}, 2, 64},
 	}
 	refs, links, data := map[string]string{}, map[string]string{}, map[string][]byte{}
+	var passes [][]byte
+	for _, v := range vols {
+		refs[v.id] = order(t, v.typ, v.volume, v.enc)
+		p := payload(t, refs[v.id])
+		if v.typ == "key" {
+			p = crypto.HexPassphrase(p)
+		}
+		passes = append(passes, p)
+	}
+	// No passphrase may show in any command line while the host works.
+	scan := hosttest.StartScan(passes, "cryptsetup", "keywarden-host")
+	defer func() {
+		rep := scan.Stop()
+		if len(rep.Leaks) > 0 || rep.Seen["cryptsetup"] == 0 {
+			t.Errorf("command-line scan: leaks %q, cryptsetup seen %d times", rep.Leaks, rep.Seen["cryptsetup"])
+		}
+	}()
 	for i, v := range vols {
 		dev := disk(t, v.id)
-		refs[v.id] = order(t, v.typ, v.volume, v.enc)
 		links[v.id] = connector(t, v.volume, dev)
 		out := must(t, "attach", "--link", links[v.id], "--ref", refs[v.id], "--profile", "fast")
 		if out["formatted"] != true || out["record"] != "key manager" || out["mapped"] != "/dev/mapper/crypt-"+v.volume {

@@ -146,8 +146,10 @@ func order(t *testing.T, typ, volume string, enc map[string]any) string {
 // payload fetches a secret's bytes, to build what an old host would have.
 func payload(t *testing.T, ref string) []byte {
 	t.Helper()
+	meta := api(t, "GET", strings.TrimPrefix(ref, env.url), nil, http.StatusOK)
+	ct, _ := meta["content_types"].(map[string]any)["default"].(string)
 	req, _ := http.NewRequest("GET", ref+"/payload", nil)
-	req.Header.Set("Accept", "application/octet-stream")
+	req.Header.Set("Accept", ct)
 	req.Header.Set("X-Project-Id", project)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
