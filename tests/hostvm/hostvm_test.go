@@ -95,18 +95,7 @@ func TestHostVM(t *testing.T) {
 	}
 	writePlan(t, initrd, guestDisks)
 
-	ctx, cancel := context.WithTimeout(context.Background(), 2*budget)
-	defer cancel()
-	vm, err := qemu.Start(ctx, qemu.Config{Kernel: k.VMLinuz(), Initrd: initrd, MemMiB: 1536, WorkDir: work,
-		Append: "console=ttyS0 panic=-1 quiet", Disks: vdisks})
-	if err != nil {
-		t.Fatalf("qemu does not start: %v", err)
-	}
-	defer vm.Kill()
-	rep := collect(t, vm)
-	if err := vm.Wait(); err != nil && !rep.done {
-		t.Logf("qemu: %v", err)
-	}
+	vm, rep := boot(t, k, initrd, work, vdisks)
 	if !rep.booted {
 		t.Fatalf("the VM did not boot within %v:\n%s", 2*budget, tail(vm.Console(), 60))
 	}
@@ -128,6 +117,54 @@ func TestHostVM(t *testing.T) {
 		t.Errorf("boot + tests took %v, over the %v budget", rep.total, budget)
 	}
 	t.Logf("boot + tests: %v wall (budget %v); guest uptime at the end %.1fs", rep.total.Round(100*time.Millisecond), budget, rep.endUptime)
+}
+
+// A VM that cannot boot must be seen as such, not waited on until the
+// deadline: an initramfs without /init panics the kernel, which (panic=-1,
+// -no-reboot) ends qemu at once, and no KWVM-BOOTED line ever comes.
+func TestHostVMReportsFailedBoot(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: booting a kernel under TCG takes seconds")
+	}
+	needTools(t)
+	work := t.TempDir()
+	k := fetchKernel(t)
+	initrd := filepath.Join(work, "broken.cpio")
+	a, err := initramfs.Create(initrd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Bytes("/not-init", 0o755, []byte("#!/bin/sh\n"))
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	vm, rep := boot(t, k, initrd, work, nil)
+	if rep.booted || rep.done {
+		t.Fatalf("a VM without /init reported booting:\n%s", tail(vm.Console(), 20))
+	}
+	if !strings.Contains(vm.Console(), "Kernel panic") {
+		t.Fatalf("no kernel panic on the console:\n%s", tail(vm.Console(), 20))
+	}
+	t.Logf("failed boot seen in %v", time.Since(start).Round(100*time.Millisecond))
+}
+
+// boot runs the VM to its end (or 2×budget) and returns what the console
+// told.
+func boot(t *testing.T, k kernel.Kernel, initrd, work string, disks []qemu.Disk) (*qemu.VM, report) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*budget)
+	defer cancel()
+	vm, err := qemu.Start(ctx, qemu.Config{Kernel: k.VMLinuz(), Initrd: initrd, MemMiB: 1536, WorkDir: work,
+		Append: "console=ttyS0 panic=-1 quiet", Disks: disks})
+	if err != nil {
+		t.Fatalf("qemu does not start: %v", err)
+	}
+	defer vm.Kill()
+	rep := collect(t, vm)
+	if err := vm.Wait(); err != nil && !rep.done {
+		t.Logf("qemu: %v", err)
+	}
+	return vm, rep
 }
 
 func needTools(t *testing.T) {
