@@ -12,8 +12,8 @@ import (
 
 // Disk formats a DiskRecord may name (the server's kms.Format* values).
 const (
-	FormatLUKS1 = "luks1"
-	FormatLUKS2 = "luks2"
+	FormatLUKS1 = cryptsetup.LUKS1
+	FormatLUKS2 = cryptsetup.LUKS2
 	FormatPlain = "plain"
 )
 
