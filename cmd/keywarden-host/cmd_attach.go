@@ -45,14 +45,14 @@ func attachCmd(o *options) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if name == "" {
-				name = mappingName(link, dev)
-			}
 			h, err := o.host()
 			if err != nil {
 				return err
 			}
 			h.NoRekey = noRekey
+			if name == "" {
+				name = mappingName(cmd, h, link, dev)
+			}
 			c, err := o.client(cmd, ref)
 			if err != nil {
 				return err
@@ -106,11 +106,11 @@ func detachCmd(o *options) *cobra.Command {
 		Short: "Close the mapping (succeeds if it is not open; exit 8 while it is in use)",
 		Args:  nameOrLink(&link),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			name := nameArg(a, link)
 			h, err := o.host()
 			if err != nil {
 				return err
 			}
+			name := nameArg(cmd, h, a, link)
 			if err := h.Close(cmd.Context(), name); err != nil {
 				if errors.Is(err, cryptsetup.ErrBusy) {
 					return fmt.Errorf("/dev/mapper/%s is still in use (a VM or process holds it open); stop the user first: %w", name, err)
@@ -131,11 +131,11 @@ func extendCmd(o *options) *cobra.Command {
 		Short: "Grow the mapping to fill its grown device; prints the new size (os-brick's extend)",
 		Args:  nameOrLink(&link),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			name := nameArg(a, link)
 			h, err := o.host()
 			if err != nil {
 				return err
 			}
+			name := nameArg(cmd, h, a, link)
 			s, err := o.fetchSecret(cmd, ref)
 			if err != nil {
 				return err
@@ -212,12 +212,18 @@ func attachDevice(a []string, link string) (string, error) {
 
 // mappingName is os-brick's: crypt- and the base name of the connector's
 // path, so a host that switches between os-brick and keywarden-host finds
-// the same mappings.
-func mappingName(link, dev string) string {
-	if link != "" {
-		return "crypt-" + filepath.Base(link)
+// the same mappings. Like os-brick, a mapping still open under the bare base
+// name (what older Nova called it) is used, so a rolling upgrade can detach
+// volumes attached before it.
+func mappingName(cmd *cobra.Command, h *hostlib.Host, link, dev string) string {
+	if link == "" {
+		return "crypt-" + filepath.Base(dev)
 	}
-	return "crypt-" + filepath.Base(dev)
+	old := filepath.Base(link)
+	if on, err := h.Cryptsetup.Active(cmd.Context(), old); err == nil && on {
+		return old
+	}
+	return "crypt-" + old
 }
 
 func nameOrLink(link *string) cobra.PositionalArgs {
@@ -229,11 +235,11 @@ func nameOrLink(link *string) cobra.PositionalArgs {
 	}
 }
 
-func nameArg(a []string, link string) string {
+func nameArg(cmd *cobra.Command, h *hostlib.Host, a []string, link string) string {
 	if len(a) == 1 {
 		return a[0]
 	}
-	return mappingName(link, "")
+	return mappingName(cmd, h, link, "")
 }
 
 // replaceSymlink points link at target with a rename, so readers see the

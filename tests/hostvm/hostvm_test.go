@@ -52,7 +52,8 @@ var plan = []run{
 		want: []string{"TestOpenWithDeviceMapper"}},
 	{name: "guest", pkg: "./tests/hostvm/guest",
 		want: []string{"TestAttachTwoDisksFormatOnFirstUse", "TestAttachPlain", "TestExtend",
-			"TestAttachLegacyVolume", "TestWrongKeyAndBusyDetach", "TestFlagOverrideWarns"}},
+			"TestAttachLegacyVolume", "TestWrongKeyAndBusyDetach", "TestFlagOverrideWarns",
+			"TestOldMappingNameFoundByLink"}},
 }
 
 func repoRoot() string {

@@ -359,3 +359,27 @@ func TestFlagOverrideWarns(t *testing.T) {
 	}
 	must(t, "detach", "crypt-override")
 }
+
+// A volume an older Nova attached under the bare link name (no crypt-
+// prefix) is found by --link, as os-brick finds it during a rolling upgrade.
+func TestOldMappingNameFoundByLink(t *testing.T) {
+	dev := disk(t, "d6")
+	ref := order(t, "key", "vol-old", map[string]any{"format": "luks1"})
+	pass := crypto.HexPassphrase(payload(t, ref))
+	cs := cryptsetup.New("")
+	ctx := context.Background()
+	if err := cs.Format(ctx, dev, pass, cryptsetup.FormatOptions{PBKDF: cryptsetup.FastPBKDF}); err != nil {
+		t.Fatal(err)
+	}
+	link := connector(t, "vol-old", dev)
+	if err := cs.Open(ctx, dev, "vol-old", pass, cryptsetup.OpenOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := must(t, "extend", "--link", link, "--ref", ref); got["name"] != "vol-old" {
+		t.Fatalf("extend picked %v, want the old mapping vol-old", got["name"])
+	}
+	if got := must(t, "detach", "--link", link); got["name"] != "vol-old" {
+		t.Fatalf("detach picked %v", got["name"])
+	}
+	gone(t, "vol-old")
+}
