@@ -48,7 +48,8 @@ func Resolve() (pkg string, err error) {
 
 // Fetch returns the unpacked kernel package pkg under cache, downloading
 // and unpacking it the first time. Unpacking goes to a scratch directory
-// renamed into place, so an interrupted run never leaves half a kernel.
+// renamed into place, so an interrupted run never leaves half a kernel and
+// two runs at once both end with a whole one.
 func Fetch(cache, pkg string) (Kernel, error) {
 	version := strings.TrimPrefix(pkg, "linux-image-")
 	k := Kernel{Version: version, Root: filepath.Join(cache, pkg)}
@@ -77,10 +78,14 @@ func Fetch(cache, pkg string) (Kernel, error) {
 	if err := run(tmp, "depmod", "-b", root, version); err != nil {
 		return k, err
 	}
-	if err := os.RemoveAll(k.Root); err != nil {
+	if err := os.Rename(root, k.Root); err != nil {
+		// Another run may have put the same kernel there first.
+		if _, serr := os.Stat(filepath.Join(k.ModDir(), "modules.dep")); serr == nil {
+			return k, nil
+		}
 		return k, err
 	}
-	return k, os.Rename(root, k.Root)
+	return k, nil
 }
 
 // Modules lists the .ko files to insmod, dependencies first and each once,
