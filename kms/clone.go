@@ -2,7 +2,6 @@ package kms
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -167,9 +166,9 @@ func (s *Service) CloneSecret(ctx context.Context, who Identity, id string, req 
 		if err != nil {
 			return nil, internal("reseal", err)
 		}
-		b, err := json.Marshal(r)
+		b, err := s.encodeRecord(ctx, r, 1)
 		if err != nil {
-			return nil, internal("encode", err)
+			return nil, err
 		}
 		err = s.commit(ctx, newID, joinDetail(fmt.Sprintf("clone of secret %s (project %s) into project %s", id, src.Project, project), secretDiff(nil, r.Secret)),
 			[]store.Cmp{{Key: recordKey(src.Project, id), Version: l.version}, {Key: pointerKey(newID)}},

@@ -3,9 +3,12 @@ package kms
 import (
 	"cmp"
 	"context"
+	"errors"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/keywarden/keywarden/crypto"
 )
 
 // TimeFilter compares a timestamp: Op is one of gt, gte, lt, lte.
@@ -107,10 +110,13 @@ func (s *Service) listCandidates(ctx context.Context, who Identity, aclOnly bool
 			return nil, internal("list", err)
 		}
 		out := make([]*Secret, 0, len(kvs))
+		prefix := projectPrefix(who.Project)
 		for _, kv := range kvs {
-			r, err := decodeRecord(kv.Value)
-			if err != nil {
-				return nil, internal("decode", err)
+			r, err := s.openRecord(ctx, who.Project, kv.Key[len(prefix):], kv)
+			if KindOf(err) == KindInternal && errors.Is(err, crypto.ErrTampered) {
+				continue // audited; an edited record is not listed
+			} else if err != nil {
+				return nil, err
 			}
 			out = append(out, s.dueActivation(r).Secret)
 		}

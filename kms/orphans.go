@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/keywarden/keywarden/consumers"
+	"github.com/keywarden/keywarden/crypto"
 )
 
 // Orphans are secrets nobody uses and whose policy (or age) says they should
@@ -58,9 +59,15 @@ func (s *Service) FindOrphans(ctx context.Context, rule consumers.OrphanRule) ([
 			return nil, internal("list", err)
 		}
 		for _, kv := range kvs {
-			r, err := decodeRecord(kv.Value)
-			if err != nil {
-				return nil, internal("decode", err)
+			project, id, ok := splitRecordKey(kv.Key)
+			if !ok {
+				continue
+			}
+			r, err := s.openRecord(ctx, project, id, kv)
+			if errors.Is(err, crypto.ErrTampered) {
+				continue // audited; never destroyed on what an edit says
+			} else if err != nil {
+				return nil, err
 			}
 			r = s.dueActivation(r)
 			if ok, why := orphan(r.Secret, rule, now); ok {

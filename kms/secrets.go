@@ -2,7 +2,6 @@ package kms
 
 import (
 	"context"
-	"encoding/json"
 	"regexp"
 	"strings"
 
@@ -151,9 +150,9 @@ func (s *Service) seal(ctx context.Context, r *record, payload []byte, contentTy
 
 // insert writes a new record and its id pointer in one transaction.
 func (s *Service) insert(ctx context.Context, r *record, extra ...store.Op) error {
-	b, err := json.Marshal(r)
+	b, err := s.encodeRecord(ctx, r, 1)
 	if err != nil {
-		return internal("encode", err)
+		return err
 	}
 	key := recordKey(r.Project, r.ID)
 	ops := append([]store.Op{store.Put(key, b), store.Put(pointerKey(r.ID), []byte(r.Project))}, extra...)

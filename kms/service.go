@@ -7,8 +7,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/url"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -33,6 +35,8 @@ type Config struct {
 	Now func() time.Time
 	// Audit receives one record per sensitive action (nil: none).
 	Audit Auditor
+	// Logger receives what the operator must know (default slog.Default()).
+	Logger *slog.Logger
 	// OrphanMinAge is the floor of an orphan rule's idle time (default
 	// DefaultOrphanMinAge).
 	OrphanMinAge time.Duration
@@ -57,6 +61,7 @@ type Service struct {
 	// owners caches secret id → project: a secret never changes project, so
 	// the entry can only go stale by deletion, which the record read catches.
 	policy       *Policy
+	log          *slog.Logger
 	orphanMinAge time.Duration
 
 	owners sync.Map
@@ -99,6 +104,9 @@ func New(cfg Config) (*Service, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	if s.log = cfg.Logger; s.log == nil {
+		s.log = slog.Default()
+	}
 	if s.orphanMinAge = cfg.OrphanMinAge; s.orphanMinAge <= 0 {
 		s.orphanMinAge = DefaultOrphanMinAge
 	}
@@ -129,6 +137,20 @@ func projectPrefix(project string) string {
 	return "p/" + url.PathEscape(project) + "/"
 }
 func recordKey(project, id string) string { return projectPrefix(project) + id }
+
+// splitRecordKey is recordKey's inverse.
+func splitRecordKey(key string) (project, id string, ok bool) {
+	rest, ok := strings.CutPrefix(key, "p/")
+	if !ok {
+		return "", "", false
+	}
+	esc, id, ok := strings.Cut(rest, "/")
+	if !ok {
+		return "", "", false
+	}
+	project, err := url.PathUnescape(esc)
+	return project, id, err == nil
+}
 func kekKey(project string) string        { return "k/" + url.PathEscape(project) }
 func aclUserPrefix(source, user string) string {
 	return "a/" + url.PathEscape(source) + "/" + url.PathEscape(user) + "/"
@@ -201,9 +223,9 @@ func (s *Service) load(ctx context.Context, id string) (loaded, error) {
 	} else if err != nil {
 		return loaded{}, internal("read", err)
 	}
-	r, err := s.cache.decode(id, kv.Version, kv.Value)
+	r, err := s.openRecord(ctx, project.(string), id, kv)
 	if err != nil {
-		return loaded{}, internal("decode", err)
+		return loaded{}, err
 	}
 	return loaded{rec: s.dueActivation(r), version: kv.Version}, nil
 }
@@ -262,9 +284,9 @@ func (s *Service) update(ctx context.Context, id string, hidden bool, fn func(r 
 			return nil, err
 		default:
 			l.rec.Updated = s.clock()
-			b, err := json.Marshal(l.rec)
+			b, err := s.encodeRecord(ctx, l.rec, l.version+1)
 			if err != nil {
-				return nil, internal("encode", err)
+				return nil, err
 			}
 			ops = append([]store.Op{store.Put(key, b)}, aclIndexOps(before, l.rec.Secret)...)
 			diff = secretDiff(before, l.rec.Secret)
