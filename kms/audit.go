@@ -69,6 +69,7 @@ var kindNames = map[Kind]string{
 	KindInternal: "error", KindInvalid: "invalid", KindNotFound: "not_found",
 	KindForbidden: "forbidden", KindConflict: "conflict", KindTooLarge: "too_large",
 	KindUnauthenticated: "unauthenticated", KindUnavailable: "unavailable",
+	KindSingleValued: "single_valued", KindNoAttribute: "no_attribute", KindNoInstance: "no_instance",
 }
 
 func (s *Service) record(ctx context.Context, who Identity, action, id string, err error) {

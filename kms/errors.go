@@ -19,6 +19,9 @@ const (
 	KindTooLarge                    // a payload or body over its limit
 	KindUnauthenticated             // no valid identity
 	KindUnavailable                 // a dependency (audit trail, Keystone, Vault) is down: try again later
+	KindSingleValued                // an attribute that holds one value already has it
+	KindNoAttribute                 // the object has no such attribute
+	KindNoInstance                  // the attribute has no such instance
 )
 
 // Error is the error type of every Service method. Msg is safe to show to the

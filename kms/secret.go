@@ -114,9 +114,6 @@ func (s *Secret) Expired(now time.Time) bool {
 	return s.Expiration != nil && !s.Expiration.After(now)
 }
 
-// private reports whether the ACL hides the secret from its project.
-func (s *Secret) private() bool { return s.ACL.closed() }
-
 // Clone returns a deep copy, so callers can never alias the service's state.
 func (s *Secret) Clone() *Secret {
 	c := *s

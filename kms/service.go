@@ -151,7 +151,7 @@ func splitRecordKey(key string) (project, id string, ok bool) {
 	project, err := url.PathUnescape(esc)
 	return project, id, err == nil
 }
-func kekKey(project string) string        { return "k/" + url.PathEscape(project) }
+func kekKey(project string) string { return "k/" + url.PathEscape(project) }
 func aclUserPrefix(source, user string) string {
 	return "a/" + url.PathEscape(source) + "/" + url.PathEscape(user) + "/"
 }
