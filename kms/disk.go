@@ -254,11 +254,6 @@ func (s *Service) newRecord(ctx context.Context, who Identity, project string, r
 	if r.State == Active {
 		r.ActivationDate = &now
 	}
-	// A service creating in another project keeps read access to what it
-	// made (to fetch the key and manage its consumers) through the ACL.
-	if project != who.Project && who.User != "" {
-		r.ACL = &ACL{Users: []string{who.User}, ProjectAccess: true, Created: now, Updated: now}
-	}
 	if len(req.Payload) > 0 {
 		if err := s.seal(ctx, r, req.Payload, req.ContentType); err != nil {
 			return nil, err
@@ -295,15 +290,15 @@ func (s *Service) CreateDiskSecret(ctx context.Context, who Identity, req DiskSe
 	if err != nil {
 		return nil, err
 	}
-	r, err := s.buildDisk(ctx, who, p)
-	if err != nil {
-		return nil, err
-	}
-	hold, err := s.holdQuota(ctx, r.Project, usage{qSecrets: 1, qConsumers: 1})
+	hold, err := s.holdQuota(ctx, p.project, usage{qSecrets: 1, qConsumers: 1})
 	if err != nil {
 		return nil, err
 	}
 	defer func() { hold.release(err == nil) }()
+	r, err := s.buildDisk(ctx, who, p)
+	if err != nil {
+		return nil, err
+	}
 	if err := s.insert(ctx, r); err != nil {
 		return nil, err
 	}

@@ -122,6 +122,16 @@ func (s *Service) CreateOrder(ctx context.Context, who Identity, req OrderReques
 	if typ == Symmetric && req.Algorithm != "" && !strings.EqualFold(req.Algorithm, "aes") {
 		return nil, Invalid("only aes keys can be ordered, not %q", req.Algorithm)
 	}
+	// The quota first: a refused order must not leave a project key behind.
+	consumers := 0
+	if req.Consumer != nil {
+		consumers = 1
+	}
+	hold, err := s.holdQuota(ctx, who.Project, usage{qSecrets: 1, qOrders: 1, qConsumers: consumers})
+	if err != nil {
+		return nil, err
+	}
+	defer func() { hold.release(err == nil) }()
 	if req.Consumer != nil {
 		enc := DiskEncryption{}
 		if req.Encryption != nil {
@@ -156,11 +166,6 @@ func (s *Service) CreateOrder(ctx context.Context, who Identity, req OrderReques
 	if err != nil {
 		return nil, internal("encode", err)
 	}
-	hold, err := s.holdQuota(ctx, o.Project, usage{qSecrets: 1, qOrders: 1, qConsumers: len(sec.Consumers)})
-	if err != nil {
-		return nil, err
-	}
-	defer func() { hold.release(err == nil) }()
 	err = s.insert(ctx, sec,
 		store.Put(orderKey(o.Project, o.ID), b), store.Put(orderPointerKey(o.ID), []byte(o.Project)))
 	if err != nil {

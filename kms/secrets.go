@@ -100,6 +100,12 @@ func (s *Service) CreateSecret(ctx context.Context, who Identity, req CreateRequ
 	if err := s.validateCreate(&req); err != nil {
 		return nil, err
 	}
+	// The quota first: a refused create must not leave a project key behind.
+	hold, err := s.holdQuota(ctx, who.Project, usage{qSecrets: 1})
+	if err != nil {
+		return nil, err
+	}
+	defer func() { hold.release(err == nil) }()
 	now := s.clock()
 	r := &record{Secret: &Secret{
 		ID: newSecretID(), Project: who.Project, Creator: who.User,
@@ -120,11 +126,6 @@ func (s *Service) CreateSecret(ctx context.Context, who Identity, req CreateRequ
 			return nil, err
 		}
 	}
-	hold, err := s.holdQuota(ctx, r.Project, usage{qSecrets: 1})
-	if err != nil {
-		return nil, err
-	}
-	defer func() { hold.release(err == nil) }()
 	if err := s.insert(ctx, r); err != nil {
 		return nil, err
 	}
