@@ -157,6 +157,10 @@ func (c *config) finish() error {
 	if o := c.Orphans; o.CollectEvery < 0 || o.Grace < 0 || o.OlderThan < 0 || o.MinAge < 0 {
 		return errors.New("config: orphans: collect_every, grace, older_than and min_age must not be negative")
 	}
+	if o := c.Orphans; o.CollectEvery > 0 && max(o.Grace, o.OlderThan) < minAgeDefault(o.MinAge) {
+		return fmt.Errorf("config: orphans: grace %s and older_than %s are below min_age %s: the schedule could never run",
+			o.Grace, o.OlderThan, minAgeDefault(o.MinAge))
+	}
 	if _, err := kms.NewPolicy(c.Policy); err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
@@ -190,4 +194,12 @@ func (c *config) passphrasePolicy() crypto.PassphrasePolicy {
 		p.Alphabet = c.Passphrase.Alphabet
 	}
 	return p
+}
+
+// minAgeDefault is the floor kms applies when min_age is left at 0.
+func minAgeDefault(set time.Duration) time.Duration {
+	if set > 0 {
+		return set
+	}
+	return kms.DefaultOrphanMinAge
 }
