@@ -24,6 +24,7 @@ type Identities struct {
 	own      *x509.Certificate
 	pool     *x509.CertPool
 	mappings []Mapping
+	crl      crlState
 }
 
 // Mapping maps certificates of another CA to a caller. The match fields
@@ -69,6 +70,9 @@ func (ids *Identities) Identify(chains [][]*x509.Certificate) (kms.Identity, err
 	leaf := chains[0][0]
 	if !slices.Contains(leaf.ExtKeyUsage, x509.ExtKeyUsageClientAuth) {
 		return kms.Identity{}, errors.New("kmip: the client certificate does not allow client authentication (EKU clientAuth)")
+	}
+	if ids.Revoked(leaf) {
+		return kms.Identity{}, &RevokedError{Serial: serialHex(leaf.SerialNumber.Bytes())}
 	}
 	for _, chain := range chains {
 		if root := chain[len(chain)-1]; ids.own != nil && root.Equal(ids.own) {

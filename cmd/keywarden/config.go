@@ -24,6 +24,9 @@ type config struct {
 		MaxBody  int64  `yaml:"max_body"`
 		TLSCert  string `yaml:"tls_cert"`
 		TLSKey   string `yaml:"tls_key"`
+		// LegacyCipherSuites adds TLS 1.2 suites without forward secrecy
+		// or with CBC for old clients.
+		LegacyCipherSuites bool `yaml:"legacy_cipher_suites"`
 	} `yaml:"rest"`
 	Auth struct {
 		InsecureNoAuth bool     `yaml:"insecure_noauth"`
@@ -132,6 +135,9 @@ func (c *config) finish() error {
 	}
 	if (c.REST.TLSCert == "") != (c.REST.TLSKey == "") {
 		return errors.New("config: rest.tls_cert and rest.tls_key go together")
+	}
+	if err := c.KMIP.check(); err != nil {
+		return err
 	}
 	if c.MaxPayload < 0 {
 		return fmt.Errorf("config: max_payload must not be negative, got %d", c.MaxPayload)

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"syscall"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -30,6 +31,17 @@ type kmipOptions struct {
 	WriteTimeout kmipDuration `yaml:"write_timeout"` // one response; default 30s
 	IdleTimeout  kmipDuration `yaml:"idle_timeout"`  // between messages; default 5m
 	MaxInFlight  int          `yaml:"max_in_flight"` // requests per connection; default 32
+	// HandshakeTimeout bounds the TLS handshake; default 5s.
+	HandshakeTimeout kmipDuration `yaml:"handshake_timeout"`
+	// MaxConnections and MaxConnectionsPerSource cap the open connections,
+	// in all and from one IP address; defaults 1024 and 128.
+	MaxConnections          int `yaml:"max_connections"`
+	MaxConnectionsPerSource int `yaml:"max_connections_per_source"`
+	// MaxBatchItems caps the batch items of one request; default 64.
+	MaxBatchItems int `yaml:"max_batch_items"`
+	// LegacyCipherSuites adds the TLS 1.2 suites without forward secrecy
+	// or with CBC (the KMIP profiles' RSA-key-exchange suites).
+	LegacyCipherSuites bool `yaml:"legacy_cipher_suites"`
 	// Hosts are extra DNS names or addresses for the server certificate
 	// (localhost, 127.0.0.1, ::1, the host name and the listen host are
 	// always in it).
@@ -77,12 +89,42 @@ func defaultKMIPOptions() kmipOptions {
 		WriteTimeout: kmipDuration(kmip.DefaultWriteTimeout),
 		IdleTimeout:  kmipDuration(kmip.DefaultIdleTimeout),
 		MaxInFlight:  kmip.DefaultMaxInFlight,
+
+		HandshakeTimeout:        kmipDuration(kmip.DefaultHandshakeTimeout),
+		MaxConnections:          kmip.DefaultMaxConns,
+		MaxConnectionsPerSource: kmip.DefaultMaxConnsPerSource,
+		MaxBatchItems:           kmip.DefaultMaxBatchItems,
 	}
+}
+
+// check refuses values the server would silently replace by its defaults.
+func (o kmipOptions) check() error {
+	for name, v := range map[string]int{
+		"max_message": o.MaxMessage, "max_in_flight": o.MaxInFlight, "max_connections": o.MaxConnections,
+		"max_connections_per_source": o.MaxConnectionsPerSource, "max_batch_items": o.MaxBatchItems,
+	} {
+		if v <= 0 {
+			return fmt.Errorf("config: kmip.%s must be positive, got %d", name, v)
+		}
+	}
+	for name, d := range map[string]kmipDuration{
+		"read_timeout": o.ReadTimeout, "write_timeout": o.WriteTimeout, "idle_timeout": o.IdleTimeout,
+		"handshake_timeout": o.HandshakeTimeout,
+	} {
+		if d <= 0 {
+			return fmt.Errorf("config: kmip.%s must be positive", name)
+		}
+	}
+	if o.MaxConnectionsPerSource > o.MaxConnections {
+		return fmt.Errorf("config: kmip.max_connections_per_source (%d) is above max_connections (%d)",
+			o.MaxConnectionsPerSource, o.MaxConnections)
+	}
+	return nil
 }
 
 // startKMIP creates the CA and server certificate in dataDir on first run,
 // logs where they are, listens on opts.Addr and serves in the background.
-func startKMIP(svc *kms.Service, dataDir string, opts kmipOptions, observe func(op, failure string, d time.Duration), log *slog.Logger) (addr string, shutdown func(context.Context) error, err error) {
+func startKMIP(ctx context.Context, svc *kms.Service, dataDir string, opts kmipOptions, m *metrics, log *slog.Logger) (addr string, shutdown func(context.Context) error, err error) {
 	ca, created, err := pki.LoadOrCreate(kmipCADir(dataDir))
 	if err != nil {
 		return "", nil, err
@@ -126,15 +168,25 @@ func startKMIP(svc *kms.Service, dataDir string, opts kmipOptions, observe func(
 	if err != nil {
 		return "", nil, err
 	}
-	srv, err := kmip.NewServer(kmip.Config{
+	kcfg := kmip.Config{
 		Service: svc, Certificate: cert, Identities: ids, MaxMessage: opts.MaxMessage,
 		ReadTimeout: time.Duration(opts.ReadTimeout), WriteTimeout: time.Duration(opts.WriteTimeout),
 		IdleTimeout: time.Duration(opts.IdleTimeout), MaxInFlight: opts.MaxInFlight, Logger: log,
-		Observe: observe,
-	})
+		HandshakeTimeout: time.Duration(opts.HandshakeTimeout), MaxConns: opts.MaxConnections,
+		MaxConnsPerSource: opts.MaxConnectionsPerSource, MaxBatchItems: opts.MaxBatchItems,
+		TLS: kmip.TLSOptions{LegacyCipherSuites: opts.LegacyCipherSuites},
+	}
+	if m != nil {
+		kcfg.Observe, kcfg.ObserveConn = m.observeKMIP, m.observeKMIPConn
+	}
+	srv, err := kmip.NewServer(kcfg)
 	if err != nil {
 		return "", nil, err
 	}
+	if m != nil {
+		m.kmipOpenConns(srv.OpenConns)
+	}
+	warnFileLimit(opts.MaxConnections, log)
 	ln, err := net.Listen("tcp", opts.Addr)
 	if err != nil {
 		return "", nil, err
@@ -148,6 +200,20 @@ func startKMIP(svc *kms.Service, dataDir string, opts kmipOptions, observe func(
 		"ca", filepath.Join(ca.Dir(), pki.CAFile),
 		"client_certs", "keywarden pki issue-client --data-dir "+dataDir+" --project P --user U --roles admin --out DIR")
 	return ln.Addr().String(), srv.Shutdown, nil
+}
+
+// warnFileLimit warns when the KMIP connection cap is not well below the
+// process's open-file limit: accepts would fail (and back off) before the
+// cap refuses anything, and the store and logs would starve too.
+func warnFileLimit(maxConns int, log *slog.Logger) {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return
+	}
+	if uint64(maxConns)+64 > lim.Cur {
+		log.Warn("kmip: max_connections is not below the open-file limit; lower it or raise LimitNOFILE",
+			"max_connections", maxConns, "nofile", lim.Cur)
+	}
 }
 
 // serverHosts are the names the server certificate covers, "localhost"
