@@ -18,6 +18,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/keywarden/keywarden/crypto"
 	"github.com/keywarden/keywarden/kmip"
 	"github.com/keywarden/keywarden/kmip/pki"
 	"github.com/keywarden/keywarden/kms"
@@ -42,6 +43,11 @@ type kmipOptions struct {
 	// LegacyCipherSuites adds the TLS 1.2 suites without forward secrecy
 	// or with CBC (the KMIP profiles' RSA-key-exchange suites).
 	LegacyCipherSuites bool `yaml:"legacy_cipher_suites"`
+	// CAValidity is the built-in CA's lifetime when it is created (default
+	// 10 years); ServerCertValidity the server certificates' (default 2
+	// years; renewed at start-up a day before they expire).
+	CAValidity         kmipDuration `yaml:"ca_validity"`
+	ServerCertValidity kmipDuration `yaml:"server_cert_validity"`
 	// Hosts are extra DNS names or addresses for the server certificate
 	// (localhost, 127.0.0.1, ::1, the host name and the listen host are
 	// always in it).
@@ -94,8 +100,13 @@ func defaultKMIPOptions() kmipOptions {
 		MaxConnections:          kmip.DefaultMaxConns,
 		MaxConnectionsPerSource: kmip.DefaultMaxConnsPerSource,
 		MaxBatchItems:           kmip.DefaultMaxBatchItems,
+		CAValidity:              kmipDuration(pki.CAValidity),
+		ServerCertValidity:      kmipDuration(pki.ServerValidity),
 	}
 }
+
+// crlReload is how often the server looks for a new CRL.
+const crlReload = 2 * time.Second
 
 // check refuses values the server would silently replace by its defaults.
 func (o kmipOptions) check() error {
@@ -109,7 +120,7 @@ func (o kmipOptions) check() error {
 	}
 	for name, d := range map[string]kmipDuration{
 		"read_timeout": o.ReadTimeout, "write_timeout": o.WriteTimeout, "idle_timeout": o.IdleTimeout,
-		"handshake_timeout": o.HandshakeTimeout,
+		"handshake_timeout": o.HandshakeTimeout, "ca_validity": o.CAValidity, "server_cert_validity": o.ServerCertValidity,
 	} {
 		if d <= 0 {
 			return fmt.Errorf("config: kmip.%s must be positive", name)
@@ -125,7 +136,8 @@ func (o kmipOptions) check() error {
 // startKMIP creates the CA and server certificate in dataDir on first run,
 // logs where they are, listens on opts.Addr and serves in the background.
 func startKMIP(ctx context.Context, svc *kms.Service, dataDir string, opts kmipOptions, m *metrics, log *slog.Logger) (addr string, shutdown func(context.Context) error, err error) {
-	ca, created, err := pki.LoadOrCreate(kmipCADir(dataDir))
+	ca, created, err := pki.LoadOrCreateWith(kmipCADir(dataDir), pki.Lifetimes{
+		CA: time.Duration(opts.CAValidity), Server: time.Duration(opts.ServerCertValidity)})
 	if err != nil {
 		return "", nil, err
 	}
@@ -141,7 +153,11 @@ func startKMIP(ctx context.Context, svc *kms.Service, dataDir string, opts kmipO
 	if issued {
 		log.Info("kmip: issued the server certificate", "cert", certFile, "key", keyFile, "hosts", hosts)
 	}
-	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	cert, err := loadKeyPair(certFile, keyFile)
+	if err != nil {
+		return "", nil, err
+	}
+	ecCert, err := loadKeyPair(filepath.Join(ca.Dir(), pki.ECDSAServerFile), filepath.Join(ca.Dir(), pki.ECDSAServerKeyFile))
 	if err != nil {
 		return "", nil, err
 	}
@@ -168,8 +184,12 @@ func startKMIP(ctx context.Context, svc *kms.Service, dataDir string, opts kmipO
 	if err != nil {
 		return "", nil, err
 	}
+	crlFile := filepath.Join(ca.Dir(), pki.CRLFile)
+	if err := ids.WatchCRL(ctx, crlFile, crlReload, log); err != nil {
+		return "", nil, err
+	}
 	kcfg := kmip.Config{
-		Service: svc, Certificate: cert, Identities: ids, MaxMessage: opts.MaxMessage,
+		Service: svc, Certificate: cert, ExtraCertificates: []tls.Certificate{ecCert}, Identities: ids, MaxMessage: opts.MaxMessage,
 		ReadTimeout: time.Duration(opts.ReadTimeout), WriteTimeout: time.Duration(opts.WriteTimeout),
 		IdleTimeout: time.Duration(opts.IdleTimeout), MaxInFlight: opts.MaxInFlight, Logger: log,
 		HandshakeTimeout: time.Duration(opts.HandshakeTimeout), MaxConns: opts.MaxConnections,
@@ -197,9 +217,24 @@ func startKMIP(ctx context.Context, svc *kms.Service, dataDir string, opts kmipO
 		}
 	}()
 	log.Info("kmip: serving KMIP 1.0-1.4, 2.0, 2.1 over mutual TLS", "addr", ln.Addr().String(),
-		"ca", filepath.Join(ca.Dir(), pki.CAFile),
+		"ca", filepath.Join(ca.Dir(), pki.CAFile), "crl", crlFile, "revoked", ids.RevokedCount(),
 		"client_certs", "keywarden pki issue-client --data-dir "+dataDir+" --project P --user U --roles admin --out DIR")
 	return ln.Addr().String(), srv.Shutdown, nil
+}
+
+// loadKeyPair loads a server certificate whose key file is held to the
+// rule of every key file (crypto.CheckPrivateFile).
+func loadKeyPair(certFile, keyFile string) (tls.Certificate, error) {
+	keyPEM, err := crypto.ReadPrivateFile(keyFile, "KMIP server key")
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	defer clear(keyPEM)
+	certPEM, err := os.ReadFile(certFile)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	return tls.X509KeyPair(certPEM, keyPEM)
 }
 
 // warnFileLimit warns when the KMIP connection cap is not well below the
