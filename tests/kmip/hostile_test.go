@@ -1,0 +1,337 @@
+package kmip_test
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// discoverRequest is a KMIP 1.2 Discover Versions request, encoded by hand
+// (independent of every codec under test).
+func discoverRequest() []byte {
+	item := func(tag uint32, typ byte, body []byte) []byte {
+		b := []byte{byte(tag >> 16), byte(tag >> 8), byte(tag), typ, 0, 0, 0, 0}
+		binary.BigEndian.PutUint32(b[4:], uint32(len(body)))
+		b = append(b, body...)
+		for len(b)%8 != 0 {
+			b = append(b, 0)
+		}
+		return b
+	}
+	i32 := func(tag uint32, typ byte, v uint32) []byte { return item(tag, typ, binary.BigEndian.AppendUint32(nil, v)) }
+	cat := func(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
+	version := item(0x420069, 1, cat(i32(0x42006A, 2, 1), i32(0x42006B, 2, 2)))
+	header := item(0x420077, 1, cat(version, i32(0x42000D, 2, 1)))
+	batch := item(0x42000F, 1, cat(i32(0x42005C, 5, 0x1E), item(0x420079, 1, nil)))
+	return item(0x420078, 1, cat(header, batch))
+}
+
+// successStatus is Result Status = Success as it appears in a response.
+var successStatus = []byte{0x42, 0x00, 0x7F, 0x05, 0, 0, 0, 4, 0, 0, 0, 0}
+
+// discover sends Discover Versions on c and reports whether it succeeded.
+func discover(c net.Conn) error {
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.Write(discoverRequest()); err != nil {
+		return err
+	}
+	var hdr [8]byte
+	if _, err := io.ReadFull(c, hdr[:]); err != nil {
+		return err
+	}
+	body := make([]byte, binary.BigEndian.Uint32(hdr[4:]))
+	if _, err := io.ReadFull(c, body); err != nil {
+		return err
+	}
+	if !bytes.Contains(body, successStatus) {
+		return fmt.Errorf("Discover Versions failed")
+	}
+	return nil
+}
+
+// serveKMIP starts the binary with KMIP and metrics on free ports and an
+// extra config body; it returns the process, its data dir and addresses.
+func serveKMIP(t *testing.T, data, extra string) (p *process, kmipAddr, metricsURL string) {
+	t.Helper()
+	cfg := filepath.Join(t.TempDir(), "keywarden.yaml")
+	os.WriteFile(cfg, []byte("metrics:\n  addr: 127.0.0.1:0\nkmip:\n  addr: 127.0.0.1:0\n"+extra), 0o600)
+	p = startServe(t, keywardenBinary(t), "--config", cfg, "--data-dir", data, "--rest-addr", "127.0.0.1:0",
+		"--insecure-noauth", "--log-level", "info")
+	m := p.waitFor(t, startedRE)
+	mm := regexp.MustCompile(`metrics=(http://\S+)`).FindStringSubmatch(p.log())
+	if mm == nil {
+		t.Fatalf("no metrics address:\n%s", p.log())
+	}
+	return p, m[2], mm[1]
+}
+
+// metric reads one sample from a /metrics scrape (0 when absent).
+func metric(t *testing.T, url, series string) float64 {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, series+" "); ok {
+			v, _ := strconv.ParseFloat(rest, 64)
+			return v
+		}
+	}
+	return 0
+}
+
+func issueClient(t *testing.T, data, project, user string) string {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), user)
+	if b, err := exec.Command(keywardenBinary(t), "pki", "issue-client", "--data-dir", data, "--project", project,
+		"--user", user, "--roles", "admin", "--out", out).CombinedOutput(); err != nil {
+		t.Fatalf("issue-client: %v\n%s", err, b)
+	}
+	return out
+}
+
+// refusedWithin polls a fresh handshake and request with the client in dir
+// until the server refuses it, and returns how long that took.
+func refusedWithin(t *testing.T, addr, dir string, limit time.Duration) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for {
+		c := dialRaw(t, addr, dir)
+		err := discover(c)
+		c.Close()
+		if err != nil {
+			return time.Since(start)
+		}
+		if time.Since(start) > limit {
+			t.Fatalf("still served %v after the revocation", limit)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestRevocationBinary: `keywarden pki revoke` against a running server:
+// within 10 s (the server re-reads the CRL every 2 s) the certificate is
+// refused in the handshake, its open connection is closed, PyKMIP with it
+// is refused, other clients go on; `pki list` shows it; a restart keeps
+// refusing it.
+func TestRevocationBinary(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the binary")
+	}
+	data := t.TempDir()
+	p, addr, metricsURL := serveKMIP(t, data, "")
+	alice := issueClient(t, data, "rev", "alice")
+	bob := issueClient(t, data, "rev", "bob")
+	s := serverAt(addr)
+	if res, err := pykmip(t, s, alice, "1.2", "discover"); err != nil {
+		t.Fatalf("alice before revocation: %v %v", err, res)
+	}
+	held := dialRaw(t, addr, alice)
+	if err := discover(held); err != nil {
+		t.Fatal(err)
+	}
+
+	out, err := exec.Command(keywardenBinary(t), "pki", "revoke", "--data-dir", data, "--cert", filepath.Join(alice, "client.pem")).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "revoked certificate") {
+		t.Fatalf("pki revoke: %v\n%s", err, out)
+	}
+	d := refusedWithin(t, addr, alice, 10*time.Second)
+	t.Logf("FIGURE revocation: a new handshake with the revoked certificate refused %v after `pki revoke` returned (limit 10 s)", d.Round(10*time.Millisecond))
+	if err := discover(held); err == nil {
+		t.Fatal("the revoked certificate's open connection still served")
+	}
+	if res, err := pykmip(t, s, alice, "1.2", "discover"); err == nil {
+		t.Fatalf("PyKMIP with a revoked certificate served: %v", res)
+	} else {
+		t.Logf("PyKMIP with the revoked certificate: %v", res["error"])
+	}
+	if res, err := pykmip(t, s, bob, "1.2", "discover"); err != nil {
+		t.Fatalf("bob after alice's revocation: %v %v", err, res)
+	}
+	if n := metric(t, metricsURL, `keywarden_kmip_tls_handshake_failures_total{reason="revoked"}`); n < 1 {
+		t.Fatalf("revoked handshakes counted %v", n)
+	}
+	p.waitFor(t, regexp.MustCompile(`CRL reloaded.* revoked=1`))
+
+	// pki list shows both, alice revoked; revoke bob by serial.
+	list, err := exec.Command(keywardenBinary(t), "pki", "list", "--data-dir", data).CombinedOutput()
+	if err != nil {
+		t.Fatalf("pki list: %v\n%s", err, list)
+	}
+	t.Logf("pki list:\n%s", list)
+	var bobSerial string
+	for _, line := range strings.Split(string(list), "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) >= 6 && f[3] == "alice" && f[6] != "revoked":
+			t.Fatalf("alice not listed as revoked: %q", line)
+		case len(f) >= 6 && f[3] == "bob":
+			if f[6] != "valid" {
+				t.Fatalf("bob not valid: %q", line)
+			}
+			bobSerial = f[0]
+		}
+	}
+	if bobSerial == "" {
+		t.Fatalf("bob not listed:\n%s", list)
+	}
+	if out, err := exec.Command(keywardenBinary(t), "pki", "revoke", "--data-dir", data, "--serial", strings.ToUpper(bobSerial)).CombinedOutput(); err != nil {
+		t.Fatalf("pki revoke --serial: %v\n%s", err, out)
+	}
+	d = refusedWithin(t, addr, bob, 10*time.Second)
+	t.Logf("FIGURE revocation by serial: refused after %v", d.Round(10*time.Millisecond))
+	// Bad input to the CLI: a clear error.
+	for _, args := range [][]string{{"--serial", "nothex"}, {}, {"--serial", "01", "--cert", "x"}} {
+		out, err := exec.Command(keywardenBinary(t), append([]string{"pki", "revoke", "--data-dir", data}, args...)...).CombinedOutput()
+		if err == nil {
+			t.Fatalf("pki revoke %v succeeded: %s", args, out)
+		}
+	}
+
+	// A restart loads the CRL before serving.
+	p.cmd.Process.Kill()
+	p.cmd.Wait()
+	_, addr, _ = serveKMIP(t, data, "")
+	c := dialRaw(t, addr, alice)
+	if err := discover(c); err == nil {
+		t.Fatal("after a restart the revoked certificate is served")
+	}
+}
+
+// serverAt describes a server by address for the PyKMIP helper.
+func serverAt(addr string) *server {
+	host, port, _ := net.SplitHostPort(addr)
+	return &server{addr: addr, host: host, port: port}
+}
+
+// TestFlood: 2,000 connections that never speak, from 40 addresses
+// (under the per-source cap, so the file limit is what they hit), against
+// the binary with an open-file limit of 256. The listener survives the
+// accept errors (EMFILE), REST keeps answering, and once the flood stops a
+// PyKMIP client is served within 10 s.
+func TestFlood(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the binary")
+	}
+	needPyKMIP(t)
+	data := t.TempDir()
+	p, addr, metricsURL := serveKMIP(t, data, "")
+	pid := p.cmd.Process.Pid
+	if err := unix.Prlimit(pid, unix.RLIMIT_NOFILE, &unix.Rlimit{Cur: 256, Max: 256}, nil); err != nil {
+		t.Fatalf("prlimit: %v", err)
+	}
+	limits, _ := os.ReadFile(fmt.Sprintf("/proc/%d/limits", pid))
+	if !regexp.MustCompile(`Max open files\s+256\s+256`).Match(limits) {
+		t.Fatalf("limit not applied:\n%s", limits)
+	}
+	client := issueClient(t, data, "flood", "pat")
+	restURL := regexp.MustCompile(`rest=(http://\S+)`).FindStringSubmatch(p.log())[1]
+
+	const total, sources = 2000, 40
+	var (
+		mu       sync.Mutex
+		conns    []net.Conn
+		dialFail atomic.Int64
+		wg       sync.WaitGroup
+		next     atomic.Int64
+	)
+	start := time.Now()
+	for w := range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := next.Add(1) - 1
+				if i >= total {
+					return
+				}
+				src := net.IPv4(127, 0, 1, byte(1+int(i)%sources))
+				d := net.Dialer{LocalAddr: &net.TCPAddr{IP: src}, Timeout: 3 * time.Second}
+				c, err := d.Dial("tcp", addr)
+				if err != nil {
+					dialFail.Add(1)
+					continue
+				}
+				mu.Lock()
+				conns = append(conns, c)
+				mu.Unlock()
+			}
+		}()
+		_ = w
+	}
+	wg.Wait()
+	floodTook := time.Since(start)
+	// While the flood holds its connections: the process lives and REST
+	// answers.
+	resp, err := http.Get(restURL + "/")
+	if err != nil {
+		t.Fatalf("REST during the flood: %v", err)
+	}
+	resp.Body.Close()
+	acceptErrs := metric(t, metricsURL, `keywarden_kmip_accept_errors_total{errno="EMFILE"}`)
+	timeouts := metric(t, metricsURL, `keywarden_kmip_tls_handshake_failures_total{reason="timeout"}`)
+
+	// The flood stops: the attacker closes everything.
+	mu.Lock()
+	for _, c := range conns {
+		c.Close()
+	}
+	held := len(conns)
+	mu.Unlock()
+	stopped := time.Now()
+	var served time.Duration
+	attempts := 0
+	for {
+		attempts++
+		res, err := pykmip(t, serverAt(addr), client, "1.4", "discover")
+		if err == nil {
+			served = time.Since(stopped)
+			break
+		}
+		if time.Since(stopped) > 10*time.Second {
+			t.Fatalf("PyKMIP not served 10 s after the flood stopped: %v\n%s", res, tail(p.log(), 20))
+		}
+		t.Logf("PyKMIP attempt %d after the flood: %v", attempts, res["error"])
+	}
+	if strings.Contains(p.log(), "listener stopped") {
+		t.Fatalf("the KMIP listener stopped:\n%s", tail(p.log(), 20))
+	}
+	logLines := strings.Count(p.log(), "TLS handshake failed") + strings.Count(p.log(), "accept failed")
+	t.Logf("FIGURE flood: %d connections from %d addresses opened in %v (%d connects failed, %d held); "+
+		"at the end of the flood %v accept errors (EMFILE) and %v handshake timeouts counted; "+
+		"PyKMIP served %v after the flood stopped (%d attempt(s)); %d log lines about it all",
+		total, sources, floodTook.Round(time.Millisecond), dialFail.Load(), held, acceptErrs, timeouts,
+		served.Round(time.Millisecond), attempts, logLines)
+	if acceptErrs == 0 {
+		t.Error("the flood never reached the file limit: the test did not test accept errors")
+	}
+	if logLines > 20 {
+		t.Errorf("%d log lines for the flood: not rate-limited", logLines)
+	}
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(s, "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
