@@ -188,6 +188,8 @@ func startKMIP(ctx context.Context, svc *kms.Service, dataDir string, opts kmipO
 	if err := ids.WatchCRL(ctx, crlFile, crlReload, log); err != nil {
 		return "", nil, err
 	}
+	opts.MaxConnections = fitFileLimit(opts.MaxConnections, log)
+	opts.MaxConnectionsPerSource = min(opts.MaxConnectionsPerSource, opts.MaxConnections)
 	kcfg := kmip.Config{
 		Service: svc, Certificate: cert, ExtraCertificates: []tls.Certificate{ecCert}, Identities: ids, MaxMessage: opts.MaxMessage,
 		ReadTimeout: time.Duration(opts.ReadTimeout), WriteTimeout: time.Duration(opts.WriteTimeout),
@@ -206,7 +208,6 @@ func startKMIP(ctx context.Context, svc *kms.Service, dataDir string, opts kmipO
 	if m != nil {
 		m.kmipOpenConns(srv.OpenConns)
 	}
-	warnFileLimit(opts.MaxConnections, log)
 	ln, err := net.Listen("tcp", opts.Addr)
 	if err != nil {
 		return "", nil, err
@@ -237,18 +238,25 @@ func loadKeyPair(certFile, keyFile string) (tls.Certificate, error) {
 	return tls.X509KeyPair(certPEM, keyPEM)
 }
 
-// warnFileLimit warns when the KMIP connection cap is not well below the
-// process's open-file limit: accepts would fail (and back off) before the
-// cap refuses anything, and the store and logs would starve too.
-func warnFileLimit(maxConns int, log *slog.Logger) {
+// fitFileLimit lowers the KMIP connection cap to fit the process's
+// open-file limit, keeping a quarter of it (at least 64) for the store, the
+// logs, REST and metrics: a flood is then refused at the cap instead of
+// exhausting descriptors the rest of the process needs.
+func fitFileLimit(maxConns int, log *slog.Logger) int {
 	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		return
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil || lim.Cur > 1<<30 {
+		return maxConns
 	}
-	if uint64(maxConns)+64 > lim.Cur {
-		log.Warn("kmip: max_connections is not below the open-file limit; lower it or raise LimitNOFILE",
-			"max_connections", maxConns, "nofile", lim.Cur)
+	reserve := max(64, lim.Cur/4)
+	if lim.Cur <= reserve {
+		return maxConns
 	}
+	if fit := int(lim.Cur - reserve); maxConns > fit {
+		log.Warn("kmip: max_connections lowered to fit the open-file limit; raise LimitNOFILE to allow more",
+			"max_connections", maxConns, "now", fit, "nofile", lim.Cur)
+		return fit
+	}
+	return maxConns
 }
 
 // serverHosts are the names the server certificate covers, "localhost"
