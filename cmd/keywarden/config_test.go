@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -86,5 +87,30 @@ func TestDeployExampleLoads(t *testing.T) {
 	}
 	if c.KMIP.Addr != "127.0.0.1:5696" || c.REST.Addr != "127.0.0.1:9311" || c.Store.Backend != "bolt" {
 		t.Fatalf("example config: %+v", c)
+	}
+	// The caps and timeouts it shows are the defaults.
+	d := defaultKMIPOptions()
+	got, want := c.KMIP, d
+	got.Hosts, got.ClientCAs, got.Mappings = nil, nil, nil
+	if fmt.Sprint(got) != fmt.Sprint(want) || c.REST.LegacyCipherSuites {
+		t.Fatalf("documented kmip section %+v, defaults %+v", got, want)
+	}
+}
+
+// Caps and timeouts must be positive: a zero would silently mean the
+// default inside the server.
+func TestKMIPLimitsChecked(t *testing.T) {
+	for _, bad := range []string{"max_batch_items: 0", "max_connections: -1", "max_connections_per_source: 0",
+		"handshake_timeout: 0s", "max_connections: 10\n  max_connections_per_source: 20", "server_cert_validity: 0"} {
+		f := filepath.Join(t.TempDir(), "c.yaml")
+		os.WriteFile(f, []byte("kmip:\n  "+bad+"\n"), 0o600)
+		c := defaultConfig()
+		if err := c.load(f); err != nil {
+			t.Fatal(err)
+		}
+		c.DataDir = t.TempDir()
+		if err := c.finish(); err == nil || !strings.Contains(err.Error(), "kmip.") {
+			t.Fatalf("%q: %v", bad, err)
+		}
 	}
 }
