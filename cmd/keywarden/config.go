@@ -11,6 +11,7 @@ import (
 
 	"github.com/keywarden/keywarden/crypto"
 	"github.com/keywarden/keywarden/kms"
+	"github.com/keywarden/keywarden/kms/store/etcd"
 	"gopkg.in/yaml.v3"
 )
 
@@ -45,6 +46,14 @@ type config struct {
 			Prefix    string   `yaml:"prefix"`
 			Username  string   `yaml:"username"`
 			Password  string   `yaml:"password"`
+			// TLS: CA of the servers, client certificate and key,
+			// the name to verify; https:// endpoints.
+			CAFile     string `yaml:"ca_file"`
+			CertFile   string `yaml:"cert_file"`
+			KeyFile    string `yaml:"key_file"`
+			ServerName string `yaml:"server_name"`
+			// AllowInsecureHTTP lets http:// reach a non-loopback host.
+			AllowInsecureHTTP bool `yaml:"allow_insecure_http"`
 		} `yaml:"etcd"`
 	} `yaml:"store"`
 	Audit     auditConfig `yaml:"audit"`
@@ -115,8 +124,15 @@ func (c *config) finish() error {
 	case "", "bolt":
 		c.Store.Backend = "bolt"
 	case "etcd":
-		if len(c.Store.Etcd.Endpoints) == 0 {
+		e := c.Store.Etcd
+		if len(e.Endpoints) == 0 {
 			return errors.New("config: store.etcd.endpoints is empty")
+		}
+		if err := etcd.CheckEndpoints(e.Endpoints, !c.etcdTLS().Empty(), e.AllowInsecureHTTP); err != nil {
+			return fmt.Errorf("config: store.%w", err)
+		}
+		if (e.CertFile == "") != (e.KeyFile == "") {
+			return errors.New("config: store.etcd.cert_file and key_file go together")
 		}
 	default:
 		return fmt.Errorf("config: store.backend %q: use bolt or etcd", c.Store.Backend)
@@ -173,6 +189,11 @@ func (c *config) finish() error {
 		return fmt.Errorf("config: log_level %q: use debug, info, warn or error", c.LogLevel)
 	}
 	return nil
+}
+
+func (c *config) etcdTLS() etcd.TLSFiles {
+	e := c.Store.Etcd
+	return etcd.TLSFiles{CAFile: e.CAFile, CertFile: e.CertFile, KeyFile: e.KeyFile, ServerName: e.ServerName}
 }
 
 func (c *config) passphrasePolicy() crypto.PassphrasePolicy {

@@ -114,3 +114,29 @@ func TestKMIPLimitsChecked(t *testing.T) {
 		}
 	}
 }
+
+// A plain http:// etcd endpoint on another host is refused unless allowed.
+func TestEtcdPlainHTTPRefused(t *testing.T) {
+	load := func(body string) error {
+		f := filepath.Join(t.TempDir(), "c.yaml")
+		os.WriteFile(f, []byte("store:\n  backend: etcd\n  etcd:\n"+body), 0o600)
+		c := defaultConfig()
+		if err := c.load(f); err != nil {
+			t.Fatal(err)
+		}
+		c.DataDir = t.TempDir()
+		return c.finish()
+	}
+	if err := load("    endpoints: [http://10.0.0.1:2379]\n"); err == nil || !strings.Contains(err.Error(), "allow_insecure_http") {
+		t.Fatalf("plain http to another host: %v", err)
+	}
+	if err := load("    endpoints: [http://10.0.0.1:2379]\n    allow_insecure_http: true\n"); err != nil {
+		t.Fatal(err)
+	}
+	if err := load("    endpoints: [http://127.0.0.1:2379]\n"); err != nil {
+		t.Fatal(err)
+	}
+	if err := load("    endpoints: [https://10.0.0.1:2379]\n    cert_file: c.pem\n"); err == nil {
+		t.Fatal("cert_file without key_file accepted")
+	}
+}

@@ -300,7 +300,12 @@ func storeDesc(cfg config) string {
 func openStore(cfg config) (store.Store, error) {
 	if cfg.Store.Backend == "etcd" {
 		e := cfg.Store.Etcd
-		st, err := etcd.Open(etcd.Config{Endpoints: e.Endpoints, Prefix: e.Prefix, Username: e.Username, Password: e.Password})
+		tlsCfg, err := cfg.etcdTLS().Config()
+		if err != nil {
+			return nil, err
+		}
+		st, err := etcd.Open(etcd.Config{Endpoints: e.Endpoints, Prefix: e.Prefix, Username: e.Username, Password: e.Password,
+			TLS: tlsCfg, AllowInsecureHTTP: e.AllowInsecureHTTP})
 		if err != nil {
 			return nil, err // not a nil *etcd.Store inside a non-nil interface
 		}

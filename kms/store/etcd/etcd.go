@@ -26,6 +26,9 @@ type Config struct {
 	TLS         *tls.Config
 	Username    string
 	Password    string
+	// AllowInsecureHTTP lets plain http:// reach a host other than
+	// loopback (see CheckEndpoints).
+	AllowInsecureHTTP bool
 }
 
 // Store is a store.Store on etcd.
@@ -41,6 +44,9 @@ var _ store.Store = (*Store)(nil)
 func Open(cfg Config) (*Store, error) {
 	if len(cfg.Endpoints) == 0 {
 		return nil, errors.New("etcd store: no endpoints")
+	}
+	if err := CheckEndpoints(cfg.Endpoints, cfg.TLS != nil, cfg.AllowInsecureHTTP); err != nil {
+		return nil, err
 	}
 	if cfg.Prefix == "" {
 		cfg.Prefix = "/keywarden/"
