@@ -1,6 +1,11 @@
 package crypto
 
-import "crypto/tls"
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"os"
+)
 
 // The TLS policy of Keywarden's listeners (Barbican REST and KMIP).
 //
@@ -49,4 +54,18 @@ func ServerCipherSuites(legacy bool) []uint16 {
 // TLS 1.2 or 1.3 and ServerCipherSuites(legacy).
 func ServerTLS(legacy bool) *tls.Config {
 	return &tls.Config{MinVersion: tls.VersionTLS12, CipherSuites: ServerCipherSuites(legacy)}
+}
+
+// LoadCAPool reads PEM CA certificates from file; what names the setting
+// in errors ("crypto: transit: CA file").
+func LoadCAPool(file, what string) (*x509.CertPool, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("%s %s holds no PEM certificate", what, file)
+	}
+	return pool, nil
 }

@@ -161,36 +161,18 @@ func NewServer(cfg Config) (*Server, error) {
 		maxSrc: cfg.MaxConnsPerSource, maxItems: cfg.MaxBatchItems,
 		listeners: map[net.Listener]struct{}{}, conns: map[*conn]struct{}{}, perSource: map[string]int{},
 	}
-	if s.maxMsg <= 0 {
-		s.maxMsg = DefaultMaxMessage
-	}
+	orDefault(&s.maxMsg, DefaultMaxMessage)
 	if s.maxMsg < 64 {
 		return nil, errors.New("kmip: MaxMessage is too small to hold a request")
 	}
-	if s.readTO <= 0 {
-		s.readTO = DefaultReadTimeout
-	}
-	if s.writeTO <= 0 {
-		s.writeTO = DefaultWriteTimeout
-	}
-	if s.idleTO <= 0 {
-		s.idleTO = DefaultIdleTimeout
-	}
-	if s.inFlight <= 0 {
-		s.inFlight = DefaultMaxInFlight
-	}
-	if s.hsTO <= 0 {
-		s.hsTO = DefaultHandshakeTimeout
-	}
-	if s.maxConns <= 0 {
-		s.maxConns = DefaultMaxConns
-	}
-	if s.maxSrc <= 0 {
-		s.maxSrc = DefaultMaxConnsPerSource
-	}
-	if s.maxItems <= 0 {
-		s.maxItems = DefaultMaxBatchItems
-	}
+	orDefault(&s.readTO, DefaultReadTimeout)
+	orDefault(&s.writeTO, DefaultWriteTimeout)
+	orDefault(&s.idleTO, DefaultIdleTimeout)
+	orDefault(&s.inFlight, DefaultMaxInFlight)
+	orDefault(&s.hsTO, DefaultHandshakeTimeout)
+	orDefault(&s.maxConns, DefaultMaxConns)
+	orDefault(&s.maxSrc, DefaultMaxConnsPerSource)
+	orDefault(&s.maxItems, DefaultMaxBatchItems)
 	if s.obsConn == nil {
 		s.obsConn = func(string, string) {}
 	}
@@ -205,6 +187,13 @@ func NewServer(cfg Config) (*Server, error) {
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.writers.New = func() any { return &writer{b: make([]byte, 0, 1024), stack: make([]int, 0, 8)} }
 	return s, nil
+}
+
+// orDefault replaces a zero or negative setting by its default.
+func orDefault[T int | time.Duration](v *T, def T) {
+	if *v <= 0 {
+		*v = def
+	}
 }
 
 // Serve accepts connections on l (a plain TCP listener: the server does

@@ -32,13 +32,9 @@ func (f TLSFiles) Config() (*tls.Config, error) {
 	}
 	c := &tls.Config{MinVersion: tls.VersionTLS12}
 	if f.CAFile != "" {
-		b, err := os.ReadFile(f.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("etcd store: ca_file: %w", err)
-		}
-		c.RootCAs = x509.NewCertPool()
-		if !c.RootCAs.AppendCertsFromPEM(b) {
-			return nil, fmt.Errorf("etcd store: ca_file %s holds no PEM certificate", f.CAFile)
+		var err error
+		if c.RootCAs, err = crypto.LoadCAPool(f.CAFile, "etcd store: ca_file"); err != nil {
+			return nil, err
 		}
 	}
 	if (f.CertFile == "") != (f.KeyFile == "") {
