@@ -199,6 +199,40 @@ func TestAcceptErrorsDoNotStopTheListener(t *testing.T) {
 	}
 }
 
+// TestShedOnEMFILE: when accept runs out of descriptors, the 16 oldest
+// connections still in their handshake are closed to give theirs back;
+// newer ones and authenticated ones stay.
+func TestShedOnEMFILE(t *testing.T) {
+	var ev connEvents
+	e := newEnv(t, func(c *Config) { c.ObserveConn, c.HandshakeTimeout = ev.observe, time.Minute })
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &flakyListener{Listener: inner}
+	go e.srv.Serve(l)
+	e.addr = inner.Addr().String()
+	served := e.dial("shed") // authenticated: never shed
+	served.do(op{op: kmip14.OperationDiscoverVersions}).ok(0)
+	var silent []net.Conn
+	for range 20 {
+		silent = append(silent, rawFrom(t, "127.0.0.1", e.addr))
+		time.Sleep(5 * time.Millisecond) // accepted in this order
+	}
+	waitFor(t, "21 connections", func() bool { return e.srv.OpenConns() == 21 })
+	l.mu.Lock()
+	l.fails = 1
+	l.mu.Unlock()
+	last := rawFrom(t, "127.0.0.1", e.addr) // accepted, then the next accept fails
+	waitFor(t, "16 shed", func() bool { return ev.count("handshake_failed/shed") == 16 })
+	for _, c := range silent[:16] {
+		closedSoon(t, c)
+	}
+	waitFor(t, "6 left", func() bool { return e.srv.OpenConns() == 6 })
+	served.do(op{op: kmip14.OperationDiscoverVersions}).ok(0)
+	last.Close()
+}
+
 // TestBatchItemCap: a request over the cap is answered with one failed
 // item (Operation Failed, Invalid Message) before any item runs, and the
 // connection goes on serving.

@@ -1,6 +1,7 @@
 package kmip
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -11,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -92,7 +94,8 @@ type Config struct {
 	Observe func(op, failure string, elapsed time.Duration)
 	// ObserveConn, when set, is told of each connection-level failure:
 	// event "handshake_failed" (reason timeout, closed, certificate,
-	// revoked or protocol), "refused" (reason max_connections or
+	// revoked, protocol, or shed: closed to free a descriptor when accept
+	// ran out of them), "refused" (reason max_connections or
 	// max_connections_per_source) or "accept_error" (reason the errno's
 	// name, e.g. EMFILE, or "other"). Reasons are a bounded set.
 	ObserveConn func(event, reason string)
@@ -228,6 +231,12 @@ func (s *Server) Serve(l net.Listener) error {
 			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
 			reason := acceptReason(err)
 			s.obsConn("accept_error", reason)
+			if reason == "EMFILE" || reason == "ENFILE" {
+				// Out of descriptors: the oldest connections that have
+				// not authenticated give theirs back, for the clients
+				// (and the other listeners) that will.
+				s.shedHandshakes(shedBatch)
+			}
 			if n, ok := s.logAccept.allow(time.Now()); ok {
 				s.log.Error("kmip: accept failed; retrying", "err", err, "retry_in", backoff, "suppressed", n)
 			}
@@ -237,6 +246,7 @@ func (s *Server) Serve(l net.Listener) error {
 		backoff = 0
 		src := sourceOf(nc.RemoteAddr())
 		c := &conn{s: s, nc: nc, id: s.connSeq.Add(1), src: src}
+		c.handshaking.Store(true)
 		s.mu.Lock()
 		if s.closing.Load() {
 			s.mu.Unlock()
@@ -261,6 +271,28 @@ func (s *Server) Serve(l net.Listener) error {
 		}
 		go c.serve()
 	}
+}
+
+// shedBatch is how many unauthenticated connections one accept failure for
+// lack of descriptors closes.
+const shedBatch = 16
+
+// shedHandshakes closes up to n of the oldest connections still in their
+// TLS handshake.
+func (s *Server) shedHandshakes(n int) {
+	s.mu.Lock()
+	var victims []*conn
+	for c := range s.conns {
+		if c.handshaking.Load() {
+			victims = append(victims, c)
+		}
+	}
+	slices.SortFunc(victims, func(a, b *conn) int { return cmp.Compare(a.id, b.id) })
+	for _, c := range victims[:min(n, len(victims))] {
+		c.shed.Store(true)
+		c.nc.Close()
+	}
+	s.mu.Unlock()
 }
 
 // refuse closes a connection over a cap at once: no TLS, nothing read.
@@ -457,6 +489,9 @@ type conn struct {
 	tc   *tls.Conn
 	id   uint64
 	src  string // the client's IP address
+	// handshaking is set until the TLS handshake ends; shed marks a
+	// connection closed to free its descriptor.
+	handshaking, shed atomic.Bool
 	leaf atomic.Pointer[x509.Certificate]
 	seq  uint64
 	stop atomic.Bool
@@ -494,11 +529,16 @@ func (c *conn) serve() {
 	}()
 	c.tc = tls.Server(c.nc, s.tls)
 	c.nc.SetDeadline(time.Now().Add(s.hsTO))
-	if err := c.tc.HandshakeContext(s.ctx); err != nil {
+	err := c.tc.HandshakeContext(s.ctx)
+	c.handshaking.Store(false)
+	if err != nil {
 		if s.ctx.Err() != nil || c.stop.Load() {
 			return // shutting down
 		}
 		reason := handshakeReason(err)
+		if c.shed.Load() {
+			reason = "shed"
+		}
 		s.obsConn("handshake_failed", reason)
 		if n, ok := s.logHandshake.allow(time.Now()); ok {
 			s.log.Info("kmip: TLS handshake failed", "remote", c.nc.RemoteAddr().String(), "reason", reason,

@@ -66,7 +66,7 @@ func newMetrics() *metrics {
 	}
 	m.kmipHandshakeFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "keywarden_kmip_tls_handshake_failures_total",
-		Help: "KMIP connections whose TLS handshake failed, by reason: timeout, closed, certificate, revoked or protocol.",
+		Help: "KMIP connections whose TLS handshake failed, by reason: timeout, closed, certificate, revoked, protocol, or shed (closed unauthenticated to free a descriptor when accept ran out of them).",
 	}, []string{"reason"})
 	m.kmipRefused = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "keywarden_kmip_connections_refused_total",
