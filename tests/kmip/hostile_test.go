@@ -267,7 +267,7 @@ func TestFlood(t *testing.T) {
 
 type floodFigures struct {
 	acceptErrs, refused, timeouts, shed float64
-	restTook, served              time.Duration
+	restTook, served                    time.Duration
 }
 
 func flood(t *testing.T, p *process, data, addr, metricsURL string) floodFigures {
