@@ -484,17 +484,18 @@ func (s *Server) errorResponse(ver version, perr *opError) *writer {
 // by a writer goroutine, so several requests are processed at once while
 // each client still reads its answers in order.
 type conn struct {
-	s   *Server
-	nc  net.Conn
-	tc  *tls.Conn
-	id  uint64
-	src string // the client's IP address
+	s    *Server
+	nc   net.Conn
+	tc   *tls.Conn
+	id   uint64
+	src  string // the client's IP address
+	leaf atomic.Pointer[x509.Certificate]
+	seq  uint64
+	stop atomic.Bool
+
 	// handshaking is set until the TLS handshake ends; shed marks a
 	// connection closed to free its descriptor.
 	handshaking, shed atomic.Bool
-	leaf              atomic.Pointer[x509.Certificate]
-	seq               uint64
-	stop              atomic.Bool
 }
 
 // pending is a request being processed; done closes when w holds the
