@@ -81,8 +81,9 @@ type Config struct {
 	// request with more is answered with one failed item, Result Reason
 	// Invalid Message, before any item runs; the connection stays open.
 	MaxBatchItems int
-	// TLS is the TLS policy: cipher suites and revocation. Zero: the
-	// forward-secret AEAD suites of TLS 1.2, and TLS 1.3.
+	// TLS is the cipher-suite policy. Zero: TLS 1.3 and the
+	// forward-secret AEAD suites of TLS 1.2. (Revocation is the CRL
+	// Identities holds: Identities.SetCRL, WatchCRL.)
 	TLS TLSOptions
 	// Logger receives connection-level events (default: discard).
 	Logger *slog.Logger
