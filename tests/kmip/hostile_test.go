@@ -375,3 +375,89 @@ func tail(s string, n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// discoverBatch is discoverRequest with n batch items.
+func discoverBatch(n int) []byte {
+	one := discoverRequest()
+	// Rebuild: header with Batch Count n, then n copies of the batch item.
+	// Offsets follow discoverRequest's fixed layout: message header 8,
+	// request header 64 (its Batch Count value at 8+8+40+8), item 32.
+	hdr := append([]byte(nil), one[8:8+64]...)
+	binary.BigEndian.PutUint32(hdr[8+40+8:], uint32(n))
+	item := one[8+64:]
+	body := append(hdr, bytes.Repeat(item, n)...)
+	msg := append([]byte{0x42, 0x00, 0x78, 0x01, 0, 0, 0, 0}, body...)
+	binary.BigEndian.PutUint32(msg[4:], uint32(len(body)))
+	return msg
+}
+
+// TestListenerLimitsFromConfig: the kmip section's caps and deadline reach
+// the running binary.
+func TestListenerLimitsFromConfig(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the binary")
+	}
+	data := t.TempDir()
+	p, addr, metricsURL := serveKMIP(t, data, "  max_batch_items: 2\n  max_connections_per_source: 3\n  handshake_timeout: 3s\n")
+	client := issueClient(t, data, "limits", "lee")
+
+	c := dialRaw(t, addr, client)
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	for n, want := range map[int]bool{2: true, 3: false} {
+		c.Write(discoverBatch(n))
+		var hdr [8]byte
+		if _, err := io.ReadFull(c, hdr[:]); err != nil {
+			t.Fatalf("%d items: %v", n, err)
+		}
+		body := make([]byte, binary.BigEndian.Uint32(hdr[4:]))
+		io.ReadFull(c, body)
+		if ok := bytes.Contains(body, successStatus); ok != want {
+			t.Fatalf("%d items with max_batch_items 2: success %v", n, ok)
+		}
+		if !want && !bytes.Contains(body, []byte("at most 2 per message")) {
+			t.Fatalf("the refusal does not name the cap: %q", body)
+		}
+	}
+	if err := discover(c); err != nil {
+		t.Fatalf("the connection after a refused batch: %v", err)
+	}
+
+	// Two more from this address reach the cap of 3; the next is closed.
+	for range 2 {
+		rawFrom(t, "127.0.0.1", addr)
+	}
+	time.Sleep(200 * time.Millisecond)
+	over := rawFrom(t, "127.0.0.1", addr)
+	over.SetReadDeadline(time.Now().Add(5 * time.Second))
+	start := time.Now()
+	if n, err := over.Read(make([]byte, 1)); n != 0 || err == nil {
+		t.Fatalf("a 4th connection from one address: %d %v", n, err)
+	}
+	if time.Since(start) > 2*time.Second {
+		t.Fatalf("the 4th connection was not refused at once (closed after %v)", time.Since(start))
+	}
+	waitMetric := func(series string) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for metric(t, metricsURL, series) < 1 {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s not counted:\n%s", series, tail(p.log(), 10))
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	waitMetric(`keywarden_kmip_connections_refused_total{reason="max_connections_per_source"}`)
+	// The two silent ones time out after handshake_timeout (3 s).
+	waitMetric(`keywarden_kmip_tls_handshake_failures_total{reason="timeout"}`)
+}
+
+func rawFrom(t *testing.T, src, addr string) net.Conn {
+	t.Helper()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 5 * time.Second}
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
