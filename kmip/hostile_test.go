@@ -2,10 +2,15 @@ package kmip
 
 import (
 	"bytes"
+	"crypto"
+	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"io"
 	"log/slog"
+	"math/big"
 	"net"
 	"os"
 	"strings"
@@ -16,6 +21,7 @@ import (
 
 	"github.com/gemalto/kmip-go/kmip14"
 
+	"github.com/keywarden/keywarden/kmip/pki"
 	"github.com/keywarden/keywarden/kms"
 )
 
@@ -294,4 +300,105 @@ func (b *syncBuf) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.String()
+}
+
+// crlOf signs a CRL listing serials with the CA in dir.
+func crlOf(t *testing.T, ca *x509.Certificate, dir string, serials ...*big.Int) []byte {
+	t.Helper()
+	tmpl := &x509.RevocationList{Number: big.NewInt(time.Now().UnixNano()), ThisUpdate: time.Now(), NextUpdate: time.Now().Add(time.Hour)}
+	for _, s := range serials {
+		tmpl.RevokedCertificateEntries = append(tmpl.RevokedCertificateEntries, x509.RevocationListEntry{SerialNumber: s, RevocationTime: time.Now()})
+	}
+	der, err := x509.CreateRevocationList(rand.Reader, tmpl, ca, loadCAKey(t, dir).(crypto.Signer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: der})
+}
+
+// TestRevocation: a CRL of Keywarden's CA, then one of a configured other
+// CA: each refuses its own certificates in the handshake (counted as
+// revoked) and closes their open connections; the other CA's clients and
+// the other CRL are untouched; a CRL no trusted CA signed is refused.
+func TestRevocation(t *testing.T) {
+	var ev connEvents
+	foreignDir := t.TempDir()
+	foreign, _, err := pki.LoadOrCreate(foreignDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids, err := NewIdentities(sharedCA(t).Certificate(), []*x509.Certificate{foreign.Certificate()},
+		[]Mapping{{OU: "storage", Project: "storage-team", Roles: []string{"admin"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, func(c *Config) { c.Identities, c.ObserveConn = ids, ev.observe })
+	alice := clientCert(t, "rev", "alice", "admin")
+	fPEM, fKey, err := foreign.IssueClient(pki.ClientRequest{Project: "x", User: "svc", Roles: []string{"storage"}, KeyType: "ecdsa"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, _ := tls.X509KeyPair(fPEM, fKey)
+	dial := func(cert tls.Certificate) error {
+		c, err := tls.Dial("tcp", e.addr, e.clientTLS(cert))
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		cl := &client{t: t, c: c, ver: version{1, 4}}
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		c.Write(requestMsg(t, cl.ver, nil, op{op: kmip14.OperationDiscoverVersions}))
+		_, err = readMessage(c)
+		return err
+	}
+	held, err := tls.Dial("tcp", e.addr, e.clientTLS(alice))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	hc := &client{t: t, c: held, ver: version{1, 4}}
+	hc.do(op{op: kmip14.OperationDiscoverVersions}).ok(0)
+
+	aliceLeaf, _ := x509.ParseCertificate(alice.Certificate[0])
+	if err := ids.SetCRL(crlOf(t, sharedCA(t).Certificate(), sharedCA(t).Dir(), aliceLeaf.SerialNumber)); err != nil {
+		t.Fatal(err)
+	}
+	if err := dial(alice); err == nil {
+		t.Fatal("a revoked certificate was served")
+	}
+	waitFor(t, "a revoked handshake counted", func() bool { return ev.count("handshake_failed/revoked") >= 1 })
+	held.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := held.Read(make([]byte, 1)); err == nil {
+		t.Fatal("the revoked certificate's open connection was not closed")
+	}
+	if err := dial(svc); err != nil {
+		t.Fatalf("the other CA's client after our CRL: %v", err)
+	}
+	if err := dial(clientCert(t, "rev", "bob", "admin")); err != nil {
+		t.Fatalf("another client of our CA: %v", err)
+	}
+
+	// The other CA's CRL: its client goes, ours stays revoked.
+	svcLeaf, _ := x509.ParseCertificate(svc.Certificate[0])
+	if err := ids.SetCRL(crlOf(t, foreign.Certificate(), foreignDir, svcLeaf.SerialNumber)); err != nil {
+		t.Fatal(err)
+	}
+	if err := dial(svc); err == nil {
+		t.Fatal("a certificate the other CA revoked was served")
+	}
+	if err := dial(alice); err == nil {
+		t.Fatal("the other CA's CRL undid ours")
+	}
+	if ids.RevokedCount() != 2 {
+		t.Fatalf("revoked count %d", ids.RevokedCount())
+	}
+	// A CRL of a CA nobody trusts, and garbage.
+	strangerDir := t.TempDir()
+	stranger, _, _ := pki.LoadOrCreate(strangerDir)
+	if err := ids.SetCRL(crlOf(t, stranger.Certificate(), strangerDir)); err == nil {
+		t.Fatal("a CRL of an untrusted CA was taken")
+	}
+	if err := ids.SetCRL([]byte("-----BEGIN X509 CRL-----\nAAAA\n-----END X509 CRL-----\n")); err == nil {
+		t.Fatal("a garbage CRL was taken")
+	}
 }

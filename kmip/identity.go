@@ -24,6 +24,7 @@ type Identities struct {
 	own      *x509.Certificate
 	pool     *x509.CertPool
 	mappings []Mapping
+	cas      []*x509.Certificate // own first, then others: the CRL signers
 	crl      crlState
 }
 
@@ -44,9 +45,11 @@ func NewIdentities(own *x509.Certificate, others []*x509.Certificate, mappings [
 	ids := &Identities{own: own, pool: x509.NewCertPool(), mappings: slices.Clone(mappings)}
 	if own != nil {
 		ids.pool.AddCert(own)
+		ids.cas = append(ids.cas, own)
 	}
 	for _, c := range others {
 		ids.pool.AddCert(c)
+		ids.cas = append(ids.cas, c)
 	}
 	if own == nil && len(others) == 0 {
 		return nil, errors.New("kmip: no CA to verify client certificates with")

@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -54,26 +55,24 @@ func (e *RevokedError) Error() string {
 	return fmt.Sprintf("kmip: the client certificate (serial %s) is revoked", e.Serial)
 }
 
-// revocation is a loaded CRL of Keywarden's CA.
+// revocation is a loaded CRL.
 type revocation struct {
-	number  string
+	issuer  *x509.Certificate
 	serials map[string]struct{} // hex
 }
 
-// crlState is the CRL side of Identities.
+// crlState is the CRL side of Identities: the latest CRL of each CA,
+// keyed by the CA certificate's DER.
 type crlState struct {
-	cur       atomic.Pointer[revocation]
 	mu        sync.Mutex
+	cur       atomic.Pointer[map[string]*revocation]
 	listeners []func()
 }
 
-// SetCRL replaces the revocation list of Keywarden's CA: der is a CRL (DER
-// or PEM) that CA signed. Every handshake after it returns checks it;
-// connections of certificates it revokes are closed.
+// SetCRL replaces the revocation list of the CA that signed it (DER or
+// PEM), one of the CAs ids trusts. Every handshake after it returns checks
+// it; connections of certificates it revokes are closed.
 func (ids *Identities) SetCRL(data []byte) error {
-	if ids.own == nil {
-		return errors.New("kmip: a CRL needs Keywarden's CA")
-	}
 	if blk, _ := pem.Decode(data); blk != nil {
 		if blk.Type != "X509 CRL" {
 			return fmt.Errorf("kmip: CRL: a PEM %q block, want X509 CRL", blk.Type)
@@ -84,19 +83,32 @@ func (ids *Identities) SetCRL(data []byte) error {
 	if err != nil {
 		return fmt.Errorf("kmip: CRL: %w", err)
 	}
-	if err := crl.CheckSignatureFrom(ids.own); err != nil {
-		return fmt.Errorf("kmip: CRL is not signed by Keywarden's CA: %w", err)
+	var issuer *x509.Certificate
+	for _, ca := range ids.cas {
+		if bytes.Equal(crl.RawIssuer, ca.RawSubject) && crl.CheckSignatureFrom(ca) == nil {
+			issuer = ca
+			break
+		}
 	}
-	r := &revocation{serials: map[string]struct{}{}}
-	if crl.Number != nil {
-		r.number = crl.Number.String()
+	if issuer == nil {
+		return fmt.Errorf("kmip: the CRL of %q is not signed by a CA client certificates are verified with", crl.Issuer.String())
 	}
+	r := &revocation{issuer: issuer, serials: map[string]struct{}{}}
 	for _, e := range crl.RevokedCertificateEntries {
 		r.serials[serialHex(e.SerialNumber.Bytes())] = struct{}{}
 	}
-	ids.crl.cur.Store(r)
 	ids.crl.mu.Lock()
-	fns := append([]func(){}, ids.crl.listeners...)
+	key := string(issuer.Raw)
+	next := map[string]*revocation{key: r}
+	if old := ids.crl.cur.Load(); old != nil {
+		for k, v := range *old {
+			if k != key {
+				next[k] = v
+			}
+		}
+	}
+	ids.crl.cur.Store(&next)
+	fns := slices.Clone(ids.crl.listeners)
 	ids.crl.mu.Unlock()
 	for _, f := range fns {
 		f()
@@ -104,22 +116,43 @@ func (ids *Identities) SetCRL(data []byte) error {
 	return nil
 }
 
-// Revoked reports whether a certificate of Keywarden's CA is revoked.
+// Revoked reports whether a CRL of the certificate's issuer lists it.
 func (ids *Identities) Revoked(c *x509.Certificate) bool {
-	r := ids.crl.cur.Load()
-	if r == nil || ids.own == nil || !bytes.Equal(c.RawIssuer, ids.own.RawSubject) {
+	m := ids.crl.cur.Load()
+	if m == nil {
 		return false
 	}
-	_, bad := r.serials[serialHex(c.SerialNumber.Bytes())]
-	return bad
+	serial := ""
+	for _, r := range *m {
+		if !issuedBy(c, r.issuer) {
+			continue
+		}
+		if serial == "" {
+			serial = serialHex(c.SerialNumber.Bytes())
+		}
+		if _, bad := r.serials[serial]; bad {
+			return true
+		}
+	}
+	return false
 }
 
-// RevokedCount is how many serials the current CRL lists.
+// issuedBy tells whether ca's name and key identifier are those c names as
+// its issuer (the chain was verified already).
+func issuedBy(c, ca *x509.Certificate) bool {
+	return bytes.Equal(c.RawIssuer, ca.RawSubject) &&
+		(len(c.AuthorityKeyId) == 0 || len(ca.SubjectKeyId) == 0 || bytes.Equal(c.AuthorityKeyId, ca.SubjectKeyId))
+}
+
+// RevokedCount is how many serials the loaded CRLs list.
 func (ids *Identities) RevokedCount() int {
-	if r := ids.crl.cur.Load(); r != nil {
-		return len(r.serials)
+	n := 0
+	if m := ids.crl.cur.Load(); m != nil {
+		for _, r := range *m {
+			n += len(r.serials)
+		}
 	}
-	return 0
+	return n
 }
 
 func (ids *Identities) onCRL(f func()) {

@@ -56,6 +56,9 @@ type kmipOptions struct {
 	// accepted; Mappings say which project and roles they get.
 	ClientCAs []string      `yaml:"client_cas"`
 	Mappings  []kmipMapping `yaml:"mappings"`
+	// ClientCRLs are CRL files (PEM or DER) of those CAs, re-read when
+	// they change, as the built-in CA's crl.pem is.
+	ClientCRLs []string `yaml:"client_crls"`
 }
 
 // kmipMapping maps client certificates of another CA to a caller: every
@@ -187,6 +190,14 @@ func startKMIP(ctx context.Context, svc *kms.Service, dataDir string, opts kmipO
 	crlFile := filepath.Join(ca.Dir(), pki.CRLFile)
 	if err := ids.WatchCRL(ctx, crlFile, crlReload, log); err != nil {
 		return "", nil, err
+	}
+	for _, f := range opts.ClientCRLs {
+		if _, err := os.Stat(f); err != nil {
+			return "", nil, fmt.Errorf("kmip.client_crls: %w", err)
+		}
+		if err := ids.WatchCRL(ctx, f, crlReload, log); err != nil {
+			return "", nil, fmt.Errorf("kmip.client_crls: %w", err)
+		}
 	}
 	opts.MaxConnections = fitFileLimit(opts.MaxConnections, log)
 	opts.MaxConnectionsPerSource = min(opts.MaxConnectionsPerSource, opts.MaxConnections)

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -19,6 +20,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/keywarden/keywarden/kmip/pki"
 )
 
 // discoverRequest is a KMIP 1.2 Discover Versions request, encoded by hand
@@ -141,7 +144,14 @@ func TestRevocationBinary(t *testing.T) {
 		t.Skip("runs the binary")
 	}
 	data := t.TempDir()
-	p, addr, metricsURL := serveKMIP(t, data, "")
+	// Another organisation's CA, mapped by OU, with a CRL of its own.
+	foreign := newForeignCA(t)
+	foreignCRL := filepath.Join(foreign.Dir(), pki.CRLFile)
+	if _, err := foreign.Revoke(big.NewInt(12345)); err != nil { // its CRL exists before the server starts
+		t.Fatal(err)
+	}
+	p, addr, metricsURL := serveKMIP(t, data, fmt.Sprintf("  client_cas: [%q]\n  client_crls: [%q]\n"+
+		"  mappings:\n    - {ou: storage, project: storage-team, roles: [admin]}\n", foreign.file, foreignCRL))
 	alice := issueClient(t, data, "rev", "alice")
 	bob := issueClient(t, data, "rev", "bob")
 	s := serverAt(addr)
@@ -173,7 +183,7 @@ func TestRevocationBinary(t *testing.T) {
 	if n := metric(t, metricsURL, `keywarden_kmip_tls_handshake_failures_total{reason="revoked"}`); n < 1 {
 		t.Fatalf("revoked handshakes counted %v", n)
 	}
-	p.waitFor(t, regexp.MustCompile(`CRL reloaded.* revoked=1`))
+	p.waitFor(t, regexp.MustCompile(`CRL reloaded.* revoked=2`)) // with the other CA's placeholder
 
 	// pki list shows both, alice revoked; revoke bob by serial.
 	list, err := exec.Command(keywardenBinary(t), "pki", "list", "--data-dir", data).CombinedOutput()
@@ -210,13 +220,32 @@ func TestRevocationBinary(t *testing.T) {
 		}
 	}
 
+	// The other CA revokes its client: its CRL file changes, the server
+	// follows.
+	svc := foreign.clientFiles(t, "ignored", "svc", mustRead(t, filepath.Join(alice, "ca.pem")), "storage")
+	if err := discover(dialRaw(t, addr, svc)); err != nil {
+		t.Fatalf("the other CA's client: %v", err)
+	}
+	svcSerial, err := foreign.CertSerial(mustRead(t, filepath.Join(svc, "client.pem")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := foreign.Revoke(svcSerial); err != nil {
+		t.Fatal(err)
+	}
+	d = refusedWithin(t, addr, svc, 10*time.Second)
+	t.Logf("FIGURE revocation by another CA's CRL (kmip.client_crls): refused after %v", d.Round(10*time.Millisecond))
+
 	// A restart loads the CRL before serving.
 	p.cmd.Process.Kill()
 	p.cmd.Wait()
-	_, addr, _ = serveKMIP(t, data, "")
-	c := dialRaw(t, addr, alice)
-	if err := discover(c); err == nil {
-		t.Fatal("after a restart the revoked certificate is served")
+	_, addr, _ = serveKMIP(t, data, fmt.Sprintf("  client_cas: [%q]\n  client_crls: [%q]\n"+
+		"  mappings:\n    - {ou: storage, project: storage-team, roles: [admin]}\n", foreign.file, foreignCRL))
+	for _, dir := range []string{alice, svc} {
+		c := dialRaw(t, addr, dir)
+		if err := discover(c); err == nil {
+			t.Fatalf("after a restart the revoked certificate in %s is served", dir)
+		}
 	}
 }
 
