@@ -609,7 +609,7 @@ func (c *conn) readLoop(who kms.Identity, queue chan<- *pending) {
 		p := &pending{done: make(chan struct{})}
 		queue <- p
 		c.seq++
-		ctx := kms.WithRequestID(s.ctx, "kmip-"+strconv.FormatUint(c.id, 10)+"-"+strconv.FormatUint(c.seq, 10))
+		ctx := kms.WithRequest(s.ctx, "kmip-"+strconv.FormatUint(c.id, 10)+"-"+strconv.FormatUint(c.seq, 10), "kmip", c.tc.RemoteAddr().String())
 		go func() {
 			w := s.getWriter()
 			s.safeProcess(ctx, who, msg, w)

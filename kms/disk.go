@@ -160,7 +160,7 @@ func (s *Service) planDisk(who Identity, req DiskSecretRequest) (*diskPlan, erro
 	if err := (Identity{Project: p.project}).Validate(); err != nil {
 		return nil, Invalid("invalid project %q", p.project)
 	}
-	if err := canCreateIn(who, p.project); err != nil {
+	if err := s.canCreateIn(OrderCreate, who, p.project); err != nil {
 		return nil, err
 	}
 	disk, err := s.newConsumer(who, req.Disk)
@@ -289,12 +289,8 @@ func (s *Service) buildDisk(ctx context.Context, who Identity, p *diskPlan) (*re
 // disk, records its encryption format and options, and registers the disk
 // as its consumer, all in one transaction.
 func (s *Service) CreateDiskSecret(ctx context.Context, who Identity, req DiskSecretRequest) (sec *Secret, err error) {
-	defer func() {
-		s.record(ctx, who, "create", idOf(sec), err)
-		if err == nil {
-			s.record(ctx, who, "consumer_add", sec.ID, nil)
-		}
-	}()
+	ctx = s.begin(ctx, who, "create")
+	defer func() { s.record(ctx, who, "create", idOf(sec), err) }()
 	p, err := s.planDisk(who, req)
 	if err != nil {
 		return nil, err

@@ -64,7 +64,7 @@ func (s *Service) ListSecrets(ctx context.Context, who Identity, q ListQuery) ([
 	if err := who.Validate(); err != nil {
 		return nil, 0, err
 	}
-	if err := canList(who); err != nil {
+	if err := s.allowProject(SecretList, who); err != nil {
 		return nil, 0, err
 	}
 	for _, k := range q.Sort {
@@ -82,7 +82,7 @@ func (s *Service) ListSecrets(ctx context.Context, who Identity, q ListQuery) ([
 		if sec.Expired(now) || (sec.State == Destroyed && !q.IncludeDestroyed) {
 			continue
 		}
-		if !q.match(sec) || authorize(who, sec, ActRead) != nil {
+		if !q.match(sec) || s.allowSecret(SecretRead, who, sec) != nil {
 			continue
 		}
 		out = append(out, sec)
@@ -119,7 +119,7 @@ func (s *Service) listCandidates(ctx context.Context, who Identity, aclOnly bool
 	if who.User == "" {
 		return nil, nil // an ACL names users; an anonymous caller is on none
 	}
-	prefix := aclUserPrefix(who.User)
+	prefix := aclUserPrefix(who.Source, who.User)
 	kvs, err := s.st.List(ctx, prefix, "", 0)
 	if err != nil {
 		return nil, internal("list", err)

@@ -30,12 +30,10 @@ type config struct {
 		LegacyCipherSuites bool `yaml:"legacy_cipher_suites"`
 	} `yaml:"rest"`
 	Auth struct {
-		InsecureNoAuth bool     `yaml:"insecure_noauth"`
-		HMACSecretFile string   `yaml:"hmac_secret_file"` // default <data>/token.key
-		DisableHMAC    bool     `yaml:"disable_hmac"`
-		PublicKeys     []string `yaml:"public_keys"`
-		Issuer         string   `yaml:"issuer"`
-		Audience       string   `yaml:"audience"`
+		// InsecureNoAuth is the --insecure-noauth flag only: never read
+		// from a file (see retiredAuthKeys).
+		InsecureNoAuth bool      `yaml:"-"`
+		JWT            jwtConfig `yaml:"jwt"`
 	} `yaml:"auth"`
 	KMIP  kmipOptions `yaml:"kmip"`
 	Store struct {
@@ -77,7 +75,13 @@ type config struct {
 		CollectEvery time.Duration `yaml:"collect_every"` // 0: the server never collects
 		Grace        time.Duration `yaml:"grace"`
 		OlderThan    time.Duration `yaml:"older_than"`
+		// MinAge is the floor below which no rule (query, CLI, schedule)
+		// may count a secret as orphaned.
+		MinAge time.Duration `yaml:"min_age"`
 	} `yaml:"orphans"`
+	// Policy overrides rows of the authorization table by rule name
+	// (docs/POLICY.md).
+	Policy map[string]string `yaml:"policy"`
 	LogLevel string `yaml:"log_level"`
 }
 
@@ -88,7 +92,9 @@ func defaultConfig() config {
 	c.REST.MaxBody = 1 << 20
 	c.KMIP = defaultKMIPOptions()
 	c.Audit = defaultAuditConfig()
+	c.Auth.JWT = defaultJWTConfig()
 	c.Orphans.Grace = time.Hour
+	c.Orphans.MinAge = kms.DefaultOrphanMinAge
 	c.LogLevel = "info"
 	return c
 }
@@ -98,6 +104,9 @@ func (c *config) load(path string) error {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
+	}
+	if err := checkRetiredKeys(path, b); err != nil {
+		return err
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
@@ -143,8 +152,11 @@ func (c *config) finish() error {
 	if err := c.Audit.finish(c.DataDir); err != nil {
 		return err
 	}
-	if c.Auth.HMACSecretFile == "" {
-		c.Auth.HMACSecretFile = filepath.Join(c.DataDir, "token.key")
+	if err := c.Auth.JWT.finish(c.DataDir); err != nil {
+		return err
+	}
+	if err := c.checkNoAuthListeners(); err != nil {
+		return err
 	}
 	if c.REST.MaxBody <= 0 {
 		return fmt.Errorf("config: rest.max_body must be positive, got %d", c.REST.MaxBody)
@@ -164,11 +176,11 @@ func (c *config) finish() error {
 			return fmt.Errorf("config: passphrase: %w", err)
 		}
 	}
-	if c.Auth.DisableHMAC && len(c.Auth.PublicKeys) == 0 && !c.Auth.InsecureNoAuth {
-		return errors.New("config: auth: disable_hmac leaves no way to verify tokens; set public_keys")
+	if o := c.Orphans; o.CollectEvery < 0 || o.Grace < 0 || o.OlderThan < 0 || o.MinAge < 0 {
+		return errors.New("config: orphans: collect_every, grace, older_than and min_age must not be negative")
 	}
-	if o := c.Orphans; o.CollectEvery < 0 || o.Grace < 0 || o.OlderThan < 0 {
-		return errors.New("config: orphans: collect_every, grace and older_than must not be negative")
+	if _, err := kms.NewPolicy(c.Policy); err != nil {
+		return fmt.Errorf("config: %w", err)
 	}
 	switch c.MasterKey.Type {
 	case "", "local":

@@ -33,19 +33,26 @@ func TestConfigFileAndFlags(t *testing.T) {
 
 func TestConfigErrorsNameTheKey(t *testing.T) {
 	for body, want := range map[string]string{
-		"rest:\n  adress: x\n":                 "adress",
-		"log_level: loud\n":                    "log_level",
-		"rest:\n  max_body: -1\n":              "max_body",
-		"passphrase:\n  length: 3\n":           "passphrase",
-		"rest:\n  tls_cert: a.pem\n":           "tls_key",
-		"auth:\n  disable_hmac: true\n":        "public_keys",
-		"max_payload: -5\n":                    "max_payload",
-		"passphrase:\n  alphabet: \"aa\"\n":    "passphrase",
-		"store:\n  path: /tmp/x\n  extra: 1\n": "extra",
-		"quotas:\n  volumes: 3\n":              "volumes",
-		"audit:\n  max_bytes: -1\n":            "max_bytes",
-		"orphans:\n  grace: -1h\n":             "orphans",
-		"orphans:\n  collect_every: soon\n":    "soon", // yaml names the line and the value
+		"rest:\n  adress: x\n":                   "adress",
+		"log_level: loud\n":                      "log_level",
+		"rest:\n  max_body: -1\n":                "max_body",
+		"passphrase:\n  length: 3\n":             "passphrase",
+		"rest:\n  tls_cert: a.pem\n":             "tls_key",
+		"auth:\n  insecure_noauth: true\n":       "--insecure-noauth",
+		"auth:\n  insecure_noauth: false\n":      "--insecure-noauth",
+		"auth:\n  disable_hmac: true\n":          "auth.jwt.allow_hmac",
+		"auth:\n  issuer: x\n":                   "auth.jwt.issuer",
+		"auth:\n  public_keys: []\n":             "auth.jwt.public_keys",
+		"auth:\n  jwt:\n    max_lifetime: 0s\n":  "max_lifetime",
+		"auth:\n  jwt:\n    max_lifetime: -1h\n": "max_lifetime",
+		"auth:\n  jwt:\n    lifetime: 1h\n":      "lifetime",
+		"max_payload: -5\n":                      "max_payload",
+		"passphrase:\n  alphabet: \"aa\"\n":      "passphrase",
+		"store:\n  path: /tmp/x\n  extra: 1\n":   "extra",
+		"quotas:\n  volumes: 3\n":                "volumes",
+		"audit:\n  max_bytes: -1\n":              "max_bytes",
+		"orphans:\n  grace: -1h\n":               "orphans",
+		"orphans:\n  collect_every: soon\n":      "soon", // yaml names the line and the value
 	} {
 		path := filepath.Join(t.TempDir(), "kw.yaml")
 		os.WriteFile(path, []byte(body), 0o600)
@@ -70,7 +77,8 @@ func TestClusterExampleLoads(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.Store.Backend != "etcd" || c.MasterKey.Type != "transit" || c.MasterKey.Transit.TokenFile == "" ||
-		c.Orphans.CollectEvery != time.Hour || c.Metrics.Addr == "" || !c.Auth.DisableHMAC {
+		c.Orphans.CollectEvery != time.Hour || c.Metrics.Addr == "" || c.Auth.JWT.hmacOn() ||
+		c.Auth.JWT.Issuer == "" || c.Auth.JWT.Audience == "" || c.Auth.JWT.MaxLifetime != 8*time.Hour {
 		t.Fatalf("cluster example loaded as %+v", c)
 	}
 }
@@ -85,7 +93,8 @@ func TestDeployExampleLoads(t *testing.T) {
 	if err := c.finish(); err != nil {
 		t.Fatal(err)
 	}
-	if c.KMIP.Addr != "127.0.0.1:5696" || c.REST.Addr != "127.0.0.1:9311" || c.Store.Backend != "bolt" {
+	if c.KMIP.Addr != "127.0.0.1:5696" || c.REST.Addr != "127.0.0.1:9311" || c.Store.Backend != "bolt" ||
+		c.Auth.JWT.MaxLifetime != 24*time.Hour || !c.Auth.JWT.hmacOn() {
 		t.Fatalf("example config: %+v", c)
 	}
 	// The caps and timeouts it shows are the defaults.
@@ -138,5 +147,75 @@ func TestEtcdPlainHTTPRefused(t *testing.T) {
 	}
 	if err := load("    endpoints: [https://10.0.0.1:2379]\n    cert_file: c.pem\n"); err == nil {
 		t.Fatal("cert_file without key_file accepted")
+	}
+}
+
+// A file that sets one auth.jwt key keeps the others' defaults.
+func TestJWTDefaultsSurviveThePartialSection(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "kw.yaml")
+	os.WriteFile(path, []byte("auth:\n  jwt:\n    issuer: https://idp.example\n"), 0o600)
+	c := defaultConfig()
+	c.DataDir = t.TempDir()
+	if err := c.load(path); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.finish(); err != nil {
+		t.Fatal(err)
+	}
+	if j := c.Auth.JWT; j.Issuer != "https://idp.example" || j.MaxLifetime != 24*time.Hour ||
+		j.HMACSecretFile != filepath.Join(c.DataDir, "token.key") || !j.hmacOn() || j.mintIssuer() != j.Issuer {
+		t.Fatalf("auth.jwt: %+v", j)
+	}
+	c.Auth.JWT.PublicKeys = []string{"idp.pem"}
+	if c.Auth.JWT.hmacOn() {
+		t.Fatal("the development key stays on beside public keys")
+	}
+	c.Auth.JWT.AllowHMAC = true
+	if !c.Auth.JWT.hmacOn() {
+		t.Fatal("allow_hmac: true does not turn the development key on")
+	}
+}
+
+func TestIsLoopback(t *testing.T) {
+	for addr, want := range map[string]bool{
+		"127.0.0.1:9311": true, "127.1.2.3:0": true, "[::1]:9311": true, "localhost:9311": true, "LocalHost:1": true,
+		":9311": false, "0.0.0.0:9311": false, "[::]:9311": false, "10.0.0.5:9311": false, "kms.example:9311": false,
+		"": false, "127.0.0.1": false, "[::ffff:10.0.0.1]:1": false,
+	} {
+		if got := isLoopback(addr); got != want {
+			t.Errorf("isLoopback(%q) = %v, want %v", addr, got, want)
+		}
+	}
+}
+
+func TestNoAuthOnlyOnLoopback(t *testing.T) {
+	for name, tc := range map[string]struct {
+		set  func(*config)
+		want string // "" = accepted
+	}{
+		"defaults":          {func(*config) {}, ""},
+		"KMIP off":          {func(c *config) { c.KMIP.Addr = "" }, ""},
+		"REST on all":       {func(c *config) { c.REST.Addr = ":9311" }, `":9311"`},
+		"REST on 0.0.0.0":   {func(c *config) { c.REST.Addr = "0.0.0.0:9311" }, `"0.0.0.0:9311"`},
+		"KMIP on ::":        {func(c *config) { c.KMIP.Addr = "[::]:5696" }, `"[::]:5696"`},
+		"metrics on a NIC":  {func(c *config) { c.Metrics.Addr = "10.1.2.3:9312" }, `"10.1.2.3:9312"`},
+		"metrics localhost": {func(c *config) { c.Metrics.Addr = "localhost:9312" }, ""},
+		"REST empty":        {func(c *config) { c.REST.Addr = "" }, "REST"},
+	} {
+		c := defaultConfig()
+		c.DataDir = t.TempDir()
+		c.Auth.InsecureNoAuth = true
+		tc.set(&c)
+		err := c.finish()
+		if tc.want == "" && err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+		if tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "--insecure-noauth")) {
+			t.Errorf("%s: want a refusal naming %s, got %v", name, tc.want, err)
+		}
+		c.Auth.InsecureNoAuth = false
+		if err := c.finish(); err != nil {
+			t.Errorf("%s without --insecure-noauth: %v", name, err)
+		}
 	}
 }

@@ -148,15 +148,15 @@ func openState(cfg config, log *slog.Logger) (*state, error) {
 		}
 		return nil, err
 	}
-	if !cfg.Auth.DisableHMAC {
+	if cfg.Auth.JWT.hmacOn() {
 		var created bool
-		st.tokenKy, created, err = loadOrCreateSecretFile(cfg.Auth.HMACSecretFile)
+		st.tokenKy, created, err = loadOrCreateSecretFile(cfg.Auth.JWT.HMACSecretFile)
 		if err != nil {
 			st.close()
 			return nil, err
 		}
 		if created {
-			log.Info("created development token key", "path", cfg.Auth.HMACSecretFile)
+			log.Info("created development token key", "path", cfg.Auth.JWT.HMACSecretFile)
 		}
 	}
 	if st.audit, err = audit.Open(cfg.Audit.Path, cfg.Audit.options(log)); err != nil {
@@ -165,7 +165,7 @@ func openState(cfg config, log *slog.Logger) (*state, error) {
 	}
 	st.svc, err = kms.New(kms.Config{
 		Store: st.store, Master: master, MaxPayload: cfg.MaxPayload, Passphrase: cfg.passphrasePolicy(),
-		Audit: st.audit, Quotas: cfg.Quotas,
+		Audit: st.audit, Quotas: cfg.Quotas, Policy: cfg.Policy, OrphanMinAge: cfg.Orphans.MinAge,
 	})
 	if err != nil {
 		st.close()
@@ -200,10 +200,10 @@ func serve(ctx context.Context, cfg config) error {
 	defer st.close()
 
 	var verifier *token.Verifier
-	if len(st.tokenKy) > 0 || len(cfg.Auth.PublicKeys) > 0 {
+	if j := cfg.Auth.JWT; len(st.tokenKy) > 0 || len(j.PublicKeys) > 0 {
 		verifier, err = token.NewVerifier(token.Config{
-			HMACSecret: st.tokenKy, PublicKeyFiles: cfg.Auth.PublicKeys,
-			Issuer: cfg.Auth.Issuer, Audience: cfg.Auth.Audience, Leeway: 30 * time.Second,
+			HMACSecret: st.tokenKy, PublicKeyFiles: j.PublicKeys, Issuer: j.Issuer, Audience: j.Audience,
+			MaxLifetime: j.MaxLifetime, Leeway: 30 * time.Second,
 		})
 		if err != nil {
 			return err
@@ -267,7 +267,11 @@ func serve(ctx context.Context, cfg config) error {
 	if cfg.Auth.InsecureNoAuth {
 		log.Warn("INSECURE: --insecure-noauth is on; any caller can act as any project via X-Project-Id")
 	} else if len(st.tokenKy) > 0 {
-		log.Info("tokens: mint a development token with `keywarden token --data-dir " + cfg.DataDir + " --project P`")
+		hint := "keywarden token --data-dir " + cfg.DataDir + " --project P --user U"
+		if j := cfg.Auth.JWT; j.Issuer != "" || j.Audience != "" {
+			hint += fmt.Sprintf(" --issuer %q --audience %q", j.mintIssuer(), j.Audience)
+		}
+		log.Info("tokens: mint a development token with `"+hint+"`", "max_lifetime", cfg.Auth.JWT.MaxLifetime)
 	}
 
 	if every := cfg.Orphans.CollectEvery; every > 0 {
