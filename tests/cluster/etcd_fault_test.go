@@ -49,6 +49,7 @@ type create struct {
 	payload    string
 	ref        string
 	status     int
+	body       string
 	start, end time.Time
 }
 
@@ -78,14 +79,14 @@ func TestEtcdLeaderKilled(t *testing.T) {
 	nodes := []*testserver.Server{a, b}
 	hc := &http.Client{Timeout: 30 * time.Second}
 
-	post := func(url, payload string) (string, int) {
+	post := func(url, payload string) (string, int, string) {
 		body, _ := json.Marshal(map[string]string{"name": "fault", "payload": payload, "payload_content_type": "text/plain"})
 		req, _ := http.NewRequest("POST", url+"/v1/secrets", bytes.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("X-Project-Id", "fault")
 		resp, err := hc.Do(req)
 		if err != nil {
-			return "", 0
+			return "", 0, err.Error()
 		}
 		defer resp.Body.Close()
 		rb, _ := io.ReadAll(resp.Body)
@@ -93,7 +94,7 @@ func TestEtcdLeaderKilled(t *testing.T) {
 			Ref string `json:"secret_ref"`
 		}
 		json.Unmarshal(rb, &r)
-		return r.Ref, resp.StatusCode
+		return r.Ref, resp.StatusCode, string(rb)
 	}
 
 	const writers = 64
@@ -115,7 +116,7 @@ func TestEtcdLeaderKilled(t *testing.T) {
 				}
 				n := nodes[(w+i)%2]
 				c := create{payload: fmt.Sprintf("w%d-%d", w, i), start: time.Now()}
-				c.ref, c.status = post(n.URL, c.payload)
+				c.ref, c.status, c.body = post(n.URL, c.payload)
 				c.end = time.Now()
 				mu.Lock()
 				creates = append(creates, c)
@@ -143,6 +144,20 @@ func TestEtcdLeaderKilled(t *testing.T) {
 	var ends []time.Time
 	for _, c := range creates {
 		byStatus[c.status]++
+		// Not acknowledged: the service is unavailable, said in
+		// Barbican's form, so clients retry.
+		if c.status != 201 {
+			var b struct {
+				Code        int    `json:"code"`
+				Title       string `json:"title"`
+				Description string `json:"description"`
+			}
+			if c.status != http.StatusServiceUnavailable || json.Unmarshal([]byte(c.body), &b) != nil || b.Code != 503 || b.Description == "" {
+				t.Errorf("a create during the election: %d %s", c.status, c.body)
+			} else if byStatus[c.status] == 1 {
+				t.Logf("a create during the election: %d %s", c.status, strings.TrimSpace(c.body))
+			}
+		}
 		if c.status == 201 {
 			acked = append(acked, c)
 			ends = append(ends, c.end)

@@ -14,8 +14,11 @@ import (
 	"time"
 
 	"github.com/keywarden/keywarden/kms/store"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // Config locates the cluster.
@@ -155,7 +158,27 @@ func (s *Store) wrap(err error) error {
 	if s.closed.Load() {
 		return store.ErrClosed
 	}
+	if unavailable(err) {
+		return fmt.Errorf("etcd store: %w: %w", store.ErrUnavailable, err)
+	}
 	return fmt.Errorf("etcd store: %w", err)
+}
+
+// unavailable tells a cluster that cannot answer now (no leader, a leader
+// change, no member reachable, the request's time out) from other errors.
+func unavailable(err error) bool {
+	var ee rpctypes.EtcdError
+	switch {
+	case errors.As(err, &ee):
+		return ee.Code() == codes.Unavailable || ee.Code() == codes.DeadlineExceeded
+	case errors.Is(err, context.DeadlineExceeded):
+		return true
+	}
+	switch status.Code(err) {
+	case codes.Unavailable, codes.DeadlineExceeded:
+		return true
+	}
+	return false
 }
 
 // Close implements store.Store.
