@@ -81,8 +81,8 @@ type config struct {
 	} `yaml:"orphans"`
 	// Policy overrides rows of the authorization table by rule name
 	// (docs/POLICY.md).
-	Policy map[string]string `yaml:"policy"`
-	LogLevel string `yaml:"log_level"`
+	Policy   map[string]string `yaml:"policy"`
+	LogLevel string            `yaml:"log_level"`
 }
 
 func defaultConfig() config {
