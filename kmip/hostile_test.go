@@ -1,7 +1,6 @@
 package kmip
 
 import (
-	"bytes"
 	"crypto"
 	"crypto/rand"
 	"crypto/tls"
@@ -23,6 +22,7 @@ import (
 
 	"github.com/keywarden/keywarden/kmip/pki"
 	"github.com/keywarden/keywarden/kms"
+	"github.com/keywarden/keywarden/tests/testserver"
 )
 
 // connEvents records ObserveConn.
@@ -58,17 +58,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// rawFrom opens a TCP connection from a given loopback source address.
-func rawFrom(t *testing.T, src, addr string) net.Conn {
-	t.Helper()
-	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 5 * time.Second}
-	c, err := d.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
-}
+func rawFrom(t *testing.T, src, addr string) net.Conn { return testserver.DialFrom(t, src, addr) }
 
 // closedSoon asserts the server closes c without sending anything.
 func closedSoon(t *testing.T, c net.Conn) {
@@ -113,7 +103,7 @@ func TestConnectionCaps(t *testing.T) {
 // per interval, with the number held back.
 func TestHandshakeDeadlineAndLogLimit(t *testing.T) {
 	var ev connEvents
-	var logBuf syncBuf
+	var logBuf testserver.SyncBuffer
 	e := newEnv(t, func(c *Config) {
 		c.HandshakeTimeout, c.ObserveConn = 300*time.Millisecond, ev.observe
 		c.Logger = slog.New(slog.NewTextHandler(&logBuf, nil))
@@ -283,23 +273,6 @@ func TestBatchItemCapDefault(t *testing.T) {
 		t.Fatalf("answered %d items", len(r.items))
 	}
 	c.do(op{op: kmip14.OperationDiscoverVersions}).ok(0)
-}
-
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuf) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuf) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // crlOf signs a CRL listing serials with the CA in dir.

@@ -22,6 +22,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/keywarden/keywarden/kmip/pki"
+	"github.com/keywarden/keywarden/tests/testserver"
 )
 
 // discoverRequest is a KMIP 1.2 Discover Versions request, encoded by hand
@@ -480,13 +481,4 @@ func TestListenerLimitsFromConfig(t *testing.T) {
 	waitMetric(`keywarden_kmip_tls_handshake_failures_total{reason="timeout"}`)
 }
 
-func rawFrom(t *testing.T, src, addr string) net.Conn {
-	t.Helper()
-	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 5 * time.Second}
-	c, err := d.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
-}
+func rawFrom(t *testing.T, src, addr string) net.Conn { return testserver.DialFrom(t, src, addr) }
