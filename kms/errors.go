@@ -3,6 +3,8 @@ package kms
 import (
 	"errors"
 	"fmt"
+
+	"github.com/keywarden/keywarden/kms/store"
 )
 
 // Kind classifies an error so each protocol adapter can translate it into its
@@ -55,6 +57,9 @@ func Unavailable(format string, args ...any) error { return newErr(KindUnavailab
 
 // internal wraps a backend failure: callers see a generic message.
 func internal(op string, err error) error {
+	if errors.Is(err, store.ErrUnavailable) {
+		return &Error{Kind: KindUnavailable, Msg: "the store is unavailable (" + op + "); try again", Err: err}
+	}
 	return &Error{Kind: KindInternal, Msg: "internal error during " + op, Err: err}
 }
 

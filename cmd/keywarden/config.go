@@ -11,6 +11,7 @@ import (
 
 	"github.com/keywarden/keywarden/crypto"
 	"github.com/keywarden/keywarden/kms"
+	"github.com/keywarden/keywarden/kms/store/etcd"
 	"gopkg.in/yaml.v3"
 )
 
@@ -24,6 +25,9 @@ type config struct {
 		MaxBody  int64  `yaml:"max_body"`
 		TLSCert  string `yaml:"tls_cert"`
 		TLSKey   string `yaml:"tls_key"`
+		// LegacyCipherSuites adds TLS 1.2 suites without forward secrecy
+		// or with CBC for old clients.
+		LegacyCipherSuites bool `yaml:"legacy_cipher_suites"`
 	} `yaml:"rest"`
 	Auth struct {
 		// InsecureNoAuth is the --insecure-noauth flag only: never read
@@ -40,6 +44,14 @@ type config struct {
 			Prefix    string   `yaml:"prefix"`
 			Username  string   `yaml:"username"`
 			Password  string   `yaml:"password"`
+			// TLS: CA of the servers, client certificate and key,
+			// the name to verify; https:// endpoints.
+			CAFile     string `yaml:"ca_file"`
+			CertFile   string `yaml:"cert_file"`
+			KeyFile    string `yaml:"key_file"`
+			ServerName string `yaml:"server_name"`
+			// AllowInsecureHTTP lets http:// reach a non-loopback host.
+			AllowInsecureHTTP bool `yaml:"allow_insecure_http"`
 		} `yaml:"etcd"`
 	} `yaml:"store"`
 	Audit     auditConfig `yaml:"audit"`
@@ -69,8 +81,8 @@ type config struct {
 	} `yaml:"orphans"`
 	// Policy overrides rows of the authorization table by rule name
 	// (docs/POLICY.md).
-	Policy map[string]string `yaml:"policy"`
-	LogLevel string `yaml:"log_level"`
+	Policy   map[string]string `yaml:"policy"`
+	LogLevel string            `yaml:"log_level"`
 }
 
 func defaultConfig() config {
@@ -121,8 +133,15 @@ func (c *config) finish() error {
 	case "", "bolt":
 		c.Store.Backend = "bolt"
 	case "etcd":
-		if len(c.Store.Etcd.Endpoints) == 0 {
+		e := c.Store.Etcd
+		if len(e.Endpoints) == 0 {
 			return errors.New("config: store.etcd.endpoints is empty")
+		}
+		if err := etcd.CheckEndpoints(e.Endpoints, !c.etcdTLS().Empty(), e.AllowInsecureHTTP); err != nil {
+			return fmt.Errorf("config: store.%w", err)
+		}
+		if (e.CertFile == "") != (e.KeyFile == "") {
+			return errors.New("config: store.etcd.cert_file and key_file go together")
 		}
 	default:
 		return fmt.Errorf("config: store.backend %q: use bolt or etcd", c.Store.Backend)
@@ -144,6 +163,9 @@ func (c *config) finish() error {
 	}
 	if (c.REST.TLSCert == "") != (c.REST.TLSKey == "") {
 		return errors.New("config: rest.tls_cert and rest.tls_key go together")
+	}
+	if err := c.KMIP.check(); err != nil {
+		return err
 	}
 	if c.MaxPayload < 0 {
 		return fmt.Errorf("config: max_payload must not be negative, got %d", c.MaxPayload)
@@ -183,6 +205,11 @@ func (c *config) finish() error {
 		return fmt.Errorf("config: log_level %q: use debug, info, warn or error", c.LogLevel)
 	}
 	return nil
+}
+
+func (c *config) etcdTLS() etcd.TLSFiles {
+	e := c.Store.Etcd
+	return etcd.TLSFiles{CAFile: e.CAFile, CertFile: e.CertFile, KeyFile: e.KeyFile, ServerName: e.ServerName}
 }
 
 func (c *config) passphrasePolicy() crypto.PassphrasePolicy {

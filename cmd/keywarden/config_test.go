@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -95,6 +96,57 @@ func TestDeployExampleLoads(t *testing.T) {
 	if c.KMIP.Addr != "127.0.0.1:5696" || c.REST.Addr != "127.0.0.1:9311" || c.Store.Backend != "bolt" ||
 		c.Auth.JWT.MaxLifetime != 24*time.Hour || !c.Auth.JWT.hmacOn() {
 		t.Fatalf("example config: %+v", c)
+	}
+	// The caps and timeouts it shows are the defaults.
+	d := defaultKMIPOptions()
+	got, want := c.KMIP, d
+	got.Hosts, got.ClientCAs, got.Mappings = nil, nil, nil
+	if fmt.Sprint(got) != fmt.Sprint(want) || c.REST.LegacyCipherSuites {
+		t.Fatalf("documented kmip section %+v, defaults %+v", got, want)
+	}
+}
+
+// Caps and timeouts must be positive: a zero would silently mean the
+// default inside the server.
+func TestKMIPLimitsChecked(t *testing.T) {
+	for _, bad := range []string{"max_batch_items: 0", "max_connections: -1", "max_connections_per_source: 0",
+		"handshake_timeout: 0s", "max_connections: 10\n  max_connections_per_source: 20", "server_cert_validity: 0"} {
+		f := filepath.Join(t.TempDir(), "c.yaml")
+		os.WriteFile(f, []byte("kmip:\n  "+bad+"\n"), 0o600)
+		c := defaultConfig()
+		if err := c.load(f); err != nil {
+			t.Fatal(err)
+		}
+		c.DataDir = t.TempDir()
+		if err := c.finish(); err == nil || !strings.Contains(err.Error(), "kmip.") {
+			t.Fatalf("%q: %v", bad, err)
+		}
+	}
+}
+
+// A plain http:// etcd endpoint on another host is refused unless allowed.
+func TestEtcdPlainHTTPRefused(t *testing.T) {
+	load := func(body string) error {
+		f := filepath.Join(t.TempDir(), "c.yaml")
+		os.WriteFile(f, []byte("store:\n  backend: etcd\n  etcd:\n"+body), 0o600)
+		c := defaultConfig()
+		if err := c.load(f); err != nil {
+			t.Fatal(err)
+		}
+		c.DataDir = t.TempDir()
+		return c.finish()
+	}
+	if err := load("    endpoints: [http://10.0.0.1:2379]\n"); err == nil || !strings.Contains(err.Error(), "allow_insecure_http") {
+		t.Fatalf("plain http to another host: %v", err)
+	}
+	if err := load("    endpoints: [http://10.0.0.1:2379]\n    allow_insecure_http: true\n"); err != nil {
+		t.Fatal(err)
+	}
+	if err := load("    endpoints: [http://127.0.0.1:2379]\n"); err != nil {
+		t.Fatal(err)
+	}
+	if err := load("    endpoints: [https://10.0.0.1:2379]\n    cert_file: c.pem\n"); err == nil {
+		t.Fatal("cert_file without key_file accepted")
 	}
 }
 

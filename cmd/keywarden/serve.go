@@ -211,17 +211,17 @@ func serve(ctx context.Context, cfg config) error {
 	}
 	var (
 		observeREST func(string, string, int, time.Duration)
-		observeKMIP func(string, string, time.Duration)
+		m           *metrics
 		metricsAddr = "off"
 	)
 	if cfg.Metrics.Addr != "" {
-		m := newMetrics()
+		m = newMetrics()
 		msrv, addr, err := m.serve(cfg.Metrics.Addr, log)
 		if err != nil {
 			return err
 		}
 		defer msrv.Close()
-		observeREST, observeKMIP, metricsAddr = m.observeREST, m.observeKMIP, "http://"+addr+"/metrics"
+		observeREST, metricsAddr = m.observeREST, "http://"+addr+"/metrics"
 	}
 	api, err := barbican.New(barbican.Config{
 		Service: st.svc, Verifier: verifier, NoAuth: cfg.Auth.InsecureNoAuth,
@@ -235,7 +235,8 @@ func serve(ctx context.Context, cfg config) error {
 		return fmt.Errorf("rest: %w", err)
 	}
 	srv := &http.Server{
-		Handler: api, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 60 * time.Second,
+		TLSConfig: crypto.ServerTLS(cfg.REST.LegacyCipherSuites),
+		Handler:   api, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 60 * time.Second,
 		WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
@@ -255,7 +256,7 @@ func serve(ctx context.Context, cfg config) error {
 	kmipShutdown := func(context.Context) error { return nil }
 	kmipAddr := "off"
 	if cfg.KMIP.Addr != "" {
-		kmipAddr, kmipShutdown, err = startKMIP(st.svc, cfg.DataDir, cfg.KMIP, observeKMIP, log)
+		kmipAddr, kmipShutdown, err = startKMIP(ctx, st.svc, cfg.DataDir, cfg.KMIP, m, log)
 		if err != nil {
 			srv.Close()
 			return fmt.Errorf("kmip: %w", err)
@@ -303,7 +304,12 @@ func storeDesc(cfg config) string {
 func openStore(cfg config) (store.Store, error) {
 	if cfg.Store.Backend == "etcd" {
 		e := cfg.Store.Etcd
-		st, err := etcd.Open(etcd.Config{Endpoints: e.Endpoints, Prefix: e.Prefix, Username: e.Username, Password: e.Password})
+		tlsCfg, err := cfg.etcdTLS().Config()
+		if err != nil {
+			return nil, err
+		}
+		st, err := etcd.Open(etcd.Config{Endpoints: e.Endpoints, Prefix: e.Prefix, Username: e.Username, Password: e.Password,
+			TLS: tlsCfg, AllowInsecureHTTP: e.AllowInsecureHTTP})
 		if err != nil {
 			return nil, err // not a nil *etcd.Store inside a non-nil interface
 		}
