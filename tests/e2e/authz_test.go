@@ -1,0 +1,361 @@
+package e2e
+
+import (
+	"bufio"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/keywarden/keywarden/kms/token"
+	"github.com/keywarden/keywarden/tests/testserver"
+)
+
+// Regression tests for the findings of issue 8 against the real binary:
+// each sends the request sequence that used to get through, expects
+// Barbican's refusal, and checks that nothing changed.
+
+// wantRefusal checks that a request was refused with status want and
+// Barbican's error body for it.
+func wantRefusal(t *testing.T, what string, status int, b []byte, want int) {
+	t.Helper()
+	var e struct {
+		Code        int    `json:"code"`
+		Title       string `json:"title"`
+		Description string `json:"description"`
+	}
+	if status != want || json.Unmarshal(b, &e) != nil || e.Code != want || e.Title != http.StatusText(want) || e.Description == "" {
+		t.Errorf("%s: want %d with a Barbican error body, got %d %s", what, want, status, b)
+	}
+}
+
+// caller is one token's view of a server.
+type caller struct {
+	t   *testing.T
+	srv *testserver.Server
+	tok string
+}
+
+// as mints a development token for project, user and roles.
+func as(t *testing.T, srv *testserver.Server, project, user, roles string) caller {
+	t.Helper()
+	return caller{t, srv, mint(t, srv, "--project", project, "--user", user, "--roles", roles)}
+}
+
+func (c caller) do(method, path, body string) (int, []byte) {
+	c.t.Helper()
+	return call(c.t, c.srv, c.tok, method, path, body)
+}
+
+// must sends the request and stops the test unless it gets want.
+func (c caller) must(want int, method, path, body string) []byte {
+	c.t.Helper()
+	status, b := c.do(method, path, body)
+	if status != want {
+		c.t.Fatalf("%s %s: want %d, got %d %s", method, path, want, status, b)
+	}
+	return b
+}
+
+// refused sends the request and expects want with a Barbican error body.
+func (c caller) refused(want int, method, path, body string) {
+	c.t.Helper()
+	status, b := c.do(method, path, body)
+	wantRefusal(c.t, method+" "+path, status, b, want)
+}
+
+// refPath is the /v1/... path of an href.
+func refPath(t *testing.T, ref string) string {
+	t.Helper()
+	i := strings.Index(ref, "/v1/")
+	if i < 0 {
+		t.Fatalf("not a ref: %q", ref)
+	}
+	return ref[i:]
+}
+
+// refOf reads the ref member named key of a creation's answer.
+func refOf(t *testing.T, b []byte, key string) string {
+	t.Helper()
+	var m map[string]any
+	json.Unmarshal(b, &m)
+	ref, _ := m[key].(string)
+	return refPath(t, ref)
+}
+
+// secret stores a text secret and returns its path /v1/secrets/<id>.
+func (c caller) secret(name string) string {
+	c.t.Helper()
+	b := c.must(http.StatusCreated, "POST", "/v1/secrets",
+		fmt.Sprintf(`{"name":%q,"payload":"material of %s","payload_content_type":"text/plain"}`, name, name))
+	return refOf(c.t, b, "secret_ref")
+}
+
+// autoDestroy makes the secret at path an on_last_consumer one.
+func (c caller) autoDestroy(path string) {
+	c.t.Helper()
+	c.must(http.StatusCreated, "PUT", path+"/metadata", `{"metadata":{"os_encrypt_key_deletion_policy":"on_last_consumer"}}`)
+}
+
+// reads checks that the caller reads the payload secret() stored as name.
+func (c caller) reads(path, name string) {
+	c.t.Helper()
+	if status, b := c.do("GET", path+"/payload", ""); status != http.StatusOK || string(b) != "material of "+name {
+		c.t.Errorf("%s is no longer readable by its owner: %d %s", path, status, b)
+	}
+}
+
+// total is GET /v1/secrets' total for the caller's project.
+func (c caller) total() int {
+	c.t.Helper()
+	var l struct {
+		Total int `json:"total"`
+	}
+	if err := json.Unmarshal(c.must(http.StatusOK, "GET", "/v1/secrets", ""), &l); err != nil {
+		c.t.Fatal(err)
+	}
+	return l.Total
+}
+
+// consumers is the number of consumers the caller sees on path.
+func (c caller) consumers(path string) int {
+	c.t.Helper()
+	var l struct {
+		Total int `json:"total"`
+	}
+	if err := json.Unmarshal(c.must(http.StatusOK, "GET", path+"/consumers", ""), &l); err != nil {
+		c.t.Fatal(err)
+	}
+	return l.Total
+}
+
+const consumerBody = `{"service":"nova","resource_type":"volume","resource_id":"vol-1"}`
+
+// auditEntries reads every record of the audit log at path.
+func auditEntries(t *testing.T, path string) []map[string]any {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out []map[string]any
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var m map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			t.Fatalf("%s: %v in %q", path, err, sc.Text())
+		}
+		out = append(out, m)
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// Finding 1: an orphan sweep never counts a retain secret, nor one idle for
+// less than orphans.min_age, and names the caller on the trail.
+func TestAuthzOrphanSweepFloor(t *testing.T) {
+	srv := testserver.Start(t, testserver.Options{})
+	ops := as(t, srv, "ops", "sam", "key-manager:service-admin")
+	owner := as(t, srv, "proj-a", "ann", "creator")
+	kept, auto := owner.secret("kept"), owner.secret("auto")
+	owner.autoDestroy(auto)
+
+	for _, q := range []string{"grace=1ns", "grace=0s", "older_than=1ns&grace=1ns", "older_than=59m&grace=59m"} {
+		ops.refused(http.StatusBadRequest, "DELETE", "/v1/orphans?"+q, "")
+		ops.refused(http.StatusBadRequest, "GET", "/v1/orphans?"+q, "")
+	}
+	// older_than below the default grace (1h) does not lower it: the idle
+	// time that counts is the longer of the two, so the query of the issue
+	// and a sweep at the defaults count nothing created a moment ago.
+	for _, q := range []string{"?older_than=1ns", ""} {
+		var sweep struct {
+			Total     int `json:"total"`
+			Destroyed int `json:"destroyed"`
+		}
+		json.Unmarshal(ops.must(http.StatusOK, "DELETE", "/v1/orphans"+q, ""), &sweep)
+		if sweep.Total != 0 || sweep.Destroyed != 0 {
+			t.Errorf("DELETE /v1/orphans%s counted %d and destroyed %d young secrets", q, sweep.Total, sweep.Destroyed)
+		}
+	}
+	// Only a service admin sweeps at all.
+	owner.refused(http.StatusForbidden, "DELETE", "/v1/orphans", "")
+	as(t, srv, "proj-a", "ada", "admin").refused(http.StatusForbidden, "DELETE", "/v1/orphans", "")
+	owner.reads(kept, "kept")
+	owner.reads(auto, "auto")
+	if n := owner.total(); n != 2 {
+		t.Errorf("proj-a has %d secrets after the refused sweeps, want 2", n)
+	}
+}
+
+// With the floor lowered to 1s in the config, a young on_last_consumer
+// orphan is destroyed while a retain secret (never an orphan) and an
+// on_last_consumer secret that has a consumer stay; the audit trail names
+// the sweeping operator, not the victim's project.
+func TestAuthzOrphanSweepRetainSurvives(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "kw.yaml")
+	os.WriteFile(cfg, []byte("orphans:\n  min_age: 1s\n  grace: 1s\n"), 0o600)
+	srv := testserver.Start(t, testserver.Options{DataDir: filepath.Join(dir, "data"), Args: []string{"--config", cfg}})
+	ops := as(t, srv, "ops", "sam", "key-manager:service-admin")
+	owner := as(t, srv, "proj-a", "ann", "creator")
+	kept, orphan, used := owner.secret("kept"), owner.secret("orphan"), owner.secret("used")
+	owner.autoDestroy(orphan)
+	owner.autoDestroy(used)
+	owner.must(http.StatusOK, "POST", used+"/consumers", consumerBody)
+	ops.refused(http.StatusBadRequest, "DELETE", "/v1/orphans?grace=500ms", "") // below this floor too
+	time.Sleep(1500 * time.Millisecond)
+
+	var list struct {
+		Orphans []struct {
+			Ref string `json:"secret_ref"`
+		} `json:"orphans"`
+		Total     int `json:"total"`
+		Destroyed int `json:"destroyed"`
+	}
+	// older_than over grace: every secret idle that long, retain or not, is asked for.
+	json.Unmarshal(ops.must(http.StatusOK, "GET", "/v1/orphans?grace=1s&older_than=1s", ""), &list)
+	if list.Total != 1 || len(list.Orphans) != 1 || refPath(t, list.Orphans[0].Ref) != orphan {
+		t.Fatalf("orphans listed: %+v, want only %s", list, orphan)
+	}
+	json.Unmarshal(ops.must(http.StatusOK, "DELETE", "/v1/orphans?grace=1s&older_than=1s", ""), &list)
+	if list.Destroyed != 1 {
+		t.Fatalf("sweep destroyed %d, want 1: %+v", list.Destroyed, list)
+	}
+	owner.refused(http.StatusNotFound, "GET", orphan, "")
+	owner.reads(kept, "kept")
+	owner.reads(used, "used")
+
+	id := orphan[strings.LastIndex(orphan, "/")+1:]
+	var found bool
+	for _, e := range auditEntries(t, filepath.Join(srv.DataDir, "audit.log")) {
+		if e["action"] != "orphan_delete" {
+			continue
+		}
+		if e["secret_id"] != id || e["outcome"] != "ok" || e["user"] != "sam" || e["project"] != "ops" ||
+			!strings.Contains(fmt.Sprint(e["roles"]), "key-manager:service-admin") || e["protocol"] != "rest" {
+			t.Errorf("orphan_delete record does not name the sweeping caller: %v", e)
+		}
+		found = true
+	}
+	if !found {
+		t.Error("no orphan_delete record on the trail")
+	}
+}
+
+// Finding 2: no role of project Z reaches into project A: not `service`,
+// not `service,admin`, not admin, not the service admin. Consumers are
+// neither listed, added nor removed, clones land nowhere, A's secrets stay.
+func TestAuthzNoRoleReachesAcrossProjects(t *testing.T) {
+	srv := testserver.Start(t, testserver.Options{})
+	owner := as(t, srv, "proj-a", "ann", "creator")
+	plain, auto := owner.secret("plain"), owner.secret("auto")
+	owner.autoDestroy(auto)
+	owner.must(http.StatusOK, "POST", auto+"/consumers", consumerBody)
+	// The same requests work for the owner: the refusals below are policy,
+	// not broken routes.
+	owner.must(http.StatusOK, "GET", plain+"/consumers", "")
+	mine := refOf(t, owner.must(http.StatusCreated, "POST", plain+"/clone", `{"project":"proj-a","name":"own clone"}`), "secret_ref")
+	owner.must(http.StatusNoContent, "DELETE", mine, "")
+	owner.refused(http.StatusForbidden, "POST", plain+"/clone", `{"project":"proj-b"}`)
+
+	for _, roles := range []string{"service", "service,admin", "admin", "creator,observer", "key-manager:service-admin"} {
+		z := as(t, srv, "proj-z", "zed", roles)
+		t.Run(roles, func(t *testing.T) {
+			z.t = t
+			z.refused(http.StatusForbidden, "GET", plain+"/consumers", "")
+			z.refused(http.StatusForbidden, "GET", auto+"/consumers", "")
+			z.refused(http.StatusForbidden, "DELETE", auto+"/consumers", consumerBody)
+			z.refused(http.StatusForbidden, "POST", plain+"/consumers", `{"service":"nova","resource_type":"volume","resource_id":"zed"}`)
+			for _, to := range []string{"proj-z", "proj-b", "proj-a", ""} {
+				z.refused(http.StatusForbidden, "POST", plain+"/clone", fmt.Sprintf(`{"project":%q}`, to))
+			}
+			z.refused(http.StatusForbidden, "GET", plain+"/payload", "")
+		})
+	}
+	owner.t = t
+	for _, p := range []string{"proj-b", "proj-z"} {
+		if n := as(t, srv, p, "bob", "admin").total(); n != 0 {
+			t.Errorf("%s holds %d secrets: a clone landed there", p, n)
+		}
+	}
+	owner.reads(auto, "auto")
+	if n := owner.consumers(auto); n != 1 {
+		t.Errorf("%s has %d consumers, want its 1", auto, n)
+	}
+	if n := owner.consumers(plain); n != 0 {
+		t.Errorf("%s has %d consumers: one was added from another project", plain, n)
+	}
+	if n := owner.total(); n != 2 {
+		t.Errorf("proj-a has %d secrets, want 2", n)
+	}
+	owner.must(http.StatusNoContent, "DELETE", plain, "") // no consumer holds it (409 otherwise)
+}
+
+// Finding 6: a secret's ACL document is the owning project's
+// admin/creator/observer's to read: not its audit role, not an ACL user of
+// another project.
+func TestAuthzACLDocumentReaders(t *testing.T) {
+	srv := testserver.Start(t, testserver.Options{})
+	owner := as(t, srv, "proj-a", "ann", "creator")
+	path := owner.secret("shared")
+	owner.must(http.StatusOK, "PUT", path+"/acl", `{"read":{"users":["gus","hal"],"project-access":true}}`)
+	gus := as(t, srv, "proj-g", "gus", "observer")
+	gus.reads(path, "shared") // the share works: gus may read the secret, not who else may
+	gus.refused(http.StatusForbidden, "GET", path+"/acl", "")
+	as(t, srv, "proj-a", "aud", "audit").refused(http.StatusForbidden, "GET", path+"/acl", "")
+	as(t, srv, "proj-g", "gia", "admin").refused(http.StatusForbidden, "GET", path+"/acl", "")
+	for _, roles := range []string{"observer", "creator", "admin", "reader", "member"} {
+		b := as(t, srv, "proj-a", "olly", roles).must(http.StatusOK, "GET", path+"/acl", "")
+		if !strings.Contains(string(b), "hal") {
+			t.Errorf("%s of the owning project: ACL without its users: %s", roles, b)
+		}
+	}
+	owner.reads(path, "shared")
+}
+
+// Finding 7: ACL users are namespaced by identity source. With two token
+// issuers, "alice" named by a caller whose token came from issuer X is
+// granted only to the alice of issuer X.
+func TestAuthzACLUsersNamespacedByIssuer(t *testing.T) {
+	dir := t.TempDir()
+	priv, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	der, _ := x509.MarshalPKIXPublicKey(&priv.PublicKey)
+	pub := filepath.Join(dir, "idp.pub")
+	os.WriteFile(pub, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o644)
+	cfg := filepath.Join(dir, "kw.yaml")
+	os.WriteFile(cfg, fmt.Appendf(nil, "auth:\n  jwt:\n    public_keys: [%s]\n    allow_hmac: true\n", pub), 0o600)
+	srv := testserver.Start(t, testserver.Options{DataDir: filepath.Join(dir, "data"), Args: []string{"--config", cfg}})
+	es256 := func(project, user, roles string) caller {
+		tok, err := jwt.NewWithClaims(jwt.SigningMethodES256, token.Claims{Project: project, Roles: strings.Split(roles, ","),
+			RegisteredClaims: jwt.RegisteredClaims{Issuer: "https://idp-x.example", Subject: user,
+				IssuedAt: jwt.NewNumericDate(time.Now()), ExpiresAt: jwt.NewNumericDate(time.Now().Add(time.Hour))}}).SignedString(priv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return caller{t, srv, tok}
+	}
+	owner := es256("proj-a", "ann", "creator")
+	path := owner.secret("for alice")
+	owner.must(http.StatusOK, "PUT", path+"/acl", `{"read":{"users":["alice"],"project-access":false}}`)
+
+	// The same name from the development issuer (HS256, iss keywarden-dev).
+	as(t, srv, "proj-b", "alice", "observer").refused(http.StatusForbidden, "GET", path+"/payload", "")
+	as(t, srv, "proj-b", "alice", "admin").refused(http.StatusForbidden, "GET", path, "")
+	es256("proj-b", "alice", "observer").reads(path, "for alice")
+	es256("proj-b", "bob", "observer").refused(http.StatusForbidden, "GET", path+"/payload", "")
+	owner.reads(path, "for alice")
+}
