@@ -1,7 +1,9 @@
 package kmip
 
 import (
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -70,7 +72,9 @@ func (ids *Identities) Identify(chains [][]*x509.Certificate) (kms.Identity, err
 	}
 	for _, chain := range chains {
 		if root := chain[len(chain)-1]; ids.own != nil && root.Equal(ids.own) {
-			return SubjectIdentity(leaf)
+			id, err := SubjectIdentity(leaf)
+			id.Source = CASource(root)
+			return id, err
 		}
 	}
 	for _, m := range ids.mappings {
@@ -79,11 +83,21 @@ func (ids *Identities) Identify(chains [][]*x509.Certificate) (kms.Identity, err
 			if user == "" {
 				user = leaf.Subject.CommonName
 			}
-			return kms.Identity{Project: m.Project, User: user, Roles: slices.Clone(m.Roles)}, nil
+			return kms.Identity{Project: m.Project, User: user, Roles: slices.Clone(m.Roles),
+				Source: CASource(chains[0][len(chains[0])-1])}, nil
 		}
 	}
 	return kms.Identity{}, fmt.Errorf("kmip: no mapping for the client certificate %q issued by %q",
 		leaf.Subject.String(), leaf.Issuer.String())
+}
+
+// CASource is the kms.Identity.Source of the users a CA vouches for:
+// "x509:" and the first 16 bytes of the SHA-256 of its public key, in hex.
+// A user name from one CA then never matches an ACL entry made for a user
+// of another CA or of a token issuer.
+func CASource(ca *x509.Certificate) string {
+	sum := sha256.Sum256(ca.RawSubjectPublicKeyInfo)
+	return "x509:" + hex.EncodeToString(sum[:16])
 }
 
 func (m Mapping) matches(c *x509.Certificate) bool {

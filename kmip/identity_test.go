@@ -8,6 +8,7 @@ import (
 	"crypto/x509/pkix"
 	"math/big"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -60,14 +61,16 @@ func TestIdentities(t *testing.T) {
 	}
 	leaf := parsePEMCert(t, pemCert)
 	id, err := ids.Identify(chainsFor(t, ids, leaf))
-	if err != nil || id.Project != "p1" || id.User != "alice" || !slices.Equal(id.Roles, []string{"admin", "creator"}) {
+	if err != nil || id.Project != "p1" || id.User != "alice" || !slices.Equal(id.Roles, []string{"admin", "creator"}) ||
+		id.Source != CASource(own.Certificate()) {
 		t.Fatalf("own certificate: %+v %v", id, err)
 	}
 
 	// Another CA's certificates map through configuration, first match wins.
 	c, _ := certOf(t, pkix.Name{CommonName: "bob", OrganizationalUnit: []string{"storage"}}, false, clientAuth, other, otherKey)
 	id, err = ids.Identify(chainsFor(t, ids, c))
-	if err != nil || id.Project != "storage-team" || id.User != "bob" || !slices.Equal(id.Roles, []string{"creator"}) {
+	if err != nil || id.Project != "storage-team" || id.User != "bob" || !slices.Equal(id.Roles, []string{"creator"}) ||
+		id.Source != CASource(other) || id.Source == CASource(own.Certificate()) || !strings.HasPrefix(id.Source, "x509:") {
 		t.Fatalf("mapped by OU: %+v %v", id, err)
 	}
 	c, _ = certOf(t, pkix.Name{CommonName: "nova-compute"}, false, clientAuth, other, otherKey)
