@@ -660,7 +660,7 @@ func entry(r kms.AuditRecord) Entry {
 
 func droppedEntry(n uint64) Entry {
 	return Entry{Time: time.Now().UTC(), Action: "audit_dropped", Outcome: "error",
-		Detail: fmt.Sprintf("%d records were dropped: the audit queue was full", n)}
+		Detail: fmt.Sprintf("%d records were dropped: the audit queue was full or a write failed", n)}
 }
 
 // rotateRetry is how long the writer goes on past MaxBytes after a failed
