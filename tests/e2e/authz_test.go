@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -17,6 +18,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	ovh "github.com/ovh/kmip-go"
+
 	"github.com/keywarden/keywarden/kms/token"
 	"github.com/keywarden/keywarden/tests/testserver"
 )
@@ -358,4 +361,68 @@ func TestAuthzACLUsersNamespacedByIssuer(t *testing.T) {
 	es256("proj-b", "alice", "observer").reads(path, "for alice")
 	es256("proj-b", "bob", "observer").refused(http.StatusForbidden, "GET", path+"/payload", "")
 	owner.reads(path, "for alice")
+}
+
+// The same over KMIP: a client certificate of another project, whatever its
+// roles and even when its CN is a user an ACL names, neither reads nor
+// changes project A's objects, and they stay as they were.
+func TestAuthzKMIPAcrossProjects(t *testing.T) {
+	srv := testserver.Start(t, testserver.Options{KMIP: true})
+	ctx := context.Background()
+	owner := as(t, srv, "proj-a", "ann", "creator")
+	plain, shared := owner.secret("plain"), owner.secret("shared")
+	owner.must(http.StatusOK, "PUT", shared+"/acl", `{"read":{"users":["alice"],"project-access":false}}`)
+	as(t, srv, "proj-b", "alice", "observer").reads(shared, "shared") // the token's alice is granted
+
+	ka := kmipClient(t, srv, "proj-a", "kay", "admin")
+	cr, err := ka.Create().AES(256, ovh.CryptographicUsageEncrypt).WithName("a-key").ExecContext(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := cr.UniqueIdentifier
+	idOf := func(p string) string { return p[strings.LastIndex(p, "/")+1:] }
+
+	for _, roles := range []string{"admin", "creator", "key-manager:service-admin"} {
+		kz := kmipClient(t, srv, "proj-z", "alice", roles)
+		for _, op := range []struct {
+			name string
+			run  func() error
+		}{
+			{"Get key", func() error { _, err := kz.Get(key).ExecContext(ctx); return err }},
+			{"Get plain", func() error { _, err := kz.Get(idOf(plain)).ExecContext(ctx); return err }},
+			{"Get shared", func() error { _, err := kz.Get(idOf(shared)).ExecContext(ctx); return err }},
+			{"Get Attributes", func() error { _, err := kz.GetAttributes(key).ExecContext(ctx); return err }},
+			{"Add Attribute", func() error { _, err := kz.AddAttribute(key, "x-volume", "z").ExecContext(ctx); return err }},
+			{"Activate", func() error { _, err := kz.Activate(key).ExecContext(ctx); return err }},
+			{"Revoke", func() error {
+				_, err := kz.Revoke(key).WithRevocationReasonCode(ovh.RevocationReasonCodeKeyCompromise).
+					WithCompromiseOccurrenceDate(time.Now()).ExecContext(ctx)
+				return err
+			}},
+			{"Destroy key", func() error { _, err := kz.Destroy(key).ExecContext(ctx); return err }},
+			{"Destroy plain", func() error { _, err := kz.Destroy(idOf(plain)).ExecContext(ctx); return err }},
+		} {
+			err := op.run()
+			if err == nil || !strings.Contains(err.Error(), "PermissionDenied") && !strings.Contains(err.Error(), "ItemNotFound") {
+				t.Errorf("proj-z %s: KMIP %s of proj-a's object: want Permission Denied or Item Not Found, got %v", roles, op.name, err)
+			}
+		}
+		loc, err := kz.Locate().WithName("a-key").ExecContext(ctx)
+		if err == nil && len(loc.UniqueIdentifier) != 0 || err != nil && !strings.Contains(err.Error(), "PermissionDenied") {
+			t.Errorf("proj-z %s: Locate of proj-a's key: %v %v", roles, loc, err)
+		}
+	}
+
+	attrs, err := ka.GetAttributes(key, ovh.AttributeNameState).ExecContext(ctx)
+	if err != nil || len(attrs.Attribute) != 1 || attrs.Attribute[0].AttributeValue != ovh.StatePreActive {
+		t.Errorf("proj-a's key after the refusals: %+v %v", attrs, err)
+	}
+	if attrs, err := ka.GetAttributes(key, "x-volume").ExecContext(ctx); err != nil || len(attrs.Attribute) != 0 {
+		t.Errorf("an attribute was added to proj-a's key: %+v %v", attrs, err)
+	}
+	if _, err := ka.Get(key).ExecContext(ctx); err != nil {
+		t.Errorf("proj-a cannot read its key: %v", err)
+	}
+	owner.reads(plain, "plain")
+	owner.reads(shared, "shared")
 }
