@@ -243,9 +243,23 @@ func TestAuditDeviceFull(t *testing.T) {
 	cfg := filepath.Join(dir, "kw.yaml")
 	os.WriteFile(cfg, fmt.Appendf(nil, "audit:\n  path: %s\n", filepath.Join(mnt, "audit.log")), 0o600)
 	data := filepath.Join(dir, "data")
-	srv := testserver.Start(t, testserver.Options{DataDir: data, Args: []string{"--config", cfg}})
+	srv := testserver.Start(t, testserver.Options{DataDir: data, KMIP: true, Args: []string{"--config", cfg}})
 	a := as(t, srv, "proj-a", "ann", "creator")
 	first := a.secret("before")
+	k := kmipClient(t, srv, "proj-k", "kim", "admin")
+	ctx := context.Background()
+	kmipCreate := func() error {
+		_, err := k.Create().AES(128, ovh.CryptographicUsageEncrypt).ExecContext(ctx)
+		return err
+	}
+	kmipKeys := func() int {
+		t.Helper()
+		loc, err := k.Locate().WithObjectType(ovh.ObjectTypeSymmetricKey).ExecContext(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(loc.UniqueIdentifier)
+	}
 
 	// Fill the device: whole pages, then byte by byte into the last one.
 	filler, err := os.Create(filepath.Join(mnt, "filler"))
@@ -282,12 +296,33 @@ func TestAuditDeviceFull(t *testing.T) {
 	}
 	a.reads(first, "before") // reads are audited best effort and go on
 
+	// KMIP: Operation Failed, and no key.
+	keys := 0
+	for range 40 {
+		if err = kmipCreate(); err != nil {
+			break
+		}
+		keys++
+	}
+	if err == nil || !strings.Contains(err.Error(), "OperationFailed") {
+		t.Errorf("KMIP Create with the audit device full: want Operation Failed, got %v", err)
+	}
+	if n := kmipKeys(); n != keys {
+		t.Errorf("%d KMIP keys after the refused Create, want %d", n, keys)
+	}
+
 	if err := os.Remove(filepath.Join(mnt, "filler")); err != nil {
 		t.Fatal(err)
 	}
 	a.secret("after")
 	if n := a.total(); n != made+1 {
 		t.Errorf("%d secrets once the device has room, want %d", n, made+1)
+	}
+	if err := kmipCreate(); err != nil {
+		t.Errorf("KMIP Create once the device has room: %v", err)
+	}
+	if n := kmipKeys(); n != keys+1 {
+		t.Errorf("%d KMIP keys once the device has room, want %d", n, keys+1)
 	}
 	// One ok create record per secret that exists: the refused one left none.
 	var creates int
@@ -296,8 +331,8 @@ func TestAuditDeviceFull(t *testing.T) {
 			creates++
 		}
 	}
-	if creates != made+1 {
-		t.Errorf("%d ok create records for %d secrets", creates, made+1)
+	if creates != made+1+keys+1 {
+		t.Errorf("%d ok create records for %d secrets and %d keys", creates, made+1, keys+1)
 	}
 	verifyAudit(t, "--data-dir", data, "--config", cfg)
 }

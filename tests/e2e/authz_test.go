@@ -3,12 +3,7 @@ package e2e
 import (
 	"bufio"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"net/http"
 	"os"
@@ -17,10 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/golang-jwt/jwt/v5"
 	ovh "github.com/ovh/kmip-go"
 
-	"github.com/keywarden/keywarden/kms/token"
 	"github.com/keywarden/keywarden/tests/testserver"
 )
 
@@ -335,22 +328,11 @@ func TestAuthzACLDocumentReaders(t *testing.T) {
 // granted only to the alice of issuer X.
 func TestAuthzACLUsersNamespacedByIssuer(t *testing.T) {
 	dir := t.TempDir()
-	priv, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	der, _ := x509.MarshalPKIXPublicKey(&priv.PublicKey)
-	pub := filepath.Join(dir, "idp.pub")
-	os.WriteFile(pub, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o644)
+	pub, sign := newIdP(t, dir, "https://idp-x.example")
 	cfg := filepath.Join(dir, "kw.yaml")
 	os.WriteFile(cfg, fmt.Appendf(nil, "auth:\n  jwt:\n    public_keys: [%s]\n    allow_hmac: true\n", pub), 0o600)
 	srv := testserver.Start(t, testserver.Options{DataDir: filepath.Join(dir, "data"), Args: []string{"--config", cfg}})
-	es256 := func(project, user, roles string) caller {
-		tok, err := jwt.NewWithClaims(jwt.SigningMethodES256, token.Claims{Project: project, Roles: strings.Split(roles, ","),
-			RegisteredClaims: jwt.RegisteredClaims{Issuer: "https://idp-x.example", Subject: user,
-				IssuedAt: jwt.NewNumericDate(time.Now()), ExpiresAt: jwt.NewNumericDate(time.Now().Add(time.Hour))}}).SignedString(priv)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return caller{t, srv, tok}
-	}
+	es256 := func(project, user, roles string) caller { return caller{t, srv, sign(project, user, roles)} }
 	owner := es256("proj-a", "ann", "creator")
 	path := owner.secret("for alice")
 	owner.must(http.StatusOK, "PUT", path+"/acl", `{"read":{"users":["alice"],"project-access":false}}`)
