@@ -314,10 +314,19 @@ func TestAuthzACLDocumentReaders(t *testing.T) {
 	gus.refused(http.StatusForbidden, "GET", path+"/acl", "")
 	as(t, srv, "proj-a", "aud", "audit").refused(http.StatusForbidden, "GET", path+"/acl", "")
 	as(t, srv, "proj-g", "gia", "admin").refused(http.StatusForbidden, "GET", path+"/acl", "")
+	// A container's ACL document likewise.
+	ctr := refOf(t, owner.must(http.StatusCreated, "POST", "/v1/containers",
+		fmt.Sprintf(`{"name":"c","type":"generic","secret_refs":[{"name":"a","secret_ref":%q}]}`, srv.URL+path)), "container_ref")
+	owner.must(http.StatusOK, "PUT", ctr+"/acl", `{"read":{"users":["gus","hal"],"project-access":true}}`)
+	gus.must(http.StatusOK, "GET", ctr, "")
+	gus.refused(http.StatusForbidden, "GET", ctr+"/acl", "")
+	as(t, srv, "proj-a", "aud", "audit").refused(http.StatusForbidden, "GET", ctr+"/acl", "")
 	for _, roles := range []string{"observer", "creator", "admin", "reader", "member"} {
-		b := as(t, srv, "proj-a", "olly", roles).must(http.StatusOK, "GET", path+"/acl", "")
-		if !strings.Contains(string(b), "hal") {
-			t.Errorf("%s of the owning project: ACL without its users: %s", roles, b)
+		olly := as(t, srv, "proj-a", "olly", roles)
+		for _, p := range []string{path, ctr} {
+			if b := olly.must(http.StatusOK, "GET", p+"/acl", ""); !strings.Contains(string(b), "hal") {
+				t.Errorf("%s of the owning project: %s ACL without its users: %s", roles, p, b)
+			}
 		}
 	}
 	owner.reads(path, "shared")
@@ -407,4 +416,48 @@ func TestAuthzKMIPAcrossProjects(t *testing.T) {
 	}
 	owner.reads(plain, "plain")
 	owner.reads(shared, "shared")
+}
+
+// Consumers of a shared secret: an ACL user of another project may read
+// the secret and register its own consumers, but neither removes the
+// owner's, nor switches the secret to auto-destroy, nor destroys it by
+// removing the last consumer.
+func TestAuthzConsumersOfSharedSecret(t *testing.T) {
+	srv := testserver.Start(t, testserver.Options{})
+	owner := as(t, srv, "proj-a", "ann", "creator")
+	shared, kept := owner.secret("shared"), owner.secret("kept")
+	owner.autoDestroy(shared)
+	owner.must(http.StatusOK, "POST", shared+"/consumers", consumerBody)
+	for _, p := range []string{shared, kept} {
+		owner.must(http.StatusOK, "PUT", p+"/acl", `{"read":{"users":["gus"],"project-access":true}}`)
+	}
+	gus := as(t, srv, "proj-g", "gus", "admin")
+	gus.reads(shared, "shared")
+	const gusConsumer = `{"service":"cinder","resource_type":"volume","resource_id":"gus-vol"}`
+
+	// Metadata is a write: not for a reader, whatever its roles elsewhere.
+	for _, c := range []caller{gus, as(t, srv, "proj-a", "oscar", "observer"), as(t, srv, "proj-a", "aud", "audit")} {
+		c.refused(http.StatusForbidden, "PUT", kept+"/metadata", `{"metadata":{"os_encrypt_key_deletion_policy":"on_last_consumer"}}`)
+		c.refused(http.StatusForbidden, "PUT", kept+"/metadata/os_encrypt_key_deletion_policy",
+			`{"key":"os_encrypt_key_deletion_policy","value":"on_last_consumer"}`)
+	}
+	gus.refused(http.StatusForbidden, "DELETE", shared+"/consumers", consumerBody) // proj-a's consumer
+	gus.must(http.StatusOK, "POST", shared+"/consumers", gusConsumer)
+	owner.must(http.StatusOK, "DELETE", shared+"/consumers", consumerBody)
+	// gus's is now the last consumer: removing it would destroy proj-a's key.
+	gus.refused(http.StatusForbidden, "DELETE", shared+"/consumers", gusConsumer)
+	owner.reads(shared, "shared")
+	if n := owner.consumers(shared); n != 1 {
+		t.Errorf("%s has %d consumers, want gus's 1", shared, n)
+	}
+	var lc struct {
+		Policy string `json:"deletion_policy"`
+	}
+	json.Unmarshal(owner.must(http.StatusOK, "GET", kept+"/lifecycle", ""), &lc)
+	if lc.Policy != "retain" {
+		t.Errorf("%s: deletion policy %q after the refused metadata writes", kept, lc.Policy)
+	}
+	// The owner may: the refusals above are policy, not broken routes.
+	owner.must(http.StatusOK, "DELETE", shared+"/consumers", gusConsumer)
+	owner.refused(http.StatusNotFound, "GET", shared, "")
 }
