@@ -217,6 +217,39 @@ func TestAuditEveryStateChange(t *testing.T) {
 			t.Errorf("no ok record of KMIP %q", action)
 		}
 	}
+	// The records name what the policy reads, before and after.
+	idOf := func(p string) string { return p[strings.LastIndex(p, "/")+1:] }
+	wantDetail := map[string][]string{
+		"clone":         {"clone of secret " + idOf(s), "(project proj-a) into project proj-a"},
+		"acl_set":       {"acl: project-access → project-access users=gus@jwt:keywarden", "acl: project-access users=gus@jwt:keywarden → private users=gus@jwt:keywarden"},
+		"quota_set":     {"project proj-a", "secrets=50"},
+		"orphan_delete": {"deleted (project proj-a)"},
+	}
+	for _, e := range entries {
+		want, ok := wantDetail[e["action"].(string)]
+		if !ok || e["outcome"] != "ok" {
+			continue
+		}
+		d, _ := e["detail"].(string)
+		for i, w := range want {
+			if strings.Contains(d, w) {
+				want[i] = ""
+			}
+		}
+	}
+	for action, want := range wantDetail {
+		for _, w := range want {
+			if w != "" {
+				var got []string
+				for _, e := range entries {
+					if e["action"] == action {
+						got = append(got, fmt.Sprint(e["detail"]))
+					}
+				}
+				t.Errorf("no %s record's detail says %q: %q", action, w, got)
+			}
+		}
+	}
 	t.Logf("%d records; rest: %d kinds, kmip: %d kinds", len(entries), len(byProtocol["rest"]), len(byProtocol["kmip"]))
 	verifyAudit(t, "--data-dir", data, "--config", cfg)
 }

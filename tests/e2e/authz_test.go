@@ -346,7 +346,7 @@ func TestAuthzACLUsersNamespacedByIssuer(t *testing.T) {
 	path := owner.secret("for alice")
 	owner.must(http.StatusOK, "PUT", path+"/acl", `{"read":{"users":["alice"],"project-access":false}}`)
 
-	// The same name from the development issuer (HS256, iss keywarden-dev).
+	// The same name from the development issuer (HS256, iss "keywarden").
 	as(t, srv, "proj-b", "alice", "observer").refused(http.StatusForbidden, "GET", path+"/payload", "")
 	as(t, srv, "proj-b", "alice", "admin").refused(http.StatusForbidden, "GET", path, "")
 	es256("proj-b", "alice", "observer").reads(path, "for alice")
