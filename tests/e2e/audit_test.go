@@ -279,6 +279,10 @@ func TestAuditDeviceFull(t *testing.T) {
 	srv := testserver.Start(t, testserver.Options{DataDir: data, KMIP: true, Args: []string{"--config", cfg}})
 	a := as(t, srv, "proj-a", "ann", "creator")
 	first := a.secret("before")
+	var victims []string // to be deleted while the device is full
+	for i := range 12 {
+		victims = append(victims, a.secret(fmt.Sprint("victim ", i)))
+	}
 	k := kmipClient(t, srv, "proj-k", "kim", "admin")
 	ctx := context.Background()
 	kmipCreate := func() error {
@@ -313,7 +317,7 @@ func TestAuditDeviceFull(t *testing.T) {
 
 	// The log's last page may still hold a record or a few: create until
 	// the device refuses; every create it took is on the trail.
-	made := 1
+	made := 1 + len(victims)
 	var status int
 	var b []byte
 	for range 40 {
@@ -323,11 +327,26 @@ func TestAuditDeviceFull(t *testing.T) {
 		made++
 	}
 	wantRefusal(t, "create with the audit device full", status, b, http.StatusServiceUnavailable)
-	t.Logf("%d creates fitted in the log's last page before the 503: %s", made-1, b)
+	t.Logf("%d creates fitted in the log's last page before the 503: %s", made-1-len(victims), b)
 	if n := a.total(); n != made {
 		t.Errorf("%d secrets after the refused create, want %d", n, made)
 	}
 	a.reads(first, "before") // reads are audited best effort and go on
+
+	// A delete: refused until there is room, and the secret stays.
+	deleted := 0
+	for _, v := range victims {
+		if status, b = a.do("DELETE", v, ""); status != http.StatusNoContent {
+			wantRefusal(t, "delete with the audit device full", status, b, http.StatusServiceUnavailable)
+			a.reads(v, fmt.Sprint("victim ", deleted))
+			break
+		}
+		deleted++
+	}
+	if deleted == len(victims) {
+		t.Error("every delete was made with the audit device full")
+	}
+	made -= deleted
 
 	// KMIP: Operation Failed, and no key.
 	keys := 0
@@ -364,8 +383,8 @@ func TestAuditDeviceFull(t *testing.T) {
 			creates++
 		}
 	}
-	if creates != made+1+keys+1 {
-		t.Errorf("%d ok create records for %d secrets and %d keys", creates, made+1, keys+1)
+	if creates != made+deleted+1+keys+1 {
+		t.Errorf("%d ok create records for %d secrets made and %d keys", creates, made+deleted+1, keys+1)
 	}
 	verifyAudit(t, "--data-dir", data, "--config", cfg)
 }
