@@ -461,3 +461,65 @@ func TestAuthzConsumersOfSharedSecret(t *testing.T) {
 	owner.must(http.StatusOK, "DELETE", shared+"/consumers", gusConsumer)
 	owner.refused(http.StatusNotFound, "GET", shared, "")
 }
+
+// Containers and orders of project A are not project Z's to read, change
+// or delete, and A's secrets cannot be put in Z's containers.
+func TestAuthzContainersAndOrdersAcrossProjects(t *testing.T) {
+	srv := testserver.Start(t, testserver.Options{})
+	owner := as(t, srv, "proj-a", "ann", "creator")
+	sec := owner.secret("in a container")
+	secRef := fmt.Sprintf(`{"name":"k","secret_ref":%q}`, srv.URL+sec)
+	ctr := refOf(t, owner.must(http.StatusCreated, "POST", "/v1/containers",
+		fmt.Sprintf(`{"name":"c","type":"generic","secret_refs":[%s]}`, secRef)), "container_ref")
+	order := refOf(t, owner.must(http.StatusAccepted, "POST", "/v1/orders",
+		`{"type":"key","meta":{"algorithm":"aes","bit_length":256,"mode":"cbc"}}`), "order_ref")
+	const lb = `{"name":"lb","URL":"https://lb.example/z"}`
+
+	for _, roles := range []string{"admin", "creator", "service,admin", "key-manager:service-admin"} {
+		z := as(t, srv, "proj-z", "zed", roles)
+		t.Run(roles, func(t *testing.T) {
+			z.t = t
+			for _, r := range [][3]string{
+				{"GET", ctr, ""}, {"DELETE", ctr, ""}, {"GET", ctr + "/acl", ""},
+				{"PUT", ctr + "/acl", `{"read":{"users":["zed"],"project-access":true}}`}, {"DELETE", ctr + "/acl", ""},
+				{"GET", ctr + "/consumers", ""}, {"POST", ctr + "/consumers", lb}, {"DELETE", ctr + "/consumers", lb},
+				{"POST", ctr + "/secrets", fmt.Sprintf(`{"name":"z","secret_ref":%q}`, srv.URL+sec)},
+				{"DELETE", ctr + "/secrets", secRef},
+				{"GET", order, ""}, {"DELETE", order, ""},
+			} {
+				if status, b := z.do(r[0], r[1], r[2]); status != http.StatusForbidden && status != http.StatusNotFound {
+					wantRefusal(t, r[0]+" "+r[1], status, b, http.StatusForbidden)
+				}
+			}
+			if roles == "key-manager:service-admin" {
+				return // creates nothing anywhere
+			}
+			// A's secret in a container of Z's own.
+			status, b := z.do("POST", "/v1/containers", fmt.Sprintf(`{"name":"z","type":"generic","secret_refs":[%s]}`, secRef))
+			if status != http.StatusForbidden && status != http.StatusNotFound && status != http.StatusBadRequest {
+				t.Errorf("proj-z %s made a container of proj-a's secret: %d %s", roles, status, b)
+			}
+		})
+	}
+	owner.t = t
+	b := owner.must(http.StatusOK, "GET", ctr, "")
+	if !strings.Contains(string(b), `"name":"k"`) || strings.Contains(string(b), `"name":"z"`) {
+		t.Errorf("proj-a's container changed: %s", b)
+	}
+	if n := owner.consumers(ctr); n != 0 {
+		t.Errorf("proj-a's container has %d consumers", n)
+	}
+	owner.must(http.StatusOK, "GET", order, "")
+	owner.must(http.StatusOK, "GET", ctr+"/acl", "")
+	if b := owner.must(http.StatusOK, "GET", ctr+"/acl", ""); strings.Contains(string(b), "zed") {
+		t.Errorf("proj-a's container ACL names zed: %s", b)
+	}
+	owner.reads(sec, "in a container")
+	var l struct {
+		Total int `json:"total"`
+	}
+	json.Unmarshal(as(t, srv, "proj-z", "zed", "admin").must(http.StatusOK, "GET", "/v1/containers", ""), &l)
+	if l.Total != 0 {
+		t.Errorf("proj-z holds %d containers", l.Total)
+	}
+}
