@@ -523,3 +523,41 @@ func TestAuthzContainersAndOrdersAcrossProjects(t *testing.T) {
 		t.Errorf("proj-z holds %d containers", l.Total)
 	}
 }
+
+// The server's own schedule follows the same rules: with
+// orphans.collect_every it destroys a young on_last_consumer orphan once
+// min_age has passed, never a retain secret, and audits as keywarden:orphans.
+func TestAuthzOrphanScheduleSparesRetain(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "kw.yaml")
+	os.WriteFile(cfg, []byte("orphans:\n  collect_every: 300ms\n  min_age: 1s\n  grace: 1s\n"), 0o600)
+	srv := testserver.Start(t, testserver.Options{DataDir: filepath.Join(dir, "data"), Args: []string{"--config", cfg}})
+	owner := as(t, srv, "proj-a", "ann", "creator")
+	kept, orphan := owner.secret("kept"), owner.secret("orphan")
+	owner.autoDestroy(orphan)
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		status, _ := owner.do("GET", orphan, "")
+		if status == http.StatusNotFound {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the schedule did not collect %s: %d\n%s", orphan, status, srv.Log())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	time.Sleep(time.Second) // a few more rounds
+	owner.reads(kept, "kept")
+	var found bool
+	for _, e := range auditEntries(t, filepath.Join(srv.DataDir, "audit.log")) {
+		if e["action"] == "orphan_delete" && e["outcome"] == "ok" {
+			found = true
+			if e["user"] != "keywarden:orphans" || !strings.HasSuffix(orphan, fmt.Sprint(e["secret_id"])) {
+				t.Errorf("scheduled orphan_delete: %v", e)
+			}
+		}
+	}
+	if !found {
+		t.Error("no orphan_delete record of the schedule")
+	}
+}
