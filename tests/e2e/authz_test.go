@@ -561,3 +561,38 @@ func TestAuthzOrphanScheduleSparesRetain(t *testing.T) {
 		t.Error("no orphan_delete record of the schedule")
 	}
 }
+
+// Ownership is namespaced like ACL users: a private secret's creator "ann"
+// of one identity source is not the "ann" of another source in the same
+// project (another token issuer, a KMIP client certificate), who is only a
+// fellow project member.
+func TestAuthzOwnerNamespacedBySource(t *testing.T) {
+	dir := t.TempDir()
+	pub, sign := newIdP(t, dir, "https://idp-x.example")
+	cfg := filepath.Join(dir, "kw.yaml")
+	os.WriteFile(cfg, fmt.Appendf(nil, "auth:\n  jwt:\n    public_keys: [%s]\n    allow_hmac: true\n", pub), 0o600)
+	srv := testserver.Start(t, testserver.Options{DataDir: filepath.Join(dir, "data"), KMIP: true, Args: []string{"--config", cfg}})
+	owner := as(t, srv, "proj-a", "ann", "creator")
+	path := owner.secret("private")
+	owner.must(http.StatusOK, "PUT", path+"/acl", `{"read":{"project-access":false}}`)
+	owner.reads(path, "private")
+
+	other := caller{t, srv, sign("proj-a", "ann", "creator")} // ann of issuer X
+	other.refused(http.StatusForbidden, "GET", path+"/payload", "")
+	other.refused(http.StatusForbidden, "PUT", path+"/acl", `{"read":{"project-access":true}}`)
+	other.refused(http.StatusForbidden, "DELETE", path, "")
+
+	id := path[strings.LastIndex(path, "/")+1:]
+	ctx := context.Background()
+	for _, user := range []string{"ann", "bob"} { // bob: the control, a plain member
+		k := kmipClient(t, srv, "proj-a", user, "creator")
+		_, err := k.Get(id).ExecContext(ctx)
+		if err == nil || !strings.Contains(err.Error(), "PermissionDenied") && !strings.Contains(err.Error(), "ItemNotFound") {
+			t.Errorf("KMIP certificate of proj-a %s: Get of ann's private secret: %v", user, err)
+		}
+		if _, err := k.Destroy(id).ExecContext(ctx); err == nil {
+			t.Errorf("KMIP certificate of proj-a %s destroyed ann's private secret", user)
+		}
+	}
+	owner.reads(path, "private")
+}
