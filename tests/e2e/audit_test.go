@@ -101,11 +101,8 @@ func verifyAudit(t *testing.T, args ...string) {
 // naming the caller (project, user, roles, protocol, remote address), and
 // the log verifies.
 func TestAuditEveryStateChange(t *testing.T) {
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "kw.yaml")
-	os.WriteFile(cfg, []byte("orphans:\n  min_age: 1s\n  grace: 1s\n"), 0o600)
-	data := filepath.Join(dir, "data")
-	srv := testserver.Start(t, testserver.Options{DataDir: data, KMIP: true, Args: []string{"--config", cfg}})
+	srv, cfg := startWith(t, "orphans:\n  min_age: 1s\n  grace: 1s\n", true)
+	data := srv.DataDir
 	a := as(t, srv, "proj-a", "ann", "creator")
 	ops := as(t, srv, "ops", "sam", "key-manager:service-admin")
 
@@ -272,11 +269,8 @@ func TestAuditDeviceFull(t *testing.T) {
 			exec.Command("umount", "-l", mnt).Run()
 		}
 	})
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "kw.yaml")
-	os.WriteFile(cfg, fmt.Appendf(nil, "audit:\n  path: %s\n", filepath.Join(mnt, "audit.log")), 0o600)
-	data := filepath.Join(dir, "data")
-	srv := testserver.Start(t, testserver.Options{DataDir: data, KMIP: true, Args: []string{"--config", cfg}})
+	srv, cfg := startWith(t, fmt.Sprintf("audit:\n  path: %s\n", filepath.Join(mnt, "audit.log")), true)
+	data := srv.DataDir
 	a := as(t, srv, "proj-a", "ann", "creator")
 	first := a.secret("before")
 	var victims []string // to be deleted while the device is full

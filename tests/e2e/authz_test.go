@@ -137,6 +137,28 @@ func (c caller) consumers(path string) int {
 
 const consumerBody = `{"service":"nova","resource_type":"volume","resource_id":"vol-1"}`
 
+// startWith runs serve with a config file holding yaml and returns the
+// server and the file's path.
+func startWith(t *testing.T, yaml string, kmip bool) (*testserver.Server, string) {
+	t.Helper()
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "kw.yaml")
+	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return testserver.Start(t, testserver.Options{DataDir: filepath.Join(dir, "data"), KMIP: kmip, Args: []string{"--config", cfg}}), cfg
+}
+
+// startWithIdP runs serve with two token issuers: an ES256 identity
+// provider (issuer https://idp-x.example, whose signer it returns) and the
+// development HS256 key (issuer keywarden).
+func startWithIdP(t *testing.T, kmip bool) (*testserver.Server, func(project, user, roles string) string) {
+	t.Helper()
+	pub, sign := newIdP(t, t.TempDir(), "https://idp-x.example")
+	srv, _ := startWith(t, fmt.Sprintf("auth:\n  jwt:\n    public_keys: [%s]\n    allow_hmac: true\n", pub), kmip)
+	return srv, sign
+}
+
 // auditEntries reads every record of the audit log at path.
 func auditEntries(t *testing.T, path string) []map[string]any {
 	t.Helper()
@@ -202,10 +224,7 @@ func TestAuthzOrphanSweepFloor(t *testing.T) {
 // on_last_consumer secret that has a consumer stay; the audit trail names
 // the sweeping operator, not the victim's project.
 func TestAuthzOrphanSweepRetainSurvives(t *testing.T) {
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "kw.yaml")
-	os.WriteFile(cfg, []byte("orphans:\n  min_age: 1s\n  grace: 1s\n"), 0o600)
-	srv := testserver.Start(t, testserver.Options{DataDir: filepath.Join(dir, "data"), Args: []string{"--config", cfg}})
+	srv, _ := startWith(t, "orphans:\n  min_age: 1s\n  grace: 1s\n", false)
 	ops := as(t, srv, "ops", "sam", "key-manager:service-admin")
 	owner := as(t, srv, "proj-a", "ann", "creator")
 	kept, orphan, used := owner.secret("kept"), owner.secret("orphan"), owner.secret("used")
@@ -336,11 +355,7 @@ func TestAuthzACLDocumentReaders(t *testing.T) {
 // issuers, "alice" named by a caller whose token came from issuer X is
 // granted only to the alice of issuer X.
 func TestAuthzACLUsersNamespacedByIssuer(t *testing.T) {
-	dir := t.TempDir()
-	pub, sign := newIdP(t, dir, "https://idp-x.example")
-	cfg := filepath.Join(dir, "kw.yaml")
-	os.WriteFile(cfg, fmt.Appendf(nil, "auth:\n  jwt:\n    public_keys: [%s]\n    allow_hmac: true\n", pub), 0o600)
-	srv := testserver.Start(t, testserver.Options{DataDir: filepath.Join(dir, "data"), Args: []string{"--config", cfg}})
+	srv, sign := startWithIdP(t, false)
 	es256 := func(project, user, roles string) caller { return caller{t, srv, sign(project, user, roles)} }
 	owner := es256("proj-a", "ann", "creator")
 	path := owner.secret("for alice")
@@ -528,10 +543,7 @@ func TestAuthzContainersAndOrdersAcrossProjects(t *testing.T) {
 // orphans.collect_every it destroys a young on_last_consumer orphan once
 // min_age has passed, never a retain secret, and audits as keywarden:orphans.
 func TestAuthzOrphanScheduleSparesRetain(t *testing.T) {
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "kw.yaml")
-	os.WriteFile(cfg, []byte("orphans:\n  collect_every: 300ms\n  min_age: 1s\n  grace: 1s\n"), 0o600)
-	srv := testserver.Start(t, testserver.Options{DataDir: filepath.Join(dir, "data"), Args: []string{"--config", cfg}})
+	srv, _ := startWith(t, "orphans:\n  collect_every: 300ms\n  min_age: 1s\n  grace: 1s\n", false)
 	owner := as(t, srv, "proj-a", "ann", "creator")
 	kept, orphan := owner.secret("kept"), owner.secret("orphan")
 	owner.autoDestroy(orphan)
@@ -567,11 +579,7 @@ func TestAuthzOrphanScheduleSparesRetain(t *testing.T) {
 // project (another token issuer, a KMIP client certificate), who is only a
 // fellow project member.
 func TestAuthzOwnerNamespacedBySource(t *testing.T) {
-	dir := t.TempDir()
-	pub, sign := newIdP(t, dir, "https://idp-x.example")
-	cfg := filepath.Join(dir, "kw.yaml")
-	os.WriteFile(cfg, fmt.Appendf(nil, "auth:\n  jwt:\n    public_keys: [%s]\n    allow_hmac: true\n", pub), 0o600)
-	srv := testserver.Start(t, testserver.Options{DataDir: filepath.Join(dir, "data"), KMIP: true, Args: []string{"--config", cfg}})
+	srv, sign := startWithIdP(t, true)
 	owner := as(t, srv, "proj-a", "ann", "creator")
 	path := owner.secret("private")
 	owner.must(http.StatusOK, "PUT", path+"/acl", `{"read":{"project-access":false}}`)
