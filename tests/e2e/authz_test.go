@@ -5,9 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -318,6 +320,48 @@ func TestAuthzNoRoleReachesAcrossProjects(t *testing.T) {
 		t.Errorf("proj-a has %d secrets, want 2", n)
 	}
 	owner.must(http.StatusNoContent, "DELETE", plain, "") // no consumer holds it (409 otherwise)
+
+	// The attempts are on the trail (best effort, so give the writer a moment).
+	want := map[string]bool{"clone": false, "consumer_add": false, "consumer_remove": false}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		for _, e := range auditEntries(t, filepath.Join(srv.DataDir, "audit.log")) {
+			if a, _ := e["action"].(string); e["outcome"] == "forbidden" && e["project"] == "proj-z" && e["user"] == "zed" {
+				if _, ok := want[a]; ok {
+					want[a] = true
+				}
+			}
+		}
+		if !slices.Contains(slices.Collect(maps.Values(want)), false) || time.Now().After(deadline) {
+			break
+		}
+	}
+	for a, seen := range want {
+		if !seen {
+			t.Errorf("no forbidden %s record names proj-z's zed", a)
+		}
+	}
+}
+
+// A service admin manages quotas and orphans, and is nobody in the
+// projects: it neither reads nor deletes their secrets, and no project
+// admin sets quotas.
+func TestAuthzServiceAdminIsNoSuperuser(t *testing.T) {
+	srv := testserver.Start(t, testserver.Options{})
+	owner := as(t, srv, "proj-a", "ann", "creator")
+	path := owner.secret("a's")
+	ops := as(t, srv, "ops", "sam", "key-manager:service-admin")
+	for _, r := range [][2]string{{"GET", path}, {"GET", path + "/payload"}, {"GET", path + "/acl"}, {"GET", path + "/consumers"}, {"DELETE", path}} {
+		if status, b := ops.do(r[0], r[1], ""); status != http.StatusForbidden && status != http.StatusNotFound {
+			wantRefusal(t, "service admin "+r[0]+" "+r[1], status, b, http.StatusForbidden)
+		}
+	}
+	admin := as(t, srv, "proj-a", "ada", "admin")
+	admin.refused(http.StatusForbidden, "PUT", "/v1/project-quotas/proj-a", `{"project_quotas":{"secrets":1000}}`)
+	admin.refused(http.StatusForbidden, "DELETE", "/v1/project-quotas/proj-a", "")
+	admin.refused(http.StatusForbidden, "GET", "/v1/project-quotas", "")
+	ops.must(http.StatusNoContent, "PUT", "/v1/project-quotas/proj-a", `{"project_quotas":{"secrets":1}}`)
+	owner.refused(http.StatusForbidden, "POST", "/v1/secrets", `{"name":"over","payload":"x","payload_content_type":"text/plain"}`)
+	owner.reads(path, "a's")
 }
 
 // Finding 6: a secret's ACL document is the owning project's
