@@ -488,7 +488,7 @@ func TestAuthzConsumersOfSharedSecret(t *testing.T) {
 	owner.autoDestroy(shared)
 	owner.must(http.StatusOK, "POST", shared+"/consumers", consumerBody)
 	for _, p := range []string{shared, kept} {
-		owner.must(http.StatusOK, "PUT", p+"/acl", `{"read":{"users":["gus"],"project-access":true}}`)
+		owner.must(http.StatusOK, "PUT", p+"/acl", `{"read":{"users":["gus","hal"],"project-access":true}}`)
 	}
 	gus := as(t, srv, "proj-g", "gus", "admin")
 	gus.reads(shared, "shared")
@@ -502,6 +502,15 @@ func TestAuthzConsumersOfSharedSecret(t *testing.T) {
 	}
 	gus.refused(http.StatusForbidden, "DELETE", shared+"/consumers", consumerBody) // proj-a's consumer
 	gus.must(http.StatusOK, "POST", shared+"/consumers", gusConsumer)
+	// hal, another reader, neither removes gus's consumer nor takes it
+	// over by registering the same one.
+	hal := as(t, srv, "proj-h", "hal", "admin")
+	hal.refused(http.StatusForbidden, "DELETE", shared+"/consumers", gusConsumer)
+	hal.must(http.StatusOK, "POST", shared+"/consumers", gusConsumer)
+	hal.refused(http.StatusForbidden, "DELETE", shared+"/consumers", gusConsumer)
+	if n := owner.consumers(shared); n != 2 {
+		t.Errorf("%s has %d consumers, want proj-a's and gus's", shared, n)
+	}
 	owner.must(http.StatusOK, "DELETE", shared+"/consumers", consumerBody)
 	// gus's is now the last consumer: removing it would destroy proj-a's key.
 	gus.refused(http.StatusForbidden, "DELETE", shared+"/consumers", gusConsumer)
