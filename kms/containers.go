@@ -3,7 +3,6 @@ package kms
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/keywarden/keywarden/crypto"
 	"github.com/keywarden/keywarden/kms/store"
 )
 
@@ -250,9 +250,9 @@ func (s *Service) CreateContainer(ctx context.Context, who Identity, req Contain
 		ID: newSecretID(), Project: who.Project, Creator: who.User, CreatorSource: who.Source, Name: req.Name, Type: req.Type,
 		Secrets: slices.Clone(req.Secrets), Created: now, Updated: now,
 	}
-	b, err := json.Marshal(c)
+	b, err := s.encodeTagged(ctx, c.Project, "container:"+c.ID, 1, c)
 	if err != nil {
-		return nil, internal("encode", err)
+		return nil, err
 	}
 	key, ptr := containerKey(c.Project, c.ID), containerPointerKey(c.ID)
 	ops := []store.Op{store.Put(key, b), store.Put(ptr, []byte(c.Project))}
@@ -324,15 +324,16 @@ func (s *Service) loadContainer(ctx context.Context, id string) (*Container, int
 	} else if err != nil {
 		return nil, 0, internal("read", err)
 	}
-	kv, err = s.st.Get(ctx, containerKey(string(kv.Value), id))
+	project := string(kv.Value)
+	kv, err = s.st.Get(ctx, containerKey(project, id))
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, 0, notFound
 	} else if err != nil {
 		return nil, 0, internal("read", err)
 	}
-	c := &Container{}
-	if err := json.Unmarshal(kv.Value, c); err != nil {
-		return nil, 0, internal("decode", err)
+	c, err := s.openContainer(ctx, project, id, kv)
+	if err != nil {
+		return nil, 0, err
 	}
 	return c, kv.Version, nil
 }
@@ -396,10 +397,13 @@ func (s *Service) ListContainers(ctx context.Context, who Identity, q ContainerQ
 		return nil, 0, internal("list", err)
 	}
 	var all []*Container
+	prefix := containerPrefix(who.Project)
 	for _, kv := range kvs {
-		c := &Container{}
-		if err := json.Unmarshal(kv.Value, c); err != nil {
-			return nil, 0, internal("decode", err)
+		c, err := s.openContainer(ctx, who.Project, kv.Key[len(prefix):], kv)
+		if errors.Is(err, crypto.ErrTampered) {
+			continue // audited; an edited container is not listed
+		} else if err != nil {
+			return nil, 0, err
 		}
 		if containsFold(c.Name, q.Name) && (q.Type == "" || c.Type == q.Type) && s.allowContainer(ContainerRead, who, c) == nil {
 			all = append(all, c)
@@ -479,9 +483,9 @@ func (s *Service) updateContainerIf(ctx context.Context, id string, fn func(c *C
 			return nil, err
 		}
 		c.Updated = s.clock() // a change touches the container, as Barbican's consumer changes do
-		b, err := json.Marshal(c)
+		b, err := s.encodeTagged(ctx, c.Project, "container:"+id, version+1, c)
 		if err != nil {
-			return nil, internal("encode", err)
+			return nil, err
 		}
 		key := containerKey(c.Project, id)
 		cmps = append(cmps, store.Cmp{Key: key, Version: version})

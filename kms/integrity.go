@@ -24,11 +24,17 @@ const tagMember = `,"tag":"`
 
 // encodeRecord is r's stored form at the version the write gives it.
 func (s *Service) encodeRecord(ctx context.Context, r *record, version int64) ([]byte, error) {
-	b, err := json.Marshal(r)
+	return s.encodeTagged(ctx, r.Project, "secret:"+r.ID, version, r)
+}
+
+// encodeTagged is v's JSON with its tag (for object, e.g. "secret:<id>")
+// as the last member.
+func (s *Service) encodeTagged(ctx context.Context, project, object string, version int64, v any) ([]byte, error) {
+	b, err := json.Marshal(v)
 	if err != nil {
 		return nil, internal("encode", err)
 	}
-	tag, err := s.keys.Tag(ctx, r.Project, tagInput(r.ID, version, b))
+	tag, err := s.keys.Tag(ctx, project, tagInput(object, version, b))
 	if err != nil {
 		return nil, internal("tag", err)
 	}
@@ -37,9 +43,9 @@ func (s *Service) encodeRecord(ctx context.Context, r *record, version int64) ([
 	return append(out, '"', '}'), nil
 }
 
-func tagInput(id string, version int64, body []byte) []byte {
-	in := make([]byte, 0, len(id)+24+len(body))
-	in = append(in, id...)
+func tagInput(object string, version int64, body []byte) []byte {
+	in := make([]byte, 0, len(object)+24+len(body))
+	in = append(in, object...)
 	in = append(in, 0)
 	in = strconv.AppendInt(in, version, 10)
 	in = append(in, 0)
@@ -52,8 +58,9 @@ func errTampered(id string, cause error) error {
 		Msg: "secret " + id + " failed its integrity check and is not served; the operator has been told"}
 }
 
-// verifyRecord checks raw, stored for project/id at version, and decodes it.
-func (s *Service) verifyRecord(ctx context.Context, project, id string, version int64, raw []byte) (*record, error) {
+// checkTagged verifies raw, stored for project/object at version, and
+// returns it without its tag.
+func (s *Service) checkTagged(ctx context.Context, project, object string, version int64, raw []byte) ([]byte, error) {
 	i := bytes.LastIndex(raw, []byte(tagMember))
 	if i < 0 || !bytes.HasSuffix(raw, []byte(`"}`)) {
 		return nil, crypto.ErrTampered
@@ -63,7 +70,16 @@ func (s *Service) verifyRecord(ctx context.Context, project, id string, version 
 		return nil, crypto.ErrTampered
 	}
 	body := append(raw[:i:i], '}') // a copy: raw may be the store's
-	if err := s.keys.CheckTag(ctx, project, tagInput(id, version, body), tag); err != nil {
+	if err := s.keys.CheckTag(ctx, project, tagInput(object, version, body), tag); err != nil {
+		return nil, err
+	}
+	return body, nil
+}
+
+// verifyRecord checks raw, stored for project/id at version, and decodes it.
+func (s *Service) verifyRecord(ctx context.Context, project, id string, version int64, raw []byte) (*record, error) {
+	body, err := s.checkTagged(ctx, project, "secret:"+id, version, raw)
+	if err != nil {
 		return nil, err
 	}
 	r, err := decodeRecord(body)
@@ -97,4 +113,27 @@ func (s *Service) openRecord(ctx context.Context, project, id string, kv store.K
 // logTamper tells the operator through the service's logger.
 func (s *Service) logTamper(project, id string) {
 	s.log.Error("kms: a stored record failed its integrity check; it is not served", "project", project, "secret_id", id)
+}
+
+// openContainer verifies and decodes a stored container; a failure is
+// audited and refused like a secret's.
+func (s *Service) openContainer(ctx context.Context, project, id string, kv store.KV) (*Container, error) {
+	body, err := s.checkTagged(ctx, project, "container:"+id, kv.Version, kv.Value)
+	if errors.Is(err, crypto.ErrTampered) {
+		s.audit.Record(ctx, s.auditRecord(ctx, Identity{Project: project, User: "keywarden"}, "integrity_failure", "",
+			"container "+id+" of project "+project+" does not verify: edited outside keywarden", "error"))
+		s.logTamper(project, id)
+		return nil, &Error{Kind: KindInternal, Err: err,
+			Msg: "container " + id + " failed its integrity check and is not served; the operator has been told"}
+	} else if err != nil {
+		return nil, internal("decode", err)
+	}
+	c := &Container{}
+	if err := json.Unmarshal(body, c); err != nil {
+		return nil, internal("decode", err)
+	}
+	if c.ID != id || c.Project != project {
+		return nil, internal("decode", crypto.ErrTampered)
+	}
+	return c, nil
 }

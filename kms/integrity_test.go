@@ -87,8 +87,27 @@ func TestEditedStoreIsRefused(t *testing.T) {
 			if err != nil || len(list) != 1 || list[0].Name != "fresh" {
 				t.Fatalf("list after tampering: %d %v", len(list), err)
 			}
-			if n := countActions(audit, "integrity_failure", "error"); n < 3 {
-				t.Fatalf("%d integrity_failure records, want at least 3", n)
+			// 4. A container opened to another project by an edit.
+			c, err := svc.CreateContainer(ctx, creator, kms.ContainerRequest{Type: "generic", Name: "c"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			key := "c/" + creator.Project + "/" + c.ID
+			kv, err := st.Get(ctx, key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			edited := bytes.Replace(kv.Value, []byte(`"name":"c"`), []byte(`"name":"c","acl":{"users":["mallory"],"project_access":true}`), 1)
+			if err := st.Txn(ctx, []store.Cmp{{Key: key, Version: kv.Version}}, []store.Op{store.Put(key, edited)}); err != nil {
+				t.Fatal(err)
+			}
+			_, err = svc.GetContainer(ctx, mallory, c.ID)
+			mustTampered(t, err)
+			if cs, _, err := svc.ListContainers(ctx, admin, kms.ContainerQuery{}); err != nil || len(cs) != 0 {
+				t.Fatalf("an edited container was listed: %d %v", len(cs), err)
+			}
+			if n := countActions(audit, "integrity_failure", "error"); n < 4 {
+				t.Fatalf("%d integrity_failure records, want at least 4", n)
 			}
 		})
 	}
