@@ -2,16 +2,43 @@ package barbican
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strings"
 
 	"github.com/keywarden/keywarden/kms"
+	"github.com/keywarden/keywarden/kms/token"
 )
 
-// Authentication: a bearer JWT (X-Auth-Token, as Keystone clients send it,
-// or Authorization: Bearer) verified by token.Verifier; or, in the
-// development no-auth mode, Barbican's unauthenticated context headers.
-// What the identity may do is decided by kms.
+// Authentication: a bearer token (X-Auth-Token, as Keystone clients send it,
+// or Authorization: Bearer) handed to the configured Authenticator — a
+// Keywarden JWT verifier, Keystone, or both; or, in the development no-auth
+// mode, Barbican's unauthenticated context headers. What the identity may do
+// is decided by kms.
+
+// Authenticator establishes who presents a token. An error that is a
+// *kms.Error is answered as its kind (503 when the identity service cannot be
+// reached, 403 for a valid token that cannot own anything); any other error
+// means the token is not valid (401), and its text, which must never hold the
+// token, is only logged.
+type Authenticator interface {
+	Authenticate(ctx context.Context, raw string) (kms.Identity, error)
+}
+
+// Tokens sends each token by its form: a JWT (three base64url segments, the
+// first a JWT header) to JWT, anything else (Keystone's fernet tokens) to
+// Keystone. Either may be nil; then the other takes every token.
+type Tokens struct {
+	JWT, Keystone Authenticator
+}
+
+// Authenticate implements Authenticator.
+func (t Tokens) Authenticate(ctx context.Context, raw string) (kms.Identity, error) {
+	if t.Keystone == nil || (t.JWT != nil && token.IsJWT(raw)) {
+		return t.JWT.Authenticate(ctx, raw)
+	}
+	return t.Keystone.Authenticate(ctx, raw)
+}
 
 type ctxKey int
 
@@ -66,12 +93,18 @@ func (a *api) authenticate(next http.Handler) http.Handler {
 var errUnauthenticated = kms.Unauthenticated("Authentication required: the token is missing, expired or invalid.")
 
 func (a *api) identify(r *http.Request) (kms.Identity, error) {
-	if raw := bearerToken(r); raw != "" && a.verifier != nil {
-		who, err := a.verifier.Verify(raw)
+	if raw := bearerToken(r); raw != "" && a.auth != nil {
+		who, err := a.check(r, raw)
 		if err != nil {
-			// The verifier's reason never holds the token itself.
-			a.log.Info("barbican: token rejected", "request_id", kms.RequestID(r.Context()), "reason", err.Error())
-			return kms.Identity{}, errUnauthenticated
+			return kms.Identity{}, err
+		}
+		// A service acting for a user (Nova, Cinder through castellan) adds
+		// its own token; as keystonemiddleware, an invalid one is refused.
+		// The identity stays the user's.
+		if st := strings.TrimSpace(r.Header.Get("X-Service-Token")); st != "" {
+			if _, err := a.check(r, st); err != nil {
+				return kms.Identity{}, err
+			}
 		}
 		return who, nil
 	}
@@ -96,6 +129,19 @@ func (a *api) identify(r *http.Request) (kms.Identity, error) {
 		User:    strings.TrimSpace(r.Header.Get("X-User-Id")),
 		Roles:   roles,
 	}, nil
+}
+
+// check authenticates one token; see Authenticator for its errors.
+func (a *api) check(r *http.Request, raw string) (kms.Identity, error) {
+	who, err := a.auth.Authenticate(r.Context(), raw)
+	if err == nil {
+		return who, nil
+	}
+	if ke := (*kms.Error)(nil); errors.As(err, &ke) {
+		return kms.Identity{}, err
+	}
+	a.log.Info("barbican: token rejected", "request_id", kms.RequestID(r.Context()), "reason", err.Error())
+	return kms.Identity{}, errUnauthenticated
 }
 
 // bearerToken is the raw token of X-Auth-Token or Authorization: Bearer.

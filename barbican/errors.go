@@ -38,6 +38,7 @@ var statusOf = map[kms.Kind]int{
 	kms.KindConflict:        http.StatusConflict,
 	kms.KindTooLarge:        http.StatusRequestEntityTooLarge,
 	kms.KindUnauthenticated: http.StatusUnauthorized,
+	kms.KindUnavailable:     http.StatusServiceUnavailable,
 	kms.KindInternal:        http.StatusInternalServerError,
 }
 

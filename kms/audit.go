@@ -49,7 +49,7 @@ func RequestID(ctx context.Context) string {
 var kindNames = map[Kind]string{
 	KindInternal: "error", KindInvalid: "invalid", KindNotFound: "not_found",
 	KindForbidden: "forbidden", KindConflict: "conflict", KindTooLarge: "too_large",
-	KindUnauthenticated: "unauthenticated",
+	KindUnauthenticated: "unauthenticated", KindUnavailable: "unavailable",
 }
 
 func (s *Service) record(ctx context.Context, who Identity, action, id string, err error) {

@@ -18,6 +18,7 @@ const (
 	KindConflict                    // the object's state forbids the change
 	KindTooLarge                    // a payload or body over its limit
 	KindUnauthenticated             // no valid identity
+	KindUnavailable                 // a service the answer depends on cannot be reached; try again
 )
 
 // Error is the error type of every Service method. Msg is safe to show to the
@@ -45,6 +46,7 @@ func TooLarge(format string, args ...any) error  { return newErr(KindTooLarge, f
 func Unauthenticated(format string, args ...any) error {
 	return newErr(KindUnauthenticated, format, args...)
 }
+func Unavailable(format string, args ...any) error { return newErr(KindUnavailable, format, args...) }
 
 // internal wraps a backend failure: callers see a generic message.
 func internal(op string, err error) error {

@@ -26,12 +26,13 @@ type config struct {
 		TLSKey   string `yaml:"tls_key"`
 	} `yaml:"rest"`
 	Auth struct {
-		InsecureNoAuth bool     `yaml:"insecure_noauth"`
-		HMACSecretFile string   `yaml:"hmac_secret_file"` // default <data>/token.key
-		DisableHMAC    bool     `yaml:"disable_hmac"`
-		PublicKeys     []string `yaml:"public_keys"`
-		Issuer         string   `yaml:"issuer"`
-		Audience       string   `yaml:"audience"`
+		InsecureNoAuth bool           `yaml:"insecure_noauth"`
+		HMACSecretFile string         `yaml:"hmac_secret_file"` // default <data>/token.key
+		DisableHMAC    bool           `yaml:"disable_hmac"`
+		PublicKeys     []string       `yaml:"public_keys"`
+		Issuer         string         `yaml:"issuer"`
+		Audience       string         `yaml:"audience"`
+		Keystone       keystoneConfig `yaml:"keystone"`
 	} `yaml:"auth"`
 	KMIP  kmipOptions `yaml:"kmip"`
 	Store struct {
@@ -77,6 +78,7 @@ func defaultConfig() config {
 	c.KMIP = defaultKMIPOptions()
 	c.Audit = defaultAuditConfig()
 	c.Orphans.Grace = time.Hour
+	c.Auth.Keystone.CacheSeconds = 300 // keystonemiddleware's token_cache_time
 	c.LogLevel = "info"
 	return c
 }
@@ -142,8 +144,11 @@ func (c *config) finish() error {
 			return fmt.Errorf("config: passphrase: %w", err)
 		}
 	}
-	if c.Auth.DisableHMAC && len(c.Auth.PublicKeys) == 0 && !c.Auth.InsecureNoAuth {
-		return errors.New("config: auth: disable_hmac leaves no way to verify tokens; set public_keys")
+	if err := c.Auth.Keystone.check(); err != nil {
+		return err
+	}
+	if c.Auth.DisableHMAC && len(c.Auth.PublicKeys) == 0 && !c.Auth.InsecureNoAuth && !c.Auth.Keystone.enabled() {
+		return errors.New("config: auth: disable_hmac leaves no way to verify tokens; set public_keys or keystone")
 	}
 	if o := c.Orphans; o.CollectEvery < 0 || o.Grace < 0 || o.OlderThan < 0 {
 		return errors.New("config: orphans: collect_every, grace and older_than must not be negative")
