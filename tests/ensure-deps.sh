@@ -11,12 +11,16 @@ declare -A need=(
   [barbican]=python3-barbicanclient
   [openstack]=python3-openstackclient
   [losetup]=mount
+  [keystone-manage]=python3-keystone
+  [uwsgi]=uwsgi-core
 )
 missing=()
 for cmd in "${!need[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${need[$cmd]}")
 done
 /usr/bin/python3 -c 'import kmip' >/dev/null 2>&1 || missing+=(python3-pykmip)
+/usr/bin/python3 -c 'import castellan' >/dev/null 2>&1 || missing+=(python3-castellan)
+[ -e /usr/lib/uwsgi/plugins/python3_plugin.so ] || missing+=(uwsgi-plugin-python3)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 pkgs=$(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')
