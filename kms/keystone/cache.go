@@ -139,7 +139,7 @@ type event struct {
 	IssuedBefore  time.Time `json:"issued_before"`
 	RevokedAt     time.Time `json:"revoked_at"`
 
-	seen time.Time // when Keywarden received it
+	seen time.Time // when Keywarden received it (set by revocations.add)
 }
 
 // matches: every attribute the event names matches the token's, and the
@@ -177,6 +177,9 @@ func (r *revocations) add(evs []*event, now time.Time) {
 		if now.Sub(ev.seen) < keepEvents {
 			keep = append(keep, ev)
 		}
+	}
+	for _, ev := range evs {
+		ev.seen = now
 	}
 	r.recent = append(keep, evs...)
 }

@@ -82,9 +82,10 @@ type Validator struct {
 	identity *gophercloud.ServiceClient
 	svcExp   time.Time
 
-	cache  *cache
-	flight flight
-	revoke revocations
+	cache   *cache
+	flight  flight
+	revoke  revocations
+	applyMu sync.Mutex // a poll's events vs a validation's cache insert
 
 	validations atomic.Int64 // GET /v3/auth/tokens calls made
 	stop        context.CancelFunc
@@ -216,12 +217,14 @@ func (v *Validator) validate(raw string, key [32]byte) *entry {
 		if e.expires.Before(e.until) {
 			e.until = e.expires
 		}
-		if e.err == nil && v.revoke.revokedSince(e, started) {
-			// An event that arrived while Keystone was answering: do not
-			// cache, the next use asks again.
-			return e
+		// An event that arrived while Keystone was answering: do not cache,
+		// the next use asks again. applyMu orders this against a poll
+		// applying events, so none falls between the check and the put.
+		v.applyMu.Lock()
+		if e.err != nil || !v.revoke.revokedSince(e, started) {
+			v.cache.put(key, e)
 		}
-		v.cache.put(key, e)
+		v.applyMu.Unlock()
 	}
 	return e
 }
@@ -353,6 +356,9 @@ func (v *Validator) serviceClient(ctx context.Context) (*gophercloud.ServiceClie
 	}
 	if err != nil {
 		v.provider, v.identity = nil, nil
+		if ctx.Err() != nil {
+			return nil, unavailable
+		}
 		v.log.Warn("keystone: service user sign-in failed", "auth_url", v.authURL, "user", v.opts.Username, "err", err.Error())
 		return nil, unavailable
 	}

@@ -62,16 +62,16 @@ func (v *Validator) pollEvents(ctx context.Context, cursor time.Time) (time.Time
 	if _, err := sc.Get(ctx, u, &body, &gophercloud.RequestOpts{OkCodes: []int{http.StatusOK}}); err != nil {
 		return cursor, err
 	}
-	now := v.now()
 	evicted := 0
+	v.applyMu.Lock()
+	v.revoke.add(body.Events, v.now())
 	for _, ev := range body.Events {
-		ev.seen = now
 		evicted += v.cache.evict(ev)
 		if ev.RevokedAt.After(cursor) {
 			cursor = ev.RevokedAt
 		}
 	}
-	v.revoke.add(body.Events, now)
+	v.applyMu.Unlock()
 	if evicted > 0 {
 		v.log.Info("keystone: revoked tokens dropped from the cache", "tokens", evicted)
 	}

@@ -24,10 +24,15 @@ import (
 )
 
 // startKeywarden runs keywarden serve with auth.keystone (default cache)
-// next to its development JWTs, and registers it in Keystone's catalog as
-// the key-manager service, with an unversioned URL as Barbican's installs do.
+// next to its development JWTs.
 func startKeywarden(t *testing.T) *testserver.Server {
 	t.Helper()
+	return testserver.Start(t, testserver.Options{Args: []string{"--config", keywardenConfig(t)}})
+}
+
+// keywardenConfig writes a config file with auth.keystone as the fixture's
+// service user, its password in a 0600 file.
+func keywardenConfig(t *testing.T) string {
 	dir := t.TempDir()
 	pwFile := filepath.Join(dir, "keystone-password")
 	if err := os.WriteFile(pwFile, []byte(world.users["keywarden"].Password+"\n"), 0o600); err != nil {
@@ -46,7 +51,12 @@ func startKeywarden(t *testing.T) *testserver.Server {
 	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	kw := testserver.Start(t, testserver.Options{Args: []string{"--config", cfg}})
+	return cfg
+}
+
+// registerInCatalog makes kw the key-manager service of Keystone's catalog,
+// with an unversioned URL as Barbican's installs do.
+func registerInCatalog(t *testing.T, kw *testserver.Server) {
 	ctx := context.Background()
 	svc, err := services.Create(ctx, world.admin, services.CreateOpts{
 		Type: "key-manager", Extra: map[string]any{"name": "barbican"},
@@ -59,16 +69,16 @@ func startKeywarden(t *testing.T) *testserver.Server {
 	}).Extract(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func TestKeystone(t *testing.T) {
+	kw := startKeywarden(t)
+	registerInCatalog(t, kw)
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("keywarden log:\n%s", kw.Log())
 		}
 	})
-	return kw
-}
-
-func TestKeystone(t *testing.T) {
-	kw := startKeywarden(t)
 	if strings.Contains(kw.Log(), world.users["keywarden"].Password) {
 		t.Fatal("the service user's password is in the server log")
 	}
@@ -439,4 +449,47 @@ func testOutage(t *testing.T, kw *testserver.Server) {
 	if code, _ := call(t, "GET", ref, token(t, "alice"), ""); code != http.StatusOK {
 		t.Errorf("Keystone back: a new token got %d", code)
 	}
+}
+
+// The bench's Keystone mode: GET payload throughput with a (cached) Keystone
+// token against the same with a JWT. A short smoke run by default;
+// KEYWARDEN_BENCH_DURATION=10s gives the figures of docs/BENCHMARKS.md.
+func TestBenchKeystoneVsJWT(t *testing.T) {
+	d := os.Getenv("KEYWARDEN_BENCH_DURATION")
+	if d == "" {
+		d = "1s"
+	}
+	cfg := keywardenConfig(t)
+	alice := world.users["alice"]
+	run := func(keystone bool) float64 {
+		args := []string{"bench", "--clients", "32", "--duration", d, "--ops", "create,get", "--server-config", cfg}
+		cmd := exec.Command(testserver.Binary(t), args...)
+		cmd.Env = os.Environ()
+		if keystone {
+			cmd.Args = append(cmd.Args, "--keystone")
+			cmd.Env = append(cmd.Env, "OS_AUTH_URL="+ks.AuthURL, "OS_USERNAME="+alice.Name, "OS_PASSWORD="+alice.Password,
+				"OS_PROJECT_NAME="+alice.Project, "OS_USER_DOMAIN_NAME=Default", "OS_PROJECT_DOMAIN_NAME=Default")
+		}
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("bench (keystone %v): %v\n%s", keystone, err, out)
+		}
+		t.Logf("bench (keystone %v):\n%s", keystone, out)
+		var ops float64
+		for line := range strings.SplitSeq(string(out), "\n") {
+			f := strings.Fields(line)
+			if len(f) >= 4 && f[0] == "get" {
+				if f[2] != "0" {
+					t.Errorf("bench get (keystone %v): %s errors\n%s", keystone, f[2], out)
+				}
+				fmt.Sscan(f[3], &ops)
+			}
+		}
+		if ops == 0 {
+			t.Fatalf("bench (keystone %v) printed no get figure:\n%s", keystone, out)
+		}
+		return ops
+	}
+	jwt, ksOps := run(false), run(true)
+	fmt.Printf("keystone: bench get payload, 32 clients, %s: JWT %.0f/s, Keystone %.0f/s (%.0f%%)\n", d, jwt, ksOps, 100*ksOps/jwt)
 }

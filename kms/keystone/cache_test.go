@@ -1,0 +1,69 @@
+package keystone
+
+import (
+	"testing"
+	"time"
+)
+
+// Revocation events match tokens as Keystone's own rule does: every
+// attribute the event names must match, and the token must have been
+// issued no later than issued_before.
+func TestEventMatches(t *testing.T) {
+	issued := time.Date(2026, 12, 6, 7, 0, 0, 0, time.UTC)
+	tok := &entry{
+		issued: issued, audit: []string{"aud1", "chain1"}, user: "u1", userDomain: "d-users",
+		project: "p1", scopeDomain: "d-projects", roleIDs: []string{"r-creator", "r-reader"},
+	}
+	for name, c := range map[string]struct {
+		ev   event
+		want bool
+	}{
+		"token revoked (audit id)":        {event{AuditID: "aud1", IssuedBefore: issued}, true},
+		"another token":                   {event{AuditID: "aud2", IssuedBefore: issued}, false},
+		"its chain":                       {event{AuditChainID: "chain1", IssuedBefore: issued.Add(time.Hour)}, true},
+		"user's tokens":                   {event{UserID: "u1", IssuedBefore: issued.Add(time.Second)}, true},
+		"user's later tokens only":        {event{UserID: "u1", IssuedBefore: issued.Add(-time.Second)}, false},
+		"another user":                    {event{UserID: "u2", IssuedBefore: issued}, false},
+		"role removed in the project":     {event{UserID: "u1", ProjectID: "p1", RoleID: "r-reader", IssuedBefore: issued}, true},
+		"role removed in another project": {event{UserID: "u1", ProjectID: "p2", IssuedBefore: issued}, false},
+		"role the token lacks":            {event{RoleID: "r-admin", IssuedBefore: issued}, false},
+		"project disabled":                {event{ProjectID: "p1", IssuedBefore: issued}, true},
+		"user's domain disabled":          {event{DomainID: "d-users", IssuedBefore: issued}, true},
+		"project's domain disabled":       {event{DomainID: "d-projects", IssuedBefore: issued}, true},
+		"another domain":                  {event{DomainID: "d-other", IssuedBefore: issued}, false},
+		"trust deleted, token not trust":  {event{TrustID: "t1", IssuedBefore: issued}, false},
+	} {
+		if got := c.ev.matches(tok); got != c.want {
+			t.Errorf("%s: matches = %v, want %v", name, got, c.want)
+		}
+	}
+}
+
+// A validation in flight when an event arrives must not be cached past it.
+func TestRevokedSince(t *testing.T) {
+	now := time.Now()
+	tok := &entry{issued: now.Add(-time.Minute), audit: []string{"a"}}
+	var r revocations
+	r.add([]*event{{AuditID: "a", IssuedBefore: now}}, now)
+	if !r.revokedSince(tok, now.Add(-time.Second)) {
+		t.Error("an event received during the validation was missed")
+	}
+	if r.revokedSince(tok, now.Add(time.Second)) {
+		t.Error("an event received before the validation started counted")
+	}
+	r.add(nil, now.Add(2*keepEvents))
+	if len(r.recent) != 0 {
+		t.Errorf("old events kept: %d", len(r.recent))
+	}
+}
+
+func TestPlausible(t *testing.T) {
+	for raw, want := range map[string]bool{
+		"gAAAAABn-abc_def": true, "": false, "two words": false, "tab\tin": false, "é": false,
+		string(make([]byte, maxTokenLen+1)): false,
+	} {
+		if plausible(raw) != want {
+			t.Errorf("plausible(%.20q) != %v", raw, want)
+		}
+	}
+}
