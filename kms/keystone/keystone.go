@@ -80,7 +80,7 @@ type Validator struct {
 	authMu   sync.Mutex
 	provider *gophercloud.ProviderClient
 	identity *gophercloud.ServiceClient
-	svcExp   time.Time
+	svcRenew time.Time // when to renew the service token: a little before it expires
 
 	cache   *cache
 	flight  flight
@@ -342,7 +342,7 @@ func errNotProjectScoped(scope string) error {
 func (v *Validator) serviceClient(ctx context.Context) (*gophercloud.ServiceClient, error) {
 	v.authMu.Lock()
 	defer v.authMu.Unlock()
-	if v.identity != nil && v.now().Before(v.svcExp.Add(-renewBefore)) {
+	if v.identity != nil && v.now().Before(v.svcRenew) {
 		return v.identity, nil
 	}
 	var err error
@@ -392,7 +392,9 @@ func (v *Validator) readServiceExpiry() error {
 	if err != nil {
 		return err
 	}
-	v.svcExp = t.ExpiresAt
+	// Renew 2 minutes before expiry, or at 3/4 of a shorter lifetime.
+	now := v.now()
+	v.svcRenew = t.ExpiresAt.Add(-min(renewBefore, t.ExpiresAt.Sub(now)/4))
 	return nil
 }
 
