@@ -50,7 +50,8 @@ type Server struct {
 	done chan struct{}
 }
 
-// Start sets Keystone up in dir (created) and serves it; Stop ends it.
+// Start sets Keystone up in dir (created), from the cached template when
+// there is one, and serves it; Stop ends it.
 func Start(dir string) (*Server, error) {
 	if m := Missing(); m != "" {
 		return nil, errors.New(m)
@@ -82,6 +83,21 @@ backend = dogpile.cache.memory
 	if err := os.WriteFile(filepath.Join(dir, "keystone.conf"), []byte(conf), 0o600); err != nil {
 		return nil, err
 	}
+	tpl := templateDir()
+	if tpl != "" && s.fromTemplate(tpl) == nil {
+		return s, s.Resume()
+	}
+	if err := s.setUp(); err != nil {
+		return nil, err
+	}
+	if tpl != "" {
+		s.saveTemplate(tpl) // best effort: the next run sets up afresh otherwise
+	}
+	return s, s.Resume()
+}
+
+// setUp makes a fresh Keystone in s.Dir: schema, keys, admin, catalog.
+func (s *Server) setUp() error {
 	// The key repositories and the schema do not depend on each other.
 	owner := []string{"--keystone-user", "root", "--keystone-group", "root"}
 	if u := os.Getenv("USER"); os.Getuid() != 0 && u != "" {
@@ -91,26 +107,117 @@ backend = dogpile.cache.memory
 	go func() { errs <- s.manage(nil, "db_sync") }()
 	go func() { errs <- s.manage(nil, append([]string{"fernet_setup"}, owner...)...) }()
 	go func() { errs <- s.manage(nil, append([]string{"credential_setup"}, owner...)...) }()
+	var err error
 	for range 3 {
 		if e := <-errs; e != nil && err == nil {
 			err = e
 		}
 	}
 	if err != nil {
-		return nil, err
+		return err
 	}
 	// WAL: a read transaction left open must not block the next write.
-	if out, err := exec.Command("/usr/bin/python3", "-c",
-		"import sqlite3,sys; sqlite3.connect(sys.argv[1]).execute('PRAGMA journal_mode=wal')",
-		filepath.Join(dir, "keystone.sqlite")).CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("keystone: WAL: %v: %s", err, out)
+	if err := s.sql("PRAGMA journal_mode=wal"); err != nil {
+		return err
 	}
 	// The admin password through the environment, never argv.
-	if err := s.manage([]string{"OS_BOOTSTRAP_PASSWORD=" + s.AdminPassword}, "bootstrap",
-		"--bootstrap-public-url", s.AuthURL, "--bootstrap-region-id", "RegionOne"); err != nil {
-		return nil, err
+	return s.manage([]string{"OS_BOOTSTRAP_PASSWORD=" + s.AdminPassword}, "bootstrap",
+		"--bootstrap-public-url", s.AuthURL, "--bootstrap-region-id", "RegionOne")
+}
+
+// sql runs one statement on Keystone's database (its "?" bound to args).
+func (s *Server) sql(stmt string, args ...string) error {
+	out, err := exec.Command("/usr/bin/python3", append([]string{"-c",
+		"import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute(sys.argv[2], sys.argv[3:]); c.commit(); c.close()",
+		filepath.Join(s.Dir, "keystone.sqlite"), stmt}, args...)...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("keystone: %s: %v: %s", stmt, err, out)
 	}
-	return s, s.Resume()
+	return nil
+}
+
+// A freshly bootstrapped Keystone (schema, keys, admin) is kept in the
+// user's cache dir, one per python3-keystone version, and copied for the
+// next runs: keystone-manage costs tens of seconds, a copy nothing.
+// KEYWARDEN_KEYSTONE_FRESH=1 sets up afresh every time.
+var templateParts = []string{"keystone.sqlite", "fernet-keys", "fernet-receipts", "credential-keys", "admin-password"}
+
+func templateDir() string {
+	if os.Getenv("KEYWARDEN_KEYSTONE_FRESH") != "" {
+		return ""
+	}
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		return ""
+	}
+	v, err := exec.Command("dpkg-query", "-W", "-f=${Version}", "python3-keystone").Output()
+	if err != nil || len(v) == 0 {
+		return ""
+	}
+	return filepath.Join(cache, "keywarden", "keystone-"+strings.NewReplacer(":", "_", "/", "_").Replace(string(v)))
+}
+
+func (s *Server) fromTemplate(tpl string) error {
+	pw, err := os.ReadFile(filepath.Join(tpl, "admin-password"))
+	if err != nil {
+		return err
+	}
+	for _, part := range templateParts[:4] {
+		if err := copyTree(filepath.Join(tpl, part), filepath.Join(s.Dir, part)); err != nil {
+			return err
+		}
+	}
+	s.AdminPassword = strings.TrimSpace(string(pw))
+	// The catalog's identity endpoint names this run's port.
+	return s.sql("UPDATE endpoint SET url = ?", s.AuthURL)
+}
+
+func (s *Server) saveTemplate(tpl string) {
+	tmp, err := os.MkdirTemp(filepath.Dir(tpl), ".keystone-tpl-")
+	if err != nil {
+		if os.MkdirAll(filepath.Dir(tpl), 0o700) != nil {
+			return
+		}
+		if tmp, err = os.MkdirTemp(filepath.Dir(tpl), ".keystone-tpl-"); err != nil {
+			return
+		}
+	}
+	defer os.RemoveAll(tmp)
+	if s.sql("PRAGMA wal_checkpoint(TRUNCATE)") != nil {
+		return
+	}
+	for _, part := range templateParts[:4] {
+		if copyTree(filepath.Join(s.Dir, part), filepath.Join(tmp, part)) != nil {
+			return
+		}
+	}
+	if os.WriteFile(filepath.Join(tmp, "admin-password"), []byte(s.AdminPassword), 0o600) != nil {
+		return
+	}
+	os.Rename(tmp, tpl) // fails harmlessly when another run saved one first
+}
+
+// copyTree copies a file or a directory of files, keeping their modes.
+func copyTree(src, dst string) error {
+	return filepath.WalkDir(src, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		target := filepath.Join(dst, rel)
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			return os.MkdirAll(target, info.Mode().Perm())
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(target, b, info.Mode().Perm())
+	})
 }
 
 func (s *Server) manage(env []string, args ...string) error {
