@@ -60,6 +60,9 @@ type Config struct {
 	// Timeout bounds each Keystone request (default 5 s).
 	Timeout time.Duration
 	Logger  *slog.Logger
+	// Clock is the time (default time.Now); tests move it to make the
+	// service token due for renewal.
+	Clock func() time.Time
 }
 
 // ErrInvalid is what an invalid token yields: Keystone does not know it, it
@@ -110,7 +113,10 @@ func New(cfg Config) (*Validator, error) {
 	v := &Validator{
 		source: "keystone:" + strings.TrimRight(cfg.AuthURL, "/"), authURL: authURL,
 		cacheFor: cfg.CacheTime, poll: cfg.PollEvery, timeout: cfg.Timeout, log: cfg.Logger,
-		cache: newCache(100000), done: make(chan struct{}), now: time.Now,
+		cache: newCache(100000), done: make(chan struct{}), now: cfg.Clock,
+	}
+	if v.now == nil {
+		v.now = time.Now
 	}
 	if v.poll <= 0 {
 		v.poll = DefaultPollEvery
