@@ -99,10 +99,10 @@ func (a *api) identify(r *http.Request) (kms.Identity, error) {
 			return kms.Identity{}, err
 		}
 		// A service acting for a user (Nova, Cinder through castellan) adds
-		// its own token; as keystonemiddleware, an invalid one is refused.
-		// The identity stays the user's.
+		// its own token; as keystonemiddleware, an invalid one is refused,
+		// whatever its scope. The identity stays the user's.
 		if st := strings.TrimSpace(r.Header.Get("X-Service-Token")); st != "" {
-			if _, err := a.check(r, st); err != nil {
+			if _, err := a.check(r, st); err != nil && kms.KindOf(err) != kms.KindForbidden {
 				return kms.Identity{}, err
 			}
 		}

@@ -332,6 +332,10 @@ func testRefusals(t *testing.T, kw *testserver.Server) {
 	if code, body := call(t, "GET", kw.URL+"/v1/secrets", sys, ""); code != http.StatusForbidden || !strings.Contains(body, "project-scoped") {
 		t.Errorf("system-scoped token: %d %s, want 403", code, body)
 	}
+	// ... yet it is a valid service token, as keystonemiddleware takes any.
+	if code, _ := call(t, "GET", ref, alice, "", "X-Service-Token", sys); code != http.StatusOK {
+		t.Errorf("user + system-scoped service token: %d, want 200", code)
+	}
 }
 
 func systemToken(t *testing.T) string {
