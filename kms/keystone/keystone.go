@@ -83,7 +83,9 @@ type Validator struct {
 	authMu   sync.Mutex
 	provider *gophercloud.ProviderClient
 	identity *gophercloud.ServiceClient
-	svcRenew time.Time // when to renew the service token: a little before it expires
+	svcExp   time.Time // the service token's expiry
+	svcRenew time.Time // when to renew it: a little before it expires
+	failedAt time.Time // the last failed sign-in
 
 	cache   *cache
 	flight  flight
@@ -344,12 +346,18 @@ func errNotProjectScoped(scope string) error {
 }
 
 // serviceClient is the identity v3 client signed in as Keywarden's service
-// user, renewed before its token expires.
+// user, renewed before its token expires. While Keystone cannot be reached
+// it fails fast: one sign-in attempt per second, not one per request
+// queued behind the lock for a timeout each.
 func (v *Validator) serviceClient(ctx context.Context) (*gophercloud.ServiceClient, error) {
 	v.authMu.Lock()
 	defer v.authMu.Unlock()
-	if v.identity != nil && v.now().Before(v.svcRenew) {
+	now := v.now()
+	if v.identity != nil && now.Before(v.svcRenew) {
 		return v.identity, nil
+	}
+	if v.identity == nil && now.Sub(v.failedAt) < time.Second {
+		return nil, unavailable
 	}
 	var err error
 	if v.provider == nil {
@@ -360,15 +368,21 @@ func (v *Validator) serviceClient(ctx context.Context) (*gophercloud.ServiceClie
 	if err == nil {
 		err = v.readServiceExpiry()
 	}
-	if err != nil {
-		v.provider, v.identity = nil, nil
-		if ctx.Err() != nil {
-			return nil, unavailable
-		}
-		v.log.Warn("keystone: service user sign-in failed", "auth_url", v.authURL, "user", v.opts.Username, "err", err.Error())
-		return nil, unavailable
+	switch {
+	case err == nil:
+		return v.identity, nil
+	case v.identity != nil && now.Before(v.svcExp):
+		// Renewal failed, the token still works: keep it, retry shortly.
+		v.svcRenew = now.Add(5 * time.Second)
+		v.log.Warn("keystone: service token renewal failed; the current one is used until it expires",
+			"auth_url", v.authURL, "expires", v.svcExp, "err", err.Error())
+		return v.identity, nil
 	}
-	return v.identity, nil
+	v.provider, v.identity, v.failedAt = nil, nil, now
+	if ctx.Err() == nil {
+		v.log.Warn("keystone: service user sign-in failed", "auth_url", v.authURL, "user", v.opts.Username, "err", err.Error())
+	}
+	return nil, unavailable
 }
 
 func (v *Validator) signIn(ctx context.Context) error {
@@ -399,8 +413,8 @@ func (v *Validator) readServiceExpiry() error {
 		return err
 	}
 	// Renew 2 minutes before expiry, or at 3/4 of a shorter lifetime.
-	now := v.now()
-	v.svcRenew = t.ExpiresAt.Add(-min(renewBefore, t.ExpiresAt.Sub(now)/4))
+	v.svcExp = t.ExpiresAt
+	v.svcRenew = t.ExpiresAt.Add(-min(renewBefore, t.ExpiresAt.Sub(v.now())/4))
 	return nil
 }
 
