@@ -292,10 +292,21 @@ func (s *Server) Stop() {
 func (s *Server) LogPath() string { return filepath.Join(s.Dir, "uwsgi.log") }
 
 // Requests counts the requests uwsgi logged whose request line starts with
-// prefix, e.g. "GET /v3/auth/tokens".
+// prefix, e.g. "GET /v3/auth/tokens". uwsgi logs a request after answering
+// it, so the count is read until it holds still for 300 ms.
 func (s *Server) Requests(prefix string) int {
-	b, _ := os.ReadFile(s.LogPath())
-	return countRequests(string(b), prefix)
+	read := func() int {
+		b, _ := os.ReadFile(s.LogPath())
+		return countRequests(string(b), prefix)
+	}
+	n, since, deadline := read(), time.Now(), time.Now().Add(5*time.Second)
+	for time.Since(since) < 300*time.Millisecond && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+		if m := read(); m != n {
+			n, since = m, time.Now()
+		}
+	}
+	return n
 }
 
 func countRequests(log, prefix string) int {
