@@ -67,3 +67,21 @@ func TestPlausible(t *testing.T) {
 		}
 	}
 }
+
+func TestNormalizeAuthURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"http://k:5000":            "http://k:5000/v3",
+		"http://k:5000/":           "http://k:5000/v3",
+		"https://k/identity/v3/":   "https://k/identity/v3",
+		"http://k:5000/v3":         "http://k:5000/v3",
+		"k:5000":                   "",
+		"ftp://k/v3":               "",
+		"http://user:pw@k:5000/v3": "",
+		"http://k:5000/v3?x=1":     "",
+	} {
+		got, err := normalizeAuthURL(in)
+		if (err != nil) != (want == "") || got != want {
+			t.Errorf("normalizeAuthURL(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+}

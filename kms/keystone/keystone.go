@@ -113,7 +113,7 @@ func New(cfg Config) (*Validator, error) {
 		return nil, errors.New("keystone: the cache time must not be negative")
 	}
 	v := &Validator{
-		source: "keystone:" + strings.TrimRight(cfg.AuthURL, "/"), authURL: authURL,
+		source: "keystone:" + authURL, authURL: authURL,
 		cacheFor: cfg.CacheTime, poll: cfg.PollEvery, timeout: cfg.Timeout, log: cfg.Logger,
 		cache: newCache(100000), done: make(chan struct{}), now: cfg.Clock,
 	}
@@ -157,8 +157,11 @@ func orDefault(domain string) string {
 // normalizeAuthURL makes u an http(s) URL ending in /v3.
 func normalizeAuthURL(u string) (string, error) {
 	p, err := url.Parse(strings.TrimRight(u, "/"))
-	if err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" || p.RawQuery != "" || p.User != nil {
-		return "", fmt.Errorf("keystone: auth_url %q is not an http(s) URL", u)
+	if err != nil {
+		return "", errors.New("keystone: auth_url is not a URL")
+	}
+	if (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" || p.RawQuery != "" || p.User != nil {
+		return "", fmt.Errorf("keystone: auth_url %q: want http(s)://host[:port][/path], no user info or query", p.Redacted())
 	}
 	if !strings.HasSuffix(p.Path, "/v3") {
 		p.Path += "/v3"
@@ -166,7 +169,9 @@ func normalizeAuthURL(u string) (string, error) {
 	return p.String(), nil
 }
 
-// Source is the namespace of the identities this validator establishes.
+// Source is the namespace of the identities this validator establishes:
+// "keystone:" and the auth URL, normalized (so that http://k:5000 and
+// http://k:5000/v3/ name one Keystone).
 func (v *Validator) Source() string { return v.source }
 
 // Validations counts the token validation requests sent to Keystone.
