@@ -34,6 +34,9 @@ type Tokens struct {
 
 // Authenticate implements Authenticator.
 func (t Tokens) Authenticate(ctx context.Context, raw string) (kms.Identity, error) {
+	if t.JWT == nil && t.Keystone == nil {
+		return kms.Identity{}, errors.New("no token authenticator configured")
+	}
 	if t.Keystone == nil || (t.JWT != nil && token.IsJWT(raw)) {
 		return t.JWT.Authenticate(ctx, raw)
 	}
