@@ -25,6 +25,19 @@ type Authenticator interface {
 	Authenticate(ctx context.Context, raw string) (kms.Identity, error)
 }
 
+// ExpiredAuthenticator is an Authenticator that can also accept a user's
+// token past its expiry, for a service acting for that user: the request
+// carries a valid X-Service-Token with the service role (keystonemiddleware's
+// allow_expired rule).
+type ExpiredAuthenticator interface {
+	Authenticator
+	AuthenticateExpired(ctx context.Context, raw string) (kms.Identity, error)
+}
+
+// ServiceRole is the role a service token needs for the user's token to be
+// accepted past its expiry (keystonemiddleware's service_token_roles).
+const ServiceRole = "service"
+
 // Tokens sends each token by its form: a JWT (three base64url segments, the
 // first a JWT header) to JWT, anything else (Keystone's fernet tokens) to
 // Keystone. Either may be nil; then the other takes every token.
@@ -34,13 +47,27 @@ type Tokens struct {
 
 // Authenticate implements Authenticator.
 func (t Tokens) Authenticate(ctx context.Context, raw string) (kms.Identity, error) {
-	if t.JWT == nil && t.Keystone == nil {
+	a := t.side(raw)
+	if a == nil {
 		return kms.Identity{}, errors.New("no token authenticator configured")
 	}
-	if t.Keystone == nil || (t.JWT != nil && token.IsJWT(raw)) {
-		return t.JWT.Authenticate(ctx, raw)
+	return a.Authenticate(ctx, raw)
+}
+
+// AuthenticateExpired implements ExpiredAuthenticator: the side a token goes
+// to decides; one that cannot accept expired tokens (JWTs) checks as usual.
+func (t Tokens) AuthenticateExpired(ctx context.Context, raw string) (kms.Identity, error) {
+	if e, ok := t.side(raw).(ExpiredAuthenticator); ok {
+		return e.AuthenticateExpired(ctx, raw)
 	}
-	return t.Keystone.Authenticate(ctx, raw)
+	return t.Authenticate(ctx, raw)
+}
+
+func (t Tokens) side(raw string) Authenticator {
+	if t.Keystone == nil || (t.JWT != nil && token.IsJWT(raw)) {
+		return t.JWT
+	}
+	return t.Keystone
 }
 
 type ctxKey int
@@ -97,19 +124,21 @@ var errUnauthenticated = kms.Unauthenticated("Authentication required: the token
 
 func (a *api) identify(r *http.Request) (kms.Identity, error) {
 	if raw := bearerToken(r); raw != "" && a.auth != nil {
-		who, err := a.check(r, raw)
-		if err != nil {
-			return kms.Identity{}, err
-		}
 		// A service acting for a user (Nova, Cinder through castellan) adds
-		// its own token; as keystonemiddleware, an invalid one is refused,
-		// whatever its scope. The identity stays the user's.
+		// its own token. As keystonemiddleware: an invalid one is refused,
+		// whatever its scope; one with the service role lets the user's
+		// token be past its expiry. The identity stays the user's.
+		check := a.auth.Authenticate
 		if st := strings.TrimSpace(r.Header.Get("X-Service-Token")); st != "" {
-			if _, err := a.check(r, st); err != nil && kms.KindOf(err) != kms.KindForbidden {
+			svc, err := a.check(r, st, a.auth.Authenticate)
+			if err != nil && kms.KindOf(err) != kms.KindForbidden {
 				return kms.Identity{}, err
 			}
+			if e, ok := a.auth.(ExpiredAuthenticator); ok && err == nil && svc.Has(ServiceRole) {
+				check = e.AuthenticateExpired
+			}
 		}
-		return who, nil
+		return a.check(r, raw, check)
 	}
 	if !a.noAuth {
 		return kms.Identity{}, errUnauthenticated
@@ -134,9 +163,10 @@ func (a *api) identify(r *http.Request) (kms.Identity, error) {
 	}, nil
 }
 
-// check authenticates one token; see Authenticator for its errors.
-func (a *api) check(r *http.Request, raw string) (kms.Identity, error) {
-	who, err := a.auth.Authenticate(r.Context(), raw)
+// check authenticates one token with authenticate; see Authenticator for
+// its errors.
+func (a *api) check(r *http.Request, raw string, authenticate func(context.Context, string) (kms.Identity, error)) (kms.Identity, error) {
+	who, err := authenticate(r.Context(), raw)
 	if err == nil {
 		return who, nil
 	}

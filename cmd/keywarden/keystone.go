@@ -6,8 +6,12 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/keywarden/keywarden/barbican"
 	"github.com/keywarden/keywarden/kms/keystone"
 )
+
+// A service token with the service role lets an expired user token through.
+var _ barbican.ExpiredAuthenticator = (*keystone.Validator)(nil)
 
 // keystoneConfig is auth.keystone, shaped like keystonemiddleware's
 // [keystone_authtoken]; an empty auth_url leaves Keystone off.

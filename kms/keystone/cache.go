@@ -128,16 +128,16 @@ func (f *flight) do(key [32]byte, fn func() *entry) *entry {
 // matches more tokens than it revokes, which only costs those tokens one
 // more validation, never a revoked token accepted.
 type event struct {
-	AuditID       string    `json:"audit_id"`
-	AuditChainID  string    `json:"audit_chain_id"`
-	UserID        string    `json:"user_id"`
-	ProjectID     string    `json:"project_id"`
-	DomainID      string    `json:"domain_id"`
-	DomainScopeID string    `json:"domain_scope_id"`
-	RoleID        string    `json:"role_id"`
-	TrustID       string    `json:"trust_id"`
-	IssuedBefore  time.Time `json:"issued_before"`
-	RevokedAt     time.Time `json:"revoked_at"`
+	AuditID       string `json:"audit_id"`
+	AuditChainID  string `json:"audit_chain_id"`
+	UserID        string `json:"user_id"`
+	ProjectID     string `json:"project_id"`
+	DomainID      string `json:"domain_id"`
+	DomainScopeID string `json:"domain_scope_id"`
+	RoleID        string `json:"role_id"`
+	TrustID       string `json:"trust_id"`
+	IssuedBefore  Time   `json:"issued_before"`
+	RevokedAt     Time   `json:"revoked_at"`
 
 	seen time.Time // when Keywarden received it (set by revocations.add)
 }
@@ -154,7 +154,7 @@ func (ev *event) matches(e *entry) bool {
 		ev.TrustID != "" && ev.TrustID != e.trust,
 		ev.AuditID != "" && !slices.Contains(e.audit, ev.AuditID),
 		ev.AuditChainID != "" && !slices.Contains(e.audit, ev.AuditChainID),
-		!ev.IssuedBefore.IsZero() && e.issued.After(ev.IssuedBefore):
+		!ev.IssuedBefore.IsZero() && e.issued.After(ev.IssuedBefore.Time):
 		return false
 	}
 	return true

@@ -18,20 +18,20 @@ func TestEventMatches(t *testing.T) {
 		ev   event
 		want bool
 	}{
-		"token revoked (audit id)":        {event{AuditID: "aud1", IssuedBefore: issued}, true},
-		"another token":                   {event{AuditID: "aud2", IssuedBefore: issued}, false},
-		"its chain":                       {event{AuditChainID: "chain1", IssuedBefore: issued.Add(time.Hour)}, true},
-		"user's tokens":                   {event{UserID: "u1", IssuedBefore: issued.Add(time.Second)}, true},
-		"user's later tokens only":        {event{UserID: "u1", IssuedBefore: issued.Add(-time.Second)}, false},
-		"another user":                    {event{UserID: "u2", IssuedBefore: issued}, false},
-		"role removed in the project":     {event{UserID: "u1", ProjectID: "p1", RoleID: "r-reader", IssuedBefore: issued}, true},
-		"role removed in another project": {event{UserID: "u1", ProjectID: "p2", IssuedBefore: issued}, false},
-		"role the token lacks":            {event{RoleID: "r-admin", IssuedBefore: issued}, false},
-		"project disabled":                {event{ProjectID: "p1", IssuedBefore: issued}, true},
-		"user's domain disabled":          {event{DomainID: "d-users", IssuedBefore: issued}, true},
-		"project's domain disabled":       {event{DomainID: "d-projects", IssuedBefore: issued}, true},
-		"another domain":                  {event{DomainID: "d-other", IssuedBefore: issued}, false},
-		"trust deleted, token not trust":  {event{TrustID: "t1", IssuedBefore: issued}, false},
+		"token revoked (audit id)":        {event{AuditID: "aud1", IssuedBefore: Time{issued}}, true},
+		"another token":                   {event{AuditID: "aud2", IssuedBefore: Time{issued}}, false},
+		"its chain":                       {event{AuditChainID: "chain1", IssuedBefore: Time{issued.Add(time.Hour)}}, true},
+		"user's tokens":                   {event{UserID: "u1", IssuedBefore: Time{issued.Add(time.Second)}}, true},
+		"user's later tokens only":        {event{UserID: "u1", IssuedBefore: Time{issued.Add(-time.Second)}}, false},
+		"another user":                    {event{UserID: "u2", IssuedBefore: Time{issued}}, false},
+		"role removed in the project":     {event{UserID: "u1", ProjectID: "p1", RoleID: "r-reader", IssuedBefore: Time{issued}}, true},
+		"role removed in another project": {event{UserID: "u1", ProjectID: "p2", IssuedBefore: Time{issued}}, false},
+		"role the token lacks":            {event{RoleID: "r-admin", IssuedBefore: Time{issued}}, false},
+		"project disabled":                {event{ProjectID: "p1", IssuedBefore: Time{issued}}, true},
+		"user's domain disabled":          {event{DomainID: "d-users", IssuedBefore: Time{issued}}, true},
+		"project's domain disabled":       {event{DomainID: "d-projects", IssuedBefore: Time{issued}}, true},
+		"another domain":                  {event{DomainID: "d-other", IssuedBefore: Time{issued}}, false},
+		"trust deleted, token not trust":  {event{TrustID: "t1", IssuedBefore: Time{issued}}, false},
 	} {
 		if got := c.ev.matches(tok); got != c.want {
 			t.Errorf("%s: matches = %v, want %v", name, got, c.want)
@@ -44,7 +44,7 @@ func TestRevokedSince(t *testing.T) {
 	now := time.Now()
 	tok := &entry{issued: now.Add(-time.Minute), audit: []string{"a"}}
 	var r revocations
-	r.add([]*event{{AuditID: "a", IssuedBefore: now}}, now)
+	r.add([]*event{{AuditID: "a", IssuedBefore: Time{now}}}, now)
 	if !r.revokedSince(tok, now.Add(-time.Second)) {
 		t.Error("an event received during the validation was missed")
 	}
@@ -83,5 +83,19 @@ func TestNormalizeAuthURL(t *testing.T) {
 		if (err != nil) != (want == "") || got != want {
 			t.Errorf("normalizeAuthURL(%q) = %q, %v; want %q", in, got, err, want)
 		}
+	}
+}
+
+func TestTimeWithOrWithoutZone(t *testing.T) {
+	want := time.Date(2026, 12, 6, 7, 35, 47, 172693000, time.UTC)
+	for _, in := range []string{`"2026-12-06T07:35:47.172693Z"`, `"2026-12-06T07:35:47.172693"`, `"2026-12-06T08:35:47.172693+01:00"`} {
+		var got Time
+		if err := got.UnmarshalJSON([]byte(in)); err != nil || !got.Equal(want) {
+			t.Errorf("%s: %v %v", in, got.Time, err)
+		}
+	}
+	var bad Time
+	if bad.UnmarshalJSON([]byte(`"yesterday"`)) == nil {
+		t.Error("a non-time was read")
 	}
 }

@@ -12,6 +12,7 @@ package keystone
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -189,15 +190,34 @@ func (v *Validator) Close() {
 // in Keywarden belongs to them); kms.Unavailable when Keystone cannot
 // answer.
 func (v *Validator) Authenticate(ctx context.Context, raw string) (kms.Identity, error) {
+	return v.authenticate(raw, false)
+}
+
+// AuthenticateExpired is Authenticate for a user token presented next to a
+// service token with the service role: as keystonemiddleware does, the
+// token is accepted past its expiry (Keystone's allow_expired, within its
+// [token] allow_expired_window), so that a long operation a service does
+// for a user does not fail half-way. Revoked tokens are still refused.
+func (v *Validator) AuthenticateExpired(ctx context.Context, raw string) (kms.Identity, error) {
+	return v.authenticate(raw, true)
+}
+
+func (v *Validator) authenticate(raw string, allowExpired bool) (kms.Identity, error) {
 	if !plausible(raw) {
 		return kms.Identity{}, fmt.Errorf("%w: malformed", ErrInvalid)
 	}
-	key := sha256.Sum256([]byte(raw))
-	now := v.now()
-	if e, ok := v.cache.get(key, now); ok {
+	// The two verdicts differ for an expired token: separate cache keys.
+	h := sha256.New()
+	if allowExpired {
+		h.Write([]byte("allow_expired\x00"))
+	}
+	h.Write([]byte(raw))
+	var key [32]byte
+	h.Sum(key[:0])
+	if e, ok := v.cache.get(key, v.now()); ok {
 		return e.result()
 	}
-	e := v.flight.do(key, func() *entry { return v.validate(raw, key) })
+	e := v.flight.do(key, func() *entry { return v.validate(raw, key, allowExpired) })
 	return e.result()
 }
 
@@ -216,18 +236,18 @@ func plausible(raw string) bool {
 }
 
 // validate asks Keystone about raw and caches the answer.
-func (v *Validator) validate(raw string, key [32]byte) *entry {
+func (v *Validator) validate(raw string, key [32]byte, allowExpired bool) *entry {
 	// Not the caller's context: the answer serves every waiter in the flight.
 	ctx, cancel := context.WithTimeout(context.Background(), v.timeout)
 	defer cancel()
 	started := v.now()
-	e, err := v.lookup(ctx, raw)
+	e, err := v.lookup(ctx, raw, allowExpired)
 	if err != nil {
 		return &entry{err: err}
 	}
 	if v.cacheFor > 0 {
 		e.until = started.Add(v.cacheFor)
-		if e.expires.Before(e.until) {
+		if e.expires.Before(e.until) && !(allowExpired && e.err == nil) {
 			e.until = e.expires
 		}
 		// An event that arrived while Keystone was answering: do not cache,
@@ -244,9 +264,9 @@ func (v *Validator) validate(raw string, key [32]byte) *entry {
 
 // tokenBody is what GET /v3/auth/tokens answers, as far as Keywarden needs it.
 type tokenBody struct {
-	ExpiresAt time.Time `json:"expires_at"`
-	IssuedAt  time.Time `json:"issued_at"`
-	AuditIDs  []string  `json:"audit_ids"`
+	ExpiresAt Time     `json:"expires_at"`
+	IssuedAt  Time     `json:"issued_at"`
+	AuditIDs  []string `json:"audit_ids"`
 	User      struct {
 		ID     string `json:"id"`
 		Domain struct {
@@ -280,7 +300,7 @@ type tokenBody struct {
 
 // lookup makes the Keystone call. A nil error with e.err set is Keystone's
 // verdict (cacheable); a non-nil error is Keystone not answering.
-func (v *Validator) lookup(ctx context.Context, raw string) (*entry, error) {
+func (v *Validator) lookup(ctx context.Context, raw string, allowExpired bool) (*entry, error) {
 	sc, err := v.serviceClient(ctx)
 	if err != nil {
 		return nil, err
@@ -288,7 +308,11 @@ func (v *Validator) lookup(ctx context.Context, raw string) (*entry, error) {
 	v.validations.Add(1)
 	var res tokens.GetResult
 	// nocatalog: the catalog is most of a token's body and none of our business.
-	resp, err := sc.Get(ctx, sc.ServiceURL("auth", "tokens")+"?nocatalog", &res.Body, &gophercloud.RequestOpts{
+	u := sc.ServiceURL("auth", "tokens") + "?nocatalog"
+	if allowExpired {
+		u += "&allow_expired=1"
+	}
+	resp, err := sc.Get(ctx, u, &res.Body, &gophercloud.RequestOpts{
 		MoreHeaders: map[string]string{"X-Subject-Token": raw},
 		OkCodes:     []int{http.StatusOK, http.StatusNonAuthoritativeInfo},
 	})
@@ -319,7 +343,7 @@ var unavailable = kms.Unavailable("The identity service (Keystone) cannot be rea
 // Keystone role names (lowercased) to roles, the user id to user.
 func (v *Validator) entryOf(tb *tokenBody) *entry {
 	e := &entry{
-		expires: tb.ExpiresAt, issued: tb.IssuedAt, audit: tb.AuditIDs,
+		expires: tb.ExpiresAt.Time, issued: tb.IssuedAt.Time, audit: tb.AuditIDs,
 		user: tb.User.ID, userDomain: tb.User.Domain.ID,
 	}
 	for _, r := range tb.Roles {
@@ -449,4 +473,28 @@ func ReadPasswordFile(path string) (string, error) {
 		return "", fmt.Errorf("keystone: password_file %s is empty", path)
 	}
 	return pw, nil
+}
+
+// Time is a Keystone timestamp: ISO 8601 in UTC, with or without a zone
+// (Keystone writes the expiry of a token got with an application
+// credential without one).
+type Time struct{ time.Time }
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (t *Time) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		t.Time = time.Time{}
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05.999999999"} {
+		if v, err := time.ParseInLocation(layout, s, time.UTC); err == nil {
+			t.Time = v.UTC()
+			return nil
+		}
+	}
+	return fmt.Errorf("keystone: unreadable time %q", s)
 }

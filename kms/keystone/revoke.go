@@ -68,7 +68,7 @@ func (v *Validator) pollEvents(ctx context.Context, cursor time.Time) (time.Time
 	for _, ev := range body.Events {
 		evicted += v.cache.evict(ev)
 		if ev.RevokedAt.After(cursor) {
-			cursor = ev.RevokedAt
+			cursor = ev.RevokedAt.Time
 		}
 	}
 	v.applyMu.Unlock()

@@ -16,11 +16,13 @@ import (
 
 	"github.com/gophercloud/gophercloud/v2"
 	"github.com/gophercloud/gophercloud/v2/openstack"
+	"github.com/gophercloud/gophercloud/v2/openstack/identity/v3/applicationcredentials"
 	"github.com/gophercloud/gophercloud/v2/openstack/identity/v3/projects"
 	"github.com/gophercloud/gophercloud/v2/openstack/identity/v3/roles"
 	"github.com/gophercloud/gophercloud/v2/openstack/identity/v3/tokens"
 	"github.com/gophercloud/gophercloud/v2/openstack/identity/v3/users"
 
+	"github.com/keywarden/keywarden/kms/keystone"
 	"github.com/keywarden/keywarden/tests/keystonetest"
 	"github.com/keywarden/keywarden/tests/testserver"
 )
@@ -152,6 +154,61 @@ func (f *fixture) build(ctx context.Context) error {
 // token signs name in with its password, scoped to its project.
 func token(t testing.TB, name string) string {
 	t.Helper()
+	tok, _ := tokenExpiring(t, name)
+	return tok
+}
+
+// shortToken is a token of name that expires in about life: Keystone's
+// tokens live an hour, but one got with an application credential expires
+// with the credential.
+func shortToken(t testing.TB, name string, life time.Duration) (string, time.Time) {
+	t.Helper()
+	u := world.users[name]
+	tok := token(t, name)
+	pc, err := openstack.NewClient(ks.AuthURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc.SetToken(tok)
+	sc, err := openstack.NewIdentityV3(pc, gophercloud.EndpointOpts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	exp := time.Now().Add(life).UTC()
+	var ac struct {
+		ID     string `json:"id"`
+		Secret string `json:"secret"`
+	}
+	// (Keystone writes this expires_at without a zone, which Extract refuses.)
+	err = applicationcredentials.Create(context.Background(), sc, u.ID, applicationcredentials.CreateOpts{
+		Name: fmt.Sprintf("short-%d", time.Now().UnixNano()), ExpiresAt: &exp,
+	}).ExtractIntoStructPtr(&ac, "application_credential")
+	if err != nil {
+		t.Fatalf("application credential for %s: %v", name, err)
+	}
+	res := tokens.Create(context.Background(), sc, &tokens.AuthOptions{
+		ApplicationCredentialID: ac.ID, ApplicationCredentialSecret: ac.Secret,
+	})
+	short, err := res.ExtractTokenID()
+	if err != nil {
+		t.Fatalf("token from an application credential: %v", err)
+	}
+	// Its expires_at has no zone either: read it as Keywarden does.
+	var info struct {
+		ExpiresAt keystone.Time `json:"expires_at"`
+	}
+	if err := res.ExtractIntoStructPtr(&info, "token"); err != nil {
+		t.Fatal(err)
+	}
+	if info.ExpiresAt.After(exp.Add(time.Second)) {
+		t.Fatalf("the token expires at %v, after its credential (%v)", info.ExpiresAt, exp)
+	}
+	return short, info.ExpiresAt.Time
+}
+
+// tokenExpiring is token and its expiry.
+func tokenExpiring(t testing.TB, name string) (string, time.Time) {
+	t.Helper()
 	u := world.users[name]
 	pc, err := openstack.NewClient(ks.AuthURL)
 	if err != nil {
@@ -161,12 +218,17 @@ func token(t testing.TB, name string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok, err := tokens.Create(context.Background(), sc, &tokens.AuthOptions{
+	res := tokens.Create(context.Background(), sc, &tokens.AuthOptions{
 		Username: u.Name, Password: u.Password, DomainName: "Default",
 		Scope: tokens.Scope{ProjectName: u.Project, DomainName: "Default"},
-	}).ExtractTokenID()
+	})
+	tok, err := res.ExtractTokenID()
 	if err != nil {
 		t.Fatalf("token for %s: %v", name, err)
 	}
-	return tok
+	info, err := res.ExtractToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok, info.ExpiresAt
 }

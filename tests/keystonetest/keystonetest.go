@@ -320,11 +320,12 @@ func countRequests(log, prefix string) int {
 	return n
 }
 
-// Admin is an identity v3 client signed in as the bootstrap admin.
+// Admin is an identity v3 client signed in as the bootstrap admin (again
+// when its token expires).
 func (s *Server) Admin(ctx context.Context) (*gophercloud.ServiceClient, error) {
 	pc, err := openstack.AuthenticatedClient(ctx, gophercloud.AuthOptions{
 		IdentityEndpoint: s.AuthURL, Username: "admin", Password: s.AdminPassword, DomainName: "Default",
-		Scope: &gophercloud.AuthScope{ProjectName: "admin", DomainName: "Default"},
+		Scope: &gophercloud.AuthScope{ProjectName: "admin", DomainName: "Default"}, AllowReauth: true,
 	})
 	if err != nil {
 		return nil, err
