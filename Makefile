@@ -8,7 +8,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 # coordinator's deadline in Go 1.26 (golang/go#75804) and fails with no crasher.
 FUZZTIME ?= 100000x
 
-.PHONY: all build run test unit deps fuzz bench lint clean
+.PHONY: all build run test unit deps fuzz bench lint clean test-host-vm
 
 all: build
 
@@ -30,9 +30,16 @@ RACE_PKGS := ./kms/... ./consumers/ ./crypto/ ./barbican/ ./kmip/
 
 test: deps
 	$(GO) vet ./...
-	KEYWARDEN_REQUIRE_VAULT=1 $(GO) test -count=1 -timeout 40m ./...
+	KEYWARDEN_REQUIRE_VAULT=1 $(GO) test -count=1 -timeout 40m $$($(GO) list ./... | grep -v '/tests/hostvm$$')
+	$(MAKE) test-host-vm
 	KEYWARDEN_REQUIRE_VAULT=1 $(GO) test -race -count=1 -timeout 20m $(RACE_PKGS)
 	$(MAKE) fuzz
+
+# Only the device-mapper tests, in Debian's kernel under qemu (tests/hostvm; also part of
+# `make test`). Prints the VM's boot and test times.
+test-host-vm:
+	@tests/ensure-deps.sh
+	$(GO) test -count=1 -v -timeout 15m -run TestHostVM ./tests/hostvm/
 
 unit:
 	$(GO) test -short -count=1 ./...

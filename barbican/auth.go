@@ -160,6 +160,7 @@ func (a *api) identify(r *http.Request) (kms.Identity, error) {
 		Project: project,
 		User:    strings.TrimSpace(r.Header.Get("X-User-Id")),
 		Roles:   roles,
+		Source:  "noauth",
 	}, nil
 }
 

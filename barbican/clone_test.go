@@ -76,9 +76,16 @@ func TestCloneRefusals(t *testing.T) {
 	checkError(t, e.do("POST", "/v1/secrets/"+empty+"/clone", map[string]any{}), http.StatusConflict)
 	checkError(t, e.do("GET", "/v1/secrets/"+src+"/lifecycle", nil, "X-Project-Id", "p2"), http.StatusForbidden)
 
-	// A service acting for another project, allowed to read the source.
+	// A service of another project never clones into a third (issue 8 #2),
+	// even allowed to read the source; acting for p2 with p2's token, it
+	// clones into p2.
 	e.must(http.StatusOK, "PUT", "/v1/secrets/"+src+"/acl", map[string]any{"read": map[string]any{"users": []string{"cinder"}}})
-	svc := []string{"X-Project-Id", "service", "X-User-Id", "cinder", "X-Roles", "service"}
+	foreign := []string{"X-Project-Id", "service", "X-User-Id", "cinder", "X-Roles", "service,admin"}
+	checkError(t, e.do("POST", path, map[string]any{"project": "p2"}, foreign...), http.StatusForbidden)
+	if m := e.must(http.StatusOK, "GET", "/v1/secrets", nil, "X-Project-Id", "p2").JSON(t); m["total"] != 0.0 {
+		t.Fatalf("a refused clone left secrets in p2: %v", m)
+	}
+	svc := []string{"X-Project-Id", "p2", "X-User-Id", "cinder", "X-Roles", "creator"}
 	r := e.must(http.StatusCreated, "POST", path, map[string]any{"project": "p2", "deletion_policy": "on_image_deletion"}, svc...)
 	cl := idOfRef(t, r.JSON(t)["secret_ref"].(string))
 	if got := e.must(http.StatusOK, "GET", "/v1/secrets/"+cl+"/payload", nil, "X-Project-Id", "p2").Body; string(got) != "v" {

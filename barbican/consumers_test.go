@@ -86,8 +86,11 @@ func TestSecretConsumersRefusals(t *testing.T) {
 	checkError(t, e.do("POST", "/v1/secrets/not-a-uuid/consumers", consumer("image", "image", "1")), http.StatusNotFound)
 	checkError(t, e.do("POST", "/v1/secrets/00000000-0000-0000-0000-000000000000/consumers", consumer("image", "image", "1")), http.StatusNotFound)
 	checkError(t, e.do("PUT", path, consumer("image", "image", "1")), http.StatusMethodNotAllowed)
-	// A service of another project manages consumers (Nova, Cinder, Glance).
-	e.must(http.StatusOK, "POST", path, consumer("image", "image", "1"), "X-Project-Id", "service", "X-Roles", "service")
+	// A "service" of another project is no one there (issue 8 #2): it can
+	// neither add nor list consumers.
+	checkError(t, e.do("POST", path, consumer("image", "image", "1"), "X-Project-Id", "service", "X-Roles", "service,admin"), http.StatusForbidden)
+	checkError(t, e.do("GET", path, nil, "X-Project-Id", "service", "X-Roles", "service,admin"), http.StatusForbidden)
+	e.must(http.StatusOK, "POST", path, consumer("image", "image", "1"))
 	// Barbican's ownership rule: another project's reader may not remove
 	// a consumer it did not register.
 	e.must(http.StatusOK, "PUT", "/v1/secrets/"+id+"/acl", map[string]any{"read": map[string]any{"users": []string{"eve"}}})

@@ -39,6 +39,9 @@ var statusOf = map[kms.Kind]int{
 	kms.KindTooLarge:        http.StatusRequestEntityTooLarge,
 	kms.KindUnauthenticated: http.StatusUnauthorized,
 	kms.KindUnavailable:     http.StatusServiceUnavailable,
+	kms.KindSingleValued:    http.StatusConflict,
+	kms.KindNoAttribute:     http.StatusNotFound,
+	kms.KindNoInstance:      http.StatusNotFound,
 	kms.KindInternal:        http.StatusInternalServerError,
 }
 

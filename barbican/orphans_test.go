@@ -3,6 +3,7 @@ package barbican
 import (
 	"net/http"
 	"testing"
+	"time"
 )
 
 func TestOrphansEndpoint(t *testing.T) {
@@ -14,16 +15,20 @@ func TestOrphansEndpoint(t *testing.T) {
 	op := []string{"X-Project-Id", "ops", "X-User-Id", "oscar", "X-Roles", "key-manager:service-admin"}
 
 	// Tenants, even a project admin, are refused: orphans span projects.
-	checkError(t, e.do("GET", "/v1/orphans?grace=0s", nil, "X-Roles", "admin"), http.StatusForbidden)
-	checkError(t, e.do("DELETE", "/v1/orphans?grace=0s", nil, "X-Roles", "admin"), http.StatusForbidden)
+	checkError(t, e.do("GET", "/v1/orphans", nil, "X-Roles", "admin"), http.StatusForbidden)
+	checkError(t, e.do("DELETE", "/v1/orphans", nil, "X-Roles", "admin"), http.StatusForbidden)
 	checkError(t, e.do("GET", "/v1/orphans?grace=soon", nil, op...), http.StatusBadRequest)
 	checkError(t, e.do("GET", "/v1/orphans?older_than=-1h", nil, op...), http.StatusBadRequest)
+	// Below the floor (orphans.min_age, 1 h): refused, destroying nothing.
+	checkError(t, e.do("DELETE", "/v1/orphans?grace=0s", nil, op...), http.StatusBadRequest)
+	checkError(t, e.do("DELETE", "/v1/orphans?grace=1m&older_than=1ns", nil, op...), http.StatusBadRequest)
 
 	// Within the default grace of an hour nothing is an orphan yet.
 	if m := e.must(http.StatusOK, "GET", "/v1/orphans", nil, op...).JSON(t); m["total"] != 0.0 {
 		t.Fatalf("within grace: %v", m)
 	}
-	m := e.must(http.StatusOK, "GET", "/v1/orphans?grace=0s", nil, op...).JSON(t)
+	e.clock.Advance(1000 * time.Hour)
+	m := e.must(http.StatusOK, "GET", "/v1/orphans", nil, op...).JSON(t)
 	list := m["orphans"].([]any)
 	if m["total"] != 1.0 || len(list) != 1 {
 		t.Fatalf("list: %v", m)
@@ -34,11 +39,11 @@ func TestOrphansEndpoint(t *testing.T) {
 	}
 	e.must(http.StatusOK, "GET", "/v1/secrets/"+id, nil) // listing destroys nothing
 
-	m = e.must(http.StatusOK, "DELETE", "/v1/orphans?grace=0s", nil, op...).JSON(t)
+	m = e.must(http.StatusOK, "DELETE", "/v1/orphans?older_than=2h", nil, op...).JSON(t)
 	if m["destroyed"] != 1.0 || m["orphans"].([]any)[0].(map[string]any)["destroyed"] != true {
 		t.Fatalf("collect: %v", m)
 	}
 	checkError(t, e.do("GET", "/v1/secrets/"+id, nil), http.StatusNotFound)
-	e.must(http.StatusOK, "GET", "/v1/secrets/"+kept, nil) // retain, and not --older-than
+	e.must(http.StatusOK, "GET", "/v1/secrets/"+kept, nil) // retain: never an orphan
 	checkError(t, e.do("POST", "/v1/orphans", nil, op...), http.StatusMethodNotAllowed)
 }

@@ -110,7 +110,7 @@ func (a *api) getProjectQuotas(w http.ResponseWriter, r *http.Request) {
 // check.
 func (a *api) putProjectQuotas(w http.ResponseWriter, r *http.Request) {
 	// Barbican checks the caller before the body.
-	if err := a.svc.CanManageQuotas(identity(r)); err != nil {
+	if err := a.svc.Allows(kms.ProjectQuotaAdmin, identity(r)); err != nil {
 		a.fail(w, r, err)
 		return
 	}

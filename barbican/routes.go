@@ -249,7 +249,7 @@ func (a *api) frame(next http.Handler) http.Handler {
 		}
 		rid := newRequestID()
 		w.Header()["X-Openstack-Request-Id"] = []string{rid}
-		r = r.WithContext(context.WithValue(kms.WithRequestID(r.Context(), rid), reqStateKey, &reqState{}))
+		r = r.WithContext(context.WithValue(kms.WithRequest(r.Context(), rid, "rest", r.RemoteAddr), reqStateKey, &reqState{}))
 		defer func() {
 			if v := recover(); v != nil {
 				if v == http.ErrAbortHandler {

@@ -168,11 +168,16 @@ func TestOrphanRule(t *testing.T) {
 	if ok, _ := r.Orphan(Retain, 0, 1000*time.Hour); ok {
 		t.Fatal("retain without OlderThan is kept")
 	}
+	// A retain secret is never an orphan, however old (issue 8 #1); OlderThan
+	// only lengthens the idle time of on_last_consumer secrets.
 	r.OlderThan = 24 * time.Hour
-	if ok, _ := r.Orphan(Retain, 0, 25*time.Hour); !ok {
-		t.Fatal("old unused retain secret with OlderThan")
+	if ok, _ := r.Orphan(Retain, 0, 10000*time.Hour); ok {
+		t.Fatal("an old unused retain secret counted as an orphan")
 	}
-	if ok, _ := r.Orphan(Retain, 0, 23*time.Hour); ok {
-		t.Fatal("young retain secret")
+	if ok, _ := r.Orphan(OnLastConsumer, 0, 23*time.Hour); ok {
+		t.Fatal("younger than OlderThan")
+	}
+	if ok, _ := r.Orphan(OnLastConsumer, 0, 25*time.Hour); !ok {
+		t.Fatal("older than OlderThan")
 	}
 }

@@ -110,27 +110,28 @@ func CloneMetadata(src map[string]string) map[string]string {
 	return out
 }
 
-// OrphanRule says when a secret nobody uses should be gone.
+// OrphanRule says when a secret nobody uses should be gone. Only a secret
+// whose policy says go (on_last_consumer) can be an orphan: a retain
+// secret, which every ordinary Barbican secret is, never is, whatever the
+// rule, for a destroyed disk key is a lost disk.
 type OrphanRule struct {
 	// Grace spares on_last_consumer secrets younger than this: between
 	// creating a secret and registering its consumer a caller needs a moment.
 	Grace time.Duration
-	// OlderThan, when positive, also makes a retain secret with no consumer
-	// an orphan once it has been left unchanged this long.
+	// OlderThan, when longer than Grace, is the idle time that counts
+	// instead (the REST API's older_than).
 	OlderThan time.Duration
 }
+
+// MinIdle is how long a secret must have been left unchanged to count.
+func (r OrphanRule) MinIdle() time.Duration { return max(r.Grace, r.OlderThan) }
 
 // Orphan reports whether a secret with this policy and number of consumers,
 // idle for this long (since it last changed, which includes losing its last
 // consumer), should be gone, and why.
 func (r OrphanRule) Orphan(p Policy, consumers int, idle time.Duration) (bool, string) {
-	switch {
-	case consumers > 0:
+	if consumers > 0 || p != OnLastConsumer || idle < r.MinIdle() {
 		return false, ""
-	case p == OnLastConsumer && idle >= r.Grace:
-		return true, "deletion policy on_last_consumer and no consumer"
-	case r.OlderThan > 0 && idle >= r.OlderThan:
-		return true, "no consumer for longer than " + r.OlderThan.String()
 	}
-	return false, ""
+	return true, "deletion policy on_last_consumer and no consumer for " + r.MinIdle().String()
 }

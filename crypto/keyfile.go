@@ -89,12 +89,10 @@ func ReadKeyFile(path, what string, size int) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
+	if err := CheckPrivateFile(fi, path, what); err != nil {
+		return nil, err
+	}
 	switch {
-	case !fi.Mode().IsRegular():
-		return nil, fmt.Errorf("%s file %s is not a regular file", what, path)
-	case fi.Mode().Perm()&0o077 != 0:
-		return nil, fmt.Errorf("%s file %s has mode %#o: it must not be readable or writable by group or others (chmod 600 %s)",
-			what, path, fi.Mode().Perm(), path)
 	case fi.Size() != int64(size):
 		return nil, fmt.Errorf("%s file %s is %d bytes, want exactly %d raw bytes", what, path, fi.Size(), size)
 	}
@@ -112,6 +110,42 @@ func ReadKeyFile(path, what string, size int) ([]byte, error) {
 		return nil, fmt.Errorf("%s file %s holds an all-zero key", what, path)
 	}
 	return key, nil
+}
+
+// CheckPrivateFile is the rule every key file is held to: a regular file
+// that neither group nor others may read or write. fi describes the open
+// file at path; what names the key in the error.
+func CheckPrivateFile(fi fs.FileInfo, path, what string) error {
+	switch {
+	case !fi.Mode().IsRegular():
+		return fmt.Errorf("%s file %s is not a regular file", what, path)
+	case fi.Mode().Perm()&0o077 != 0:
+		return fmt.Errorf("%s file %s has mode %#o: it must not be readable or writable by group or others (chmod 600 %s)",
+			what, path, fi.Mode().Perm(), path)
+	}
+	return nil
+}
+
+// ReadPrivateFile reads a key file of any format (a PEM private key) under
+// the rule of CheckPrivateFile, up to 1 MiB.
+func ReadPrivateFile(path, what string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	if err := CheckPrivateFile(fi, path, what); err != nil {
+		return nil, err
+	}
+	b, err := io.ReadAll(io.LimitReader(f, 1<<20))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	return b, nil
 }
 
 func allZero(b []byte) bool {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -145,13 +144,9 @@ func NewTransitKey(cfg TransitConfig) (*TransitKey, error) {
 
 	tlsConf := &tls.Config{MinVersion: tls.VersionTLS12}
 	if cfg.CAFile != "" {
-		pem, err := os.ReadFile(cfg.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("crypto: transit: CA file: %w", err)
-		}
-		tlsConf.RootCAs = x509.NewCertPool()
-		if !tlsConf.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("crypto: transit: CA file %s holds no PEM certificate", cfg.CAFile)
+		var err error
+		if tlsConf.RootCAs, err = LoadCAPool(cfg.CAFile, "crypto: transit: CA file"); err != nil {
+			return nil, err
 		}
 	}
 	// Our own transport, not api.DefaultConfig's: that one reads VAULT_*

@@ -635,37 +635,14 @@ func owned(sec *kms.Secret, name string) (item, bool) {
 	return item{}, false
 }
 
-// instanceKey is the Secret.Attributes key of instance index of name.
-func instanceKey(name string, index int32) string {
-	if index == 0 {
-		return name
-	}
-	return name + "#" + strconv.Itoa(int(index))
-}
-
-// parseKey splits a Secret.Attributes key into name and index.
-func parseKey(key string) (string, int32) {
-	if i := strings.LastIndexByte(key, '#'); i > 0 {
-		if n, err := strconv.Atoi(key[i+1:]); err == nil && n > 0 {
-			return key[:i], int32(n)
-		}
-	}
-	return key, 0
-}
-
 // instances returns the stored instances of name, by index.
 func instances(sec *kms.Secret, name string) []outAttr {
 	var out []outAttr
-	for k, v := range sec.Attributes {
-		n, idx := parseKey(k)
-		if n != name {
-			continue
-		}
-		if it, ok := decodeValue(v); ok {
-			out = append(out, outAttr{name: n, index: idx, val: it})
+	for _, in := range sec.Instances(name) {
+		if it, ok := decodeValue(in.Value); ok {
+			out = append(out, outAttr{name: name, index: in.Index, val: it})
 		}
 	}
-	slices.SortFunc(out, func(a, b outAttr) int { return int(a.index) - int(b.index) })
 	return out
 }
 
@@ -689,7 +666,7 @@ func attributesOf(sec *kms.Secret, v version, names []string) []outAttr {
 	slices.Sort(keys)
 	var hasParams bool
 	for _, k := range keys {
-		n, idx := parseKey(k)
+		n, idx := kms.ParseInstanceKey(k)
 		if n == attrParameters {
 			hasParams = true
 		}

@@ -98,7 +98,7 @@ func BenchmarkCodec(b *testing.B) {
 	b.Run("fast/decode-get-request", func(b *testing.B) {
 		c := opCtx{ver: version{1, 4}}
 		for b.Loop() {
-			_, items, perr := parseRequest(getReq)
+			_, items, perr := parseRequest(getReq, 0)
 			if perr != nil {
 				b.Fatal(perr)
 			}
@@ -120,7 +120,7 @@ func BenchmarkCodec(b *testing.B) {
 	b.Run("fast/decode-create-request", func(b *testing.B) {
 		c := opCtx{ver: version{1, 4}, now: now}
 		for b.Loop() {
-			_, items, perr := parseRequest(createReq)
+			_, items, perr := parseRequest(createReq, 0)
 			if perr != nil {
 				b.Fatal(perr)
 			}

@@ -84,7 +84,7 @@ func (s *Server) process(ctx context.Context, who kms.Identity, msg []byte, w *w
 		s.codecHook(msg)
 	}
 	now := s.now().UTC()
-	h, items, perr := parseRequest(msg)
+	h, items, perr := parseRequest(msg, s.maxItems)
 	if perr == nil && !h.ver.served() {
 		perr = errf(kmip20.ResultReasonUnsupportedProtocolVersion,
 			"KMIP %d.%d is not served; this server speaks KMIP 1.0-1.4, 2.0 and 2.1", h.ver.major, h.ver.minor)

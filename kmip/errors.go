@@ -64,6 +64,12 @@ func fromKMS(err error, lifecycle bool) *opError {
 		return errf(kmip20.ResultReasonInvalidMessage, "%s", msg)
 	case kms.KindUnauthenticated:
 		return errf(kmip20.ResultReasonAuthenticationNotSuccessful, "%s", msg)
+	case kms.KindSingleValued:
+		return errf(kmip20.ResultReasonAttributeSingleValued, "%s", msg)
+	case kms.KindNoAttribute:
+		return errf(kmip20.ResultReasonAttributeNotFound, "%s", msg)
+	case kms.KindNoInstance:
+		return errf(kmip20.ResultReasonAttributeInstanceNotFound, "%s", msg)
 	}
 	return errf(kmip20.ResultReasonGeneralFailure, "%s", msg)
 }

@@ -133,7 +133,7 @@ func FuzzDecode(f *testing.F) {
 			walk(b, 0)
 			unknownTag(b)
 		}
-		h, items, perr := parseRequest(b)
+		h, items, perr := parseRequest(b, 0)
 		if perr == nil && (len(items) == 0 || int(h.batchCount) != len(items) || !h.hasVersion) {
 			t.Fatalf("parsed an invalid request: %+v, %d items", h, len(items))
 		}

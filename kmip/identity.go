@@ -1,7 +1,9 @@
 package kmip
 
 import (
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -22,6 +24,8 @@ type Identities struct {
 	own      *x509.Certificate
 	pool     *x509.CertPool
 	mappings []Mapping
+	cas      []*x509.Certificate // own first, then others: the CRL signers
+	crl      crlState
 }
 
 // Mapping maps certificates of another CA to a caller. The match fields
@@ -41,9 +45,11 @@ func NewIdentities(own *x509.Certificate, others []*x509.Certificate, mappings [
 	ids := &Identities{own: own, pool: x509.NewCertPool(), mappings: slices.Clone(mappings)}
 	if own != nil {
 		ids.pool.AddCert(own)
+		ids.cas = append(ids.cas, own)
 	}
 	for _, c := range others {
 		ids.pool.AddCert(c)
+		ids.cas = append(ids.cas, c)
 	}
 	if own == nil && len(others) == 0 {
 		return nil, errors.New("kmip: no CA to verify client certificates with")
@@ -68,9 +74,14 @@ func (ids *Identities) Identify(chains [][]*x509.Certificate) (kms.Identity, err
 	if !slices.Contains(leaf.ExtKeyUsage, x509.ExtKeyUsageClientAuth) {
 		return kms.Identity{}, errors.New("kmip: the client certificate does not allow client authentication (EKU clientAuth)")
 	}
+	if ids.Revoked(leaf) {
+		return kms.Identity{}, &RevokedError{Serial: serialHex(leaf.SerialNumber.Bytes())}
+	}
 	for _, chain := range chains {
 		if root := chain[len(chain)-1]; ids.own != nil && root.Equal(ids.own) {
-			return SubjectIdentity(leaf)
+			id, err := SubjectIdentity(leaf)
+			id.Source = CASource(issuerOf(chain))
+			return id, err
 		}
 	}
 	for _, m := range ids.mappings {
@@ -79,11 +90,33 @@ func (ids *Identities) Identify(chains [][]*x509.Certificate) (kms.Identity, err
 			if user == "" {
 				user = leaf.Subject.CommonName
 			}
-			return kms.Identity{Project: m.Project, User: user, Roles: slices.Clone(m.Roles)}, nil
+			return kms.Identity{Project: m.Project, User: user, Roles: slices.Clone(m.Roles),
+				Source: CASource(issuerOf(chains[0]))}, nil
 		}
 	}
 	return kms.Identity{}, fmt.Errorf("kmip: no mapping for the client certificate %q issued by %q",
 		leaf.Subject.String(), leaf.Issuer.String())
+}
+
+// issuerOf is the CA that signed a verified chain's leaf.
+func issuerOf(chain []*x509.Certificate) *x509.Certificate {
+	if len(chain) > 1 {
+		return chain[1]
+	}
+	return chain[0]
+}
+
+// CASource is the kms.Identity Source of callers whose certificate ca
+// issued: "x509:" and the hex of the CA's Subject Key Identifier, or of
+// the first 20 bytes of the SHA-256 of its public key when it has none. A
+// user name certified by one CA never matches an ACL entry made for a user
+// of another.
+func CASource(ca *x509.Certificate) string {
+	if len(ca.SubjectKeyId) > 0 {
+		return "x509:" + hex.EncodeToString(ca.SubjectKeyId)
+	}
+	sum := sha256.Sum256(ca.RawSubjectPublicKeyInfo)
+	return "x509:" + hex.EncodeToString(sum[:20])
 }
 
 func (m Mapping) matches(c *x509.Certificate) bool {

@@ -6,8 +6,10 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/hex"
 	"math/big"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -63,12 +65,20 @@ func TestIdentities(t *testing.T) {
 	if err != nil || id.Project != "p1" || id.User != "alice" || !slices.Equal(id.Roles, []string{"admin", "creator"}) {
 		t.Fatalf("own certificate: %+v %v", id, err)
 	}
+	ownSource := id.Source
+	if want := "x509:" + hex.EncodeToString(own.Certificate().SubjectKeyId); ownSource != want || len(own.Certificate().SubjectKeyId) == 0 {
+		t.Fatalf("own certificate's Source %q, want %q", ownSource, want)
+	}
 
 	// Another CA's certificates map through configuration, first match wins.
 	c, _ := certOf(t, pkix.Name{CommonName: "bob", OrganizationalUnit: []string{"storage"}}, false, clientAuth, other, otherKey)
 	id, err = ids.Identify(chainsFor(t, ids, c))
 	if err != nil || id.Project != "storage-team" || id.User != "bob" || !slices.Equal(id.Roles, []string{"creator"}) {
 		t.Fatalf("mapped by OU: %+v %v", id, err)
+	}
+	// The namespace is the issuing CA's: never the same as Keywarden's own.
+	if id.Source != CASource(other) || id.Source == ownSource || !strings.HasPrefix(id.Source, "x509:") {
+		t.Fatalf("mapped certificate's Source %q (own CA %q)", id.Source, ownSource)
 	}
 	c, _ = certOf(t, pkix.Name{CommonName: "nova-compute"}, false, clientAuth, other, otherKey)
 	id, err = ids.Identify(chainsFor(t, ids, c))

@@ -2,6 +2,7 @@ package kmip
 
 import (
 	"encoding/binary"
+	"strconv"
 	"time"
 
 	"github.com/gemalto/kmip-go/kmip14"
@@ -73,8 +74,9 @@ type batchItem struct {
 
 // parseRequest decodes a Request Message. A message-level error (nil items)
 // means the whole request is answered with one failed batch item; h.ver is
-// filled in whenever the Protocol Version could be read.
-func parseRequest(msg []byte) (h header, items []batchItem, perr *opError) {
+// filled in whenever the Protocol Version could be read. A request of more
+// than maxItems batch items (0: no cap) is refused before any is parsed.
+func parseRequest(msg []byte, maxItems int) (h header, items []batchItem, perr *opError) {
 	h.onError = batchStop
 	if err := check(msg, 0); err != nil {
 		salvageVersion(msg, &h)
@@ -98,9 +100,19 @@ func parseRequest(msg []byte) (h header, items []batchItem, perr *opError) {
 	if t, bad := unknownTag(hdr.val); bad {
 		return h, nil, errf(kmip20.ResultReasonUnknownTag, "unknown tag %s in the Request Header", t)
 	}
+	tooMany := func(n string) *opError {
+		return invalidMessage("the request has %s batch items; this server answers at most %d per message "+
+			"(send the rest in further requests)", n, maxItems)
+	}
+	if maxItems > 0 && int64(h.batchCount) > int64(maxItems) {
+		return h, nil, tooMany(strconv.Itoa(int(h.batchCount)))
+	}
 	for it, ok := f.next(); ok; it, ok = f.next() {
 		if it.tag != tagBatchItem {
 			return h, nil, invalidMessage("unexpected %s in the Request Message", tagName(it.tag))
+		}
+		if maxItems > 0 && len(items) == maxItems {
+			return h, nil, tooMany("more than " + strconv.Itoa(maxItems))
 		}
 		items = append(items, parseBatchItem(it))
 	}

@@ -100,14 +100,6 @@ func payloadAttr(p item, tag2 uint32, also1x bool) (attr, bool, *opError) {
 	return attr{}, false, nil
 }
 
-// update applies a change and maps the service's refusal.
-func (c *opCtx) update(id string, ch kms.Change) *opError {
-	if _, err := c.svc.UpdateSecret(c.ctx, c.who, id, ch); err != nil {
-		return fromKMS(err, false)
-	}
-	return nil
-}
-
 // target loads the object an attribute operation changes; reading it first
 // gives Item Not Found / Permission Denied before any other check.
 func (c *opCtx) target(p item) (*kms.Secret, *opError) {
@@ -149,25 +141,6 @@ func (c *opCtx) answerAttr(id string, a outAttr) *opError {
 	return nil
 }
 
-func attrNotFound(name string) *opError {
-	return errf(kmip20.ResultReasonAttributeNotFound, "the object has no %s attribute", name)
-}
-
-func setName(name string) kms.Change { return kms.Change{Name: &name} }
-
-// rename sets the object's Name from a Name attribute value and returns
-// the value as stored.
-func (c *opCtx) rename(id string, v item) (item, *opError) {
-	n, perr := nameValue(v)
-	if perr != nil {
-		return item{}, perr
-	}
-	if perr := c.update(id, setName(n)); perr != nil {
-		return item{}, perr
-	}
-	return nameItem(n), nil
-}
-
 // activateBy handles a client setting the Activation Date of a pre-active
 // object: a date that has come activates it, a future one when it comes.
 func (c *opCtx) activateBy(p item, a attr) *opError {
@@ -196,6 +169,46 @@ func (c *opCtx) activateBy(p item, a attr) *opError {
 	return nil
 }
 
+// change hands an attribute operation to kms, which picks the instance
+// and applies the single-valued rule in the same write (two clients adding
+// at once both keep theirs), and answers with the instance touched.
+func (c *opCtx) change(p item, op kms.AttrOp) *opError {
+	id, perr := c.uid(p)
+	if perr != nil {
+		return perr
+	}
+	in, err := c.svc.ChangeAttribute(c.ctx, c.who, id, op)
+	if err != nil {
+		return fromKMS(err, false)
+	}
+	out := outAttr{name: op.Name, index: in.Index}
+	if op.Name == attrName {
+		out.val = nameItem(in.Value)
+	} else if v, ok := decodeValue(in.Value); ok {
+		out.val = v
+	}
+	return c.answerAttr(id, out)
+}
+
+// newOp is the kms operation of kind on a, its value in the stored form.
+func newOp(kind kms.AttrOpKind, a attr) (kms.AttrOp, *opError) {
+	// A Name is kept as one (Secret.Name), whatever KMIP allows.
+	op := kms.AttrOp{Kind: kind, Name: a.name, Multi: a.name != attrName && multiValued(a.name)}
+	if a.val.typ == 0 {
+		return op, nil
+	}
+	if a.name == attrName {
+		n, perr := nameValue(a.val)
+		op.Value = n
+		return op, perr
+	}
+	if perr := checkValue(a); perr != nil {
+		return op, perr
+	}
+	op.Value = encodeValue(a.val)
+	return op, nil
+}
+
 // opAddAttribute adds an attribute, or a new instance of a multi-valued one.
 // The server picks the Attribute Index.
 func opAddAttribute(c *opCtx, p item) *opError {
@@ -206,35 +219,11 @@ func opAddAttribute(c *opCtx, p item) *opError {
 	if perr := settable(a); perr != nil {
 		return perr
 	}
-	sec, perr := c.target(p)
+	op, perr := newOp(kms.AttrAdd, a)
 	if perr != nil {
 		return perr
 	}
-	out := outAttr{name: a.name, val: a.val}
-	if a.name == attrName {
-		if sec.Name != "" {
-			return errf(kmip20.ResultReasonAttributeSingleValued, "the object already has a Name: modify it")
-		}
-		if out.val, perr = c.rename(sec.ID, a.val); perr != nil {
-			return perr
-		}
-	} else {
-		if perr := checkValue(a); perr != nil {
-			return perr
-		}
-		insts := instances(sec, a.name)
-		if len(insts) > 0 {
-			if !multiValued(a.name) {
-				return errf(kmip20.ResultReasonAttributeSingleValued, "the object already has a %s: modify it", a.name)
-			}
-			out.index = insts[len(insts)-1].index + 1
-		}
-		ch := kms.Change{Attributes: map[string]string{instanceKey(a.name, out.index): encodeValue(a.val)}}
-		if perr := c.update(sec.ID, ch); perr != nil {
-			return perr
-		}
-	}
-	return c.answerAttr(sec.ID, out)
+	return c.change(p, op)
 }
 
 // opModifyAttribute replaces the value of an existing attribute instance:
@@ -255,66 +244,30 @@ func opModifyAttribute(c *opCtx, p item) *opError {
 	if perr := settable(a); perr != nil {
 		return perr
 	}
-	sec, perr := c.target(p)
+	op, perr := newOp(kms.AttrModify, a)
 	if perr != nil {
 		return perr
 	}
-	out := outAttr{name: a.name, val: a.val}
-	if a.name == attrName {
-		if sec.Name == "" {
-			return attrNotFound(a.name)
-		}
-		if out.val, perr = c.rename(sec.ID, a.val); perr != nil {
-			return perr
-		}
-	} else {
-		if perr := checkValue(a); perr != nil {
-			return perr
-		}
-		idx, perr := pickInstance(sec, a, cur, hasCur && cur.val.typ != 0, c.ver)
-		if perr != nil {
-			return perr
-		}
-		out.index = idx
-		ch := kms.Change{Attributes: map[string]string{instanceKey(a.name, idx): encodeValue(a.val)}}
-		if perr := c.update(sec.ID, ch); perr != nil {
-			return perr
-		}
+	if perr := selectInstance(&op, cur, hasCur && cur.val.typ != 0, a.index, c.ver); perr != nil {
+		return perr
 	}
-	return c.answerAttr(sec.ID, out)
+	return c.change(p, op)
 }
 
-// pickInstance finds the instance an operation targets: the one whose
-// value is cur's (2.x), the one at a.index (1.x), or the only one.
-func pickInstance(sec *kms.Secret, a, cur attr, byValue bool, v version) (int32, *opError) {
-	insts := instances(sec, a.name)
-	if byValue {
-		want := encodeValue(cur.val)
-		for _, in := range insts {
-			if encodeValue(in.val) == want {
-				return in.index, nil
-			}
-		}
-		return 0, errf(kmip20.ResultReasonAttributeInstanceNotFound, "no %s instance has that value", a.name)
+// selectInstance says which instance a Modify or Delete targets: the one
+// whose value is cur's (2.x), the one at index (1.x), or the only one.
+func selectInstance(op *kms.AttrOp, cur attr, byValue bool, index int32, v version) *opError {
+	switch {
+	case byValue && op.Name == attrName:
+		n, perr := nameValue(cur.val)
+		op.ByValue, op.Current = true, n
+		return perr
+	case byValue:
+		op.ByValue, op.Current = true, encodeValue(cur.val)
+	case !v.v2():
+		op.ByIndex, op.Index = true, index
 	}
-	if !v.v2() {
-		for _, in := range insts {
-			if in.index == a.index {
-				return in.index, nil
-			}
-		}
-		if len(insts) == 0 {
-			return 0, attrNotFound(a.name)
-		}
-		return 0, errf(kmip20.ResultReasonAttributeInstanceNotFound, "the %s attribute has no index %d", a.name, a.index)
-	}
-	switch len(insts) {
-	case 0:
-		return 0, attrNotFound(a.name)
-	case 1:
-		return insts[0].index, nil
-	}
-	return 0, invalidField("the %s attribute has several instances: name one with a Current Attribute", a.name)
+	return nil
 }
 
 // opDeleteAttribute removes an attribute instance: 1.x by name and index,
@@ -359,47 +312,13 @@ func opDeleteAttribute(c *opCtx, p item) *opError {
 	if perr := settable(a); perr != nil {
 		return perr
 	}
-	sec, perr := c.target(p)
-	if perr != nil {
+	op := kms.AttrOp{Kind: kms.AttrDelete, Name: a.name}
+	if all {
+		op.Kind = kms.AttrDeleteAll
+	} else if perr := selectInstance(&op, a, byValue, a.index, version{1, 0}); perr != nil {
 		return perr
 	}
-	var deleted outAttr
-	if a.name == attrName {
-		if sec.Name == "" {
-			return attrNotFound(a.name)
-		}
-		deleted = outAttr{name: attrName, val: nameItem(sec.Name)}
-		if perr := c.update(sec.ID, setName("")); perr != nil {
-			return perr
-		}
-	} else {
-		insts := instances(sec, a.name)
-		ch := kms.Change{Attributes: map[string]string{}}
-		if all {
-			if len(insts) == 0 {
-				return attrNotFound(a.name)
-			}
-			for _, in := range insts {
-				ch.Attributes[instanceKey(a.name, in.index)] = ""
-			}
-			deleted = insts[0]
-		} else {
-			idx, perr := pickInstance(sec, a, a, byValue, version{1, 0})
-			if perr != nil {
-				return perr
-			}
-			for _, in := range insts {
-				if in.index == idx {
-					deleted = in
-				}
-			}
-			ch.Attributes[instanceKey(a.name, idx)] = ""
-		}
-		if perr := c.update(sec.ID, ch); perr != nil {
-			return perr
-		}
-	}
-	return c.answerAttr(sec.ID, deleted)
+	return c.change(p, op)
 }
 
 // opSetAttribute (2.x) sets a single-valued attribute, adding it if absent.
@@ -414,26 +333,17 @@ func opSetAttribute(c *opCtx, p item) *opError {
 	if a.name != attrName && multiValued(a.name) {
 		return errf(kmip20.ResultReasonMultiValuedAttribute, "the %s attribute has several values: use Add or Modify Attribute", a.name)
 	}
-	sec, perr := c.target(p)
+	op, perr := newOp(kms.AttrSet, a)
 	if perr != nil {
 		return perr
 	}
-	var ch kms.Change
-	if a.name == attrName {
-		n, perr := nameValue(a.val)
-		if perr != nil {
-			return perr
-		}
-		ch = setName(n)
-	} else {
-		if perr := checkValue(a); perr != nil {
-			return perr
-		}
-		ch.Attributes = map[string]string{a.name: encodeValue(a.val)}
-	}
-	if perr := c.update(sec.ID, ch); perr != nil {
+	id, perr := c.uid(p)
+	if perr != nil {
 		return perr
 	}
-	c.writeUID(sec.ID)
+	if _, err := c.svc.ChangeAttribute(c.ctx, c.who, id, op); err != nil {
+		return fromKMS(err, false)
+	}
+	c.writeUID(id)
 	return nil
 }

@@ -130,7 +130,7 @@ func newObjectFrom(c *opCtx, attrs []attr) (*newObject, *opError) {
 				return nil, errf(kmip20.ResultReasonAttributeSingleValued, "the %s attribute has a single value", a.name)
 			}
 			next[a.name] = max(next[a.name], idx+1)
-			o.stored[instanceKey(a.name, idx)] = encodeValue(a.val)
+			o.stored[kms.InstanceKey(a.name, idx)] = encodeValue(a.val)
 		}
 		if perr != nil {
 			return nil, perr

@@ -1,8 +1,10 @@
 package kmip
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -10,9 +12,12 @@ import (
 	"log/slog"
 	"net"
 	"runtime/debug"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/gemalto/kmip-go/kmip20"
@@ -27,7 +32,17 @@ const (
 	DefaultWriteTimeout = 30 * time.Second
 	DefaultIdleTimeout  = 5 * time.Minute
 	DefaultMaxInFlight  = 32
+
+	DefaultHandshakeTimeout  = 5 * time.Second
+	DefaultMaxConns          = 1024
+	DefaultMaxConnsPerSource = 128
+	DefaultMaxBatchItems     = 64
 )
+
+// logEvery is how often a kind of connection-level failure (handshake
+// failed, connection refused at a cap, accept error) is logged at most:
+// one line, with how many were not logged since the previous one.
+const logEvery = 10 * time.Second
 
 // ErrServerClosed is returned by Serve after Shutdown or Close.
 var ErrServerClosed = errors.New("kmip: server closed")
@@ -36,9 +51,11 @@ var ErrServerClosed = errors.New("kmip: server closed")
 type Config struct {
 	// Service answers every operation; the adapter holds no rules.
 	Service *kms.Service
-	// Certificate is the server's certificate and key. PyKMIP's TLS 1.2
-	// suites need an RSA key.
-	Certificate tls.Certificate
+	// Certificate is the server's certificate and key; ExtraCertificates
+	// are others (e.g. an ECDSA one beside an RSA one): TLS picks the first
+	// the client can use.
+	Certificate       tls.Certificate
+	ExtraCertificates []tls.Certificate
 	// Identities verifies client certificates and maps them to callers.
 	Identities *Identities
 	// MaxMessage caps a request message in bytes (default 1 MiB): a larger
@@ -52,6 +69,22 @@ type Config struct {
 	// MaxInFlight caps the requests one connection may have being processed
 	// or waiting to be answered (default 32); reading pauses beyond it.
 	MaxInFlight int
+	// HandshakeTimeout bounds the TLS handshake (default 5 s): a client
+	// that connects and says nothing holds its connection no longer.
+	HandshakeTimeout time.Duration
+	// MaxConns caps the connections open at once (default 1024), and
+	// MaxConnsPerSource those from one IP address (default 128). A
+	// connection over either cap is closed as soon as it is accepted,
+	// before any TLS, and counted (ObserveConn "refused").
+	MaxConns, MaxConnsPerSource int
+	// MaxBatchItems caps the batch items of one request (default 64): a
+	// request with more is answered with one failed item, Result Reason
+	// Invalid Message, before any item runs; the connection stays open.
+	MaxBatchItems int
+	// TLS is the cipher-suite policy. Zero: TLS 1.3 and the
+	// forward-secret AEAD suites of TLS 1.2. (Revocation is the CRL
+	// Identities holds: Identities.SetCRL, WatchCRL.)
+	TLS TLSOptions
 	// Logger receives connection-level events (default: discard).
 	Logger *slog.Logger
 	// Now is the clock (tests); default time.Now.
@@ -60,6 +93,13 @@ type Config struct {
 	// operation's name ("Get"; "" when the item named none), the Result
 	// Reason of a failure ("" on success) and the time it took.
 	Observe func(op, failure string, elapsed time.Duration)
+	// ObserveConn, when set, is told of each connection-level failure:
+	// event "handshake_failed" (reason timeout, closed, certificate,
+	// revoked, protocol, or shed: closed to free a descriptor when accept
+	// ran out of them), "refused" (reason max_connections or
+	// max_connections_per_source) or "accept_error" (reason the errno's
+	// name, e.g. EMFILE, or "other"). Reasons are a bounded set.
+	ObserveConn func(event, reason string)
 }
 
 // Server is a KMIP server: TLS listener, TTLV framing, operations on a
@@ -76,6 +116,14 @@ type Server struct {
 	log      *slog.Logger
 	now      func() time.Time
 	observe  func(op, failure string, elapsed time.Duration)
+	obsConn  func(event, reason string)
+	hsTO     time.Duration
+	maxConns int
+	maxSrc   int
+	maxItems int
+
+	// Rate limits of the connection-level log lines.
+	logHandshake, logRefused, logAccept rateLog
 
 	// ctx is cancelled when the server is closed for good: operations
 	// still running are abandoned.
@@ -85,6 +133,7 @@ type Server struct {
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
 	conns     map[*conn]struct{}
+	perSource map[string]int
 	closing   atomic.Bool
 	active    sync.WaitGroup
 	connSeq   atomic.Uint64
@@ -112,25 +161,24 @@ func NewServer(cfg Config) (*Server, error) {
 		svc: cfg.Service, ids: cfg.Identities, maxMsg: cfg.MaxMessage,
 		readTO: cfg.ReadTimeout, writeTO: cfg.WriteTimeout, idleTO: cfg.IdleTimeout,
 		inFlight: cfg.MaxInFlight, log: cfg.Logger, now: cfg.Now, observe: cfg.Observe,
-		listeners: map[net.Listener]struct{}{}, conns: map[*conn]struct{}{},
+		obsConn: cfg.ObserveConn, hsTO: cfg.HandshakeTimeout, maxConns: cfg.MaxConns,
+		maxSrc: cfg.MaxConnsPerSource, maxItems: cfg.MaxBatchItems,
+		listeners: map[net.Listener]struct{}{}, conns: map[*conn]struct{}{}, perSource: map[string]int{},
 	}
-	if s.maxMsg <= 0 {
-		s.maxMsg = DefaultMaxMessage
-	}
+	orDefault(&s.maxMsg, DefaultMaxMessage)
 	if s.maxMsg < 64 {
 		return nil, errors.New("kmip: MaxMessage is too small to hold a request")
 	}
-	if s.readTO <= 0 {
-		s.readTO = DefaultReadTimeout
-	}
-	if s.writeTO <= 0 {
-		s.writeTO = DefaultWriteTimeout
-	}
-	if s.idleTO <= 0 {
-		s.idleTO = DefaultIdleTimeout
-	}
-	if s.inFlight <= 0 {
-		s.inFlight = DefaultMaxInFlight
+	orDefault(&s.readTO, DefaultReadTimeout)
+	orDefault(&s.writeTO, DefaultWriteTimeout)
+	orDefault(&s.idleTO, DefaultIdleTimeout)
+	orDefault(&s.inFlight, DefaultMaxInFlight)
+	orDefault(&s.hsTO, DefaultHandshakeTimeout)
+	orDefault(&s.maxConns, DefaultMaxConns)
+	orDefault(&s.maxSrc, DefaultMaxConnsPerSource)
+	orDefault(&s.maxItems, DefaultMaxBatchItems)
+	if s.obsConn == nil {
+		s.obsConn = func(string, string) {}
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -138,43 +186,17 @@ func NewServer(cfg Config) (*Server, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
-	s.tls = TLSConfig(cfg.Certificate, cfg.Identities)
+	s.tls = TLSConfig(append([]tls.Certificate{cfg.Certificate}, cfg.ExtraCertificates...), cfg.Identities, cfg.TLS)
+	cfg.Identities.onCRL(s.dropRevoked)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.writers.New = func() any { return &writer{b: make([]byte, 0, 1024), stack: make([]int, 0, 8)} }
 	return s, nil
 }
 
-// TLSConfig is the server side of KMIP's TLS: 1.2 or 1.3, a client
-// certificate required, verified against ids' CAs and mapped to a caller
-// during the handshake (a certificate no mapping covers is refused there).
-// The TLS 1.2 suites include the RSA-key-exchange CBC-SHA256 ones the KMIP
-// profiles name and PyKMIP uses, so the certificate should be RSA.
-func TLSConfig(cert tls.Certificate, ids *Identities) *tls.Config {
-	return &tls.Config{
-		MinVersion:   tls.VersionTLS12,
-		Certificates: []tls.Certificate{cert},
-		ClientAuth:   tls.RequireAndVerifyClientCert,
-		ClientCAs:    ids.Pool(),
-		CipherSuites: []uint16{
-			tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
-			tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
-			tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
-			tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
-			tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
-			tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
-			tls.TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256,
-			tls.TLS_RSA_WITH_AES_128_GCM_SHA256,
-			tls.TLS_RSA_WITH_AES_256_GCM_SHA384,
-			tls.TLS_RSA_WITH_AES_128_CBC_SHA256,
-			tls.TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA,
-			tls.TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA,
-			tls.TLS_RSA_WITH_AES_128_CBC_SHA,
-			tls.TLS_RSA_WITH_AES_256_CBC_SHA,
-		},
-		VerifyConnection: func(cs tls.ConnectionState) error {
-			_, err := ids.Identify(cs.VerifiedChains)
-			return err
-		},
+// orDefault replaces a zero or negative setting by its default.
+func orDefault[T int | time.Duration](v *T, def T) {
+	if *v <= 0 {
+		*v = def
 	}
 }
 
@@ -201,27 +223,170 @@ func (s *Server) Serve(l net.Listener) error {
 			if s.closing.Load() {
 				return ErrServerClosed
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-				time.Sleep(backoff)
-				continue
+			if errors.Is(err, net.ErrClosed) {
+				return err
 			}
-			return err
+			// As net/http does, but for every error: out of file
+			// descriptors or buffers now is not out of them for good, and
+			// the listener must outlive a flood.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			reason := acceptReason(err)
+			s.obsConn("accept_error", reason)
+			if reason == "EMFILE" || reason == "ENFILE" {
+				// Out of descriptors: the oldest connections that have
+				// not authenticated give theirs back, for the clients
+				// (and the other listeners) that will.
+				s.shedHandshakes(shedBatch)
+			}
+			if n, ok := s.logAccept.allow(time.Now()); ok {
+				s.log.Error("kmip: accept failed; retrying", "err", err, "retry_in", backoff, "suppressed", n)
+			}
+			time.Sleep(backoff)
+			continue
 		}
 		backoff = 0
-		c := &conn{s: s, nc: nc, id: s.connSeq.Add(1)}
+		src := sourceOf(nc.RemoteAddr())
+		c := &conn{s: s, nc: nc, id: s.connSeq.Add(1), src: src}
+		c.handshaking.Store(true)
 		s.mu.Lock()
 		if s.closing.Load() {
 			s.mu.Unlock()
 			nc.Close()
 			return ErrServerClosed
 		}
-		s.conns[c] = struct{}{}
-		s.active.Add(1)
+		refused := ""
+		switch {
+		case len(s.conns) >= s.maxConns:
+			refused = "max_connections"
+		case s.perSource[src] >= s.maxSrc:
+			refused = "max_connections_per_source"
+		default:
+			s.conns[c] = struct{}{}
+			s.perSource[src]++
+			s.active.Add(1)
+		}
 		s.mu.Unlock()
+		if refused != "" {
+			s.refuse(nc, src, refused)
+			continue
+		}
 		go c.serve()
 	}
+}
+
+// shedBatch is how many unauthenticated connections one accept failure for
+// lack of descriptors closes.
+const shedBatch = 16
+
+// shedHandshakes closes up to n of the oldest connections still in their
+// TLS handshake.
+func (s *Server) shedHandshakes(n int) {
+	s.mu.Lock()
+	var victims []*conn
+	for c := range s.conns {
+		if c.handshaking.Load() {
+			victims = append(victims, c)
+		}
+	}
+	slices.SortFunc(victims, func(a, b *conn) int { return cmp.Compare(a.id, b.id) })
+	for _, c := range victims[:min(n, len(victims))] {
+		c.shed.Store(true)
+		c.nc.Close()
+	}
+	s.mu.Unlock()
+}
+
+// refuse closes a connection over a cap at once: no TLS, nothing read.
+func (s *Server) refuse(nc net.Conn, src, reason string) {
+	nc.Close()
+	s.obsConn("refused", reason)
+	if n, ok := s.logRefused.allow(time.Now()); ok {
+		s.log.Warn("kmip: connection refused at a cap", "remote", src, "cap", reason,
+			"max_connections", s.maxConns, "max_connections_per_source", s.maxSrc, "suppressed", n)
+	}
+}
+
+// OpenConns is how many connections are open (handshaking or served).
+func (s *Server) OpenConns() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
+
+// sourceOf is the IP address a connection comes from, its per-source key.
+func sourceOf(a net.Addr) string {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		return ta.IP.String()
+	}
+	if h, _, err := net.SplitHostPort(a.String()); err == nil {
+		return h
+	}
+	return a.String()
+}
+
+// acceptReason names an accept error by its errno, a bounded label.
+func acceptReason(err error) string {
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		switch errno {
+		case syscall.EMFILE:
+			return "EMFILE"
+		case syscall.ENFILE:
+			return "ENFILE"
+		case syscall.ENOBUFS:
+			return "ENOBUFS"
+		case syscall.ENOMEM:
+			return "ENOMEM"
+		case syscall.ECONNABORTED:
+			return "ECONNABORTED"
+		}
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return "timeout"
+	}
+	return "other"
+}
+
+// handshakeReason classifies a failed TLS handshake into a bounded set.
+func handshakeReason(err error) string {
+	var (
+		ne  net.Error
+		cve *tls.CertificateVerificationError
+		rev *RevokedError
+	)
+	switch {
+	case errors.As(err, &rev):
+		return "revoked"
+	case errors.As(err, &ne) && ne.Timeout():
+		return "timeout"
+	case errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.ErrUnexpectedEOF):
+		return "closed"
+	case errors.As(err, &cve) || strings.Contains(err.Error(), "certificate"):
+		return "certificate"
+	}
+	return "protocol"
+}
+
+// rateLog lets one line through per logEvery and counts the others.
+type rateLog struct {
+	mu         sync.Mutex
+	last       time.Time
+	suppressed int
+}
+
+// allow reports whether to log now and how many were held back since the
+// last line logged.
+func (r *rateLog) allow(now time.Time) (suppressed int, ok bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.last.IsZero() && now.Sub(r.last) < logEvery {
+		r.suppressed++
+		return 0, false
+	}
+	n := r.suppressed
+	r.last, r.suppressed = now, 0
+	return n, true
 }
 
 // Shutdown stops accepting, lets every connection finish the requests it
@@ -324,8 +489,14 @@ type conn struct {
 	nc   net.Conn
 	tc   *tls.Conn
 	id   uint64
+	src  string // the client's IP address
+	leaf atomic.Pointer[x509.Certificate]
 	seq  uint64
 	stop atomic.Bool
+
+	// handshaking is set until the TLS handshake ends; shed marks a
+	// connection closed to free its descriptor.
+	handshaking, shed atomic.Bool
 }
 
 // pending is a request being processed; done closes when w holds the
@@ -347,6 +518,9 @@ func (c *conn) serve() {
 		c.nc.Close()
 		s.mu.Lock()
 		delete(s.conns, c)
+		if s.perSource[c.src]--; s.perSource[c.src] <= 0 {
+			delete(s.perSource, c.src)
+		}
 		s.mu.Unlock()
 		s.active.Done()
 	}()
@@ -356,14 +530,32 @@ func (c *conn) serve() {
 		}
 	}()
 	c.tc = tls.Server(c.nc, s.tls)
-	c.nc.SetDeadline(time.Now().Add(s.readTO))
-	if err := c.tc.HandshakeContext(s.ctx); err != nil {
-		s.log.Info("kmip: TLS handshake failed", "remote", c.nc.RemoteAddr().String(), "err", err)
+	c.nc.SetDeadline(time.Now().Add(s.hsTO))
+	err := c.tc.HandshakeContext(s.ctx)
+	c.handshaking.Store(false)
+	if err != nil {
+		if s.ctx.Err() != nil || c.stop.Load() {
+			return // shutting down
+		}
+		reason := handshakeReason(err)
+		if c.shed.Load() {
+			reason = "shed"
+		}
+		s.obsConn("handshake_failed", reason)
+		if n, ok := s.logHandshake.allow(time.Now()); ok {
+			s.log.Info("kmip: TLS handshake failed", "remote", c.nc.RemoteAddr().String(), "reason", reason,
+				"err", err, "suppressed", n, "every", logEvery)
+		}
 		return
 	}
 	c.nc.SetDeadline(time.Time{})
-	who, err := s.ids.Identify(c.tc.ConnectionState().VerifiedChains)
+	chains := c.tc.ConnectionState().VerifiedChains
+	who, err := s.ids.Identify(chains)
 	if err != nil { // VerifyConnection already refused it; belt and braces
+		return
+	}
+	c.leaf.Store(chains[0][0])
+	if s.ids.Revoked(chains[0][0]) { // revoked since the handshake began
 		return
 	}
 	s.log.Debug("kmip: connection", "conn", c.id, "remote", c.nc.RemoteAddr().String(),
@@ -417,7 +609,7 @@ func (c *conn) readLoop(who kms.Identity, queue chan<- *pending) {
 		p := &pending{done: make(chan struct{})}
 		queue <- p
 		c.seq++
-		ctx := kms.WithRequestID(s.ctx, "kmip-"+strconv.FormatUint(c.id, 10)+"-"+strconv.FormatUint(c.seq, 10))
+		ctx := kms.WithRequest(s.ctx, "kmip-"+strconv.FormatUint(c.id, 10)+"-"+strconv.FormatUint(c.seq, 10), "kmip", c.tc.RemoteAddr().String())
 		go func() {
 			w := s.getWriter()
 			s.safeProcess(ctx, who, msg, w)

@@ -421,10 +421,29 @@ func TestTLSRequirements(t *testing.T) {
 	if err := handshake(&tls.Config{Certificates: []tls.Certificate{good}}); err != nil {
 		t.Fatalf("good client refused: %v", err)
 	}
-	if err := handshake(&tls.Config{Certificates: []tls.Certificate{good}, MaxVersion: tls.VersionTLS12,
-		CipherSuites: []uint16{tls.TLS_RSA_WITH_AES_128_CBC_SHA256}}); err != nil {
-		t.Fatalf("TLS 1.2 with TLS_RSA_WITH_AES_128_CBC_SHA256: %v", err)
+	// TLS 1.2: forward-secret AEAD suites only, unless legacy suites are
+	// switched on.
+	tls12 := func(suite uint16) *tls.Config {
+		return &tls.Config{Certificates: []tls.Certificate{good}, MaxVersion: tls.VersionTLS12, CipherSuites: []uint16{suite}}
 	}
+	if err := handshake(tls12(tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256)); err != nil {
+		t.Fatalf("TLS 1.2 with ECDHE-RSA-AES128-GCM: %v", err)
+	}
+	legacy := []uint16{tls.TLS_RSA_WITH_AES_128_CBC_SHA256, tls.TLS_RSA_WITH_AES_128_GCM_SHA256,
+		tls.TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256, tls.TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA, tls.TLS_RSA_WITH_AES_128_CBC_SHA}
+	for _, suite := range legacy {
+		if err := handshake(tls12(suite)); err == nil {
+			t.Fatalf("TLS 1.2 with %s accepted by default", tls.CipherSuiteName(suite))
+		}
+	}
+	old := newEnv(t, func(c *Config) { c.TLS.LegacyCipherSuites = true })
+	e.addr, old.addr = old.addr, e.addr
+	for _, suite := range legacy {
+		if err := handshake(tls12(suite)); err != nil {
+			t.Fatalf("TLS 1.2 with %s and legacy suites on: %v", tls.CipherSuiteName(suite), err)
+		}
+	}
+	e.addr = old.addr
 	for name, cfg := range map[string]*tls.Config{
 		"no certificate": {},
 		"TLS 1.1":        {Certificates: []tls.Certificate{good}, MaxVersion: tls.VersionTLS11},

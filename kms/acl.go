@@ -14,11 +14,17 @@ import (
 // GetACL returns the secret's read ACL; a secret without one has project
 // access and no users.
 func (s *Service) GetACL(ctx context.Context, who Identity, id string) (ACL, error) {
-	sec, err := s.GetSecret(ctx, who, id)
+	if err := who.Validate(); err != nil {
+		return ACL{}, err
+	}
+	l, err := s.visible(ctx, id)
 	if err != nil {
 		return ACL{}, err
 	}
-	return sec.ACL.view(), nil
+	if err := s.allowSecret(SecretACLRead, who, l.rec.Secret); err != nil {
+		return ACL{}, err
+	}
+	return l.rec.ACL.view(), nil
 }
 
 // view is the ACL as a GET shows it, a copy: none is project access and
@@ -35,9 +41,10 @@ func (a *ACL) view() ACL {
 // closed reports whether the ACL hides its object from the project.
 func (a *ACL) closed() bool { return a != nil && !a.ProjectAccess }
 
-// lists reports whether the ACL names user.
-func (a *ACL) lists(user string) bool {
-	return a != nil && user != "" && slices.Contains(a.Users, user)
+// lists reports whether the ACL names who, a user of the source it was
+// made for.
+func (a *ACL) lists(who *Identity) bool {
+	return a != nil && who.User != "" && a.Source == who.Source && slices.Contains(a.Users, who.User)
 }
 
 // ACLChange is a PUT (replace) or PATCH (merge) of the read ACL: nil fields
@@ -48,8 +55,9 @@ type ACLChange struct {
 	Replace       bool
 }
 
-// apply returns the ACL that the change makes of cur (nil: none yet) at now.
-func (ch ACLChange) apply(cur *ACL, now time.Time) *ACL {
+// apply returns the ACL that the change by who makes of cur (nil: none
+// yet) at now. Users are named in who's identity source.
+func (ch ACLChange) apply(who Identity, cur *ACL, now time.Time) *ACL {
 	acl := ACL{ProjectAccess: true, Created: now}
 	if cur != nil && !ch.Replace {
 		acl = *cur
@@ -60,6 +68,7 @@ func (ch ACLChange) apply(cur *ACL, now time.Time) *ACL {
 		users := slices.Clone(*ch.Users)
 		slices.Sort(users)
 		acl.Users = slices.Compact(users)
+		acl.Source = who.Source
 	}
 	if ch.ProjectAccess != nil {
 		acl.ProjectAccess = *ch.ProjectAccess
@@ -69,12 +78,14 @@ func (ch ACLChange) apply(cur *ACL, now time.Time) *ACL {
 }
 
 // SetACL changes the read ACL (creator-owner or admin).
-func (s *Service) SetACL(ctx context.Context, who Identity, id string, ch ACLChange) (ACL, error) {
+func (s *Service) SetACL(ctx context.Context, who Identity, id string, ch ACLChange) (_ ACL, err error) {
+	ctx = s.begin(ctx, who, "acl_set")
+	defer func() { s.record(ctx, who, "acl_set", id, err) }()
 	sec, err := s.update(ctx, id, false, func(r *record) error {
-		if err := authorize(who, r.Secret, ActACL); err != nil {
+		if err := s.allowSecret(SecretACLChange, who, r.Secret); err != nil {
 			return err
 		}
-		r.ACL = ch.apply(r.ACL, s.clock())
+		r.ACL = ch.apply(who, r.ACL, s.clock())
 		return nil
 	})
 	if err != nil {
@@ -84,9 +95,11 @@ func (s *Service) SetACL(ctx context.Context, who Identity, id string, ch ACLCha
 }
 
 // DeleteACL removes the ACL: back to project access, no users.
-func (s *Service) DeleteACL(ctx context.Context, who Identity, id string) error {
-	_, err := s.update(ctx, id, false, func(r *record) error {
-		if err := authorize(who, r.Secret, ActACL); err != nil {
+func (s *Service) DeleteACL(ctx context.Context, who Identity, id string) (err error) {
+	ctx = s.begin(ctx, who, "acl_delete")
+	defer func() { s.record(ctx, who, "acl_delete", id, err) }()
+	_, err = s.update(ctx, id, false, func(r *record) error {
+		if err := s.allowSecret(SecretACLDelete, who, r.Secret); err != nil {
 			return err
 		}
 		r.ACL = nil

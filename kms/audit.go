@@ -12,44 +12,64 @@ import (
 // AuditRecord is one line of the audit trail: who did what to which secret.
 // It never carries key material.
 type AuditRecord struct {
-	Time      time.Time `json:"time"`
-	Project   string    `json:"project"`
-	User      string    `json:"user,omitempty"`
-	Action    string    `json:"action"`
-	SecretID  string    `json:"secret_id,omitempty"`
-	Outcome   string    `json:"outcome"` // "ok" or the error kind
-	RequestID string    `json:"request_id,omitempty"`
+	Time    time.Time `json:"time"`
+	Project string    `json:"project"`
+	User    string    `json:"user,omitempty"`
+	// Roles (comma separated), Source, Protocol and Remote complete the
+	// caller: what the policy saw and where the request came from.
+	Roles     string `json:"roles,omitempty"`
+	Source    string `json:"source,omitempty"`
+	Protocol  string `json:"protocol,omitempty"`
+	Remote    string `json:"remote,omitempty"`
+	Action    string `json:"action"`
+	SecretID  string `json:"secret_id,omitempty"`
+	Outcome   string `json:"outcome"` // "ok" or the error kind
+	RequestID string `json:"request_id,omitempty"`
 	// Detail names what an action on something other than a secret was
 	// about ("project p1: secrets=10", "container <id>"): never material.
 	Detail string `json:"detail,omitempty"`
 }
 
-// Auditor receives audit records; it must not block for long.
+// Auditor receives audit records. Record is best effort and must not block
+// for long (reads, refusals); Commit returns only once the record is
+// durable, and a state change whose Commit fails is not made.
 type Auditor interface {
 	Record(ctx context.Context, r AuditRecord)
+	Commit(ctx context.Context, r AuditRecord) error
 }
 
 type nopAuditor struct{}
 
-func (nopAuditor) Record(context.Context, AuditRecord) {}
+func (nopAuditor) Record(context.Context, AuditRecord)       {}
+func (nopAuditor) Commit(context.Context, AuditRecord) error { return nil }
 
-type requestIDKey struct{}
+type requestKey struct{}
 
-// WithRequestID tags ctx with the adapter's request id, for the audit trail.
-func WithRequestID(ctx context.Context, id string) context.Context {
-	return context.WithValue(ctx, requestIDKey{}, id)
+// request is what an adapter knows of the request beyond its identity.
+type request struct{ id, protocol, remote string }
+
+// WithRequest tags ctx with the adapter's request id, its protocol ("rest",
+// "kmip") and the caller's address, for the audit trail.
+func WithRequest(ctx context.Context, id, protocol, remote string) context.Context {
+	return context.WithValue(ctx, requestKey{}, request{id, protocol, remote})
 }
 
-// RequestID returns the id set by WithRequestID.
+// WithRequestID is WithRequest with only the id (tests, the CLI).
+func WithRequestID(ctx context.Context, id string) context.Context {
+	return WithRequest(ctx, id, "", "")
+}
+
+// RequestID returns the id set by WithRequest.
 func RequestID(ctx context.Context) string {
-	id, _ := ctx.Value(requestIDKey{}).(string)
-	return id
+	r, _ := ctx.Value(requestKey{}).(request)
+	return r.id
 }
 
 var kindNames = map[Kind]string{
 	KindInternal: "error", KindInvalid: "invalid", KindNotFound: "not_found",
 	KindForbidden: "forbidden", KindConflict: "conflict", KindTooLarge: "too_large",
 	KindUnauthenticated: "unauthenticated", KindUnavailable: "unavailable",
+	KindSingleValued: "single_valued", KindNoAttribute: "no_attribute", KindNoInstance: "no_instance",
 }
 
 func (s *Service) record(ctx context.Context, who Identity, action, id string, err error) {
@@ -60,11 +80,19 @@ func (s *Service) recordDetail(ctx context.Context, who Identity, action, id, de
 	outcome := "ok"
 	if err != nil {
 		outcome = kindNames[KindOf(err)]
+	} else if c := changeOf(ctx); c != nil && c.recorded && c.action == action {
+		return // the durable record of the change is on the trail (commit)
 	}
-	s.audit.Record(ctx, AuditRecord{
-		Time: s.clock(), Project: who.Project, User: who.User, Action: action,
-		SecretID: id, Outcome: outcome, RequestID: RequestID(ctx), Detail: detail,
-	})
+	s.audit.Record(ctx, s.auditRecord(ctx, who, action, id, detail, outcome))
+}
+
+func (s *Service) auditRecord(ctx context.Context, who Identity, action, id, detail, outcome string) AuditRecord {
+	req, _ := ctx.Value(requestKey{}).(request)
+	return AuditRecord{
+		Time: s.clock(), Project: who.Project, User: who.User, Roles: strings.Join(who.Roles, ","),
+		Source: who.Source, Protocol: req.protocol, Remote: req.remote, Action: action,
+		SecretID: id, Outcome: outcome, RequestID: req.id, Detail: detail,
+	}
 }
 
 // containerDetail names a container in the audit trail (nil: not created).

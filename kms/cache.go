@@ -28,7 +28,8 @@ func newRecordCache(max int) *recordCache {
 }
 
 // decode returns the record stored as b at version, decoding only on a miss.
-func (c *recordCache) decode(id string, version int64, b []byte) (*record, error) {
+// open decodes (and verifies) b on a miss; only what it accepts is cached.
+func (c *recordCache) decode(id string, version int64, b []byte, open func([]byte) (*record, error)) (*record, error) {
 	h := maphash.Bytes(c.seed, b)
 	c.mu.Lock()
 	e, ok := c.entries[id]
@@ -36,7 +37,7 @@ func (c *recordCache) decode(id string, version int64, b []byte) (*record, error
 	if ok && e.version == version && e.hash == h {
 		return e.rec, nil
 	}
-	r, err := decodeRecord(b)
+	r, err := open(b)
 	if err != nil {
 		return nil, err
 	}

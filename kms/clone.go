@@ -2,8 +2,8 @@ package kms
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
+	"fmt"
 	"maps"
 
 	"github.com/keywarden/keywarden/consumers"
@@ -42,15 +42,8 @@ type CloneRequest struct {
 // target project. The copy is written only if the source is unchanged since
 // it was read, so a clone never outlives a delete it raced with.
 func (s *Service) CloneSecret(ctx context.Context, who Identity, id string, req CloneRequest) (sec *Secret, err error) {
-	defer func() {
-		s.record(ctx, who, "clone", id, err)
-		if err == nil {
-			s.record(ctx, who, "create", sec.ID, nil)
-			if len(sec.Consumers) > 0 {
-				s.record(ctx, who, "consumer_add", sec.ID, nil)
-			}
-		}
-	}()
+	ctx = s.begin(ctx, who, "clone")
+	defer func() { s.record(ctx, who, "clone", id, err) }()
 	if err := who.Validate(); err != nil {
 		return nil, err
 	}
@@ -61,7 +54,7 @@ func (s *Service) CloneSecret(ctx context.Context, who Identity, id string, req 
 	if err := (Identity{Project: project}).Validate(); err != nil {
 		return nil, Invalid("invalid project %q", project)
 	}
-	if err := canCreateIn(who, project); err != nil {
+	if err := s.canCreateIn(SecretCreate, who, project); err != nil {
 		return nil, err
 	}
 	if req.Name != nil && len(*req.Name) > 255 {
@@ -124,8 +117,8 @@ func (s *Service) CloneSecret(ctx context.Context, who Identity, id string, req 
 			return nil, err
 		}
 		src := l.rec
-		if err := authorize(who, src.Secret, ActDecrypt); err != nil {
-			return nil, Forbidden("not allowed to clone secret %s: reading its payload is not allowed", id)
+		if err := s.allowSecret(SecretClone, who, src.Secret); err != nil {
+			return nil, err
 		}
 		if !src.HasPayload || src.Sealed == nil {
 			return nil, Conflict("secret %s has no payload to clone", id)
@@ -173,11 +166,11 @@ func (s *Service) CloneSecret(ctx context.Context, who Identity, id string, req 
 		if err != nil {
 			return nil, internal("reseal", err)
 		}
-		b, err := json.Marshal(r)
+		b, err := s.encodeRecord(ctx, r, 1)
 		if err != nil {
-			return nil, internal("encode", err)
+			return nil, err
 		}
-		err = s.st.Txn(ctx,
+		err = s.commit(ctx, newID, joinDetail(fmt.Sprintf("clone of secret %s (project %s) into project %s", id, src.Project, project), secretDiff(nil, r.Secret)),
 			[]store.Cmp{{Key: recordKey(src.Project, id), Version: l.version}, {Key: pointerKey(newID)}},
 			append([]store.Op{store.Put(recordKey(project, newID), b), store.Put(pointerKey(newID), []byte(project))},
 				aclIndexOps(nil, r.Secret)...))
@@ -185,7 +178,7 @@ func (s *Service) CloneSecret(ctx context.Context, who Identity, id string, req 
 			continue // the source changed (or went) meanwhile: look again
 		}
 		if err != nil {
-			return nil, internal("write", err)
+			return nil, writeErr(err)
 		}
 		s.owners.Store(newID, project)
 		return r.Secret.Clone(), nil

@@ -2,7 +2,7 @@ package kms_test
 
 import (
 	"bytes"
-	"slices"
+	"strings"
 	"testing"
 
 	"github.com/keywarden/keywarden/kms"
@@ -63,27 +63,44 @@ func TestCinderVolumeFromImage(t *testing.T) {
 	if err != nil || !bytes.Equal(got, key) {
 		t.Fatalf("volume key lost with the image: %v", err)
 	}
-	if a := audit.actions(img.ID); !slices.Contains(a, "clone:ok") {
-		t.Fatalf("clone not audited on the source: %v", a)
-	}
-	if a := audit.actions(vol.ID); !slices.Equal(a[:2], []string{"create:ok", "consumer_add:ok"}) {
+	// One durable record, on the copy, names the source and both projects.
+	if a := audit.actions(vol.ID); a[0] != "clone:ok" {
 		t.Fatalf("clone not audited on the copy: %v", a)
+	}
+	var rec kms.AuditRecord
+	for _, r := range audit.all() {
+		if r.Action == "clone" && r.SecretID == vol.ID {
+			rec = r
+		}
+	}
+	if !strings.Contains(rec.Detail, "clone of secret "+img.ID) || !strings.Contains(rec.Detail, "into project p1") ||
+		!strings.Contains(rec.Detail, "consumers: 0 → 1") {
+		t.Fatalf("clone record %+v", rec)
 	}
 }
 
-// Cinder's service acting for the volume's project: it may read the image
-// key (ACL) and create in another project; the copy belongs to that project.
-func TestCloneIntoAnotherProjectByService(t *testing.T) {
+// Cinder acting for the volume's project, with a token of that project: it
+// may read the image key (ACL) and the copy lands in its own project. A
+// service of another project cannot clone into p2 (issue 8 #2).
+func TestCloneLandsInCallersProject(t *testing.T) {
 	svc := newService(t)
+	cinderP2 := kms.Identity{Project: "p2", User: "cinder", Roles: []string{kms.RoleCreator}}
 	img := storeKey(t, svc, creator, kms.CreateRequest{Name: "img"})
-	_, err := svc.CloneSecret(ctx, service, img.ID, kms.CloneRequest{Project: "p2"})
-	mustKind(t, err, kms.KindForbidden) // the service may not read it yet
+	_, err := svc.CloneSecret(ctx, cinderP2, img.ID, kms.CloneRequest{})
+	mustKind(t, err, kms.KindForbidden) // may not read it yet
 	users := []string{"cinder"}
 	if _, err := svc.SetACL(ctx, creator, img.ID, kms.ACLChange{Users: &users}); err != nil {
 		t.Fatal(err)
 	}
+	// The old "service" role of another project reaches nowhere, even as an
+	// ACL reader of the source.
+	_, err = svc.CloneSecret(ctx, service, img.ID, kms.CloneRequest{Project: "p2"})
+	mustKind(t, err, kms.KindForbidden)
+	if n, _, _ := svc.ListSecrets(ctx, other, kms.ListQuery{}); len(n) != 0 {
+		t.Fatalf("a refused clone left %d secrets in p2", len(n))
+	}
 	name := "volume key"
-	vol, err := svc.CloneSecret(ctx, service, img.ID, kms.CloneRequest{
+	vol, err := svc.CloneSecret(ctx, cinderP2, img.ID, kms.CloneRequest{
 		Project: "p2", Name: &name, Consumer: &volume1, DeletionPolicy: "on_image_deletion"})
 	if err != nil {
 		t.Fatal(err)
@@ -95,7 +112,7 @@ func TestCloneIntoAnotherProjectByService(t *testing.T) {
 		t.Fatalf("a passphrase clone became %s", vol.Type)
 	}
 	_, src, _ := svc.GetPayload(ctx, creator, img.ID)
-	for _, who := range []kms.Identity{other, service} { // p2's admin; the service via the ACL
+	for _, who := range []kms.Identity{other, cinderP2} { // p2's admin; the clone's owner
 		_, pt, err := svc.GetPayload(ctx, who, vol.ID)
 		if err != nil || !bytes.Equal(pt, src) {
 			t.Fatalf("%s reads the clone: %v", who.User, err)

@@ -15,33 +15,14 @@ import (
 // consumer can never be left on a deleted secret, nor a secret deleted under
 // a consumer.
 
-// RoleService is held by OpenStack services (Nova, Cinder, Glance) acting
-// for a user's project; like key-manager:service-admin it may create secrets
-// in another project and manage any secret's consumers.
-const RoleService = "service"
-
-// isService reports whether who acts as a trusted service.
-func isService(who Identity) bool { return who.hasAny(RoleServiceAdmin, RoleService) }
-
-// canCreateIn: in one's own project the usual create rule; in another
-// project only a service may create (Cinder cloning a key for a volume).
-func canCreateIn(who Identity, project string) error {
-	if project == who.Project {
-		return canCreate(who)
+// canCreateIn: a new secret (an order's, a clone) lands only in the caller's
+// own project, under rule. Services act for a project with a token of that
+// project; no role reaches across projects.
+func (s *Service) canCreateIn(rule Rule, who Identity, project string) error {
+	if project != who.Project {
+		return Forbidden("a secret can only be created in the caller's own project (%s), not in %s", who.Project, project)
 	}
-	if isService(who) {
-		return nil
-	}
-	return Forbidden("role %s or %s is required to create secrets in another project", RoleServiceAdmin, RoleService)
-}
-
-// canUseConsumers is Barbican's secret_consumers rule: whoever may read the
-// secret may list, add and remove its consumers; services may too.
-func canUseConsumers(who Identity, s *Secret) error {
-	if isService(who) || authorize(who, s, ActRead) == nil {
-		return nil
-	}
-	return Forbidden("not allowed to use the consumers of secret %s", s.ID)
+	return s.allowProject(rule, who)
 }
 
 // EffectivePolicy is the secret's deletion policy. Metadata
@@ -97,6 +78,7 @@ func (s *Service) newConsumer(who Identity, c Consumer) (Consumer, error) {
 // AddConsumer registers c on the secret; adding a consumer it already has
 // changes nothing (idempotent). It returns the secret.
 func (s *Service) AddConsumer(ctx context.Context, who Identity, id string, c Consumer) (sec *Secret, err error) {
+	ctx = s.begin(ctx, who, "consumer_add")
 	defer func() { s.record(ctx, who, "consumer_add", id, err) }()
 	if err := who.Validate(); err != nil {
 		return nil, err
@@ -110,7 +92,7 @@ func (s *Service) AddConsumer(ctx context.Context, who Identity, id string, c Co
 	defer func() { hold.release(err == nil && unchanged == nil) }()
 	sec, err = s.update(ctx, id, false, func(r *record) error {
 		unchanged = nil
-		if err := canUseConsumers(who, r.Secret); err != nil {
+		if err := s.allowSecret(ConsumerAdd, who, r.Secret); err != nil {
 			return err
 		}
 		list, added, err := consumers.Add(r.Consumers, c)
@@ -146,6 +128,7 @@ var errUnchanged = errors.New("unchanged")
 // the secret (or a service role): a mere reader may unregister a consumer
 // but not thereby erase a key.
 func (s *Service) RemoveConsumer(ctx context.Context, who Identity, id string, c Consumer) (sec *Secret, destroyed bool, err error) {
+	ctx = s.begin(ctx, who, "consumer_remove")
 	defer func() {
 		s.record(ctx, who, "consumer_remove", id, err)
 		if destroyed {
@@ -162,7 +145,7 @@ func (s *Service) RemoveConsumer(ctx context.Context, who Identity, id string, c
 	var project string
 	sec, err = s.update(ctx, id, false, func(r *record) error {
 		unchanged, destroyed, project = nil, false, r.Project
-		if err := canUseConsumers(who, r.Secret); err != nil {
+		if err := s.allowSecret(ConsumerRemove, who, r.Secret); err != nil {
 			return err
 		}
 		i := consumers.Index(r.Consumers, c)
@@ -170,14 +153,14 @@ func (s *Service) RemoveConsumer(ctx context.Context, who Identity, id string, c
 			unchanged = r.Secret.Clone()
 			return errUnchanged
 		}
-		if !isService(who) && !consumers.MayRemove(r.Consumers[i], who.Project, r.Project) {
+		if !consumers.MayRemove(r.Consumers[i], who.Project, r.Project) {
 			return Forbidden("only the project that registered a consumer, or the secret's project, can remove it")
 		}
 		list, _ := consumers.Remove(r.Consumers, c)
 		r.Consumers = list
 		if consumers.DestroyAfterRemove(r.EffectivePolicy(), len(list)) {
-			if !isService(who) && authorize(who, r.Secret, ActDelete) != nil {
-				return Forbidden("removing the last consumer destroys secret %s (deletion policy %s), which needs the right to delete it", id, OnLastConsumer)
+			if err := s.allowSecret(ConsumerDestroy, who, r.Secret); err != nil {
+				return err
 			}
 			destroyed = true
 			return errDelete
@@ -210,7 +193,7 @@ func (s *Service) ListConsumers(ctx context.Context, who Identity, id string, of
 	if err != nil {
 		return nil, 0, err
 	}
-	if err := canUseConsumers(who, l.rec.Secret); err != nil {
+	if err := s.allowSecret(ConsumerRead, who, l.rec.Secret); err != nil {
 		return nil, 0, err
 	}
 	cs := l.rec.Consumers

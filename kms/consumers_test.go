@@ -3,6 +3,7 @@ package kms_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -17,11 +18,30 @@ import (
 type memAudit struct {
 	mu   sync.Mutex
 	recs []kms.AuditRecord
+	// down makes Commit fail: an audit device that cannot write, a fault
+	// the kms tests cannot cause otherwise (tests/e2e fills a real disk).
+	down bool
 }
 
 func (m *memAudit) Record(_ context.Context, r kms.AuditRecord) {
 	m.mu.Lock()
 	m.recs = append(m.recs, r)
+	m.mu.Unlock()
+}
+
+func (m *memAudit) Commit(_ context.Context, r kms.AuditRecord) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.down {
+		return errors.New("audit disk full")
+	}
+	m.recs = append(m.recs, r)
+	return nil
+}
+
+func (m *memAudit) setDown(down bool) {
+	m.mu.Lock()
+	m.down = down
 	m.mu.Unlock()
 }
 
@@ -69,7 +89,9 @@ func newAudited(t testing.TB, now func() time.Time) (*kms.Service, *memAudit) {
 var (
 	image1  = kms.Consumer{Service: "image", ResourceType: "image", ResourceID: "img-1"}
 	volume1 = kms.Consumer{Service: "volume", ResourceType: "volume", ResourceID: "vol-1"}
-	service = kms.Identity{Project: "service", User: "cinder", Roles: []string{kms.RoleService}}
+	// service holds the role OpenStack services once used to reach into
+	// other projects; it is an ordinary role now and grants nothing there.
+	service = kms.Identity{Project: "service", User: "cinder", Roles: []string{"service", kms.RoleAdmin}}
 )
 
 func storeKey(t *testing.T, svc *kms.Service, who kms.Identity, req kms.CreateRequest) *kms.Secret {
@@ -118,12 +140,11 @@ func TestConsumersIdempotent(t *testing.T) {
 	mustKind(t, err, kms.KindInvalid)
 	_, err = svc.AddConsumer(ctx, creator, "00000000-0000-0000-0000-000000000000", image1)
 	mustKind(t, err, kms.KindNotFound)
-	// A service manages consumers of any project's secrets.
-	if _, err := svc.AddConsumer(ctx, service, sec.ID, image1); err != nil {
-		t.Fatal(err)
-	}
+	// A service of another project cannot add a consumer (issue 8 #2).
+	_, err = svc.AddConsumer(ctx, service, sec.ID, image1)
+	mustKind(t, err, kms.KindForbidden)
 	want := []string{"create:ok", "consumer_add:ok", "consumer_add:ok", "consumer_add:ok",
-		"consumer_remove:ok", "consumer_remove:ok", "consumer_add:forbidden", "consumer_add:invalid", "consumer_add:ok"}
+		"consumer_remove:ok", "consumer_remove:ok", "consumer_add:forbidden", "consumer_add:invalid", "consumer_add:forbidden"}
 	if got := audit.actions(sec.ID); !slices.Equal(got, want) {
 		t.Fatalf("audit trail\n got %v\nwant %v", got, want)
 	}
@@ -194,8 +215,11 @@ func TestOnLastConsumerNeedsDeleteRight(t *testing.T) {
 	if err != nil || len(got.Consumers) != 1 {
 		t.Fatalf("refused removal changed the secret: %+v %v", got, err)
 	}
-	if _, destroyed, err := svc.RemoveConsumer(ctx, service, sec.ID, image1); err != nil || !destroyed {
-		t.Fatalf("service removes the last consumer: %v %v", destroyed, err)
+	// Another project's service cannot remove it either, and the key stays.
+	_, _, err = svc.RemoveConsumer(ctx, service, sec.ID, image1)
+	mustKind(t, err, kms.KindForbidden)
+	if _, destroyed, err := svc.RemoveConsumer(ctx, creator, sec.ID, image1); err != nil || !destroyed {
+		t.Fatalf("the owner removes the last consumer: %v %v", destroyed, err)
 	}
 }
 

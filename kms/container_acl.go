@@ -4,28 +4,10 @@ import "context"
 
 // Container ACLs: Barbican's /v1/containers/{id}/acl, the read ACL of a
 // secret (acl.go) kept in the container's record. Who it lets read the
-// container is canReadContainer's (containers.go); it opens nothing of
+// container is the policy's (container:get); it opens nothing of
 // the secrets the container names, each of which keeps its own rules.
 // Barbican's acl_only listing is of secrets only, so containers have no
 // entry in the ACL index (a/<user>/<id>).
-
-// canSeeContainerACL: admin, observer or creator of the container's
-// project, private container or not (Barbican's container_acls:get).
-func canSeeContainerACL(who Identity, c *Container) error {
-	if who.Project == c.Project && who.hasAny(RoleAdmin, RoleObserver, RoleCreator) {
-		return nil
-	}
-	return Forbidden("not allowed to read the ACL of container %s", c.ID)
-}
-
-// canChangeContainerACL: the project admin or the creator-owner, as for a
-// secret's ACL (ActACL).
-func canChangeContainerACL(who Identity, c *Container) error {
-	if _, admin, creatorOwner := containerRoles(who, c); admin || creatorOwner {
-		return nil
-	}
-	return Forbidden("not allowed to change the ACL of container %s", c.ID)
-}
 
 // GetContainerACL returns the container's read ACL; a container without
 // one has project access and no users.
@@ -37,7 +19,7 @@ func (s *Service) GetContainerACL(ctx context.Context, who Identity, id string) 
 	if err != nil {
 		return ACL{}, err
 	}
-	if err := canSeeContainerACL(who, c); err != nil {
+	if err := s.allowContainer(ContainerACLRead, who, c); err != nil {
 		return ACL{}, err
 	}
 	return c.ACL.view(), nil
@@ -45,8 +27,9 @@ func (s *Service) GetContainerACL(ctx context.Context, who Identity, id string) 
 
 // SetContainerACL replaces or merges the read ACL, as SetACL a secret's.
 func (s *Service) SetContainerACL(ctx context.Context, who Identity, id string, ch ACLChange) (acl ACL, err error) {
+	ctx = s.begin(ctx, who, "container_acl_set")
 	defer func() { s.recordDetail(ctx, who, "container_acl_set", "", "container "+id, err) }()
-	c, err := s.changeContainerACL(ctx, who, id, func(c *Container) { c.ACL = ch.apply(c.ACL, s.clock()) })
+	c, err := s.changeContainerACL(ctx, who, id, func(c *Container) { c.ACL = ch.apply(who, c.ACL, s.clock()) })
 	if err != nil {
 		return ACL{}, err
 	}
@@ -55,6 +38,7 @@ func (s *Service) SetContainerACL(ctx context.Context, who Identity, id string, 
 
 // DeleteContainerACL removes the ACL: back to project access, no users.
 func (s *Service) DeleteContainerACL(ctx context.Context, who Identity, id string) (err error) {
+	ctx = s.begin(ctx, who, "container_acl_delete")
 	defer func() { s.recordDetail(ctx, who, "container_acl_delete", "", "container "+id, err) }()
 	_, err = s.changeContainerACL(ctx, who, id, func(c *Container) { c.ACL = nil })
 	return err
@@ -65,7 +49,7 @@ func (s *Service) changeContainerACL(ctx context.Context, who Identity, id strin
 		return nil, err
 	}
 	return s.updateContainer(ctx, id, func(c *Container) error {
-		if err := canChangeContainerACL(who, c); err != nil {
+		if err := s.allowContainer(ContainerACLChange, who, c); err != nil {
 			return err
 		}
 		change(c)

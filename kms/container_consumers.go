@@ -35,6 +35,7 @@ func validateContainerConsumer(c ContainerConsumer) error {
 // counts against the consumers quota of the container's project, as a
 // secret consumer counts against its secret's.
 func (s *Service) AddContainerConsumer(ctx context.Context, who Identity, id string, c ContainerConsumer) (out *Container, err error) {
+	ctx = s.begin(ctx, who, "container_consumer_add")
 	defer func() { s.recordDetail(ctx, who, "container_consumer_add", "", "container "+id, err) }()
 	if err := who.Validate(); err != nil {
 		return nil, err
@@ -48,7 +49,7 @@ func (s *Service) AddContainerConsumer(ctx context.Context, who Identity, id str
 	defer func() { hold.release(err == nil && added) }()
 	out, err = s.updateContainer(ctx, id, func(cur *Container) error {
 		added = false
-		if err := canUseContainerConsumers(who, cur); err != nil {
+		if err := s.allowContainer(ContainerConsumerUse, who, cur); err != nil {
 			return err
 		}
 		if slices.ContainsFunc(cur.Consumers, c.same) {
@@ -77,6 +78,7 @@ func (s *Service) AddContainerConsumer(ctx context.Context, who Identity, id str
 // changes nothing (idempotent). The project that registered the consumer,
 // the container's project or a service may remove it (Barbican's rule).
 func (s *Service) RemoveContainerConsumer(ctx context.Context, who Identity, id string, c ContainerConsumer) (out *Container, err error) {
+	ctx = s.begin(ctx, who, "container_consumer_remove")
 	defer func() { s.recordDetail(ctx, who, "container_consumer_remove", "", "container "+id, err) }()
 	if err := who.Validate(); err != nil {
 		return nil, err
@@ -87,7 +89,7 @@ func (s *Service) RemoveContainerConsumer(ctx context.Context, who Identity, id 
 	removed := false
 	out, err = s.updateContainer(ctx, id, func(cur *Container) error {
 		removed = false
-		if err := canUseContainerConsumers(who, cur); err != nil {
+		if err := s.allowContainer(ContainerConsumerUse, who, cur); err != nil {
 			return err
 		}
 		i := slices.IndexFunc(cur.Consumers, c.same)
@@ -95,7 +97,7 @@ func (s *Service) RemoveContainerConsumer(ctx context.Context, who Identity, id 
 			return errUnchanged
 		}
 		reg := cur.Consumers[i]
-		if !isService(who) && who.Project != cur.Project && reg.Project != who.Project {
+		if who.Project != cur.Project && reg.Project != who.Project {
 			return Forbidden("Not Allowed. Sorry, only the creator of a consumer can delete it.")
 		}
 		cur.Consumers = slices.Delete(cur.Consumers, i, i+1)
@@ -121,7 +123,7 @@ func (s *Service) ListContainerConsumers(ctx context.Context, who Identity, id s
 	if err != nil {
 		return nil, 0, err
 	}
-	if err := canUseContainerConsumers(who, c); err != nil {
+	if err := s.allowContainer(ContainerConsumerRead, who, c); err != nil {
 		return nil, 0, err
 	}
 	cs := c.Consumers[min(max(offset, 0), len(c.Consumers)):]

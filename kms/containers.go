@@ -216,53 +216,6 @@ func quoted(names []string) string {
 //
 // Services may use any container's consumers, as with secret consumers.
 
-// containerRoles is what who is to c: of its project, its project's
-// admin, its creator holding the creator role.
-func containerRoles(who Identity, c *Container) (sameProject, admin, creatorOwner bool) {
-	sameProject = who.Project == c.Project
-	admin = sameProject && who.Has(RoleAdmin)
-	creatorOwner = sameProject && c.Creator != "" && who.User == c.Creator && who.Has(RoleCreator)
-	return sameProject, admin, creatorOwner
-}
-
-func canListContainers(who Identity) error {
-	if who.hasAny(RoleAdmin, RoleObserver, RoleCreator) {
-		return nil
-	}
-	return Forbidden("role admin, observer or creator is required to list containers")
-}
-
-func canReadContainer(who Identity, c *Container) error {
-	sameProject, admin, creatorOwner := containerRoles(who, c)
-	if admin || creatorOwner || c.ACL.lists(who.User) ||
-		(sameProject && !c.ACL.closed() && who.hasAny(RoleAdmin, RoleObserver, RoleCreator, RoleAudit)) {
-		return nil
-	}
-	return Forbidden("not allowed to read container %s", c.ID)
-}
-
-func canChangeContainerSecrets(who Identity, c *Container) error {
-	sameProject, admin, creatorOwner := containerRoles(who, c)
-	if admin || creatorOwner || (sameProject && !c.ACL.closed() && who.Has(RoleCreator)) {
-		return nil
-	}
-	return Forbidden("not allowed to change the secrets of container %s", c.ID)
-}
-
-func canDeleteContainer(who Identity, c *Container) error {
-	if _, admin, creatorOwner := containerRoles(who, c); admin || creatorOwner {
-		return nil
-	}
-	return Forbidden("only a project admin or the container's creator can delete container %s", c.ID)
-}
-
-func canUseContainerConsumers(who Identity, c *Container) error {
-	if isService(who) || canReadContainer(who, c) == nil {
-		return nil
-	}
-	return Forbidden("not allowed to use the consumers of container %s", c.ID)
-}
-
 // secretMissing is Barbican's answer for a ref to a secret that is not in
 // the caller's project.
 func secretMissing(name string) error {
@@ -273,11 +226,12 @@ func secretMissing(name string) error {
 // secret must be a live secret of that project (else NotFound, as in
 // Barbican) that the caller may read.
 func (s *Service) CreateContainer(ctx context.Context, who Identity, req ContainerRequest) (c *Container, err error) {
+	ctx = s.begin(ctx, who, "container_create")
 	defer func() { s.recordDetail(ctx, who, "container_create", "", containerDetail(c), err) }()
 	if err := who.Validate(); err != nil {
 		return nil, err
 	}
-	if err := canCreate(who); err != nil {
+	if err := s.allowProject(ContainerCreate, who); err != nil {
 		return nil, err
 	}
 	if err := validateContainer(&req); err != nil {
@@ -304,12 +258,12 @@ func (s *Service) CreateContainer(ctx context.Context, who Identity, req Contain
 		if err != nil {
 			return nil, err
 		}
-		err = s.st.Txn(ctx, append(cmps, store.Cmp{Key: ptr}), ops)
+		err = s.commit(ctx, "", "container "+c.ID, append(cmps, store.Cmp{Key: ptr}), ops)
 		if errors.Is(err, store.ErrConflict) {
 			continue // a named secret changed meanwhile: check again
 		}
 		if err != nil {
-			return nil, internal("write", err)
+			return nil, writeErr(err)
 		}
 		return c.clone(), nil
 	}
@@ -328,7 +282,7 @@ func (s *Service) containerSecretsCmps(ctx context.Context, who Identity, refs [
 		if !ok {
 			return nil, secretMissing(ref.Name)
 		}
-		if err := authorize(who, l.rec.Secret, ActRead); err != nil {
+		if err := s.allowSecret(SecretRead, who, l.rec.Secret); err != nil {
 			return nil, err
 		}
 		cmps = append(cmps, store.Cmp{Key: recordKey(l.rec.Project, l.rec.ID), Version: l.version})
@@ -409,7 +363,7 @@ func (s *Service) GetContainer(ctx context.Context, who Identity, id string) (*C
 	if err != nil {
 		return nil, err
 	}
-	if err := canReadContainer(who, c); err != nil {
+	if err := s.allowContainer(ContainerRead, who, c); err != nil {
 		return nil, err
 	}
 	return s.live(ctx, c)
@@ -431,7 +385,7 @@ func (s *Service) ListContainers(ctx context.Context, who Identity, q ContainerQ
 	if err := who.Validate(); err != nil {
 		return nil, 0, err
 	}
-	if err := canListContainers(who); err != nil {
+	if err := s.allowProject(ContainerList, who); err != nil {
 		return nil, 0, err
 	}
 	kvs, err := s.st.List(ctx, containerPrefix(who.Project), "", 0)
@@ -444,7 +398,7 @@ func (s *Service) ListContainers(ctx context.Context, who Identity, q ContainerQ
 		if err := json.Unmarshal(kv.Value, c); err != nil {
 			return nil, 0, internal("decode", err)
 		}
-		if containsFold(c.Name, q.Name) && (q.Type == "" || c.Type == q.Type) && canReadContainer(who, c) == nil {
+		if containsFold(c.Name, q.Name) && (q.Type == "" || c.Type == q.Type) && s.allowContainer(ContainerRead, who, c) == nil {
 			all = append(all, c)
 		}
 	}
@@ -470,6 +424,7 @@ func (s *Service) ListContainers(ctx context.Context, who Identity, q ContainerQ
 // DeleteContainer removes a container with its consumers: Barbican deletes
 // a container in use too (its consumers go with it).
 func (s *Service) DeleteContainer(ctx context.Context, who Identity, id string) (err error) {
+	ctx = s.begin(ctx, who, "container_delete")
 	defer func() { s.recordDetail(ctx, who, "container_delete", "", "container "+id, err) }()
 	if err := who.Validate(); err != nil {
 		return err
@@ -480,17 +435,17 @@ func (s *Service) DeleteContainer(ctx context.Context, who Identity, id string) 
 		if err != nil {
 			return err
 		}
-		if err := canDeleteContainer(who, c); err != nil {
+		if err := s.allowContainer(ContainerDelete, who, c); err != nil {
 			return err
 		}
 		key := containerKey(c.Project, id)
-		err = s.st.Txn(ctx, []store.Cmp{{Key: key, Version: version}},
+		err = s.commit(ctx, "", "container "+id, []store.Cmp{{Key: key, Version: version}},
 			[]store.Op{store.Delete(key), store.Delete(containerPointerKey(id))})
 		if errors.Is(err, store.ErrConflict) {
 			continue
 		}
 		if err != nil {
-			return internal("write", err)
+			return writeErr(err)
 		}
 		s.quotaFreed(c.Project, usage{qContainers: 1, qConsumers: len(c.Consumers)})
 		return nil
@@ -527,12 +482,12 @@ func (s *Service) updateContainerIf(ctx context.Context, id string, fn func(c *C
 		}
 		key := containerKey(c.Project, id)
 		cmps = append(cmps, store.Cmp{Key: key, Version: version})
-		err = s.st.Txn(ctx, cmps, []store.Op{store.Put(key, b)})
+		err = s.commit(ctx, "", "container "+id, cmps, []store.Op{store.Put(key, b)})
 		if errors.Is(err, store.ErrConflict) {
 			continue
 		}
 		if err != nil {
-			return nil, internal("write", err)
+			return nil, writeErr(err)
 		}
 		return c, nil
 	}
@@ -568,6 +523,7 @@ func onlyGeneric(c *Container) error {
 // Barbican answers 409 to a ref the container already holds; so does a
 // name or a secret already there under another ref.
 func (s *Service) AddContainerSecret(ctx context.Context, who Identity, id string, ref ContainerSecret) (c *Container, err error) {
+	ctx = s.beginDetail(ctx, who, "container_secret_add", containerSecretDetail(id, ref))
 	defer func() { s.recordDetail(ctx, who, "container_secret_add", "", containerSecretDetail(id, ref), err) }()
 	if err := who.Validate(); err != nil {
 		return nil, err
@@ -577,7 +533,7 @@ func (s *Service) AddContainerSecret(ctx context.Context, who Identity, id strin
 			maxContainerName)
 	}
 	return s.updateContainerIf(ctx, id, func(cur *Container) ([]store.Cmp, error) {
-		if err := canChangeContainerSecrets(who, cur); err != nil {
+		if err := s.allowContainer(ContainerSecretChange, who, cur); err != nil {
 			return nil, err
 		}
 		if err := onlyGeneric(cur); err != nil {
@@ -621,12 +577,13 @@ func (s *Service) AddContainerSecret(ctx context.Context, who Identity, id strin
 // here a ref to an expired secret may still be removed (Barbican, whose
 // lookups skip expired secrets, keeps it for good).
 func (s *Service) RemoveContainerSecret(ctx context.Context, who Identity, id string, ref ContainerSecret) (c *Container, err error) {
+	ctx = s.beginDetail(ctx, who, "container_secret_remove", containerSecretDetail(id, ref))
 	defer func() { s.recordDetail(ctx, who, "container_secret_remove", "", containerSecretDetail(id, ref), err) }()
 	if err := who.Validate(); err != nil {
 		return nil, err
 	}
 	return s.updateContainer(ctx, id, func(cur *Container) error {
-		if err := canChangeContainerSecrets(who, cur); err != nil {
+		if err := s.allowContainer(ContainerSecretChange, who, cur); err != nil {
 			return err
 		}
 		if err := onlyGeneric(cur); err != nil {

@@ -287,8 +287,8 @@ func TestContainerListFiltersAndPaging(t *testing.T) {
 }
 
 var (
-	svcUser  = kms.Identity{Project: "svc", User: "octavia", Roles: []string{kms.RoleService}}
-	svcUser2 = kms.Identity{Project: "svc2", User: "other-lb", Roles: []string{kms.RoleService}}
+	svcUser  = kms.Identity{Project: "svc", User: "octavia", Roles: []string{"service"}}
+	svcUser2 = kms.Identity{Project: "svc2", User: "other-lb", Roles: []string{"service", kms.RoleAdmin}}
 )
 
 func TestContainerConsumers(t *testing.T) {
@@ -310,9 +310,14 @@ func TestContainerConsumers(t *testing.T) {
 	if err != nil || len(again.Consumers) != 1 {
 		t.Fatalf("add again: %+v %v", again, err)
 	}
-	// Another project may not, unless it acts as a service.
+	// Another project may not, whatever its roles, unless the ACL names it.
 	_, err = svc.AddContainerConsumer(ctx, other, c.ID, kms.ContainerConsumer{Name: "x", URL: "y"})
 	mustKind(t, err, kms.KindForbidden)
+	_, err = svc.AddContainerConsumer(ctx, svcUser, c.ID, kms.ContainerConsumer{Name: "svc", URL: "u"})
+	mustKind(t, err, kms.KindForbidden)
+	if _, err := svc.SetContainerACL(ctx, creator, c.ID, kms.ACLChange{Users: &[]string{svcUser.User, svcUser2.User}}); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := svc.AddContainerConsumer(ctx, svcUser, c.ID, kms.ContainerConsumer{Name: "svc", URL: "u"}); err != nil {
 		t.Fatal(err)
 	}
@@ -328,11 +333,14 @@ func TestContainerConsumers(t *testing.T) {
 	_, _, err = svc.ListContainerConsumers(ctx, other, c.ID, 0, 10)
 	mustKind(t, err, kms.KindForbidden)
 
-	// Removing: the registering project, the container's project, or a service.
+	// Removing: the registering project or the container's project; a
+	// third project's reader (here by the ACL) may not.
 	_, err = svc.RemoveContainerConsumer(ctx, other, c.ID, kms.ContainerConsumer{Name: "svc", URL: "u"})
 	mustKind(t, err, kms.KindForbidden)
-	if got, err = svc.RemoveContainerConsumer(ctx, svcUser2, c.ID, kms.ContainerConsumer{Name: "svc", URL: "u"}); err != nil || len(got.Consumers) != 4 {
-		t.Fatalf("service removes: %+v %v", got, err)
+	_, err = svc.RemoveContainerConsumer(ctx, svcUser2, c.ID, kms.ContainerConsumer{Name: "svc", URL: "u"})
+	mustKind(t, err, kms.KindForbidden)
+	if got, err = svc.RemoveContainerConsumer(ctx, svcUser, c.ID, kms.ContainerConsumer{Name: "svc", URL: "u"}); err != nil || len(got.Consumers) != 4 {
+		t.Fatalf("the registering project removes: %+v %v", got, err)
 	}
 	if got, err = svc.RemoveContainerConsumer(ctx, observer, c.ID, lb); err != nil || len(got.Consumers) != 3 {
 		t.Fatalf("container project removes: %+v %v", got, err)

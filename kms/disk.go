@@ -160,7 +160,7 @@ func (s *Service) planDisk(who Identity, req DiskSecretRequest) (*diskPlan, erro
 	if err := (Identity{Project: p.project}).Validate(); err != nil {
 		return nil, Invalid("invalid project %q", p.project)
 	}
-	if err := canCreateIn(who, p.project); err != nil {
+	if err := s.canCreateIn(OrderCreate, who, p.project); err != nil {
 		return nil, err
 	}
 	disk, err := s.newConsumer(who, req.Disk)
@@ -254,11 +254,6 @@ func (s *Service) newRecord(ctx context.Context, who Identity, project string, r
 	if r.State == Active {
 		r.ActivationDate = &now
 	}
-	// A service creating in another project keeps read access to what it
-	// made (to fetch the key and manage its consumers) through the ACL.
-	if project != who.Project && who.User != "" {
-		r.ACL = &ACL{Users: []string{who.User}, ProjectAccess: true, Created: now, Updated: now}
-	}
 	if len(req.Payload) > 0 {
 		if err := s.seal(ctx, r, req.Payload, req.ContentType); err != nil {
 			return nil, err
@@ -289,25 +284,21 @@ func (s *Service) buildDisk(ctx context.Context, who Identity, p *diskPlan) (*re
 // disk, records its encryption format and options, and registers the disk
 // as its consumer, all in one transaction.
 func (s *Service) CreateDiskSecret(ctx context.Context, who Identity, req DiskSecretRequest) (sec *Secret, err error) {
-	defer func() {
-		s.record(ctx, who, "create", idOf(sec), err)
-		if err == nil {
-			s.record(ctx, who, "consumer_add", sec.ID, nil)
-		}
-	}()
+	ctx = s.begin(ctx, who, "create")
+	defer func() { s.record(ctx, who, "create", idOf(sec), err) }()
 	p, err := s.planDisk(who, req)
 	if err != nil {
 		return nil, err
 	}
-	r, err := s.buildDisk(ctx, who, p)
-	if err != nil {
-		return nil, err
-	}
-	hold, err := s.holdQuota(ctx, r.Project, usage{qSecrets: 1, qConsumers: 1})
+	hold, err := s.holdQuota(ctx, p.project, usage{qSecrets: 1, qConsumers: 1})
 	if err != nil {
 		return nil, err
 	}
 	defer func() { hold.release(err == nil) }()
+	r, err := s.buildDisk(ctx, who, p)
+	if err != nil {
+		return nil, err
+	}
 	if err := s.insert(ctx, r); err != nil {
 		return nil, err
 	}

@@ -3,6 +3,8 @@ package kms
 import (
 	"errors"
 	"fmt"
+
+	"github.com/keywarden/keywarden/kms/store"
 )
 
 // Kind classifies an error so each protocol adapter can translate it into its
@@ -18,7 +20,10 @@ const (
 	KindConflict                    // the object's state forbids the change
 	KindTooLarge                    // a payload or body over its limit
 	KindUnauthenticated             // no valid identity
-	KindUnavailable                 // a service the answer depends on cannot be reached; try again
+	KindUnavailable                 // a dependency (audit trail, Keystone, Vault) is down: try again later
+	KindSingleValued                // an attribute that holds one value already has it
+	KindNoAttribute                 // the object has no such attribute
+	KindNoInstance                  // the attribute has no such instance
 )
 
 // Error is the error type of every Service method. Msg is safe to show to the
@@ -46,10 +51,15 @@ func TooLarge(format string, args ...any) error  { return newErr(KindTooLarge, f
 func Unauthenticated(format string, args ...any) error {
 	return newErr(KindUnauthenticated, format, args...)
 }
+
+// Unavailable is a refusal because something the request needs is down.
 func Unavailable(format string, args ...any) error { return newErr(KindUnavailable, format, args...) }
 
 // internal wraps a backend failure: callers see a generic message.
 func internal(op string, err error) error {
+	if errors.Is(err, store.ErrUnavailable) {
+		return &Error{Kind: KindUnavailable, Msg: "the store is unavailable (" + op + "); try again", Err: err}
+	}
 	return &Error{Kind: KindInternal, Msg: "internal error during " + op, Err: err}
 }
 

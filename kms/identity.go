@@ -27,15 +27,6 @@ type Identity struct {
 // Has reports whether the identity holds role.
 func (id Identity) Has(role string) bool { return slices.Contains(id.Roles, role) }
 
-func (id Identity) hasAny(roles ...string) bool {
-	for _, r := range roles {
-		if id.Has(r) {
-			return true
-		}
-	}
-	return false
-}
-
 // validProject keeps project ids, which end up inside store keys, to a safe
 // alphabet ([A-Za-z0-9_.:@-], 1..255) so one project's key prefix can never
 // cover another's. Hand-written: it runs on every request.

@@ -11,9 +11,11 @@ import (
 // refused, as the Baseline and Symmetric Key Lifecycle profiles require.
 
 // Activate moves a pre-active secret to active.
-func (s *Service) Activate(ctx context.Context, who Identity, id string) (*Secret, error) {
+func (s *Service) Activate(ctx context.Context, who Identity, id string) (_ *Secret, err error) {
+	ctx = s.begin(ctx, who, "activate")
+	defer func() { s.record(ctx, who, "activate", id, err) }()
 	return s.update(ctx, id, true, func(r *record) error {
-		if err := authorize(who, r.Secret, ActUpdate); err != nil {
+		if err := s.allowSecret(SecretUpdate, who, r.Secret); err != nil {
 			return err
 		}
 		if r.State != PreActive {
@@ -27,10 +29,12 @@ func (s *Service) Activate(ctx context.Context, who Identity, id string) (*Secre
 
 // SetActivationDate (KMIP) schedules a pre-active secret's activation: a
 // date that has come activates it at once, a future one when it comes.
-func (s *Service) SetActivationDate(ctx context.Context, who Identity, id string, at time.Time) (*Secret, error) {
+func (s *Service) SetActivationDate(ctx context.Context, who Identity, id string, at time.Time) (_ *Secret, err error) {
+	ctx = s.begin(ctx, who, "activation_date_set")
+	defer func() { s.record(ctx, who, "activation_date_set", id, err) }()
 	at = at.UTC().Truncate(time.Microsecond)
 	return s.update(ctx, id, true, func(r *record) error {
-		if err := authorize(who, r.Secret, ActUpdate); err != nil {
+		if err := s.allowSecret(SecretUpdate, who, r.Secret); err != nil {
 			return err
 		}
 		if r.State != PreActive {
@@ -58,9 +62,11 @@ func (s *Service) dueActivation(r *record) *record {
 }
 
 // Revoke deactivates a secret, or marks it compromised (at date, default now).
-func (s *Service) Revoke(ctx context.Context, who Identity, id string, compromised bool, date *time.Time) (*Secret, error) {
+func (s *Service) Revoke(ctx context.Context, who Identity, id string, compromised bool, date *time.Time) (_ *Secret, err error) {
+	ctx = s.begin(ctx, who, "revoke")
+	defer func() { s.record(ctx, who, "revoke", id, err) }()
 	return s.update(ctx, id, true, func(r *record) error {
-		if err := authorize(who, r.Secret, ActUpdate); err != nil {
+		if err := s.allowSecret(SecretUpdate, who, r.Secret); err != nil {
 			return err
 		}
 		now := s.clock()
@@ -88,9 +94,10 @@ func (s *Service) Revoke(ctx context.Context, who Identity, id string, compromis
 // Destroy erases a secret's material and keeps its attributes in the
 // destroyed state (KMIP). Active secrets must be revoked first.
 func (s *Service) Destroy(ctx context.Context, who Identity, id string) (err error) {
+	ctx = s.begin(ctx, who, "destroy")
 	defer func() { s.record(ctx, who, "destroy", id, err) }()
 	_, err = s.update(ctx, id, true, func(r *record) error {
-		if err := authorize(who, r.Secret, ActDelete); err != nil {
+		if err := s.allowSecret(SecretDelete, who, r.Secret); err != nil {
 			return err
 		}
 		switch r.State {
@@ -118,9 +125,11 @@ type Change struct {
 }
 
 // UpdateSecret applies a Change.
-func (s *Service) UpdateSecret(ctx context.Context, who Identity, id string, ch Change) (*Secret, error) {
+func (s *Service) UpdateSecret(ctx context.Context, who Identity, id string, ch Change) (_ *Secret, err error) {
+	ctx = s.begin(ctx, who, "attributes_set")
+	defer func() { s.record(ctx, who, "attributes_set", id, err) }()
 	return s.update(ctx, id, true, func(r *record) error {
-		if err := authorize(who, r.Secret, ActUpdate); err != nil {
+		if err := s.allowSecret(SecretUpdate, who, r.Secret); err != nil {
 			return err
 		}
 		if r.State == Destroyed {

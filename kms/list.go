@@ -3,9 +3,12 @@ package kms
 import (
 	"cmp"
 	"context"
+	"errors"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/keywarden/keywarden/crypto"
 )
 
 // TimeFilter compares a timestamp: Op is one of gt, gte, lt, lte.
@@ -64,7 +67,7 @@ func (s *Service) ListSecrets(ctx context.Context, who Identity, q ListQuery) ([
 	if err := who.Validate(); err != nil {
 		return nil, 0, err
 	}
-	if err := canList(who); err != nil {
+	if err := s.allowProject(SecretList, who); err != nil {
 		return nil, 0, err
 	}
 	for _, k := range q.Sort {
@@ -82,7 +85,7 @@ func (s *Service) ListSecrets(ctx context.Context, who Identity, q ListQuery) ([
 		if sec.Expired(now) || (sec.State == Destroyed && !q.IncludeDestroyed) {
 			continue
 		}
-		if !q.match(sec) || authorize(who, sec, ActRead) != nil {
+		if !q.match(sec) || s.allowSecret(SecretRead, who, sec) != nil {
 			continue
 		}
 		out = append(out, sec)
@@ -107,10 +110,13 @@ func (s *Service) listCandidates(ctx context.Context, who Identity, aclOnly bool
 			return nil, internal("list", err)
 		}
 		out := make([]*Secret, 0, len(kvs))
+		prefix := projectPrefix(who.Project)
 		for _, kv := range kvs {
-			r, err := decodeRecord(kv.Value)
-			if err != nil {
-				return nil, internal("decode", err)
+			r, err := s.openRecord(ctx, who.Project, kv.Key[len(prefix):], kv)
+			if KindOf(err) == KindInternal && errors.Is(err, crypto.ErrTampered) {
+				continue // audited; an edited record is not listed
+			} else if err != nil {
+				return nil, err
 			}
 			out = append(out, s.dueActivation(r).Secret)
 		}
@@ -119,7 +125,7 @@ func (s *Service) listCandidates(ctx context.Context, who Identity, aclOnly bool
 	if who.User == "" {
 		return nil, nil // an ACL names users; an anonymous caller is on none
 	}
-	prefix := aclUserPrefix(who.User)
+	prefix := aclUserPrefix(who.Source, who.User)
 	kvs, err := s.st.List(ctx, prefix, "", 0)
 	if err != nil {
 		return nil, internal("list", err)

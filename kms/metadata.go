@@ -14,20 +14,25 @@ func MetadataKey(k string) string { return strings.ToLower(k) }
 
 // GetMetadata returns the secret's user metadata.
 func (s *Service) GetMetadata(ctx context.Context, who Identity, id string) (map[string]string, error) {
-	sec, err := s.GetSecret(ctx, who, id)
+	l, err := s.visible(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	return maps.Clone(sec.Metadata), nil
+	if err := s.allowSecret(SecretMetaRead, who, l.rec.Secret); err != nil {
+		return nil, err
+	}
+	return maps.Clone(l.rec.Metadata), nil
 }
 
 // ReplaceMetadata replaces all user metadata.
-func (s *Service) ReplaceMetadata(ctx context.Context, who Identity, id string, m map[string]string) (map[string]string, error) {
+func (s *Service) ReplaceMetadata(ctx context.Context, who Identity, id string, m map[string]string) (_ map[string]string, err error) {
+	ctx = s.begin(ctx, who, "metadata_replace")
+	defer func() { s.record(ctx, who, "metadata_replace", id, err) }()
 	if err := validateMetadata(m); err != nil {
 		return nil, err
 	}
 	sec, err := s.update(ctx, id, false, func(r *record) error {
-		if err := authorize(who, r.Secret, ActUpdate); err != nil {
+		if err := s.allowSecret(SecretMetaWrite, who, r.Secret); err != nil {
 			return err
 		}
 		r.Metadata = normalizeMetadata(m)
@@ -41,13 +46,15 @@ func (s *Service) ReplaceMetadata(ctx context.Context, who Identity, id string, 
 
 // SetMetadatum sets one key. With create, an existing key is a conflict
 // (POST); otherwise a missing key is not found (PUT on /metadata/{key}).
-func (s *Service) SetMetadatum(ctx context.Context, who Identity, id, key, value string, create bool) error {
+func (s *Service) SetMetadatum(ctx context.Context, who Identity, id, key, value string, create bool) (err error) {
+	ctx = s.begin(ctx, who, "metadata_set")
+	defer func() { s.record(ctx, who, "metadata_set", id, err) }()
 	if err := validateMetadata(map[string]string{key: value}); err != nil {
 		return err
 	}
 	key = MetadataKey(key)
-	_, err := s.update(ctx, id, false, func(r *record) error {
-		if err := authorize(who, r.Secret, ActUpdate); err != nil {
+	_, err = s.update(ctx, id, false, func(r *record) error {
+		if err := s.allowSecret(SecretMetaWrite, who, r.Secret); err != nil {
 			return err
 		}
 		_, exists := r.Metadata[key]
@@ -80,10 +87,12 @@ func (s *Service) GetMetadatum(ctx context.Context, who Identity, id, key string
 }
 
 // DeleteMetadatum removes one key.
-func (s *Service) DeleteMetadatum(ctx context.Context, who Identity, id, key string) error {
+func (s *Service) DeleteMetadatum(ctx context.Context, who Identity, id, key string) (err error) {
+	ctx = s.begin(ctx, who, "metadata_delete")
+	defer func() { s.record(ctx, who, "metadata_delete", id, err) }()
 	key = MetadataKey(key)
-	_, err := s.update(ctx, id, false, func(r *record) error {
-		if err := authorize(who, r.Secret, ActUpdate); err != nil {
+	_, err = s.update(ctx, id, false, func(r *record) error {
+		if err := s.allowSecret(SecretMetaWrite, who, r.Secret); err != nil {
 			return err
 		}
 		if _, ok := r.Metadata[key]; !ok {

@@ -93,21 +93,19 @@ func (o *Order) Extended() bool {
 // one transaction. Invalid orders are refused outright (400) rather than
 // stored in an ERROR state: nothing here can fail later.
 func (s *Service) CreateOrder(ctx context.Context, who Identity, req OrderRequest) (o *Order, err error) {
+	ctx = s.begin(ctx, who, "order_create")
 	var sec *record
 	defer func() {
-		if sec == nil {
-			s.record(ctx, who, "create", "", err)
-			return
+		id := ""
+		if sec != nil {
+			id = sec.ID
 		}
-		s.record(ctx, who, "create", sec.ID, err)
-		if err == nil && len(sec.Consumers) > 0 {
-			s.record(ctx, who, "consumer_add", sec.ID, nil)
-		}
+		s.record(ctx, who, "order_create", id, err)
 	}()
 	if err := who.Validate(); err != nil {
 		return nil, err
 	}
-	if err := canCreate(who); err != nil {
+	if err := s.allowProject(OrderCreate, who); err != nil {
 		return nil, err
 	}
 	var typ SecretType
@@ -124,6 +122,16 @@ func (s *Service) CreateOrder(ctx context.Context, who Identity, req OrderReques
 	if typ == Symmetric && req.Algorithm != "" && !strings.EqualFold(req.Algorithm, "aes") {
 		return nil, Invalid("only aes keys can be ordered, not %q", req.Algorithm)
 	}
+	// The quota first: a refused order must not leave a project key behind.
+	consumers := 0
+	if req.Consumer != nil {
+		consumers = 1
+	}
+	hold, err := s.holdQuota(ctx, who.Project, usage{qSecrets: 1, qOrders: 1, qConsumers: consumers})
+	if err != nil {
+		return nil, err
+	}
+	defer func() { hold.release(err == nil) }()
 	if req.Consumer != nil {
 		enc := DiskEncryption{}
 		if req.Encryption != nil {
@@ -158,11 +166,6 @@ func (s *Service) CreateOrder(ctx context.Context, who Identity, req OrderReques
 	if err != nil {
 		return nil, internal("encode", err)
 	}
-	hold, err := s.holdQuota(ctx, o.Project, usage{qSecrets: 1, qOrders: 1, qConsumers: len(sec.Consumers)})
-	if err != nil {
-		return nil, err
-	}
-	defer func() { hold.release(err == nil) }()
 	err = s.insert(ctx, sec,
 		store.Put(orderKey(o.Project, o.ID), b), store.Put(orderPointerKey(o.ID), []byte(o.Project)))
 	if err != nil {
@@ -200,14 +203,6 @@ func (s *Service) buildGenerated(ctx context.Context, who Identity, typ SecretTy
 	return s.newRecord(ctx, who, who.Project, cr)
 }
 
-// canSeeOrders is Barbican's orders:get / order:get rule.
-func canSeeOrders(who Identity) error {
-	if who.hasAny(RoleAdmin, RoleObserver, RoleCreator) {
-		return nil
-	}
-	return Forbidden("role admin, observer or creator is required to read orders")
-}
-
 func (s *Service) loadOrder(ctx context.Context, id string) (*Order, int64, error) {
 	kv, err := s.st.Get(ctx, orderPointerKey(id))
 	if errors.Is(err, store.ErrNotFound) {
@@ -238,10 +233,7 @@ func (s *Service) GetOrder(ctx context.Context, who Identity, id string) (*Order
 	if err != nil {
 		return nil, err
 	}
-	if o.Project != who.Project {
-		return nil, Forbidden("not allowed to read order %s", id)
-	}
-	if err := canSeeOrders(who); err != nil {
+	if err := s.policy.check(OrderRead, who, o.target(), "order "+id); err != nil {
 		return nil, err
 	}
 	return o, nil
@@ -259,7 +251,7 @@ func (s *Service) ListOrders(ctx context.Context, who Identity, q OrderQuery) ([
 	if err := who.Validate(); err != nil {
 		return nil, 0, err
 	}
-	if err := canSeeOrders(who); err != nil {
+	if err := s.allowProject(OrderList, who); err != nil {
 		return nil, 0, err
 	}
 	kvs, err := s.st.List(ctx, orderPrefix(who.Project), "", 0)
@@ -293,7 +285,9 @@ func (s *Service) ListOrders(ctx context.Context, who Identity, q OrderQuery) ([
 
 // DeleteOrder removes an order (its secret stays): a project admin or the
 // order's creator may, so castellan can clean up with the user's token.
-func (s *Service) DeleteOrder(ctx context.Context, who Identity, id string) error {
+func (s *Service) DeleteOrder(ctx context.Context, who Identity, id string) (err error) {
+	ctx = s.begin(ctx, who, "order_delete")
+	defer func() { s.recordDetail(ctx, who, "order_delete", "", "order "+id, err) }()
 	if err := who.Validate(); err != nil {
 		return err
 	}
@@ -302,21 +296,17 @@ func (s *Service) DeleteOrder(ctx context.Context, who Identity, id string) erro
 		if err != nil {
 			return err
 		}
-		if o.Project != who.Project {
-			return Forbidden("not allowed to delete order %s", id)
-		}
-		owner := o.Creator != "" && o.Creator == who.User && who.hasAny(RoleCreator, RoleAdmin)
-		if !who.Has(RoleAdmin) && !owner {
-			return Forbidden("only a project admin or the order's creator can delete order %s", id)
+		if err := s.policy.check(OrderDelete, who, o.target(), "order "+id); err != nil {
+			return err
 		}
 		key := orderKey(o.Project, id)
-		err = s.st.Txn(ctx, []store.Cmp{{Key: key, Version: version}},
+		err = s.commit(ctx, o.SecretID, "order "+id+" (its secret stays)", []store.Cmp{{Key: key, Version: version}},
 			[]store.Op{store.Delete(key), store.Delete(orderPointerKey(id))})
 		if errors.Is(err, store.ErrConflict) {
 			continue
 		}
 		if err != nil {
-			return internal("write", err)
+			return writeErr(err)
 		}
 		s.quotaFreed(o.Project, usage{qOrders: 1})
 		return nil

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/keywarden/keywarden/consumers"
+	"github.com/keywarden/keywarden/crypto"
 )
 
 // Orphans are secrets nobody uses and whose policy (or age) says they should
@@ -22,8 +23,23 @@ type Orphan struct {
 	Reason string
 }
 
-// orphanUser is the identity the audit trail shows for collections.
-const orphanUser = "keywarden:orphans"
+// orphanCollector is the identity the audit trail shows for the server's
+// own schedule and the offline CLI.
+var orphanCollector = Identity{Project: "keywarden", User: "keywarden:orphans", Source: "local",
+	Roles: []string{RoleServiceAdmin}}
+
+// DefaultOrphanMinAge is the default floor of an orphan rule's idle time.
+const DefaultOrphanMinAge = time.Hour
+
+// checkRule refuses a rule that would count secrets idle for less than the
+// configured floor: a caller between order and attach needs its moment.
+func (s *Service) checkRule(rule consumers.OrphanRule) error {
+	if rule.MinIdle() < s.orphanMinAge {
+		return Invalid("orphans must have been idle at least %s (orphans.min_age); grace %s and older_than %s ask for less",
+			s.orphanMinAge, rule.Grace, rule.OlderThan)
+	}
+	return nil
+}
 
 // scanPage bounds the records one store read returns.
 const scanPage = 512
@@ -31,6 +47,9 @@ const scanPage = 512
 // FindOrphans lists every project's orphans under rule. Destroyed (KMIP)
 // records hold no material and are not listed.
 func (s *Service) FindOrphans(ctx context.Context, rule consumers.OrphanRule) ([]Orphan, error) {
+	if err := s.checkRule(rule); err != nil {
+		return nil, err
+	}
 	var out []Orphan
 	now := s.now()
 	after := ""
@@ -40,9 +59,15 @@ func (s *Service) FindOrphans(ctx context.Context, rule consumers.OrphanRule) ([
 			return nil, internal("list", err)
 		}
 		for _, kv := range kvs {
-			r, err := decodeRecord(kv.Value)
-			if err != nil {
-				return nil, internal("decode", err)
+			project, id, ok := splitRecordKey(kv.Key)
+			if !ok {
+				continue
+			}
+			r, err := s.openRecord(ctx, project, id, kv)
+			if errors.Is(err, crypto.ErrTampered) {
+				continue // audited; never destroyed on what an edit says
+			} else if err != nil {
+				return nil, err
 			}
 			r = s.dueActivation(r)
 			if ok, why := orphan(r.Secret, rule, now); ok {
@@ -72,7 +97,10 @@ var errNotOrphan = errors.New("no longer an orphan")
 // orphan under rule when deleted (a consumer added since the scan saves
 // it). It returns the ids deleted.
 func (s *Service) CollectOrphans(ctx context.Context, rule consumers.OrphanRule, found []Orphan) ([]string, error) {
-	return s.collectOrphans(ctx, orphanUser, rule, found)
+	if err := s.checkRule(rule); err != nil {
+		return nil, err
+	}
+	return s.collectOrphans(ctx, orphanCollector, rule, found)
 }
 
 // Orphans lists every project's orphans under rule for an operator holding
@@ -82,23 +110,23 @@ func (s *Service) Orphans(ctx context.Context, who Identity, rule consumers.Orph
 	if err := who.Validate(); err != nil {
 		return nil, nil, err
 	}
-	if !who.Has(RoleServiceAdmin) {
-		return nil, nil, Forbidden("orphans span every project: role %s required", RoleServiceAdmin)
+	check := OrphanList
+	if collect {
+		check = OrphanDestroy
 	}
-	by := who.User
-	if by == "" {
-		by = orphanUser
+	if err := s.allowProject(check, who); err != nil {
+		return nil, nil, err
 	}
-	return s.sweepOrphans(ctx, by, rule, collect)
+	return s.sweepOrphans(ctx, who, rule, collect)
 }
 
 // SweepOrphans is Orphans for the server itself and the offline CLI: no
 // caller to check, collections audited as keywarden:orphans.
 func (s *Service) SweepOrphans(ctx context.Context, rule consumers.OrphanRule, collect bool) (found []Orphan, destroyed []string, err error) {
-	return s.sweepOrphans(ctx, orphanUser, rule, collect)
+	return s.sweepOrphans(ctx, orphanCollector, rule, collect)
 }
 
-func (s *Service) sweepOrphans(ctx context.Context, by string, rule consumers.OrphanRule, collect bool) (found []Orphan, destroyed []string, err error) {
+func (s *Service) sweepOrphans(ctx context.Context, by Identity, rule consumers.OrphanRule, collect bool) (found []Orphan, destroyed []string, err error) {
 	if found, err = s.FindOrphans(ctx, rule); err != nil || !collect || len(found) == 0 {
 		return found, nil, err
 	}
@@ -106,15 +134,17 @@ func (s *Service) sweepOrphans(ctx context.Context, by string, rule consumers.Or
 	return found, destroyed, err
 }
 
-func (s *Service) collectOrphans(ctx context.Context, by string, rule consumers.OrphanRule, found []Orphan) ([]string, error) {
+func (s *Service) collectOrphans(ctx context.Context, by Identity, rule consumers.OrphanRule, found []Orphan) ([]string, error) {
 	var deleted []string
 	var errs []error
 	for _, o := range found {
 		id := o.Secret.ID
-		_, err := s.update(ctx, id, true, func(r *record) error {
+		var freed usage
+		_, err := s.update(s.begin(ctx, by, "orphan_delete"), id, true, func(r *record) error {
 			if ok, _ := orphan(r.Secret, rule, s.now()); !ok {
 				return errNotOrphan
 			}
+			freed = usage{qSecrets: 1, qConsumers: len(r.Consumers)}
 			return errDelete
 		})
 		switch {
@@ -125,7 +155,7 @@ func (s *Service) collectOrphans(ctx context.Context, by string, rule consumers.
 			continue
 		}
 		s.owners.Delete(id)
-		s.record(ctx, Identity{Project: o.Secret.Project, User: by}, "orphan_delete", id, nil)
+		s.quotaFreed(o.Secret.Project, freed)
 		deleted = append(deleted, id)
 	}
 	return deleted, errors.Join(errs...)

@@ -66,10 +66,20 @@ func TestOrphans(t *testing.T) {
 	if got, want := orphanIDs(found), sorted(unused.ID, elsewhere.ID); !slices.Equal(got, want) {
 		t.Fatalf("orphans %v; want %v", got, want)
 	}
+	// A retain secret is never an orphan, however long it sat unused
+	// (issue 8 #1: DELETE /v1/orphans?older_than=1ns destroyed it).
+	clk.advance(10000 * time.Hour)
 	older := consumers.OrphanRule{Grace: time.Hour, OlderThan: time.Hour}
 	found, _ = svc.FindOrphans(ctx, older)
-	if got, want := orphanIDs(found), sorted(unused.ID, elsewhere.ID, kept.ID); !slices.Equal(got, want) {
+	if got, want := orphanIDs(found), sorted(unused.ID, elsewhere.ID); !slices.Equal(got, want) {
 		t.Fatalf("with --older-than: %v; want %v", got, want)
+	}
+	// Below the floor (orphans.min_age, 1 h by default): refused.
+	for _, r := range []consumers.OrphanRule{{OlderThan: time.Nanosecond}, {Grace: time.Minute}} {
+		_, err := svc.FindOrphans(ctx, r)
+		mustKind(t, err, kms.KindInvalid)
+		_, err = svc.CollectOrphans(ctx, r, found)
+		mustKind(t, err, kms.KindInvalid)
 	}
 
 	// Between listing and collecting, unused gets its consumer: it is spared.
@@ -80,15 +90,15 @@ func TestOrphans(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := sorted(deleted...), sorted(elsewhere.ID, kept.ID); !slices.Equal(got, want) {
+	if got, want := sorted(deleted...), sorted(elsewhere.ID); !slices.Equal(got, want) {
 		t.Fatalf("collected %v; want %v", got, want)
 	}
-	for _, id := range []string{unused.ID, used.ID} {
+	for _, id := range []string{unused.ID, used.ID, kept.ID} {
 		if _, err := svc.GetSecret(ctx, admin, id); err != nil {
 			t.Fatalf("%s collected: %v", id, err)
 		}
 	}
-	if a := audit.actions(kept.ID); !slices.Contains(a, "orphan_delete:ok") {
+	if a := audit.actions(elsewhere.ID); !slices.Contains(a, "orphan_delete:ok") {
 		t.Fatalf("collection not audited: %v", a)
 	}
 	if found, _ := svc.FindOrphans(ctx, older); len(found) != 0 {

@@ -556,36 +556,13 @@ func (s *Service) countKeys(ctx context.Context, prefix string, weigh func([]byt
 	}
 }
 
-// canReadQuotas is Barbican's quotas:get rule: any role in the project.
-func canReadQuotas(who Identity) error {
-	if who.hasAny(RoleAdmin, RoleObserver, RoleCreator, RoleAudit, RoleServiceAdmin) {
-		return nil
-	}
-	return Forbidden("a role in the project is required to read its quotas")
-}
-
-// canManageQuotas is Barbican's project_quotas rule: service admins only.
-func canManageQuotas(who Identity) error {
-	if err := who.Validate(); err != nil {
-		return err
-	}
-	if who.Has(RoleServiceAdmin) {
-		return nil
-	}
-	return Forbidden("role %s is required to manage project quotas", RoleServiceAdmin)
-}
-
-// CanManageQuotas tells an adapter, before it reads a request, whether who
-// may manage project quotas at all.
-func (s *Service) CanManageQuotas(who Identity) error { return canManageQuotas(who) }
-
 // EffectiveQuotas returns the caller's project's quotas: its configured
 // values over the defaults, every kind present.
 func (s *Service) EffectiveQuotas(ctx context.Context, who Identity) (Quotas, error) {
 	if err := who.Validate(); err != nil {
 		return nil, err
 	}
-	if err := canReadQuotas(who); err != nil {
+	if err := s.allowProject(QuotaRead, who); err != nil {
 		return nil, err
 	}
 	pq, err := s.loadProjectQuotas(ctx, who.Project)
@@ -623,7 +600,7 @@ func (s *Service) loadProjectQuotas(ctx context.Context, project string) (*Proje
 // GetProjectQuotas returns a project's configured quotas (service admins);
 // NotFound when it has none.
 func (s *Service) GetProjectQuotas(ctx context.Context, who Identity, project string) (*ProjectQuotas, error) {
-	if err := canManageQuotas(who); err != nil {
+	if err := s.Allows(ProjectQuotaAdmin, who); err != nil {
 		return nil, err
 	}
 	if err := validQuotaProject(project); err != nil {
@@ -655,7 +632,7 @@ func (s *Service) allProjectQuotas(ctx context.Context) ([]*ProjectQuotas, error
 // oldest configuration first (Barbican's order), and how many there are
 // (service admins).
 func (s *Service) ListProjectQuotas(ctx context.Context, who Identity, offset, limit int) ([]*ProjectQuotas, int, error) {
-	if err := canManageQuotas(who); err != nil {
+	if err := s.Allows(ProjectQuotaAdmin, who); err != nil {
 		return nil, 0, err
 	}
 	all, err := s.allProjectQuotas(ctx)
@@ -680,8 +657,9 @@ func (s *Service) ListProjectQuotas(ctx context.Context, who Identity, offset, l
 // replacing any earlier configuration: kinds not given follow the
 // defaults. Negative values are stored as Unlimited.
 func (s *Service) SetProjectQuotas(ctx context.Context, who Identity, project string, q Quotas) (err error) {
+	ctx = s.begin(ctx, who, "quota_set")
 	defer func() { s.recordDetail(ctx, who, "quota_set", "", quotaDetail(project, q), err) }()
-	if err := canManageQuotas(who); err != nil {
+	if err := s.Allows(ProjectQuotaAdmin, who); err != nil {
 		return err
 	}
 	if err := validQuotaProject(project); err != nil {
@@ -711,12 +689,12 @@ func (s *Service) SetProjectQuotas(ctx context.Context, who Identity, project st
 		if err != nil {
 			return internal("encode", err)
 		}
-		err = s.st.Txn(ctx, []store.Cmp{{Key: key, Version: version}}, []store.Op{store.Put(key, b)})
+		err = s.commit(ctx, "", quotaDetail(project, q), []store.Cmp{{Key: key, Version: version}}, []store.Op{store.Put(key, b)})
 		if errors.Is(err, store.ErrConflict) {
 			continue
 		}
 		if err != nil {
-			return internal("write", err)
+			return writeErr(err)
 		}
 		s.setSnapshotProject(ctx, project, q)
 		return nil
@@ -727,8 +705,9 @@ func (s *Service) SetProjectQuotas(ctx context.Context, who Identity, project st
 // DeleteProjectQuotas removes a project's configuration (service admins):
 // the defaults apply again. NotFound when it has none.
 func (s *Service) DeleteProjectQuotas(ctx context.Context, who Identity, project string) (err error) {
+	ctx = s.begin(ctx, who, "quota_delete")
 	defer func() { s.recordDetail(ctx, who, "quota_delete", "", "project "+project, err) }()
-	if err := canManageQuotas(who); err != nil {
+	if err := s.Allows(ProjectQuotaAdmin, who); err != nil {
 		return err
 	}
 	if err := validQuotaProject(project); err != nil {
@@ -742,12 +721,12 @@ func (s *Service) DeleteProjectQuotas(ctx context.Context, who Identity, project
 		} else if err != nil {
 			return internal("read", err)
 		}
-		err = s.st.Txn(ctx, []store.Cmp{{Key: key, Version: kv.Version}}, []store.Op{store.Delete(key)})
+		err = s.commit(ctx, "", "project "+project, []store.Cmp{{Key: key, Version: kv.Version}}, []store.Op{store.Delete(key)})
 		if errors.Is(err, store.ErrConflict) {
 			continue
 		}
 		if err != nil {
-			return internal("write", err)
+			return writeErr(err)
 		}
 		s.setSnapshotProject(ctx, project, nil)
 		return nil

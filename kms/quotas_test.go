@@ -19,6 +19,9 @@ import (
 
 var serviceAdmin = kms.Identity{Project: "ops", User: "quota-admin", Roles: []string{kms.RoleServiceAdmin}}
 
+// cinderP1 is Cinder acting for p1 with a token scoped to p1.
+var cinderP1 = kms.Identity{Project: "p1", User: "cinder", Roles: []string{kms.RoleCreator}}
+
 // quotaNodes builds n Services sharing one bolt store and root key, as
 // nodes sharing an etcd store would: separate memories, one store. They
 // all have the default quotas def.
@@ -209,12 +212,12 @@ func TestQuotaDeleteFreesRoom(t *testing.T) {
 	if _, err := svc.AddConsumer(ctx, creator, secs[0].ID, c(0)); err != nil {
 		t.Fatalf("re-adding a consumer: %v", err)
 	}
-	_, err = svc.AddConsumer(ctx, service, secs[1].ID, c(9)) // charged to p1, not the service's project
+	_, err = svc.AddConsumer(ctx, cinderP1, secs[1].ID, c(9)) // charged to p1, not the service's project
 	mustQuotaReached(t, err, "p1", 2, kms.QuotaConsumers)
 	if _, _, err := svc.RemoveConsumer(ctx, creator, secs[0].ID, c(0)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := svc.AddConsumer(ctx, service, secs[1].ID, c(9)); err != nil {
+	if _, err := svc.AddConsumer(ctx, cinderP1, secs[1].ID, c(9)); err != nil {
 		t.Fatal(err)
 	}
 	// A forced delete frees the secret and its consumers.
@@ -271,8 +274,8 @@ func TestQuotaEveryCreatePath(t *testing.T) {
 			_, err := svc.CreateDiskSecret(ctx, creator, kms.DiskSecretRequest{Disk: disk})
 			return err
 		},
-		"disk for p1 by a service": func() error {
-			_, err := svc.CreateDiskSecret(ctx, service, kms.DiskSecretRequest{Disk: disk, Project: "p1"})
+		"disk for p1 by a service acting for p1": func() error {
+			_, err := svc.CreateDiskSecret(ctx, cinderP1, kms.DiskSecretRequest{Disk: disk, Project: "p1"})
 			return err
 		},
 		"key order": func() error {
@@ -284,7 +287,7 @@ func TestQuotaEveryCreatePath(t *testing.T) {
 			return err
 		},
 		"clone into p1": func() error {
-			_, err := svc.CloneSecret(ctx, service, src.ID, kms.CloneRequest{Project: "p1", Consumer: &volume1})
+			_, err := svc.CloneSecret(ctx, cinderP1, src.ID, kms.CloneRequest{Project: "p1", Consumer: &volume1})
 			return err
 		},
 	} {
@@ -302,16 +305,16 @@ func TestQuotaEveryCreatePath(t *testing.T) {
 	}
 	_, err := svc.CreateDiskSecret(ctx, creator, kms.DiskSecretRequest{Disk: disk})
 	mustQuotaReached(t, err, "p1", 0, kms.QuotaConsumers)
-	_, err = svc.CloneSecret(ctx, service, src.ID, kms.CloneRequest{Project: "p1", Consumer: &volume1})
+	_, err = svc.CloneSecret(ctx, cinderP1, src.ID, kms.CloneRequest{Project: "p1", Consumer: &volume1})
 	mustQuotaReached(t, err, "p1", 0, kms.QuotaConsumers)
-	if _, err := svc.CloneSecret(ctx, service, src.ID, kms.CloneRequest{Project: "p1"}); err != nil {
+	if _, err := svc.CloneSecret(ctx, cinderP1, src.ID, kms.CloneRequest{Project: "p1"}); err != nil {
 		t.Fatalf("a clone without consumer: %v", err)
 	}
 }
 
 func TestQuotaServiceAdminOnly(t *testing.T) {
 	svc := newService(t)
-	svcUser := kms.Identity{Project: "service", User: "nova", Roles: []string{kms.RoleService}}
+	svcUser := kms.Identity{Project: "service", User: "nova", Roles: []string{"service"}}
 	for _, who := range []kms.Identity{admin, creator, observer, svcUser} {
 		mustKind(t, svc.SetProjectQuotas(ctx, who, "p1", kms.Quotas{kms.QuotaSecrets: 1}), kms.KindForbidden)
 		_, err := svc.GetProjectQuotas(ctx, who, "p1")

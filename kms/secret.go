@@ -60,7 +60,10 @@ type Consumer = consumers.Consumer
 // ACL is the read access list of a secret. ProjectAccess false makes the
 // secret private to its creator, admins and the listed users.
 type ACL struct {
-	Users         []string  `json:"users,omitempty"`
+	Users []string `json:"users,omitempty"`
+	// Source is the identity source the users were named in (the setter's
+	// Identity.Source): a user of another source never matches.
+	Source        string    `json:"source,omitempty"`
 	ProjectAccess bool      `json:"project_access"`
 	Created       time.Time `json:"created"`
 	Updated       time.Time `json:"updated"`
@@ -110,11 +113,6 @@ type Secret struct {
 func (s *Secret) Expired(now time.Time) bool {
 	return s.Expiration != nil && !s.Expiration.After(now)
 }
-
-// private reports whether the ACL hides the secret from its project.
-func (s *Secret) private() bool { return s.ACL.closed() }
-
-func (s *Secret) aclUser(user string) bool { return s.ACL.lists(user) }
 
 // Clone returns a deep copy, so callers can never alias the service's state.
 func (s *Secret) Clone() *Secret {

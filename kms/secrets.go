@@ -2,7 +2,6 @@ package kms
 
 import (
 	"context"
-	"encoding/json"
 	"regexp"
 	"strings"
 
@@ -90,16 +89,23 @@ func (s *Service) validateCreate(req *CreateRequest) error {
 
 // CreateSecret stores a new secret owned by the caller's project.
 func (s *Service) CreateSecret(ctx context.Context, who Identity, req CreateRequest) (sec *Secret, err error) {
+	ctx = s.begin(ctx, who, "create")
 	defer func() { s.record(ctx, who, "create", idOf(sec), err) }()
 	if err := who.Validate(); err != nil {
 		return nil, err
 	}
-	if err := canCreate(who); err != nil {
+	if err := s.allowProject(SecretCreate, who); err != nil {
 		return nil, err
 	}
 	if err := s.validateCreate(&req); err != nil {
 		return nil, err
 	}
+	// The quota first: a refused create must not leave a project key behind.
+	hold, err := s.holdQuota(ctx, who.Project, usage{qSecrets: 1})
+	if err != nil {
+		return nil, err
+	}
+	defer func() { hold.release(err == nil) }()
 	now := s.clock()
 	r := &record{Secret: &Secret{
 		ID: newSecretID(), Project: who.Project, Creator: who.User,
@@ -120,11 +126,6 @@ func (s *Service) CreateSecret(ctx context.Context, who Identity, req CreateRequ
 			return nil, err
 		}
 	}
-	hold, err := s.holdQuota(ctx, r.Project, usage{qSecrets: 1})
-	if err != nil {
-		return nil, err
-	}
-	defer func() { hold.release(err == nil) }()
 	if err := s.insert(ctx, r); err != nil {
 		return nil, err
 	}
@@ -150,16 +151,16 @@ func (s *Service) seal(ctx context.Context, r *record, payload []byte, contentTy
 
 // insert writes a new record and its id pointer in one transaction.
 func (s *Service) insert(ctx context.Context, r *record, extra ...store.Op) error {
-	b, err := json.Marshal(r)
+	b, err := s.encodeRecord(ctx, r, 1)
 	if err != nil {
-		return internal("encode", err)
+		return err
 	}
 	key := recordKey(r.Project, r.ID)
 	ops := append([]store.Op{store.Put(key, b), store.Put(pointerKey(r.ID), []byte(r.Project))}, extra...)
 	ops = append(ops, aclIndexOps(nil, r.Secret)...)
-	err = s.st.Txn(ctx, []store.Cmp{{Key: pointerKey(r.ID)}}, ops)
+	err = s.commit(ctx, r.ID, joinDetail("project "+r.Project, secretDiff(nil, r.Secret)), []store.Cmp{{Key: pointerKey(r.ID)}}, ops)
 	if err != nil {
-		return internal("write", err)
+		return writeErr(err)
 	}
 	s.owners.Store(r.ID, r.Project)
 	return nil
@@ -243,6 +244,7 @@ func (s *Service) generateMaterial(req *CreateRequest, pp *crypto.PassphrasePoli
 
 // PutPayload gives a metadata-only secret its payload (Barbican two-step).
 func (s *Service) PutPayload(ctx context.Context, who Identity, id string, payload []byte, contentType string) (err error) {
+	ctx = s.begin(ctx, who, "put_payload")
 	defer func() { s.record(ctx, who, "put_payload", id, err) }()
 	if len(payload) == 0 {
 		return Invalid("no payload")
@@ -251,7 +253,7 @@ func (s *Service) PutPayload(ctx context.Context, who Identity, id string, paylo
 		return TooLarge("payload is larger than %d bytes", s.maxPayload)
 	}
 	_, err = s.update(ctx, id, false, func(r *record) error {
-		if err := authorize(who, r.Secret, ActUpdate); err != nil {
+		if err := s.allowSecret(SecretUpdate, who, r.Secret); err != nil {
 			return err
 		}
 		if r.HasPayload {
@@ -268,7 +270,7 @@ func (s *Service) GetSecret(ctx context.Context, who Identity, id string) (*Secr
 	if err != nil {
 		return nil, err
 	}
-	if err := authorize(who, l.rec.Secret, ActRead); err != nil {
+	if err := s.allowSecret(SecretRead, who, l.rec.Secret); err != nil {
 		return nil, err
 	}
 	return l.rec.Secret.Clone(), nil
@@ -284,7 +286,7 @@ func (s *Service) GetObject(ctx context.Context, who Identity, id string) (*Secr
 	if l.rec.Expired(s.now()) {
 		return nil, NotFound("Secret not found.")
 	}
-	if err := authorize(who, l.rec.Secret, ActRead); err != nil {
+	if err := s.allowSecret(SecretRead, who, l.rec.Secret); err != nil {
 		return nil, err
 	}
 	return l.rec.Secret.Clone(), nil
@@ -298,7 +300,7 @@ func (s *Service) GetPayload(ctx context.Context, who Identity, id string) (sec 
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := authorize(who, l.rec.Secret, ActDecrypt); err != nil {
+	if err := s.allowSecret(SecretDecrypt, who, l.rec.Secret); err != nil {
 		return nil, nil, err
 	}
 	if !l.rec.HasPayload || l.rec.Sealed == nil {
@@ -314,19 +316,20 @@ func (s *Service) GetPayload(ctx context.Context, who Identity, id string) (sec 
 // DeleteSecret removes a secret. A secret with consumers is refused unless
 // force is set by a project admin.
 func (s *Service) DeleteSecret(ctx context.Context, who Identity, id string, force bool) (err error) {
+	ctx = s.begin(ctx, who, "delete")
 	defer func() { s.record(ctx, who, "delete", id, err) }()
 	var project string
 	var freed usage
 	_, err = s.update(ctx, id, false, func(r *record) error {
 		project, freed = r.Project, usage{qSecrets: 1, qConsumers: len(r.Consumers)}
-		if err := authorize(who, r.Secret, ActDelete); err != nil {
+		if err := s.allowSecret(SecretDelete, who, r.Secret); err != nil {
 			return err
 		}
 		if len(r.Consumers) > 0 {
 			if !force {
 				return Conflict("Secret has consumers and cannot be deleted: %s. Remove them first or delete with force.", consumerList(r.Consumers))
 			}
-			if !(who.Project == r.Project && who.Has(RoleAdmin)) {
+			if !s.policy.allows("project_admin", &who, secretTarget(r.Secret)) {
 				return Forbidden("only a project admin can force the deletion of a secret in use")
 			}
 		}

@@ -7,8 +7,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/url"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -33,6 +35,14 @@ type Config struct {
 	Now func() time.Time
 	// Audit receives one record per sensitive action (nil: none).
 	Audit Auditor
+	// Logger receives what the operator must know (default slog.Default()).
+	Logger *slog.Logger
+	// OrphanMinAge is the floor of an orphan rule's idle time (default
+	// DefaultOrphanMinAge).
+	OrphanMinAge time.Duration
+	// Policy overrides rows of the policy table (policy.go) by name; nil:
+	// the defaults.
+	Policy map[string]string
 	// Quotas are every project's default quotas (quotas.go); an absent
 	// kind is Unlimited, so nil bounds nothing. A project's configured
 	// quotas (SetProjectQuotas) win kind by kind.
@@ -50,6 +60,10 @@ type Service struct {
 
 	// owners caches secret id → project: a secret never changes project, so
 	// the entry can only go stale by deletion, which the record read catches.
+	policy       *Policy
+	log          *slog.Logger
+	orphanMinAge time.Duration
+
 	owners sync.Map
 	cache  *recordCache
 	quotas *quotaState
@@ -66,6 +80,9 @@ func New(cfg Config) (*Service, error) {
 		cache: newRecordCache(65536),
 	}
 	var err error
+	if s.policy, err = NewPolicy(cfg.Policy); err != nil {
+		return nil, err
+	}
 	if s.quotas, err = newQuotaState(cfg.Quotas); err != nil {
 		return nil, err
 	}
@@ -87,6 +104,12 @@ func New(cfg Config) (*Service, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	if s.log = cfg.Logger; s.log == nil {
+		s.log = slog.Default()
+	}
+	if s.orphanMinAge = cfg.OrphanMinAge; s.orphanMinAge <= 0 {
+		s.orphanMinAge = DefaultOrphanMinAge
+	}
 	if s.audit == nil {
 		s.audit = nopAuditor{}
 	}
@@ -105,7 +128,7 @@ func (s *Service) clock() time.Time { return s.now().UTC().Truncate(time.Microse
 //	s/<id>               → project       (pointer)
 //	p/<project>/<id>     → record JSON   (secret + sealed payload)
 //	k/<project>          → wrapped project KEK
-//	a/<user>/<id>        → project       (ACL index: secrets shared with user)
+//	a/<source>/<user>/<id> → project     (ACL index: secrets shared with user of source)
 //	q/<project>          → project quotas JSON (quotas.go)
 //	cp/<id>              → project       (container pointer, containers.go)
 //	c/<project>/<id>     → container JSON (secret refs, consumers, ACL; no key material)
@@ -114,32 +137,53 @@ func projectPrefix(project string) string {
 	return "p/" + url.PathEscape(project) + "/"
 }
 func recordKey(project, id string) string { return projectPrefix(project) + id }
-func kekKey(project string) string        { return "k/" + url.PathEscape(project) }
-func aclUserPrefix(user string) string    { return "a/" + url.PathEscape(user) + "/" }
+
+// splitRecordKey is recordKey's inverse.
+func splitRecordKey(key string) (project, id string, ok bool) {
+	rest, ok := strings.CutPrefix(key, "p/")
+	if !ok {
+		return "", "", false
+	}
+	esc, id, ok := strings.Cut(rest, "/")
+	if !ok {
+		return "", "", false
+	}
+	project, err := url.PathUnescape(esc)
+	return project, id, err == nil
+}
+func kekKey(project string) string { return "k/" + url.PathEscape(project) }
+func aclUserPrefix(source, user string) string {
+	return "a/" + url.PathEscape(source) + "/" + url.PathEscape(user) + "/"
+}
 
 // aclIndexOps keeps the ACL index in step with a record whose ACL users go
 // from those of before to those of after (nil: no record).
 func aclIndexOps(before, after *Secret) []store.Op {
-	old, cur := aclUsers(before), aclUsers(after)
+	old, cur := aclEntries(before), aclEntries(after)
 	var ops []store.Op
-	for _, u := range old {
-		if !slices.Contains(cur, u) {
-			ops = append(ops, store.Delete(aclUserPrefix(u)+before.ID))
+	for _, k := range old {
+		if !slices.Contains(cur, k) {
+			ops = append(ops, store.Delete(k+before.ID))
 		}
 	}
-	for _, u := range cur {
-		if !slices.Contains(old, u) {
-			ops = append(ops, store.Put(aclUserPrefix(u)+after.ID, []byte(after.Project)))
+	for _, k := range cur {
+		if !slices.Contains(old, k) {
+			ops = append(ops, store.Put(k+after.ID, []byte(after.Project)))
 		}
 	}
 	return ops
 }
 
-func aclUsers(s *Secret) []string {
+// aclEntries are the index prefixes of the users s's ACL names.
+func aclEntries(s *Secret) []string {
 	if s == nil || s.ACL == nil {
 		return nil
 	}
-	return s.ACL.Users
+	out := make([]string, len(s.ACL.Users))
+	for i, u := range s.ACL.Users {
+		out[i] = aclUserPrefix(s.ACL.Source, u)
+	}
+	return out
 }
 
 // record is the stored form of a secret.
@@ -179,9 +223,9 @@ func (s *Service) load(ctx context.Context, id string) (loaded, error) {
 	} else if err != nil {
 		return loaded{}, internal("read", err)
 	}
-	r, err := s.cache.decode(id, kv.Version, kv.Value)
+	r, err := s.openRecord(ctx, project.(string), id, kv)
 	if err != nil {
-		return loaded{}, internal("decode", err)
+		return loaded{}, err
 	}
 	return loaded{rec: s.dueActivation(r), version: kv.Version}, nil
 }
@@ -231,25 +275,28 @@ func (s *Service) update(ctx context.Context, id string, hidden bool, fn func(r 
 		err = fn(l.rec)
 		key := recordKey(l.rec.Project, id)
 		var ops []store.Op
+		var diff string
 		switch {
 		case errors.Is(err, errDelete):
 			ops = append([]store.Op{store.Delete(key), store.Delete(pointerKey(id))}, aclIndexOps(before, nil)...)
+			diff = secretDiff(before, nil)
 		case err != nil:
 			return nil, err
 		default:
 			l.rec.Updated = s.clock()
-			b, err := json.Marshal(l.rec)
+			b, err := s.encodeRecord(ctx, l.rec, l.version+1)
 			if err != nil {
-				return nil, internal("encode", err)
+				return nil, err
 			}
 			ops = append([]store.Op{store.Put(key, b)}, aclIndexOps(before, l.rec.Secret)...)
+			diff = secretDiff(before, l.rec.Secret)
 		}
-		err = s.st.Txn(ctx, []store.Cmp{{Key: key, Version: l.version}}, ops)
+		err = s.commit(ctx, id, diff, []store.Cmp{{Key: key, Version: l.version}}, ops)
 		if errors.Is(err, store.ErrConflict) {
 			continue
 		}
 		if err != nil {
-			return nil, internal("write", err)
+			return nil, writeErr(err)
 		}
 		return l.rec.Secret.Clone(), nil
 	}

@@ -27,22 +27,26 @@ func fetchCmd(o *options) *cobra.Command {
 				return err
 			}
 			defer s.Close()
-			if err := s.Usable(); err != nil {
+			if tookStdout, err := handOver(fd, s); err != nil || tookStdout {
 				return err
-			}
-			if fd >= 0 {
-				if err := writePassphrase(fd, s); err != nil {
-					return err
-				}
-				if fd == 1 {
-					return nil // stdout carried the passphrase; no JSON after it
-				}
 			}
 			return o.print(s)
 		},
 	}
 	cmd.Flags().IntVar(&fd, "passphrase-fd", -1, "write the derived LUKS passphrase (no newline) to this descriptor")
 	return cmd
+}
+
+// handOver checks s can become a passphrase and, when fd >= 0, writes it
+// there. tookStdout: fd 1 carried it, so no JSON may follow.
+func handOver(fd int, s *hostlib.Secret) (tookStdout bool, err error) {
+	if err := s.Usable(); err != nil {
+		return false, err
+	}
+	if fd < 0 {
+		return false, nil
+	}
+	return fd == 1, writePassphrase(fd, s)
 }
 
 func writePassphrase(fd int, s *hostlib.Secret) error {

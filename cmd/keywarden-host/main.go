@@ -1,7 +1,7 @@
 // Command keywarden-host is the hypervisor side of Keywarden: it fetches a
 // disk's secret with the host's own credentials and does the LUKS work —
-// probe, fetch, format, open, close, verify, image-create, image-convert,
-// image-info. Results go to stdout as JSON, diagnostics to stderr, and the
+// probe, fetch, format, open, close, attach, detach, extend, libvirt-secret,
+// verify, image-create, image-convert, image-info. Results go to stdout as JSON, diagnostics to stderr, and the
 // exit code tells scripts what went wrong (see exitcode.go).
 package main
 
@@ -40,7 +40,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	o.register(root)
 	root.AddCommand(probeCmd(o), fetchCmd(o), formatCmd(o), openCmd(o), closeCmd(o), verifyCmd(o),
-		imageCreateCmd(o), imageConvertCmd(o), imageInfoCmd(o))
+		imageCreateCmd(o), imageConvertCmd(o), imageInfoCmd(o),
+		attachCmd(o), detachCmd(o), extendCmd(o), libvirtSecretCmd(o))
 	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return exitOK

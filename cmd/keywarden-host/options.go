@@ -97,6 +97,16 @@ func set(dst *string, v string) {
 
 // fetchSecret fetches ref with the host's credentials; the caller Closes it.
 func (o *options) fetchSecret(cmd *cobra.Command, ref string) (*hostlib.Secret, error) {
+	c, err := o.client(cmd, ref)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	return c.Fetch(cmd.Context(), ref)
+}
+
+// client is a key manager client for ref; the caller Closes it.
+func (o *options) client(cmd *cobra.Command, ref string) (*fetch.Client, error) {
 	if ref == "" {
 		return nil, usageError{errors.New("--ref is required")}
 	}
@@ -108,8 +118,7 @@ func (o *options) fetchSecret(cmd *cobra.Command, ref string) (*hostlib.Secret, 
 	if err != nil {
 		return nil, usageError{err}
 	}
-	defer c.Close()
-	return c.Fetch(cmd.Context(), ref)
+	return c, nil
 }
 
 func (o *options) host() (*hostlib.Host, error) {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -33,20 +34,32 @@ var initCmd = &cobra.Command{
 }
 
 var tokenOpts struct {
-	dataDir, project, user, roles string
-	ttl                           time.Duration
+	dataDir, project, user, roles, issuer, audience string
+	ttl                                             time.Duration
 }
+
+var errNoUser = errors.New("--user is required: every token names its user, " +
+	"and a private secret or an ACL grants access per user")
 
 var tokenCmd = &cobra.Command{
 	Use:   "token",
 	Short: "Mint a development token (HS256, signed with the data dir's token key)",
-	Args:  cobra.NoArgs,
+	Long: `Mint a development token: an HS256 JWT signed with the data dir's token key,
+for one user of one project. The server accepts it while it verifies with that
+key (always when auth.jwt.public_keys is empty, else only with
+auth.jwt.allow_hmac: true), when --issuer and --audience match the server's
+auth.jwt.issuer and audience (if set), and when --ttl is within its
+auth.jwt.max_lifetime (default 24h).`,
+	Args: cobra.NoArgs,
 	RunE: func(cmd *cobra.Command, _ []string) error {
 		o := tokenOpts
 		if o.project == "" {
 			return fmt.Errorf("--project is required")
 		}
-		id := kms.Identity{Project: o.project, User: o.user}
+		if strings.TrimSpace(o.user) == "" {
+			return errNoUser
+		}
+		id := kms.Identity{Project: o.project, User: strings.TrimSpace(o.user)}
 		for r := range strings.SplitSeq(o.roles, ",") {
 			if r = strings.TrimSpace(r); r != "" {
 				id.Roles = append(id.Roles, r)
@@ -63,11 +76,12 @@ var tokenCmd = &cobra.Command{
 		if err := cfg.finish(); err != nil {
 			return err
 		}
-		key, _, err := loadOrCreateSecretFile(cfg.Auth.HMACSecretFile)
+		key, _, err := loadOrCreateSecretFile(cfg.Auth.JWT.HMACSecretFile)
 		if err != nil {
 			return err
 		}
-		t, err := token.Mint(key, id, o.ttl)
+		defer clear(key)
+		t, err := token.MintFor(key, id, o.ttl, o.issuer, o.audience)
 		if err != nil {
 			return err
 		}
@@ -81,8 +95,10 @@ func init() {
 	f := tokenCmd.Flags()
 	f.StringVar(&tokenOpts.dataDir, "data-dir", defaultDataDir(), "data dir holding token.key")
 	f.StringVar(&tokenOpts.project, "project", "", "project id (required)")
-	f.StringVar(&tokenOpts.user, "user", "dev", "user id")
+	f.StringVar(&tokenOpts.user, "user", "", "user id (required)")
 	f.StringVar(&tokenOpts.roles, "roles", "admin", "comma-separated roles: admin, creator, observer, audit, key-manager:service-admin")
-	f.DurationVar(&tokenOpts.ttl, "ttl", time.Hour, "validity")
+	f.DurationVar(&tokenOpts.ttl, "ttl", time.Hour, "validity (the server refuses more than its auth.jwt.max_lifetime, default 24h)")
+	f.StringVar(&tokenOpts.issuer, "issuer", token.DevIssuer, "iss claim (the server's auth.jwt.issuer when it sets one)")
+	f.StringVar(&tokenOpts.audience, "audience", "", "aud claim (the server's auth.jwt.audience when it sets one)")
 	rootCmd.AddCommand(initCmd, tokenCmd)
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/keywarden/keywarden/crypto"
 	"github.com/keywarden/keywarden/kms"
+	"github.com/keywarden/keywarden/kms/store/etcd"
 	"gopkg.in/yaml.v3"
 )
 
@@ -24,14 +25,15 @@ type config struct {
 		MaxBody  int64  `yaml:"max_body"`
 		TLSCert  string `yaml:"tls_cert"`
 		TLSKey   string `yaml:"tls_key"`
+		// LegacyCipherSuites adds TLS 1.2 suites without forward secrecy
+		// or with CBC for old clients.
+		LegacyCipherSuites bool `yaml:"legacy_cipher_suites"`
 	} `yaml:"rest"`
 	Auth struct {
-		InsecureNoAuth bool           `yaml:"insecure_noauth"`
-		HMACSecretFile string         `yaml:"hmac_secret_file"` // default <data>/token.key
-		DisableHMAC    bool           `yaml:"disable_hmac"`
-		PublicKeys     []string       `yaml:"public_keys"`
-		Issuer         string         `yaml:"issuer"`
-		Audience       string         `yaml:"audience"`
+		// InsecureNoAuth is the --insecure-noauth flag only: never read
+		// from a file (see retiredAuthKeys).
+		InsecureNoAuth bool           `yaml:"-"`
+		JWT            jwtConfig      `yaml:"jwt"`
 		Keystone       keystoneConfig `yaml:"keystone"`
 	} `yaml:"auth"`
 	KMIP  kmipOptions `yaml:"kmip"`
@@ -43,6 +45,14 @@ type config struct {
 			Prefix    string   `yaml:"prefix"`
 			Username  string   `yaml:"username"`
 			Password  string   `yaml:"password"`
+			// TLS: CA of the servers, client certificate and key,
+			// the name to verify; https:// endpoints.
+			CAFile     string `yaml:"ca_file"`
+			CertFile   string `yaml:"cert_file"`
+			KeyFile    string `yaml:"key_file"`
+			ServerName string `yaml:"server_name"`
+			// AllowInsecureHTTP lets http:// reach a non-loopback host.
+			AllowInsecureHTTP bool `yaml:"allow_insecure_http"`
 		} `yaml:"etcd"`
 	} `yaml:"store"`
 	Audit     auditConfig `yaml:"audit"`
@@ -66,8 +76,14 @@ type config struct {
 		CollectEvery time.Duration `yaml:"collect_every"` // 0: the server never collects
 		Grace        time.Duration `yaml:"grace"`
 		OlderThan    time.Duration `yaml:"older_than"`
+		// MinAge is the floor below which no rule (query, CLI, schedule)
+		// may count a secret as orphaned.
+		MinAge time.Duration `yaml:"min_age"`
 	} `yaml:"orphans"`
-	LogLevel string `yaml:"log_level"`
+	// Policy overrides rows of the authorization table by rule name
+	// (docs/POLICY.md).
+	Policy   map[string]string `yaml:"policy"`
+	LogLevel string            `yaml:"log_level"`
 }
 
 func defaultConfig() config {
@@ -77,8 +93,10 @@ func defaultConfig() config {
 	c.REST.MaxBody = 1 << 20
 	c.KMIP = defaultKMIPOptions()
 	c.Audit = defaultAuditConfig()
+	c.Auth.JWT = defaultJWTConfig()
 	c.Orphans.Grace = time.Hour
 	c.Auth.Keystone.CacheSeconds = 300 // keystonemiddleware's token_cache_time
+	c.Orphans.MinAge = kms.DefaultOrphanMinAge
 	c.LogLevel = "info"
 	return c
 }
@@ -88,6 +106,9 @@ func (c *config) load(path string) error {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
+	}
+	if err := checkRetiredKeys(path, b); err != nil {
+		return err
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
@@ -114,8 +135,15 @@ func (c *config) finish() error {
 	case "", "bolt":
 		c.Store.Backend = "bolt"
 	case "etcd":
-		if len(c.Store.Etcd.Endpoints) == 0 {
+		e := c.Store.Etcd
+		if len(e.Endpoints) == 0 {
 			return errors.New("config: store.etcd.endpoints is empty")
+		}
+		if err := etcd.CheckEndpoints(e.Endpoints, !c.etcdTLS().Empty(), e.AllowInsecureHTTP); err != nil {
+			return fmt.Errorf("config: store.%w", err)
+		}
+		if (e.CertFile == "") != (e.KeyFile == "") {
+			return errors.New("config: store.etcd.cert_file and key_file go together")
 		}
 	default:
 		return fmt.Errorf("config: store.backend %q: use bolt or etcd", c.Store.Backend)
@@ -126,14 +154,20 @@ func (c *config) finish() error {
 	if err := c.Audit.finish(c.DataDir); err != nil {
 		return err
 	}
-	if c.Auth.HMACSecretFile == "" {
-		c.Auth.HMACSecretFile = filepath.Join(c.DataDir, "token.key")
+	if err := c.Auth.JWT.finish(c.DataDir); err != nil {
+		return err
+	}
+	if err := c.checkNoAuthListeners(); err != nil {
+		return err
 	}
 	if c.REST.MaxBody <= 0 {
 		return fmt.Errorf("config: rest.max_body must be positive, got %d", c.REST.MaxBody)
 	}
 	if (c.REST.TLSCert == "") != (c.REST.TLSKey == "") {
 		return errors.New("config: rest.tls_cert and rest.tls_key go together")
+	}
+	if err := c.KMIP.check(); err != nil {
+		return err
 	}
 	if c.MaxPayload < 0 {
 		return fmt.Errorf("config: max_payload must not be negative, got %d", c.MaxPayload)
@@ -147,11 +181,15 @@ func (c *config) finish() error {
 	if err := c.Auth.Keystone.check(); err != nil {
 		return err
 	}
-	if c.Auth.DisableHMAC && len(c.Auth.PublicKeys) == 0 && !c.Auth.InsecureNoAuth && !c.Auth.Keystone.enabled() {
-		return errors.New("config: auth: disable_hmac leaves no way to verify tokens; set public_keys or keystone")
+	if o := c.Orphans; o.CollectEvery < 0 || o.Grace < 0 || o.OlderThan < 0 || o.MinAge < 0 {
+		return errors.New("config: orphans: collect_every, grace, older_than and min_age must not be negative")
 	}
-	if o := c.Orphans; o.CollectEvery < 0 || o.Grace < 0 || o.OlderThan < 0 {
-		return errors.New("config: orphans: collect_every, grace and older_than must not be negative")
+	if o := c.Orphans; o.CollectEvery > 0 && max(o.Grace, o.OlderThan) < minAgeDefault(o.MinAge) {
+		return fmt.Errorf("config: orphans: grace %s and older_than %s are below min_age %s: the schedule could never run",
+			o.Grace, o.OlderThan, minAgeDefault(o.MinAge))
+	}
+	if _, err := kms.NewPolicy(c.Policy); err != nil {
+		return fmt.Errorf("config: %w", err)
 	}
 	switch c.MasterKey.Type {
 	case "", "local":
@@ -174,6 +212,11 @@ func (c *config) finish() error {
 	return nil
 }
 
+func (c *config) etcdTLS() etcd.TLSFiles {
+	e := c.Store.Etcd
+	return etcd.TLSFiles{CAFile: e.CAFile, CertFile: e.CertFile, KeyFile: e.KeyFile, ServerName: e.ServerName}
+}
+
 func (c *config) passphrasePolicy() crypto.PassphrasePolicy {
 	p := crypto.DefaultPassphrasePolicy
 	if c.Passphrase.Length != 0 {
@@ -183,4 +226,12 @@ func (c *config) passphrasePolicy() crypto.PassphrasePolicy {
 		p.Alphabet = c.Passphrase.Alphabet
 	}
 	return p
+}
+
+// minAgeDefault is the floor kms applies when min_age is left at 0.
+func minAgeDefault(set time.Duration) time.Duration {
+	if set > 0 {
+		return set
+	}
+	return kms.DefaultOrphanMinAge
 }

@@ -13,10 +13,12 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"syscall"
 	"time"
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/keywarden/keywarden/crypto"
 	"github.com/keywarden/keywarden/kmip"
 	"github.com/keywarden/keywarden/kmip/pki"
 	"github.com/keywarden/keywarden/kms"
@@ -30,6 +32,22 @@ type kmipOptions struct {
 	WriteTimeout kmipDuration `yaml:"write_timeout"` // one response; default 30s
 	IdleTimeout  kmipDuration `yaml:"idle_timeout"`  // between messages; default 5m
 	MaxInFlight  int          `yaml:"max_in_flight"` // requests per connection; default 32
+	// HandshakeTimeout bounds the TLS handshake; default 5s.
+	HandshakeTimeout kmipDuration `yaml:"handshake_timeout"`
+	// MaxConnections and MaxConnectionsPerSource cap the open connections,
+	// in all and from one IP address; defaults 1024 and 128.
+	MaxConnections          int `yaml:"max_connections"`
+	MaxConnectionsPerSource int `yaml:"max_connections_per_source"`
+	// MaxBatchItems caps the batch items of one request; default 64.
+	MaxBatchItems int `yaml:"max_batch_items"`
+	// LegacyCipherSuites adds the TLS 1.2 suites without forward secrecy
+	// or with CBC (the KMIP profiles' RSA-key-exchange suites).
+	LegacyCipherSuites bool `yaml:"legacy_cipher_suites"`
+	// CAValidity is the built-in CA's lifetime when it is created (default
+	// 10 years); ServerCertValidity the server certificates' (default 2
+	// years; renewed at start-up a day before they expire).
+	CAValidity         kmipDuration `yaml:"ca_validity"`
+	ServerCertValidity kmipDuration `yaml:"server_cert_validity"`
 	// Hosts are extra DNS names or addresses for the server certificate
 	// (localhost, 127.0.0.1, ::1, the host name and the listen host are
 	// always in it).
@@ -38,6 +56,9 @@ type kmipOptions struct {
 	// accepted; Mappings say which project and roles they get.
 	ClientCAs []string      `yaml:"client_cas"`
 	Mappings  []kmipMapping `yaml:"mappings"`
+	// ClientCRLs are CRL files (PEM or DER) of those CAs, re-read when
+	// they change, as the built-in CA's crl.pem is.
+	ClientCRLs []string `yaml:"client_crls"`
 }
 
 // kmipMapping maps client certificates of another CA to a caller: every
@@ -77,13 +98,49 @@ func defaultKMIPOptions() kmipOptions {
 		WriteTimeout: kmipDuration(kmip.DefaultWriteTimeout),
 		IdleTimeout:  kmipDuration(kmip.DefaultIdleTimeout),
 		MaxInFlight:  kmip.DefaultMaxInFlight,
+
+		HandshakeTimeout:        kmipDuration(kmip.DefaultHandshakeTimeout),
+		MaxConnections:          kmip.DefaultMaxConns,
+		MaxConnectionsPerSource: kmip.DefaultMaxConnsPerSource,
+		MaxBatchItems:           kmip.DefaultMaxBatchItems,
+		CAValidity:              kmipDuration(pki.CAValidity),
+		ServerCertValidity:      kmipDuration(pki.ServerValidity),
 	}
+}
+
+// crlReload is how often the server looks for a new CRL.
+const crlReload = 2 * time.Second
+
+// check refuses values the server would silently replace by its defaults.
+func (o kmipOptions) check() error {
+	for name, v := range map[string]int{
+		"max_message": o.MaxMessage, "max_in_flight": o.MaxInFlight, "max_connections": o.MaxConnections,
+		"max_connections_per_source": o.MaxConnectionsPerSource, "max_batch_items": o.MaxBatchItems,
+	} {
+		if v <= 0 {
+			return fmt.Errorf("config: kmip.%s must be positive, got %d", name, v)
+		}
+	}
+	for name, d := range map[string]kmipDuration{
+		"read_timeout": o.ReadTimeout, "write_timeout": o.WriteTimeout, "idle_timeout": o.IdleTimeout,
+		"handshake_timeout": o.HandshakeTimeout, "ca_validity": o.CAValidity, "server_cert_validity": o.ServerCertValidity,
+	} {
+		if d <= 0 {
+			return fmt.Errorf("config: kmip.%s must be positive", name)
+		}
+	}
+	if o.MaxConnectionsPerSource > o.MaxConnections {
+		return fmt.Errorf("config: kmip.max_connections_per_source (%d) is above max_connections (%d)",
+			o.MaxConnectionsPerSource, o.MaxConnections)
+	}
+	return nil
 }
 
 // startKMIP creates the CA and server certificate in dataDir on first run,
 // logs where they are, listens on opts.Addr and serves in the background.
-func startKMIP(svc *kms.Service, dataDir string, opts kmipOptions, observe func(op, failure string, d time.Duration), log *slog.Logger) (addr string, shutdown func(context.Context) error, err error) {
-	ca, created, err := pki.LoadOrCreate(kmipCADir(dataDir))
+func startKMIP(ctx context.Context, svc *kms.Service, dataDir string, opts kmipOptions, m *metrics, log *slog.Logger) (addr string, shutdown func(context.Context) error, err error) {
+	ca, created, err := pki.LoadOrCreateWith(kmipCADir(dataDir), pki.Lifetimes{
+		CA: time.Duration(opts.CAValidity), Server: time.Duration(opts.ServerCertValidity)})
 	if err != nil {
 		return "", nil, err
 	}
@@ -99,7 +156,11 @@ func startKMIP(svc *kms.Service, dataDir string, opts kmipOptions, observe func(
 	if issued {
 		log.Info("kmip: issued the server certificate", "cert", certFile, "key", keyFile, "hosts", hosts)
 	}
-	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	cert, err := loadKeyPair(certFile, keyFile)
+	if err != nil {
+		return "", nil, err
+	}
+	ecCert, err := loadKeyPair(filepath.Join(ca.Dir(), pki.ECDSAServerFile), filepath.Join(ca.Dir(), pki.ECDSAServerKeyFile))
 	if err != nil {
 		return "", nil, err
 	}
@@ -126,14 +187,37 @@ func startKMIP(svc *kms.Service, dataDir string, opts kmipOptions, observe func(
 	if err != nil {
 		return "", nil, err
 	}
-	srv, err := kmip.NewServer(kmip.Config{
-		Service: svc, Certificate: cert, Identities: ids, MaxMessage: opts.MaxMessage,
+	crlFile := filepath.Join(ca.Dir(), pki.CRLFile)
+	if err := ids.WatchCRL(ctx, crlFile, crlReload, log); err != nil {
+		return "", nil, err
+	}
+	for _, f := range opts.ClientCRLs {
+		if _, err := os.Stat(f); err != nil {
+			return "", nil, fmt.Errorf("kmip.client_crls: %w", err)
+		}
+		if err := ids.WatchCRL(ctx, f, crlReload, log); err != nil {
+			return "", nil, fmt.Errorf("kmip.client_crls: %w", err)
+		}
+	}
+	opts.MaxConnections = fitFileLimit(opts.MaxConnections, log)
+	opts.MaxConnectionsPerSource = min(opts.MaxConnectionsPerSource, opts.MaxConnections)
+	kcfg := kmip.Config{
+		Service: svc, Certificate: cert, ExtraCertificates: []tls.Certificate{ecCert}, Identities: ids, MaxMessage: opts.MaxMessage,
 		ReadTimeout: time.Duration(opts.ReadTimeout), WriteTimeout: time.Duration(opts.WriteTimeout),
 		IdleTimeout: time.Duration(opts.IdleTimeout), MaxInFlight: opts.MaxInFlight, Logger: log,
-		Observe: observe,
-	})
+		HandshakeTimeout: time.Duration(opts.HandshakeTimeout), MaxConns: opts.MaxConnections,
+		MaxConnsPerSource: opts.MaxConnectionsPerSource, MaxBatchItems: opts.MaxBatchItems,
+		TLS: kmip.TLSOptions{LegacyCipherSuites: opts.LegacyCipherSuites},
+	}
+	if m != nil {
+		kcfg.Observe, kcfg.ObserveConn = m.observeKMIP, m.observeKMIPConn
+	}
+	srv, err := kmip.NewServer(kcfg)
 	if err != nil {
 		return "", nil, err
+	}
+	if m != nil {
+		m.kmipOpenConns(srv.OpenConns)
 	}
 	ln, err := net.Listen("tcp", opts.Addr)
 	if err != nil {
@@ -145,9 +229,45 @@ func startKMIP(svc *kms.Service, dataDir string, opts kmipOptions, observe func(
 		}
 	}()
 	log.Info("kmip: serving KMIP 1.0-1.4, 2.0, 2.1 over mutual TLS", "addr", ln.Addr().String(),
-		"ca", filepath.Join(ca.Dir(), pki.CAFile),
+		"ca", filepath.Join(ca.Dir(), pki.CAFile), "crl", crlFile, "revoked", ids.RevokedCount(),
 		"client_certs", "keywarden pki issue-client --data-dir "+dataDir+" --project P --user U --roles admin --out DIR")
 	return ln.Addr().String(), srv.Shutdown, nil
+}
+
+// loadKeyPair loads a server certificate whose key file is held to the
+// rule of every key file (crypto.CheckPrivateFile).
+func loadKeyPair(certFile, keyFile string) (tls.Certificate, error) {
+	keyPEM, err := crypto.ReadPrivateFile(keyFile, "KMIP server key")
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	defer clear(keyPEM)
+	certPEM, err := os.ReadFile(certFile)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	return tls.X509KeyPair(certPEM, keyPEM)
+}
+
+// fitFileLimit lowers the KMIP connection cap to fit the process's
+// open-file limit, keeping a quarter of it (at least 64) for the store, the
+// logs, REST and metrics: a flood is then refused at the cap instead of
+// exhausting descriptors the rest of the process needs.
+func fitFileLimit(maxConns int, log *slog.Logger) int {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil || lim.Cur > 1<<30 {
+		return maxConns
+	}
+	reserve := max(64, lim.Cur/4)
+	if lim.Cur <= reserve {
+		return maxConns
+	}
+	if fit := int(lim.Cur - reserve); maxConns > fit {
+		log.Warn("kmip: max_connections lowered to fit the open-file limit; raise LimitNOFILE to allow more",
+			"max_connections", maxConns, "now", fit, "nofile", lim.Cur)
+		return fit
+	}
+	return maxConns
 }
 
 // serverHosts are the names the server certificate covers, "localhost"

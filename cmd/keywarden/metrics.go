@@ -24,6 +24,10 @@ type metrics struct {
 	restLatency  *prometheus.HistogramVec
 	kmipItems    *prometheus.CounterVec
 	kmipLatency  *prometheus.HistogramVec
+	// Connection-level failures of the KMIP listener.
+	kmipHandshakeFailures *prometheus.CounterVec
+	kmipRefused           *prometheus.CounterVec
+	kmipAcceptErrors      *prometheus.CounterVec
 	// restSeries caches the series of each (route, method, code): resolving
 	// labels through the vectors costs more than the rest of observing.
 	restSeries sync.Map // restKey → restSeries
@@ -60,11 +64,24 @@ func newMetrics() *metrics {
 			Buckets: latencyBuckets,
 		}, []string{"operation"}),
 	}
+	m.kmipHandshakeFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "keywarden_kmip_tls_handshake_failures_total",
+		Help: "KMIP connections whose TLS handshake failed, by reason: timeout, closed, certificate, revoked, protocol, or shed (closed unauthenticated to free a descriptor when accept ran out of them).",
+	}, []string{"reason"})
+	m.kmipRefused = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "keywarden_kmip_connections_refused_total",
+		Help: "KMIP connections closed on accept because a cap was reached: max_connections or max_connections_per_source.",
+	}, []string{"reason"})
+	m.kmipAcceptErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "keywarden_kmip_accept_errors_total",
+		Help: "Failed accepts on the KMIP listener (it backs off and retries), by errno: EMFILE, ENFILE, ENOBUFS, ENOMEM, ECONNABORTED, timeout or other.",
+	}, []string{"errno"})
 	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "keywarden_build_info", Help: "The running version.",
 	}, []string{"version"})
 	build.WithLabelValues(version).Set(1)
 	m.reg.MustRegister(m.restRequests, m.restLatency, m.kmipItems, m.kmipLatency, build,
+		m.kmipHandshakeFailures, m.kmipRefused, m.kmipAcceptErrors,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -100,6 +117,25 @@ func (m *metrics) observeKMIP(op, failure string, d time.Duration) {
 	}
 	m.kmipItems.WithLabelValues(op, result).Inc()
 	m.kmipLatency.WithLabelValues(op).Observe(d.Seconds())
+}
+
+// observeKMIPConn is kmip.Config.ObserveConn.
+func (m *metrics) observeKMIPConn(event, reason string) {
+	switch event {
+	case "handshake_failed":
+		m.kmipHandshakeFailures.WithLabelValues(reason).Inc()
+	case "refused":
+		m.kmipRefused.WithLabelValues(reason).Inc()
+	case "accept_error":
+		m.kmipAcceptErrors.WithLabelValues(reason).Inc()
+	}
+}
+
+// kmipOpenConns publishes the KMIP listener's open connections.
+func (m *metrics) kmipOpenConns(f func() int) {
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "keywarden_kmip_connections_open", Help: "KMIP connections open (handshaking or served).",
+	}, func() float64 { return float64(f()) }))
 }
 
 // serveMetrics answers GET /metrics on addr until the returned server is

@@ -24,7 +24,7 @@ import (
 )
 
 // operator is who `secret orphans` says it is to a running server.
-var operator = kms.Identity{Project: "keywarden-operator", User: "keywarden-cli", Roles: []string{kms.RoleServiceAdmin}}
+var operator = kms.Identity{Project: "keywarden-operator", User: "keywarden-cli", Roles: []string{kms.RoleServiceAdmin}, Source: "local"}
 
 func serverURL(cfg config) string {
 	if orphanOpts.url != "" {
@@ -135,17 +135,18 @@ func operatorToken(cfg config, given string) (string, error) {
 	if given != "" {
 		return given, nil
 	}
-	if cfg.Auth.DisableHMAC {
+	j := cfg.Auth.JWT
+	if !j.hmacOn() {
 		return "", nil
 	}
-	key, err := crypto.ReadKeyFile(cfg.Auth.HMACSecretFile, "token key", 32)
+	key, err := crypto.ReadKeyFile(j.HMACSecretFile, "token key", 32)
 	if errors.Is(err, fs.ErrNotExist) {
 		return "", nil
 	} else if err != nil {
 		return "", fmt.Errorf("%w (or pass --token)", err)
 	}
 	defer clear(key)
-	return token.Mint(key, operator, 5*time.Minute)
+	return token.MintFor(key, operator, 5*time.Minute, j.mintIssuer(), j.Audience)
 }
 
 // collectOrphansEvery destroys orphans on a schedule until ctx ends. Each

@@ -2,8 +2,12 @@ package main
 
 import (
 	"fmt"
+	"math/big"
+	"os"
 	"path/filepath"
 	"slices"
+	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -81,6 +85,91 @@ server certificate — what a KMIP client such as PyKMIP needs.`,
 	},
 }
 
+var revokeFlags struct {
+	dataDir, certFile, serial string
+}
+
+var revokeCmd = &cobra.Command{
+	Use:   "revoke --data-dir D (--cert FILE | --serial S)",
+	Short: "Revoke a KMIP client certificate of the built-in CA",
+	Long: `Add a certificate issued by Keywarden's CA to its revocation list
+(<data-dir>/kmip/crl.pem). A running server re-reads the list within 2 s: from
+then on a handshake with the certificate is refused and its open connections
+are closed. No restart. Give the certificate file or its serial in hex as
+` + "`keywarden pki list`" + ` shows it.`,
+	Args: cobra.NoArgs,
+	RunE: func(cmd *cobra.Command, _ []string) error {
+		f := revokeFlags
+		if (f.certFile == "") == (f.serial == "") {
+			return fmt.Errorf("give exactly one of --cert and --serial")
+		}
+		ca, err := pki.Load(kmipCADir(f.dataDir))
+		if err != nil {
+			return fmt.Errorf("the KMIP CA in %s: %w", kmipCADir(f.dataDir), err)
+		}
+		var serial *big.Int
+		if f.certFile != "" {
+			b, err := os.ReadFile(f.certFile)
+			if err != nil {
+				return err
+			}
+			if serial, err = ca.CertSerial(b); err != nil {
+				return err
+			}
+		} else if serial, err = pki.ParseSerial(f.serial); err != nil {
+			return err
+		}
+		already, err := ca.Revoke(serial)
+		if err != nil {
+			return err
+		}
+		out := cmd.OutOrStdout()
+		if already {
+			fmt.Fprintf(out, "certificate %s was already revoked\n", pki.SerialHex(serial))
+			return nil
+		}
+		fmt.Fprintf(out, "revoked certificate %s; a running server refuses it within 2 s (%s)\n",
+			pki.SerialHex(serial), filepath.Join(ca.Dir(), pki.CRLFile))
+		return nil
+	},
+}
+
+var listFlags struct{ dataDir string }
+
+var listCmd = &cobra.Command{
+	Use:   "list --data-dir D",
+	Short: "List the certificates the built-in CA issued, and which are revoked",
+	Args:  cobra.NoArgs,
+	RunE: func(cmd *cobra.Command, _ []string) error {
+		ca, err := pki.Load(kmipCADir(listFlags.dataDir))
+		if err != nil {
+			return fmt.Errorf("the KMIP CA in %s: %w", kmipCADir(listFlags.dataDir), err)
+		}
+		list, err := ca.List()
+		if err != nil {
+			return err
+		}
+		w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+		fmt.Fprintln(w, "SERIAL\tKIND\tPROJECT\tUSER\tROLES\tNOT AFTER\tSTATUS")
+		now := time.Now()
+		for _, it := range list {
+			kind, status := "client", "valid"
+			if it.Server {
+				kind = "server"
+			}
+			switch {
+			case it.Revoked:
+				status = "revoked " + it.RevokedAt.UTC().Format(time.RFC3339)
+			case now.After(it.NotAfter):
+				status = "expired"
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", it.Serial, kind, it.Project, it.User,
+				strings.Join(it.Roles, ","), it.NotAfter.UTC().Format(time.RFC3339), status)
+		}
+		return w.Flush()
+	},
+}
+
 func knownRole(r string) bool {
 	return slices.Contains([]string{kms.RoleAdmin, kms.RoleCreator, kms.RoleObserver, kms.RoleAudit, kms.RoleServiceAdmin}, r)
 }
@@ -95,5 +184,12 @@ func init() {
 	fl.StringVar(&issueClient.keyType, "key-type", "rsa", "client key: rsa (2048) or ecdsa (P-256)")
 	fl.IntVar(&issueClient.days, "days", 365, "validity in days")
 	pkiCmd.AddCommand(issueClientCmd)
+	fl = revokeCmd.Flags()
+	fl.StringVar(&revokeFlags.dataDir, "data-dir", defaultDataDir(), "data directory of the server (the CA is in <data-dir>/kmip)")
+	fl.StringVar(&revokeFlags.certFile, "cert", "", "the certificate to revoke (PEM)")
+	fl.StringVar(&revokeFlags.serial, "serial", "", "the serial of the certificate to revoke, in hex")
+	pkiCmd.AddCommand(revokeCmd)
+	listCmd.Flags().StringVar(&listFlags.dataDir, "data-dir", defaultDataDir(), "data directory of the server (the CA is in <data-dir>/kmip)")
+	pkiCmd.AddCommand(listCmd)
 	rootCmd.AddCommand(pkiCmd)
 }

@@ -148,15 +148,15 @@ func openState(cfg config, log *slog.Logger) (*state, error) {
 		}
 		return nil, err
 	}
-	if !cfg.Auth.DisableHMAC {
+	if cfg.Auth.JWT.hmacOn() {
 		var created bool
-		st.tokenKy, created, err = loadOrCreateSecretFile(cfg.Auth.HMACSecretFile)
+		st.tokenKy, created, err = loadOrCreateSecretFile(cfg.Auth.JWT.HMACSecretFile)
 		if err != nil {
 			st.close()
 			return nil, err
 		}
 		if created {
-			log.Info("created development token key", "path", cfg.Auth.HMACSecretFile)
+			log.Info("created development token key", "path", cfg.Auth.JWT.HMACSecretFile)
 		}
 	}
 	if st.audit, err = audit.Open(cfg.Audit.Path, cfg.Audit.options(log)); err != nil {
@@ -165,7 +165,7 @@ func openState(cfg config, log *slog.Logger) (*state, error) {
 	}
 	st.svc, err = kms.New(kms.Config{
 		Store: st.store, Master: master, MaxPayload: cfg.MaxPayload, Passphrase: cfg.passphrasePolicy(),
-		Audit: st.audit, Quotas: cfg.Quotas,
+		Audit: st.audit, Quotas: cfg.Quotas, Policy: cfg.Policy, OrphanMinAge: cfg.Orphans.MinAge,
 	})
 	if err != nil {
 		st.close()
@@ -206,17 +206,17 @@ func serve(ctx context.Context, cfg config) error {
 	defer closeAuth()
 	var (
 		observeREST func(string, string, int, time.Duration)
-		observeKMIP func(string, string, time.Duration)
+		m           *metrics
 		metricsAddr = "off"
 	)
 	if cfg.Metrics.Addr != "" {
-		m := newMetrics()
+		m = newMetrics()
 		msrv, addr, err := m.serve(cfg.Metrics.Addr, log)
 		if err != nil {
 			return err
 		}
 		defer msrv.Close()
-		observeREST, observeKMIP, metricsAddr = m.observeREST, m.observeKMIP, "http://"+addr+"/metrics"
+		observeREST, metricsAddr = m.observeREST, "http://"+addr+"/metrics"
 	}
 	api, err := barbican.New(barbican.Config{
 		Service: st.svc, Auth: auth, NoAuth: cfg.Auth.InsecureNoAuth,
@@ -230,7 +230,8 @@ func serve(ctx context.Context, cfg config) error {
 		return fmt.Errorf("rest: %w", err)
 	}
 	srv := &http.Server{
-		Handler: api, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 60 * time.Second,
+		TLSConfig: crypto.ServerTLS(cfg.REST.LegacyCipherSuites),
+		Handler:   api, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 60 * time.Second,
 		WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
@@ -250,7 +251,7 @@ func serve(ctx context.Context, cfg config) error {
 	kmipShutdown := func(context.Context) error { return nil }
 	kmipAddr := "off"
 	if cfg.KMIP.Addr != "" {
-		kmipAddr, kmipShutdown, err = startKMIP(st.svc, cfg.DataDir, cfg.KMIP, observeKMIP, log)
+		kmipAddr, kmipShutdown, err = startKMIP(ctx, st.svc, cfg.DataDir, cfg.KMIP, m, log)
 		if err != nil {
 			srv.Close()
 			return fmt.Errorf("kmip: %w", err)
@@ -261,7 +262,11 @@ func serve(ctx context.Context, cfg config) error {
 	if cfg.Auth.InsecureNoAuth {
 		log.Warn("INSECURE: --insecure-noauth is on; any caller can act as any project via X-Project-Id")
 	} else if len(st.tokenKy) > 0 {
-		log.Info("tokens: mint a development token with `keywarden token --data-dir " + cfg.DataDir + " --project P`")
+		hint := "keywarden token --data-dir " + cfg.DataDir + " --project P --user U"
+		if j := cfg.Auth.JWT; j.Issuer != "" || j.Audience != "" {
+			hint += fmt.Sprintf(" --issuer %q --audience %q", j.mintIssuer(), j.Audience)
+		}
+		log.Info("tokens: mint a development token with `"+hint+"`", "max_lifetime", cfg.Auth.JWT.MaxLifetime)
 	}
 
 	if every := cfg.Orphans.CollectEvery; every > 0 {
@@ -289,10 +294,10 @@ func serve(ctx context.Context, cfg config) error {
 // neither is configured (no-auth development mode).
 func authenticator(cfg config, st *state, log *slog.Logger) (barbican.Authenticator, func(), error) {
 	var tokens barbican.Tokens
-	if len(st.tokenKy) > 0 || len(cfg.Auth.PublicKeys) > 0 {
+	if j := cfg.Auth.JWT; len(st.tokenKy) > 0 || len(j.PublicKeys) > 0 {
 		v, err := token.NewVerifier(token.Config{
-			HMACSecret: st.tokenKy, PublicKeyFiles: cfg.Auth.PublicKeys,
-			Issuer: cfg.Auth.Issuer, Audience: cfg.Auth.Audience, Leeway: 30 * time.Second,
+			HMACSecret: st.tokenKy, PublicKeyFiles: j.PublicKeys, Issuer: j.Issuer, Audience: j.Audience,
+			MaxLifetime: j.MaxLifetime, Leeway: 30 * time.Second,
 		})
 		if err != nil {
 			return nil, nil, err
@@ -325,7 +330,12 @@ func storeDesc(cfg config) string {
 func openStore(cfg config) (store.Store, error) {
 	if cfg.Store.Backend == "etcd" {
 		e := cfg.Store.Etcd
-		st, err := etcd.Open(etcd.Config{Endpoints: e.Endpoints, Prefix: e.Prefix, Username: e.Username, Password: e.Password})
+		tlsCfg, err := cfg.etcdTLS().Config()
+		if err != nil {
+			return nil, err
+		}
+		st, err := etcd.Open(etcd.Config{Endpoints: e.Endpoints, Prefix: e.Prefix, Username: e.Username, Password: e.Password,
+			TLS: tlsCfg, AllowInsecureHTTP: e.AllowInsecureHTTP})
 		if err != nil {
 			return nil, err // not a nil *etcd.Store inside a non-nil interface
 		}

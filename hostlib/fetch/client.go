@@ -110,14 +110,8 @@ func (c *Client) Fetch(ctx context.Context, ref string) (*hostlib.Secret, error)
 		}
 		get = c.kmip.Get
 	default:
-		if c.rest == nil {
-			return nil, fmt.Errorf("%w: %s needs the REST API, which is not configured", hostlib.ErrBadRef, ref)
-		}
-		if r.Base != "" && !sameService(r.Base, c.base) {
-			return nil, fmt.Errorf("%w: %s is not on the configured key manager %s; the host's token goes nowhere else", hostlib.ErrBadRef, ref, c.base)
-		}
-		if !uuidRe.MatchString(r.ID) {
-			return nil, fmt.Errorf("%w: REST secret ids are UUIDs, got %q", hostlib.ErrBadRef, r.ID)
+		if err := c.restRef(ref, r); err != nil {
+			return nil, err
 		}
 		get = c.rest.Get
 	}
@@ -131,4 +125,40 @@ func (c *Client) Fetch(ctx context.Context, ref string) (*hostlib.Secret, error)
 		return nil, err
 	}
 	return s, nil
+}
+
+// Record fetches the key manager's record of how the disk using ref is
+// encrypted; nil when it has none. Only the REST API keeps such records.
+func (c *Client) Record(ctx context.Context, ref string) (*hostlib.DiskRecord, error) {
+	r, err := ParseRef(ref)
+	if err != nil {
+		return nil, err
+	}
+	if r.Proto == ProtoKMIP || (r.Proto == "" && c.rest == nil) {
+		return nil, fmt.Errorf("%w: disk records are kept by the REST API; %s is a KMIP reference", hostlib.ErrBadRef, ref)
+	}
+	if err := c.restRef(ref, r); err != nil {
+		return nil, err
+	}
+	var rec *hostlib.DiskRecord
+	err = c.retry.do(ctx, func(ctx context.Context) error {
+		var err error
+		rec, err = c.rest.Record(ctx, r.ID)
+		return err
+	})
+	return rec, err
+}
+
+// restRef checks a reference the REST client may follow.
+func (c *Client) restRef(ref string, r Ref) error {
+	if c.rest == nil {
+		return fmt.Errorf("%w: %s needs the REST API, which is not configured", hostlib.ErrBadRef, ref)
+	}
+	if r.Base != "" && !sameService(r.Base, c.base) {
+		return fmt.Errorf("%w: %s is not on the configured key manager %s; the host's token goes nowhere else", hostlib.ErrBadRef, ref, c.base)
+	}
+	if !uuidRe.MatchString(r.ID) {
+		return fmt.Errorf("%w: REST secret ids are UUIDs, got %q", hostlib.ErrBadRef, r.ID)
+	}
+	return nil
 }

@@ -125,6 +125,23 @@ func (r *REST) Get(ctx context.Context, id string) (*hostlib.Secret, error) {
 	return s, nil
 }
 
+// Record reads GET /v1/secrets/{id}/lifecycle's "encryption": how the
+// disk using the secret is encrypted, or nil when nothing is recorded.
+func (r *REST) Record(ctx context.Context, id string) (*hostlib.DiskRecord, error) {
+	resp, err := r.do(ctx, id, "/lifecycle", "application/json")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Encryption *hostlib.DiskRecord `json:"encryption"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&body); err != nil {
+		return nil, transient(fmt.Errorf("secret %s lifecycle: %w", id, err), 0)
+	}
+	return body.Encryption, nil
+}
+
 // do sends one authenticated GET and turns any non-200 answer into an error.
 func (r *REST) do(ctx context.Context, id, suffix, accept string) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.base+"/v1/secrets/"+url.PathEscape(id)+suffix, nil)

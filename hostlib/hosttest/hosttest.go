@@ -44,7 +44,7 @@ func LoopDevice(t testing.TB, path string) string {
 	Need(t, "losetup")
 	out, err := exec.Command("losetup", "-f", "--show", path).CombinedOutput()
 	if err != nil {
-		t.Skipf("loop devices unavailable: %v: %s", err, strings.TrimSpace(string(out)))
+		skipOrFail(t, "loop devices unavailable: %v: %s", err, strings.TrimSpace(string(out)))
 	}
 	dev := strings.TrimSpace(string(out))
 	t.Cleanup(func() {
@@ -82,11 +82,24 @@ func DeviceMapper() (bool, string) {
 	return true, ""
 }
 
+// RequireDMEnv, set to 1, turns the skips of NeedDeviceMapper and
+// LoopDevice into failures: the test VM sets it, where device-mapper and
+// loop devices must work and a skip would hide a broken VM.
+const RequireDMEnv = "KEYWARDEN_REQUIRE_DM"
+
 // NeedDeviceMapper skips the test, with the reason, where device-mapper
-// does not work.
+// does not work (fails instead under RequireDMEnv).
 func NeedDeviceMapper(t testing.TB) {
 	t.Helper()
 	if ok, why := DeviceMapper(); !ok {
-		t.Skip(why)
+		skipOrFail(t, "%s", why)
 	}
+}
+
+func skipOrFail(t testing.TB, format string, a ...any) {
+	t.Helper()
+	if os.Getenv(RequireDMEnv) == "1" {
+		t.Fatalf(format, a...)
+	}
+	t.Skipf(format, a...)
 }

@@ -7,10 +7,16 @@
 // client authentication only (EKU clientAuth), which KMIP servers require.
 //
 // Files in the CA directory: ca.pem, ca-key.pem (the CA), server.pem,
-// server-key.pem (the KMIP server's certificate). Keys are written 0600.
+// server-key.pem (the KMIP server's RSA certificate), server-ecdsa.pem,
+// server-ecdsa-key.pem (its ECDSA one: a TLS 1.2 client that offers only
+// ECDHE-ECDSA suites, as PyKMIP's TLS 1.2 suite does, is served with it),
+// crl.pem (the certificates revoked) and issued/<serial>.pem (a copy of
+// every certificate issued, for `keywarden pki list`). Keys are written
+// 0600 and ca-key.pem is read only under the rule root.key is held to.
 package pki
 
 import (
+	"crypto"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -29,29 +35,43 @@ import (
 	"github.com/cloudflare/cfssl/initca"
 	"github.com/cloudflare/cfssl/signer"
 	"github.com/cloudflare/cfssl/signer/local"
+
+	kwcrypto "github.com/keywarden/keywarden/crypto"
 )
 
 // File names in a CA directory.
 const (
-	CAFile        = "ca.pem"
-	CAKeyFile     = "ca-key.pem"
-	ServerFile    = "server.pem"
-	ServerKeyFile = "server-key.pem"
+	CAFile             = "ca.pem"
+	CAKeyFile          = "ca-key.pem"
+	ServerFile         = "server.pem"
+	ServerKeyFile      = "server-key.pem"
+	ECDSAServerFile    = "server-ecdsa.pem"
+	ECDSAServerKeyFile = "server-ecdsa-key.pem"
+	CRLFile            = "crl.pem"
+	IssuedDir          = "issued"
 )
 
-// Validity periods.
+// Default validity periods.
 const (
 	CAValidity     = 10 * 365 * 24 * time.Hour
 	ServerValidity = 2 * 365 * 24 * time.Hour
 	ClientValidity = 365 * 24 * time.Hour
 )
 
+// Lifetimes are the validity periods of what the CA issues; zero fields
+// take the defaults above. CA applies only when the CA is created.
+type Lifetimes struct {
+	CA, Server time.Duration
+}
+
 // CA issues the certificates of one Keywarden deployment.
 type CA struct {
-	dir     string
-	cert    *x509.Certificate
-	certPEM []byte
-	signer  *local.Signer
+	dir      string
+	cert     *x509.Certificate
+	certPEM  []byte
+	key      crypto.Signer
+	signer   *local.Signer
+	serverLT time.Duration
 }
 
 var quiet sync.Once
@@ -63,7 +83,23 @@ func silence() { quiet.Do(func() { cflog.Level = cflog.LevelCritical }) }
 // LoadOrCreate opens the CA in dir, creating it (RSA 2048, ten years) if
 // dir has none. created tells which.
 func LoadOrCreate(dir string) (ca *CA, created bool, err error) {
+	return LoadOrCreateWith(dir, Lifetimes{})
+}
+
+// LoadOrCreateWith is LoadOrCreate with chosen lifetimes.
+func LoadOrCreateWith(dir string, lt Lifetimes) (ca *CA, created bool, err error) {
 	silence()
+	if lt.CA <= 0 {
+		lt.CA = CAValidity
+	}
+	if lt.Server <= 0 {
+		lt.Server = ServerValidity
+	}
+	defer func() {
+		if ca != nil {
+			ca.serverLT = lt.Server
+		}
+	}()
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, false, err
 	}
@@ -78,7 +114,7 @@ func LoadOrCreate(dir string) (ca *CA, created bool, err error) {
 		CN:         "Keywarden KMIP CA",
 		Names:      []csr.Name{{O: "Keywarden"}},
 		KeyRequest: &csr.KeyRequest{A: "rsa", S: 2048},
-		CA:         &csr.CAConfig{Expiry: CAValidity.String()},
+		CA:         &csr.CAConfig{Expiry: lt.CA.String()},
 	})
 	if err != nil {
 		return nil, false, fmt.Errorf("pki: create CA: %w", err)
@@ -118,10 +154,11 @@ func Load(dir string) (*CA, error) {
 	if err != nil {
 		return nil, err
 	}
-	keyPEM, err := os.ReadFile(filepath.Join(dir, CAKeyFile))
+	keyPEM, err := kwcrypto.ReadPrivateFile(filepath.Join(dir, CAKeyFile), "KMIP CA key")
 	if err != nil {
 		return nil, err
 	}
+	defer clear(keyPEM)
 	cert, err := helpers.ParseCertificatePEM(certPEM)
 	if err != nil {
 		return nil, fmt.Errorf("pki: %s: %w", CAFile, err)
@@ -134,7 +171,7 @@ func Load(dir string) (*CA, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pki: signer: %w", err)
 	}
-	return &CA{dir: dir, cert: cert, certPEM: certPEM, signer: s}, nil
+	return &CA{dir: dir, cert: cert, certPEM: certPEM, key: key, signer: s, serverLT: ServerValidity}, nil
 }
 
 func policy() *config.Signing {
@@ -194,16 +231,19 @@ func (ca *CA) IssueClient(r ClientRequest) (certPEM, keyPEM []byte, err error) {
 	return ca.issue("client", &csr.CertificateRequest{CN: r.User, Names: names, KeyRequest: kr}, r.Validity)
 }
 
-// IssueServer makes a server key (RSA 2048: KMIP's TLS 1.2 suites need it)
-// and certificate for hosts (DNS names or IP addresses).
+// IssueServer makes a server key (RSA 2048) and certificate for hosts
+// (DNS names or IP addresses).
 func (ca *CA) IssueServer(hosts []string) (certPEM, keyPEM []byte, err error) {
+	return ca.issueServer(hosts, &csr.KeyRequest{A: "rsa", S: 2048})
+}
+
+func (ca *CA) issueServer(hosts []string, kr *csr.KeyRequest) (certPEM, keyPEM []byte, err error) {
 	if len(hosts) == 0 {
 		return nil, nil, errors.New("pki: a server certificate needs hosts")
 	}
 	return ca.issue("server", &csr.CertificateRequest{
-		CN: hosts[0], Names: []csr.Name{{O: "Keywarden"}}, Hosts: hosts,
-		KeyRequest: &csr.KeyRequest{A: "rsa", S: 2048},
-	}, 0)
+		CN: hosts[0], Names: []csr.Name{{O: "Keywarden"}}, Hosts: hosts, KeyRequest: kr,
+	}, ca.serverLT)
 }
 
 func (ca *CA) issue(profile string, req *csr.CertificateRequest, validity time.Duration) ([]byte, []byte, error) {
@@ -220,21 +260,37 @@ func (ca *CA) issue(profile string, req *csr.CertificateRequest, validity time.D
 	if err != nil {
 		return nil, nil, fmt.Errorf("pki: sign: %w", err)
 	}
+	if err := ca.record(certPEM); err != nil {
+		return nil, nil, err
+	}
 	return certPEM, keyPEM, nil
 }
 
-// EnsureServer returns the server certificate and key files, issuing them
-// for hosts when there are none, when they have expired or were not issued
-// by this CA, or when they do not cover every host.
+// EnsureServer returns the server certificate and key files (RSA),
+// issuing them for hosts when there are none, when they have expired or
+// were not issued by this CA, or when they do not cover every host. It
+// does the same for the ECDSA pair (ECDSAServerFile, ECDSAServerKeyFile).
 func (ca *CA) EnsureServer(hosts []string) (certFile, keyFile string, created bool, err error) {
-	certFile = filepath.Join(ca.dir, ServerFile)
-	keyFile = filepath.Join(ca.dir, ServerKeyFile)
+	certFile, keyFile, created, err = ca.ensureServer(hosts, ServerFile, ServerKeyFile, &csr.KeyRequest{A: "rsa", S: 2048})
+	if err != nil {
+		return "", "", false, err
+	}
+	_, _, ecCreated, err := ca.ensureServer(hosts, ECDSAServerFile, ECDSAServerKeyFile, &csr.KeyRequest{A: "ecdsa", S: 256})
+	if err != nil {
+		return "", "", false, err
+	}
+	return certFile, keyFile, created || ecCreated, nil
+}
+
+func (ca *CA) ensureServer(hosts []string, certName, keyName string, kr *csr.KeyRequest) (certFile, keyFile string, created bool, err error) {
+	certFile = filepath.Join(ca.dir, certName)
+	keyFile = filepath.Join(ca.dir, keyName)
 	if ca.serverUsable(certFile, hosts) {
 		if _, err := os.Stat(keyFile); err == nil {
 			return certFile, keyFile, false, nil
 		}
 	}
-	certPEM, keyPEM, err := ca.IssueServer(hosts)
+	certPEM, keyPEM, err := ca.issueServer(hosts, kr)
 	if err != nil {
 		return "", "", false, err
 	}

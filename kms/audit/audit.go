@@ -71,6 +71,10 @@ type Entry struct {
 	Time      time.Time `json:"time"`
 	User      string    `json:"user,omitempty"`
 	Project   string    `json:"project,omitempty"`
+	Roles     string    `json:"roles,omitempty"`
+	Source    string    `json:"source,omitempty"`
+	Protocol  string    `json:"protocol,omitempty"`
+	Remote    string    `json:"remote,omitempty"`
 	Action    string    `json:"action"`
 	SecretID  string    `json:"secret_id,omitempty"`
 	Outcome   string    `json:"outcome"`
@@ -123,6 +127,10 @@ func appendEntry(b []byte, e *Entry) []byte {
 	b = append(b, '"')
 	b = appendMember(b, "user", e.User, true)
 	b = appendMember(b, "project", e.Project, true)
+	b = appendMember(b, "roles", e.Roles, true)
+	b = appendMember(b, "source", e.Source, true)
+	b = appendMember(b, "protocol", e.Protocol, true)
+	b = appendMember(b, "remote", e.Remote, true)
 	b = appendMember(b, "action", e.Action, false)
 	b = appendMember(b, "secret_id", e.SecretID, true)
 	b = appendMember(b, "outcome", e.Outcome, false)
@@ -184,7 +192,7 @@ type Log struct {
 
 	mu       sync.RWMutex // orders Record's send against Close
 	closed   bool
-	queue    chan kms.AuditRecord
+	queue    chan queued
 	done     chan struct{}
 	maxWait  time.Duration
 	batch    int
@@ -257,7 +265,7 @@ func Open(path string, opts Options) (*Log, error) {
 	}
 	l := &Log{
 		path: path, log: opts.Logger,
-		queue: make(chan kms.AuditRecord, opts.QueueSize), done: make(chan struct{}),
+		queue: make(chan queued, opts.QueueSize), done: make(chan struct{}),
 		maxWait: opts.MaxWait, batch: opts.MaxBatch, syncReq: make(chan chan error),
 		interval: opts.GroupInterval, mac: newMAC(key), keyID: KeyID(key), maxBytes: opts.MaxBytes,
 	}
@@ -420,16 +428,65 @@ func (l *Log) Record(_ context.Context, r kms.AuditRecord) {
 		return
 	}
 	select {
-	case l.queue <- r:
+	case l.queue <- queued{rec: r}:
 		return
 	default:
 	}
 	t := time.NewTimer(l.maxWait)
 	defer t.Stop()
 	select {
-	case l.queue <- r:
+	case l.queue <- queued{rec: r}:
 	case <-t.C:
 		l.dropped.Add(1)
+	}
+}
+
+// queued is a record waiting for the writer; done, when set, learns
+// whether it reached the disk.
+type queued struct {
+	rec  kms.AuditRecord
+	done chan error
+}
+
+// CommitWait bounds how long Commit waits for room and for the disk.
+const CommitWait = 5 * time.Second
+
+// ErrUnavailable is Commit's answer when the record could not be made
+// durable in time (the queue full, the writer stuck, the log closed).
+var ErrUnavailable = errors.New("audit: the record could not be made durable")
+
+// Commit writes r and returns once it is fsynced (grouped with whatever
+// else is queued), or with the write's error: the caller must not make
+// the change it records unless Commit returned nil.
+func (l *Log) Commit(ctx context.Context, r kms.AuditRecord) error {
+	done := make(chan error, 1)
+	t := time.NewTimer(CommitWait)
+	defer t.Stop()
+	l.mu.RLock()
+	if l.closed {
+		l.mu.RUnlock()
+		return ErrUnavailable
+	}
+	select {
+	case l.queue <- queued{rec: r, done: done}:
+	case <-t.C:
+		l.mu.RUnlock()
+		return fmt.Errorf("%w: the queue is full", ErrUnavailable)
+	case <-ctx.Done():
+		l.mu.RUnlock()
+		return ctx.Err()
+	}
+	l.mu.RUnlock()
+	select {
+	case err := <-done:
+		if err != nil {
+			return fmt.Errorf("%w: %v", ErrUnavailable, err)
+		}
+		return nil
+	case <-t.C:
+		return fmt.Errorf("%w: the writer did not answer", ErrUnavailable)
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
@@ -495,6 +552,21 @@ func (l *Log) closeFiles() error {
 func (l *Log) run() {
 	defer close(l.done)
 	entries := make([]Entry, 0, l.batch+1)
+	var dones []chan error // Commit callers of the batch being written
+	take := func(q queued) {
+		entries = append(entries, entry(q.rec))
+		if q.done != nil {
+			dones = append(dones, q.done)
+		}
+	}
+	write := func() error {
+		err := l.writeBatch(entries)
+		for _, d := range dones {
+			d <- err
+		}
+		dones = dones[:0]
+		return err
+	}
 	pace := time.NewTimer(time.Hour)
 	pace.Stop()
 	var carried chan error // a Sync that arrived while pacing
@@ -505,7 +577,7 @@ func (l *Log) run() {
 			entries = entries[:0]
 		} else {
 			select {
-			case r, ok := <-l.queue:
+			case q, ok := <-l.queue:
 				if !ok {
 					l.flushDropped()
 					if l.headDirty {
@@ -513,7 +585,8 @@ func (l *Log) run() {
 					}
 					return
 				}
-				entries = append(entries[:0], entry(r))
+				entries = entries[:0]
+				take(q)
 			case waiter = <-l.syncReq:
 				entries = entries[:0]
 			}
@@ -522,11 +595,11 @@ func (l *Log) run() {
 	fill:
 		for len(entries) < l.batch {
 			select {
-			case r, ok := <-l.queue:
+			case q, ok := <-l.queue:
 				if !ok {
 					break fill
 				}
-				entries = append(entries, entry(r))
+				take(q)
 			default:
 				break fill
 			}
@@ -536,21 +609,21 @@ func (l *Log) run() {
 		}
 		var err error
 		if len(entries) > 0 {
-			err = l.writeBatch(entries)
+			err = write()
 		}
 		if waiter != nil {
 			// Everything queued before Sync was called must be on disk.
 			for err == nil && len(l.queue) > 0 {
 				entries = entries[:0]
 				for len(entries) < l.batch && len(l.queue) > 0 {
-					r, ok := <-l.queue
+					q, ok := <-l.queue
 					if !ok {
 						break
 					}
-					entries = append(entries, entry(r))
+					take(q)
 				}
 				if len(entries) > 0 {
-					err = l.writeBatch(entries)
+					err = write()
 				}
 			}
 			if err == nil && l.headDirty {
@@ -579,7 +652,8 @@ func (l *Log) flushDropped() {
 
 func entry(r kms.AuditRecord) Entry {
 	return Entry{
-		Time: r.Time.UTC(), User: r.User, Project: r.Project, Action: r.Action,
+		Time: r.Time.UTC(), User: r.User, Project: r.Project, Roles: r.Roles, Source: r.Source,
+		Protocol: r.Protocol, Remote: r.Remote, Action: r.Action,
 		SecretID: r.SecretID, Outcome: r.Outcome, RequestID: r.RequestID, Detail: r.Detail,
 	}
 }

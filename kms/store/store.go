@@ -19,6 +19,11 @@ var (
 	ErrConflict = errors.New("store: compare failed")
 	// ErrClosed is returned after Close.
 	ErrClosed = errors.New("store: closed")
+	// ErrUnavailable wraps a failure of a backend that is down or without
+	// quorum for now (an etcd leader election, no reachable member): try
+	// again later. A write that failed so may still have been applied
+	// (etcd's "request timed out"); it was not acknowledged.
+	ErrUnavailable = errors.New("store: unavailable")
 )
 
 // KV is one stored entry. Version counts the writes to the key since it was

@@ -36,8 +36,23 @@ type Config struct {
 	PublicKeyFiles []string // PEM RSA or ECDSA public keys (RS256/ES256), for production
 	Issuer         string   // when set, the iss claim must match
 	Audience       string   // when set, the aud claim must contain it
-	Leeway         time.Duration
+	// MaxLifetime bounds how long a token may be valid: exp - iat, or
+	// exp - now for a token without iat. Zero: DefaultMaxLifetime.
+	MaxLifetime time.Duration
+	Leeway      time.Duration
 }
+
+// DefaultMaxLifetime is the longest validity a token may have when
+// Config.MaxLifetime is not set.
+const DefaultMaxLifetime = 24 * time.Hour
+
+// DevIssuer is the iss of the development tokens Mint signs.
+const DevIssuer = "keywarden"
+
+// SourcePrefix starts the kms.Identity.Source of every verified token; the
+// token's iss follows it, so that the same user name from two issuers is
+// two users.
+const SourcePrefix = "jwt:"
 
 // Verifier checks tokens. Verified tokens are cached until they expire, so
 // the hot path costs a hash and a map lookup, not a signature check.
@@ -48,6 +63,8 @@ type Verifier struct {
 	mu      sync.Mutex
 	cache   map[[32]byte]cached
 	maxSize int
+	maxLife time.Duration
+	leeway  time.Duration
 	now     func() time.Time
 }
 
@@ -58,7 +75,14 @@ type cached struct {
 
 // NewVerifier builds a Verifier from cfg.
 func NewVerifier(cfg Config) (*Verifier, error) {
-	v := &Verifier{hmac: cfg.HMACSecret, cache: map[[32]byte]cached{}, maxSize: 100000, now: time.Now}
+	v := &Verifier{hmac: cfg.HMACSecret, cache: map[[32]byte]cached{}, maxSize: 100000,
+		maxLife: cfg.MaxLifetime, leeway: cfg.Leeway, now: time.Now}
+	if v.maxLife == 0 {
+		v.maxLife = DefaultMaxLifetime
+	}
+	if v.maxLife < 0 {
+		return nil, errors.New("token: the maximum lifetime must be positive")
+	}
 	for _, f := range cfg.PublicKeyFiles {
 		k, err := loadPublicKey(f)
 		if err != nil {
@@ -81,7 +105,10 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 			methods = append(methods, "ES256")
 		}
 	}
-	opts := []jwt.ParserOption{jwt.WithValidMethods(methods), jwt.WithExpirationRequired(), jwt.WithLeeway(cfg.Leeway)}
+	// iat, when present, must not be in the future: the lifetime is
+	// measured from it.
+	opts := []jwt.ParserOption{jwt.WithValidMethods(methods), jwt.WithExpirationRequired(), jwt.WithIssuedAt(),
+		jwt.WithLeeway(cfg.Leeway), jwt.WithTimeFunc(func() time.Time { return v.now() })}
 	if cfg.Issuer != "" {
 		opts = append(opts, jwt.WithIssuer(cfg.Issuer))
 	}
@@ -134,7 +161,11 @@ func (v *Verifier) Verify(raw string) (kms.Identity, error) {
 	if claims.Project == "" {
 		return kms.Identity{}, fmt.Errorf("%w: no project_id claim", ErrInvalid)
 	}
-	id := kms.Identity{Project: claims.Project, User: claims.Subject, Roles: claims.Roles}
+	if err := v.checkLifetime(&claims, now); err != nil {
+		return kms.Identity{}, err
+	}
+	id := kms.Identity{Project: claims.Project, User: claims.Subject, Roles: claims.Roles,
+		Source: SourcePrefix + claims.Issuer}
 	v.mu.Lock()
 	if len(v.cache) >= v.maxSize {
 		clear(v.cache) // crude but bounded; refilled by the next verifications
@@ -168,6 +199,22 @@ func IsJWT(raw string) bool {
 	return json.Unmarshal(b, &h) == nil && h.Alg != ""
 }
 
+// checkLifetime refuses a token valid for longer than the maximum: exp -
+// iat when the token says when it was issued (the parser has checked that
+// iat is not in the future), else exp - now. A stolen token is then good
+// for at most that long, whatever its signer chose.
+func (v *Verifier) checkLifetime(c *Claims, now time.Time) error {
+	from := now
+	if c.IssuedAt != nil {
+		from = c.IssuedAt.Time
+	}
+	if life := c.ExpiresAt.Sub(from); life > v.maxLife+v.leeway {
+		return fmt.Errorf("%w: valid for %s, longer than the maximum token lifetime %s",
+			ErrInvalid, life.Round(time.Second), v.maxLife)
+	}
+	return nil
+}
+
 func (v *Verifier) key(t *jwt.Token) (any, error) {
 	switch t.Method.(type) {
 	case *jwt.SigningMethodHMAC:
@@ -182,15 +229,25 @@ func (v *Verifier) key(t *jwt.Token) (any, error) {
 	return nil, fmt.Errorf("unexpected signing method %s", t.Method.Alg())
 }
 
-// Mint signs a development token (HS256) for id, valid for ttl.
+// Mint signs a development token (HS256) for id, valid for ttl, issued by
+// DevIssuer.
 func Mint(secret []byte, id kms.Identity, ttl time.Duration) (string, error) {
+	return MintFor(secret, id, ttl, DevIssuer, "")
+}
+
+// MintFor is Mint with the iss and (when not empty) aud a server configured
+// with auth.jwt.issuer and audience requires.
+func MintFor(secret []byte, id kms.Identity, ttl time.Duration, issuer, audience string) (string, error) {
 	now := time.Now()
 	c := Claims{
 		RegisteredClaims: jwt.RegisteredClaims{
 			Subject: id.User, IssuedAt: jwt.NewNumericDate(now),
-			ExpiresAt: jwt.NewNumericDate(now.Add(ttl)), Issuer: "keywarden",
+			ExpiresAt: jwt.NewNumericDate(now.Add(ttl)), Issuer: issuer,
 		},
 		Project: id.Project, Roles: id.Roles,
+	}
+	if audience != "" {
+		c.Audience = jwt.ClaimStrings{audience}
 	}
 	return jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(secret)
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -115,4 +116,99 @@ func TestIsJWT(t *testing.T) {
 			t.Errorf("IsJWT(%.30q) = %v, want %v", raw, got, want)
 		}
 	}
+}
+
+// sign signs claims for project p1 with the test secret.
+func sign(t *testing.T, c Claims) string {
+	t.Helper()
+	c.Project = "p1"
+	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+func at(d time.Duration) *jwt.NumericDate { return jwt.NewNumericDate(time.Now().Add(d)) }
+
+func TestMaxLifetime(t *testing.T) {
+	v, err := NewVerifier(Config{HMACSecret: secret, Leeway: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, tc := range map[string]struct {
+		c  jwt.RegisteredClaims
+		ok bool
+	}{
+		"1h":                     {jwt.RegisteredClaims{IssuedAt: at(0), ExpiresAt: at(time.Hour)}, true},
+		"24h":                    {jwt.RegisteredClaims{IssuedAt: at(0), ExpiresAt: at(24 * time.Hour)}, true},
+		"10 years":               {jwt.RegisteredClaims{IssuedAt: at(0), ExpiresAt: at(10 * 365 * 24 * time.Hour)}, false},
+		"25h, issued 2h ago":     {jwt.RegisteredClaims{IssuedAt: at(-2 * time.Hour), ExpiresAt: at(23 * time.Hour)}, false},
+		"no iat, 23h left":       {jwt.RegisteredClaims{ExpiresAt: at(23 * time.Hour)}, true},
+		"no iat, 25h left":       {jwt.RegisteredClaims{ExpiresAt: at(25 * time.Hour)}, false},
+		"iat in the future":      {jwt.RegisteredClaims{IssuedAt: at(10 * 365 * 24 * time.Hour), ExpiresAt: at(10*365*24*time.Hour + time.Hour)}, false},
+		"iat 10s in the future":  {jwt.RegisteredClaims{IssuedAt: at(10 * time.Second), ExpiresAt: at(time.Hour)}, true},
+		"issued long ago, 1h on": {jwt.RegisteredClaims{IssuedAt: at(-48 * time.Hour), ExpiresAt: at(time.Hour)}, false},
+	} {
+		_, err := v.Verify(sign(t, Claims{RegisteredClaims: tc.c}))
+		if tc.ok && err != nil {
+			t.Errorf("%s: refused: %v", name, err)
+		}
+		if !tc.ok && !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s: want ErrInvalid, got %v", name, err)
+		}
+	}
+	// Configured: a 2h token passes 3h and fails 1h.
+	tok := sign(t, Claims{RegisteredClaims: jwt.RegisteredClaims{IssuedAt: at(0), ExpiresAt: at(2 * time.Hour)}})
+	long, _ := NewVerifier(Config{HMACSecret: secret, MaxLifetime: 3 * time.Hour})
+	short, _ := NewVerifier(Config{HMACSecret: secret, MaxLifetime: time.Hour})
+	if _, err := long.Verify(tok); err != nil {
+		t.Errorf("max 3h refused a 2h token: %v", err)
+	}
+	if _, err := short.Verify(tok); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "lifetime") {
+		t.Errorf("max 1h: want a lifetime refusal, got %v", err)
+	}
+	if _, err := NewVerifier(Config{HMACSecret: secret, MaxLifetime: -time.Hour}); err == nil {
+		t.Error("negative maximum lifetime accepted")
+	}
+}
+
+func TestIssuerAudience(t *testing.T) {
+	v, err := NewVerifier(Config{HMACSecret: secret, Issuer: "https://idp.example", Audience: "keywarden"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := kms.Identity{Project: "p1", User: "ann"}
+	good, _ := MintFor(secret, id, time.Hour, "https://idp.example", "keywarden")
+	got, err := v.Verify(good)
+	if err != nil || got.User != "ann" || got.Source != "jwt:https://idp.example" {
+		t.Fatalf("%+v %v", got, err)
+	}
+	for name, tok := range map[string]string{
+		"wrong iss": must(MintFor(secret, id, time.Hour, "https://evil.example", "keywarden")),
+		"no iss":    must(MintFor(secret, id, time.Hour, "", "keywarden")),
+		"wrong aud": must(MintFor(secret, id, time.Hour, "https://idp.example", "another-service")),
+		"no aud":    must(MintFor(secret, id, time.Hour, "https://idp.example", "")),
+	} {
+		if _, err := v.Verify(tok); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s: want ErrInvalid, got %v", name, err)
+		}
+	}
+}
+
+// The same user name from two issuers is two identities.
+func TestSourceIsTheIssuer(t *testing.T) {
+	v, _ := NewVerifier(Config{HMACSecret: secret})
+	a, _ := v.Verify(must(MintFor(secret, kms.Identity{Project: "p1", User: "bob"}, time.Hour, "idp-a", "")))
+	b, _ := v.Verify(must(Mint(secret, kms.Identity{Project: "p1", User: "bob"}, time.Hour)))
+	if a.Source != "jwt:idp-a" || b.Source != "jwt:"+DevIssuer || a.User != b.User {
+		t.Fatalf("sources %q %q", a.Source, b.Source)
+	}
+}
+
+func must(tok string, err error) string {
+	if err != nil {
+		panic(err)
+	}
+	return tok
 }

@@ -83,7 +83,8 @@ master_key:
   type: transit
   transit: {address: %s, token_file: %s, key: %s}
 auth:
-  hmac_secret_file: %s
+  jwt:
+    hmac_secret_file: %s
 `, etcd, v.Addr, tokenFile, key, filepath.Join(shared, "token.key"))), 0o600)
 
 	start := func(dir string) node {

@@ -62,7 +62,14 @@ type process struct {
 
 func startServe(t *testing.T, bin string, args ...string) *process {
 	t.Helper()
-	p := &process{cmd: exec.Command(bin, append([]string{"serve"}, args...)...), seen: make(chan string, 100)}
+	return startProcess(t, bin, append([]string{"serve"}, args...)...)
+}
+
+// startProcess runs name with args (the binary, or a wrapper such as
+// prlimit around it) and collects its log lines.
+func startProcess(t *testing.T, name string, args ...string) *process {
+	t.Helper()
+	p := &process{cmd: exec.Command(name, args...), seen: make(chan string, 100)}
 	stderr, _ := p.cmd.StderrPipe()
 	p.cmd.Stdout = io.Discard
 	if err := p.cmd.Start(); err != nil {

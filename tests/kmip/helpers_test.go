@@ -63,8 +63,9 @@ type server struct {
 	dir  string
 }
 
-// startServer runs a KMIP server over a fresh store and service.
-func startServer(t testing.TB) *server {
+// startServer runs a KMIP server over a fresh store and service, with the
+// CA's RSA and ECDSA server certificates.
+func startServer(t testing.TB, opts ...func(*kmip.Config)) *server {
 	t.Helper()
 	ca := sharedCA(t)
 	dir := t.TempDir()
@@ -85,11 +86,19 @@ func startServer(t testing.TB) *server {
 	if err != nil {
 		t.Fatal(err)
 	}
+	ecCert, err := tls.LoadX509KeyPair(filepath.Join(ca.Dir(), pki.ECDSAServerFile), filepath.Join(ca.Dir(), pki.ECDSAServerKeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
 	ids, err := kmip.NewIdentities(ca.Certificate(), nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := kmip.NewServer(kmip.Config{Service: svc, Certificate: cert, Identities: ids})
+	cfg := kmip.Config{Service: svc, Certificate: cert, ExtraCertificates: []tls.Certificate{ecCert}, Identities: ids}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	srv, err := kmip.NewServer(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keywarden/keywarden/kmip"
 	"github.com/keywarden/keywarden/kms"
 )
 
@@ -150,26 +152,49 @@ func equalJSON(got, want any) bool {
 	return bytes.Equal(g, w)
 }
 
-// TestPyKMIPTLS12RSASuites: the TLS 1.2 suites the KMIP profiles name
-// (RSA key exchange, AES-CBC-SHA256) work with an OpenSSL client speaking
-// PyKMIP's encoding; so do ECDHE-RSA and TLS 1.3 (the other tests).
-func TestPyKMIPTLS12RSASuites(t *testing.T) {
+// TestPyKMIPTLS12Suites: with the default policy, an OpenSSL client
+// speaking PyKMIP's encoding over TLS 1.2 gets a forward-secret AEAD suite:
+// with PyKMIP's own TLS 1.2 suite list (TLS12AuthenticationSuite) that is
+// ECDHE-ECDSA-AES-GCM, on the server's ECDSA certificate. The suites
+// without forward secrecy or with CBC are refused unless the legacy switch
+// is on. (ProxyKmipClient itself leaves the suites to OpenSSL and gets TLS
+// 1.3: TestPyKMIP.)
+func TestPyKMIPTLS12Suites(t *testing.T) {
 	needPyKMIP(t)
-	s := startServer(t)
-	dir := s.clientFiles(t, "tls", "tess", "admin")
-	for _, suite := range []string{"AES128-SHA256", "ECDHE-RSA-AES128-SHA256", "ECDHE-RSA-AES256-GCM-SHA384"} {
+	strict := startServer(t)
+	legacy := startServer(t, func(c *kmip.Config) { c.TLS.LegacyCipherSuites = true })
+	dir := strict.clientFiles(t, "tls", "tess", "admin")
+	run := func(s *server, suite string) (map[string]any, error) {
 		cmd := exec.Command(python, "testdata/tls12_cbc.py", s.host, s.port,
 			filepath.Join(dir, "client.pem"), filepath.Join(dir, "client-key.pem"), filepath.Join(dir, "ca.pem"), suite)
 		out, err := cmd.CombinedOutput()
 		if err != nil {
-			t.Fatalf("%s: %v\n%s", suite, err, out)
+			return nil, fmt.Errorf("%v: %s", err, out)
 		}
 		var res map[string]any
 		if err := json.Unmarshal(out, &res); err != nil {
-			t.Fatalf("%s: %s", suite, out)
+			return nil, fmt.Errorf("%s", out)
 		}
-		if res["tls"] != "TLSv1.2" || res["cipher"] != suite || res["status"] != "SUCCESS" {
-			t.Fatalf("%s: %v", suite, res)
+		return res, nil
+	}
+	for suite, want := range map[string]string{
+		"pykmip-tls12":                  "ECDHE-ECDSA-AES128-GCM-SHA256",
+		"ECDHE-ECDSA-AES128-GCM-SHA256": "ECDHE-ECDSA-AES128-GCM-SHA256",
+		"ECDHE-RSA-AES256-GCM-SHA384":   "ECDHE-RSA-AES256-GCM-SHA384",
+	} {
+		res, err := run(strict, suite)
+		if err != nil || res["tls"] != "TLSv1.2" || res["cipher"] != want || res["status"] != "SUCCESS" {
+			t.Fatalf("default policy, %s: %v %v", suite, res, err)
+		}
+		t.Logf("default policy, client suites %s: negotiated %s", suite, res["cipher"])
+	}
+	for _, suite := range []string{"AES128-SHA256", "ECDHE-RSA-AES128-SHA256", "AES128-GCM-SHA256", "AES128-SHA"} {
+		if res, err := run(strict, suite); err == nil {
+			t.Fatalf("default policy accepted %s: %v", suite, res)
+		}
+		res, err := run(legacy, suite)
+		if err != nil || res["cipher"] != suite || res["status"] != "SUCCESS" {
+			t.Fatalf("legacy_cipher_suites, %s: %v %v", suite, res, err)
 		}
 	}
 }

@@ -347,7 +347,7 @@ func TestOrphansAndAuditTrail(t *testing.T) {
 
 	orphans := func(args ...string) string {
 		t.Helper()
-		out, err := testserver.Run(t, append([]string{"secret", "orphans", "--data-dir", dir, "--grace", "0"}, args...)...)
+		out, err := testserver.Run(t, append([]string{"secret", "orphans", "--data-dir", dir, "--config", lowOrphanFloor(t, dir), "--grace", "1ns"}, args...)...)
 		if err != nil {
 			t.Fatalf("orphans %v: %v\n%s", args, err, out)
 		}
@@ -379,7 +379,7 @@ func TestOrphansAndAuditTrail(t *testing.T) {
 	if bytes.Contains(b, material) {
 		t.Fatal("the audit log holds a passphrase")
 	}
-	for _, want := range []string{`"action":"read_payload"`, `"action":"consumer_add"`, `"outcome":"conflict"`,
+	for _, want := range []string{`"action":"read_payload"`, `"action":"order_create"`, `consumers: 0 → 1`, `"outcome":"conflict"`,
 		`"action":"orphan_delete","secret_id":"` + idOf(orphan)} {
 		if !bytes.Contains(b, []byte(want)) {
 			t.Errorf("audit log lacks %s", want)

@@ -17,13 +17,14 @@ import (
 // from the data dir, and a tenant's token is refused.
 func TestOrphansCLIWhileServing(t *testing.T) {
 	dir := t.TempDir()
-	srv := testserver.Start(t, testserver.Options{DataDir: dir})
+	cfg := lowOrphanFloor(t, dir)
+	srv := testserver.Start(t, testserver.Options{DataDir: dir, Args: []string{"--config", cfg}})
 	c := client{t: t, base: srv.URL, hdr: []string{"X-Auth-Token", srv.Token(t, "p1", "u1", "admin")}}
 	orphan := c.order("key", map[string]any{"bit_length": 256, "algorithm": "aes", "deletion_policy": "on_last_consumer"})
 	used := c.order("passphrase", map[string]any{"consumer": consumer("cloudstack", "volume", "v"), "deletion_policy": "on_last_consumer"})
 
 	run := func(args ...string) (string, error) {
-		return testserver.Run(t, append([]string{"secret", "orphans", "--data-dir", dir, "--rest-addr", srv.RESTAddr, "--grace", "0s"}, args...)...)
+		return testserver.Run(t, append([]string{"secret", "orphans", "--data-dir", dir, "--rest-addr", srv.RESTAddr, "--grace", "1ns"}, args...)...)
 	}
 	out, err := run()
 	if err != nil || !strings.Contains(out, "asking it at") || !strings.Contains(out, idOf(orphan)) || strings.Contains(out, idOf(used)) {
@@ -48,7 +49,7 @@ func TestOrphansCLIWhileServing(t *testing.T) {
 func TestOrphansCollectedOnSchedule(t *testing.T) {
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "keywarden.yaml")
-	if err := os.WriteFile(cfg, []byte("orphans:\n  collect_every: 100ms\n  grace: 0s\n"), 0o600); err != nil {
+	if err := os.WriteFile(cfg, []byte("orphans:\n  collect_every: 100ms\n  grace: 1ns\n  min_age: 1ns\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	srv := testserver.Start(t, testserver.Options{NoAuth: true, DataDir: dir, Args: []string{"--config", cfg}})
@@ -66,4 +67,15 @@ func TestOrphansCollectedOnSchedule(t *testing.T) {
 	if !strings.Contains(srv.Log(), "orphans: collected") {
 		t.Fatalf("collection not logged:\n%s", srv.Log())
 	}
+}
+
+// lowOrphanFloor writes a config that lets the tests count a secret idle
+// for no time at all as an orphan (orphans.min_age is 1 h by default).
+func lowOrphanFloor(t *testing.T, dir string) string {
+	t.Helper()
+	cfg := filepath.Join(dir, "keywarden.yaml")
+	if err := os.WriteFile(cfg, []byte("orphans:\n  min_age: 1ns\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
 }

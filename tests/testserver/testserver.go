@@ -73,6 +73,19 @@ func FreeAddr(t testing.TB) string {
 	return ln.Addr().String()
 }
 
+// DialFrom opens a TCP connection to addr from a chosen local (loopback)
+// address, closed when the test ends: many client addresses on one host.
+func DialFrom(t testing.TB, src, addr string) net.Conn {
+	t.Helper()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 5 * time.Second}
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
 // Server is a running `keywarden serve`.
 type Server struct {
 	URL      string // http://127.0.0.1:port
@@ -179,6 +192,9 @@ func Run(t testing.TB, args ...string) (string, error) {
 	out, err := exec.Command(Binary(t), args...).CombinedOutput()
 	return string(out), err
 }
+
+// SyncBuffer is a buffer safe for concurrent writers: a log sink.
+type SyncBuffer = syncBuffer
 
 type syncBuffer struct {
 	mu sync.Mutex

@@ -14,8 +14,11 @@ import (
 	"time"
 
 	"github.com/keywarden/keywarden/kms/store"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // Config locates the cluster.
@@ -26,6 +29,9 @@ type Config struct {
 	TLS         *tls.Config
 	Username    string
 	Password    string
+	// AllowInsecureHTTP lets plain http:// reach a host other than
+	// loopback (see CheckEndpoints).
+	AllowInsecureHTTP bool
 }
 
 // Store is a store.Store on etcd.
@@ -41,6 +47,9 @@ var _ store.Store = (*Store)(nil)
 func Open(cfg Config) (*Store, error) {
 	if len(cfg.Endpoints) == 0 {
 		return nil, errors.New("etcd store: no endpoints")
+	}
+	if err := CheckEndpoints(cfg.Endpoints, cfg.TLS != nil, cfg.AllowInsecureHTTP); err != nil {
+		return nil, err
 	}
 	if cfg.Prefix == "" {
 		cfg.Prefix = "/keywarden/"
@@ -149,7 +158,27 @@ func (s *Store) wrap(err error) error {
 	if s.closed.Load() {
 		return store.ErrClosed
 	}
+	if unavailable(err) {
+		return fmt.Errorf("etcd store: %w: %w", store.ErrUnavailable, err)
+	}
 	return fmt.Errorf("etcd store: %w", err)
+}
+
+// unavailable tells a cluster that cannot answer now (no leader, a leader
+// change, no member reachable, the request's time out) from other errors.
+func unavailable(err error) bool {
+	var ee rpctypes.EtcdError
+	switch {
+	case errors.As(err, &ee):
+		return ee.Code() == codes.Unavailable || ee.Code() == codes.DeadlineExceeded
+	case errors.Is(err, context.DeadlineExceeded):
+		return true
+	}
+	switch status.Code(err) {
+	case codes.Unavailable, codes.DeadlineExceeded:
+		return true
+	}
+	return false
 }
 
 // Close implements store.Store.

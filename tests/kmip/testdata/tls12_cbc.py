@@ -3,6 +3,7 @@ exchange, the suite KMIP profiles name), send a PyKMIP-encoded Discover
 Versions request and print the negotiated suite and versions as JSON.
 
 Usage: tls12_cbc.py HOST PORT CERT KEY CA [CIPHER]
+CIPHER "pykmip-tls12" is PyKMIP's own TLS 1.2 list (TLS12AuthenticationSuite).
 """
 import json
 import socket
@@ -15,11 +16,14 @@ from kmip.core.messages import contents, messages, payloads
 
 host, port, cert, key, ca = sys.argv[1:6]
 cipher = sys.argv[6] if len(sys.argv) > 6 else "AES128-SHA256"
+if cipher == "pykmip-tls12":
+    from kmip.services import auth
+    cipher = auth.TLS12AuthenticationSuite().ciphers
 
 ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
 ctx.minimum_version = ssl.TLSVersion.TLSv1_2
 ctx.maximum_version = ssl.TLSVersion.TLSv1_2
-ctx.set_ciphers(cipher)
+ctx.set_ciphers(cipher + ":@SECLEVEL=0")
 ctx.load_cert_chain(cert, key)
 ctx.load_verify_locations(ca)
 ctx.check_hostname = False

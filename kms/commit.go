@@ -1,0 +1,147 @@
+package kms
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/keywarden/keywarden/kms/store"
+)
+
+// Every state change is audited, or it does not happen (Vault's rule for
+// audit devices). A public method that changes state opens a change with
+// begin; every store write goes through commit, which first makes the
+// change's record durable and refuses the write when it cannot. A write
+// outside a change is a bug and is refused too, so no path can forget.
+
+// change is one audited state change in flight.
+type change struct {
+	who    Identity
+	action string
+	// detail, when set, names the object as the method sees it (a
+	// container's secret ref) in place of what the write knows.
+	detail string
+	// recorded: a durable record of the change is on the trail; the
+	// method's own deferred record of success is then not written again.
+	recorded bool
+}
+
+type changeKey struct{}
+
+func changeOf(ctx context.Context) *change {
+	c, _ := ctx.Value(changeKey{}).(*change)
+	return c
+}
+
+// begin opens the audited change action by who.
+func (s *Service) begin(ctx context.Context, who Identity, action string) context.Context {
+	return context.WithValue(ctx, changeKey{}, &change{who: who, action: action})
+}
+
+// beginDetail is begin with the record's detail decided by the method.
+func (s *Service) beginDetail(ctx context.Context, who Identity, action, detail string) context.Context {
+	return context.WithValue(ctx, changeKey{}, &change{who: who, action: action, detail: detail})
+}
+
+var errUnaudited = errors.New("kms: a store write outside an audited change")
+
+// commit records the change durably, then applies the transaction. A
+// failed transaction (a conflict too) is noted on the trail, best effort:
+// the durable record said the change was about to be made.
+func (s *Service) commit(ctx context.Context, id, detail string, cmps []store.Cmp, ops []store.Op) error {
+	c := changeOf(ctx)
+	if c == nil {
+		return internal("write", errUnaudited)
+	}
+	if c.detail != "" {
+		detail = c.detail
+	}
+	rec := s.auditRecord(ctx, c.who, c.action, id, detail, "ok")
+	if err := s.audit.Commit(ctx, rec); err != nil {
+		return &Error{Kind: KindUnavailable, Err: err,
+			Msg: "the audit trail cannot record this change, so it was not made; try again later"}
+	}
+	err := s.st.Txn(ctx, cmps, ops)
+	if err != nil {
+		rec.Outcome, rec.Time = "aborted", s.clock()
+		if errors.Is(err, store.ErrConflict) {
+			rec.Outcome = "retried" // a concurrent change came first
+		}
+		s.audit.Record(ctx, rec)
+		return err
+	}
+	c.recorded = true
+	return nil
+}
+
+func joinDetail(parts ...string) string {
+	parts = slices.DeleteFunc(parts, func(p string) bool { return p == "" })
+	return strings.Join(parts, "; ")
+}
+
+// secretDiff names what a change did to the fields the policy reads (who
+// may see it, whether it goes away), before → after. nil after: deleted.
+func secretDiff(before, after *Secret) string {
+	if after == nil {
+		return "deleted (project " + before.Project + ")"
+	}
+	var d []string
+	add := func(name string, b, a any) {
+		if fmt.Sprint(b) != fmt.Sprint(a) {
+			d = append(d, fmt.Sprintf("%s: %v → %v", name, b, a))
+		}
+	}
+	if before == nil {
+		before = &Secret{}
+	}
+	add("state", before.State, after.State)
+	add("deletion_policy", before.EffectivePolicy(), after.EffectivePolicy())
+	add("acl", aclString(before.ACL), aclString(after.ACL))
+	add("consumers", len(before.Consumers), len(after.Consumers))
+	add("payload", before.HasPayload, after.HasPayload)
+	add("name", fmt.Sprintf("%q", before.Name), fmt.Sprintf("%q", after.Name))
+	add("metadata", sortedKeys(before.Metadata), sortedKeys(after.Metadata))
+	add("attributes", sortedKeys(before.Attributes), sortedKeys(after.Attributes))
+	add("expiration", timeString(before.Expiration), timeString(after.Expiration))
+	return strings.Join(d, "; ")
+}
+
+func aclString(a *ACL) string {
+	if a == nil {
+		return "project-access"
+	}
+	access := "project-access"
+	if !a.ProjectAccess {
+		access = "private"
+	}
+	return fmt.Sprintf("%s users=%s@%s", access, strings.Join(a.Users, ","), a.Source)
+}
+
+func sortedKeys(m map[string]string) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return "[" + strings.Join(keys, ",") + "]"
+}
+
+func timeString(t *time.Time) string {
+	if t == nil {
+		return "none"
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+// writeErr is a failed write as callers see it: our own errors (the audit
+// trail down) as they are, a store failure as an internal error.
+func writeErr(err error) error {
+	var e *Error
+	if errors.As(err, &e) {
+		return err
+	}
+	return internal("write", err)
+}

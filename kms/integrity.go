@@ -1,0 +1,100 @@
+package kms
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"strconv"
+
+	"github.com/keywarden/keywarden/crypto"
+	"github.com/keywarden/keywarden/kms/store"
+)
+
+// Stored records carry a tag under their project's KEK over their bytes,
+// id and store version (crypto/integrity.go), as the last JSON member. An
+// edit of the store that grants access, changes a policy or puts an older
+// copy back (the store's version moves on every write; etcd's cannot be
+// set by a client) fails the check: the record is not served, the event is
+// audited. The tag is written once per write and checked once per stored
+// version (the record cache remembers what it verified).
+
+const tagMember = `,"tag":"`
+
+// encodeRecord is r's stored form at the version the write gives it.
+func (s *Service) encodeRecord(ctx context.Context, r *record, version int64) ([]byte, error) {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return nil, internal("encode", err)
+	}
+	tag, err := s.keys.Tag(ctx, r.Project, tagInput(r.ID, version, b))
+	if err != nil {
+		return nil, internal("tag", err)
+	}
+	out := append(b[:len(b)-1], tagMember...)
+	out = base64.RawStdEncoding.AppendEncode(out, tag)
+	return append(out, '"', '}'), nil
+}
+
+func tagInput(id string, version int64, body []byte) []byte {
+	in := make([]byte, 0, len(id)+24+len(body))
+	in = append(in, id...)
+	in = append(in, 0)
+	in = strconv.AppendInt(in, version, 10)
+	in = append(in, 0)
+	return append(in, body...)
+}
+
+// errTampered is what a caller learns of a record that failed its check.
+func errTampered(id string, cause error) error {
+	return &Error{Kind: KindInternal, Err: cause,
+		Msg: "secret " + id + " failed its integrity check and is not served; the operator has been told"}
+}
+
+// verifyRecord checks raw, stored for project/id at version, and decodes it.
+func (s *Service) verifyRecord(ctx context.Context, project, id string, version int64, raw []byte) (*record, error) {
+	i := bytes.LastIndex(raw, []byte(tagMember))
+	if i < 0 || !bytes.HasSuffix(raw, []byte(`"}`)) {
+		return nil, crypto.ErrTampered
+	}
+	tag, err := base64.RawStdEncoding.DecodeString(string(raw[i+len(tagMember) : len(raw)-2]))
+	if err != nil {
+		return nil, crypto.ErrTampered
+	}
+	body := append(raw[:i:i], '}') // a copy: raw may be the store's
+	if err := s.keys.CheckTag(ctx, project, tagInput(id, version, body), tag); err != nil {
+		return nil, err
+	}
+	r, err := decodeRecord(body)
+	if err != nil {
+		return nil, err
+	}
+	if r.ID != id || r.Project != project {
+		return nil, crypto.ErrTampered
+	}
+	return r, nil
+}
+
+// openRecord is the one way a stored secret record is read: verified on a
+// cache miss, and a failure audited and refused.
+func (s *Service) openRecord(ctx context.Context, project, id string, kv store.KV) (*record, error) {
+	r, err := s.cache.decode(id, kv.Version, kv.Value, func(raw []byte) (*record, error) {
+		return s.verifyRecord(ctx, project, id, kv.Version, raw)
+	})
+	if err == nil {
+		return r, nil
+	}
+	if errors.Is(err, crypto.ErrTampered) {
+		s.audit.Record(ctx, s.auditRecord(ctx, Identity{Project: project, User: "keywarden"}, "integrity_failure", id,
+			"the stored record of project "+project+" does not verify: edited outside keywarden", "error"))
+		s.logTamper(project, id)
+		return nil, errTampered(id, err)
+	}
+	return nil, internal("decode", err)
+}
+
+// logTamper tells the operator through the service's logger.
+func (s *Service) logTamper(project, id string) {
+	s.log.Error("kms: a stored record failed its integrity check; it is not served", "project", project, "secret_id", id)
+}

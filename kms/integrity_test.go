@@ -1,0 +1,131 @@
+package kms_test
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/keywarden/keywarden/kms"
+	"github.com/keywarden/keywarden/kms/store"
+	"github.com/keywarden/keywarden/kms/store/bolt"
+	"github.com/keywarden/keywarden/kms/store/etcd"
+	"github.com/keywarden/keywarden/tests/etcdtest"
+)
+
+// Somebody with write access to the store (the bolt file, etcd) but not
+// the master key edits a record to grant access, to switch its policy or
+// to put back an older copy: the server notices, serves nothing of it and
+// audits the event.
+func TestEditedStoreIsRefused(t *testing.T) {
+	for name, open := range map[string]func(t *testing.T) store.Store{
+		"bolt": func(t *testing.T) store.Store {
+			st, err := bolt.Open(filepath.Join(t.TempDir(), "kw.db"), bolt.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { st.Close() })
+			return st
+		},
+		"etcd": func(t *testing.T) store.Store {
+			st, err := etcd.Open(etcd.Config{Endpoints: []string{etcdtest.Start(t)}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { st.Close() })
+			return st
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			st := open(t)
+			_, root := newStore(t)
+			audit := &memAudit{}
+			svc, err := kms.New(kms.Config{Store: st, Master: root, Audit: audit, Logger: slog.New(slog.DiscardHandler)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			mallory := kms.Identity{Project: "p9", User: "mallory", Roles: []string{kms.RoleCreator}}
+			private := storeKey(t, svc, creator, kms.CreateRequest{Name: "private"})
+			if _, err := svc.SetACL(ctx, creator, private.ID, kms.ACLChange{ProjectAccess: ptr(false)}); err != nil {
+				t.Fatal(err)
+			}
+			kept := storeKey(t, svc, creator, kms.CreateRequest{Name: "kept"})
+			untouched := storeKey(t, svc, creator, kms.CreateRequest{Name: "untouched"})
+
+			// 1. Grant mallory the ACL by editing the stored JSON.
+			edit(t, st, creator.Project, private.ID, func(b []byte) []byte {
+				return bytes.Replace(b, []byte(`"acl":{`), []byte(`"acl":{"users":["mallory"],`), 1)
+			})
+			_, _, err = svc.GetPayload(ctx, mallory, private.ID)
+			mustTampered(t, err)
+			_, _, err = svc.GetPayload(ctx, creator, private.ID)
+			mustTampered(t, err) // nothing of it is served, not even to its owner
+
+			// 2. Switch a kept secret to auto-destroy.
+			edit(t, st, creator.Project, kept.ID, func(b []byte) []byte {
+				return bytes.Replace(b, []byte(`"name":"kept"`), []byte(`"name":"kept","deletion_policy":"on_last_consumer"`), 1)
+			})
+			_, err = svc.GetSecret(ctx, creator, kept.ID)
+			mustTampered(t, err)
+
+			// 3. Put back an older copy after a change (the version moved).
+			old := raw(t, st, creator.Project, untouched.ID)
+			if _, err := svc.SetACL(ctx, creator, untouched.ID, kms.ACLChange{ProjectAccess: ptr(false)}); err != nil {
+				t.Fatal(err)
+			}
+			edit(t, st, creator.Project, untouched.ID, func([]byte) []byte { return old })
+			_, err = svc.GetSecret(ctx, admin, untouched.ID)
+			mustTampered(t, err)
+
+			// Tampered records are not listed; the rest still is.
+			if _, err := svc.CreateSecret(ctx, creator, kms.CreateRequest{Name: "fresh"}); err != nil {
+				t.Fatal(err)
+			}
+			list, _, err := svc.ListSecrets(ctx, admin, kms.ListQuery{})
+			if err != nil || len(list) != 1 || list[0].Name != "fresh" {
+				t.Fatalf("list after tampering: %d %v", len(list), err)
+			}
+			if n := countActions(audit, "integrity_failure", "error"); n < 3 {
+				t.Fatalf("%d integrity_failure records, want at least 3", n)
+			}
+		})
+	}
+}
+
+func mustTampered(t *testing.T, err error) {
+	t.Helper()
+	if kms.KindOf(err) != kms.KindInternal || !strings.Contains(err.Error(), "integrity") {
+		t.Fatalf("err = %v, want an integrity failure", err)
+	}
+}
+
+func recordKeyOf(project, id string) string { return "p/" + project + "/" + id }
+
+func raw(t *testing.T, st store.Store, project, id string) []byte {
+	t.Helper()
+	kv, err := st.Get(context.Background(), recordKeyOf(project, id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kv.Value
+}
+
+// edit rewrites a stored record the way an attacker with store access
+// would: through the store, without the master key.
+func edit(t *testing.T, st store.Store, project, id string, f func([]byte) []byte) {
+	t.Helper()
+	key := recordKeyOf(project, id)
+	kv, err := st.Get(context.Background(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := f(bytes.Clone(kv.Value))
+	if bytes.Equal(b, kv.Value) && !bytes.Contains(b, []byte(`"tag"`)) {
+		t.Fatal("the edit changed nothing")
+	}
+	if err := st.Txn(context.Background(), []store.Cmp{{Key: key, Version: kv.Version}}, []store.Op{store.Put(key, b)}); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,58 @@
+package kms_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/keywarden/keywarden/kms"
+)
+
+// A create refused by quota writes nothing: not the secret, not the order,
+// and not the project key its sealing would have made.
+func TestQuotaRefusedCreateLeavesNoKEK(t *testing.T) {
+	st := newMemStore()
+	_, root := newStore(t)
+	svc, err := kms.New(kms.Config{Store: st, Master: root, Quotas: kms.Quotas{kms.QuotaSecrets: 0}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh := kms.Identity{Project: "fresh", User: "u", Roles: []string{kms.RoleCreator}}
+	_, err = svc.CreateSecret(ctx, fresh, kms.CreateRequest{Payload: []byte("x"), ContentType: "text/plain"})
+	mustQuotaReached(t, err, "fresh", 0, kms.QuotaSecrets)
+	_, err = svc.CreateOrder(ctx, fresh, kms.OrderRequest{Type: kms.OrderKey, BitLength: 256})
+	mustQuotaReached(t, err, "fresh", 0, kms.QuotaSecrets)
+	_, err = svc.CreateDiskSecret(ctx, fresh, kms.DiskSecretRequest{Disk: volume1})
+	mustQuotaReached(t, err, "fresh", 0, kms.QuotaSecrets)
+	if kvs, _ := st.List(context.Background(), "", "", 0); len(kvs) != 0 {
+		keys := []string{}
+		for _, kv := range kvs {
+			keys = append(keys, kv.Key)
+		}
+		t.Fatalf("refused creates left %v", keys)
+	}
+}
+
+// An orphan sweep gives the destroyed secrets' quota back.
+func TestOrphanSweepReleasesQuota(t *testing.T) {
+	clk := &clock{t: time.Now()}
+	_, root := newStore(t)
+	svc, err := kms.New(kms.Config{Store: newMemStore(), Master: root, Now: clk.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.SetProjectQuotas(ctx, serviceAdmin, "p1", kms.Quotas{kms.QuotaSecrets: 1}); err != nil {
+		t.Fatal(err)
+	}
+	storeKey(t, svc, creator, kms.CreateRequest{DeletionPolicy: kms.OnLastConsumer})
+	_, err = svc.CreateSecret(ctx, creator, kms.CreateRequest{})
+	mustQuotaReached(t, err, "p1", 1, kms.QuotaSecrets)
+	clk.advance(2 * time.Hour)
+	_, destroyed, err := svc.Orphans(ctx, serviceAdmin, matrixOrphan, true)
+	if err != nil || len(destroyed) != 1 {
+		t.Fatalf("sweep: %v %v", destroyed, err)
+	}
+	if _, err := svc.CreateSecret(ctx, creator, kms.CreateRequest{}); err != nil {
+		t.Fatalf("the swept secret's quota was not released: %v", err)
+	}
+}
