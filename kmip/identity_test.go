@@ -62,7 +62,8 @@ func TestIdentities(t *testing.T) {
 	}
 	leaf := parsePEMCert(t, pemCert)
 	id, err := ids.Identify(chainsFor(t, ids, leaf))
-	if err != nil || id.Project != "p1" || id.User != "alice" || !slices.Equal(id.Roles, []string{"admin", "creator"}) {
+	if err != nil || id.Project != "p1" || id.User != "alice" || !slices.Equal(id.Roles, []string{"admin", "creator"}) ||
+		id.Source != CASource(own.Certificate()) {
 		t.Fatalf("own certificate: %+v %v", id, err)
 	}
 	ownSource := id.Source
@@ -73,7 +74,8 @@ func TestIdentities(t *testing.T) {
 	// Another CA's certificates map through configuration, first match wins.
 	c, _ := certOf(t, pkix.Name{CommonName: "bob", OrganizationalUnit: []string{"storage"}}, false, clientAuth, other, otherKey)
 	id, err = ids.Identify(chainsFor(t, ids, c))
-	if err != nil || id.Project != "storage-team" || id.User != "bob" || !slices.Equal(id.Roles, []string{"creator"}) {
+	if err != nil || id.Project != "storage-team" || id.User != "bob" || !slices.Equal(id.Roles, []string{"creator"}) ||
+		id.Source != CASource(other) || id.Source == CASource(own.Certificate()) || !strings.HasPrefix(id.Source, "x509:") {
 		t.Fatalf("mapped by OU: %+v %v", id, err)
 	}
 	// The namespace is the issuing CA's: never the same as Keywarden's own.

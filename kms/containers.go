@@ -97,9 +97,12 @@ func (c ContainerConsumer) same(o ContainerConsumer) bool { return c.Name == o.N
 
 // Container is a stored container.
 type Container struct {
-	ID        string              `json:"id"`
-	Project   string              `json:"project"`
-	Creator   string              `json:"creator,omitempty"`
+	ID      string `json:"id"`
+	Project string `json:"project"`
+	Creator string `json:"creator,omitempty"`
+
+	CreatorSource string `json:"creator_source,omitempty"` // as Secret's
+
 	Name      string              `json:"name,omitempty"`
 	Type      ContainerType       `json:"type"`
 	Secrets   []ContainerSecret   `json:"secrets,omitempty"`
@@ -244,7 +247,7 @@ func (s *Service) CreateContainer(ctx context.Context, who Identity, req Contain
 	defer func() { hold.release(err == nil) }()
 	now := s.clock()
 	c = &Container{
-		ID: newSecretID(), Project: who.Project, Creator: who.User, Name: req.Name, Type: req.Type,
+		ID: newSecretID(), Project: who.Project, Creator: who.User, CreatorSource: who.Source, Name: req.Name, Type: req.Type,
 		Secrets: slices.Clone(req.Secrets), Created: now, Updated: now,
 	}
 	b, err := json.Marshal(c)

@@ -245,7 +245,7 @@ func (s *Service) generate(p *diskPlan) ([]byte, error) {
 func (s *Service) newRecord(ctx context.Context, who Identity, project string, req CreateRequest) (*record, error) {
 	now := s.clock()
 	r := &record{Secret: &Secret{
-		ID: newSecretID(), Project: project, Creator: who.User,
+		ID: newSecretID(), Project: project, Creator: who.User, CreatorSource: who.Source,
 		Name: req.Name, Type: req.Type, Algorithm: req.Algorithm, BitLength: req.BitLength,
 		Mode: req.Mode, Expiration: req.Expiration, State: req.State, Created: now, Updated: now,
 		Metadata: normalizeMetadata(req.Metadata), Attributes: req.Attributes,

@@ -70,9 +70,12 @@ type OrderRequest struct {
 
 // Order is a stored order.
 type Order struct {
-	ID       string       `json:"id"`
-	Project  string       `json:"project"`
-	Creator  string       `json:"creator"`
+	ID      string `json:"id"`
+	Project string `json:"project"`
+	Creator string `json:"creator"`
+
+	CreatorSource string `json:"creator_source,omitempty"` // as Secret's
+
 	Type     OrderType    `json:"type"`
 	Status   string       `json:"status"`
 	SecretID string       `json:"secret_id"`
@@ -158,7 +161,7 @@ func (s *Service) CreateOrder(ctx context.Context, who Identity, req OrderReques
 	}
 	now := s.clock()
 	o = &Order{
-		ID: uuid.NewString(), Project: who.Project, Creator: who.User, Type: req.Type,
+		ID: uuid.NewString(), Project: who.Project, Creator: who.User, CreatorSource: who.Source, Type: req.Type,
 		Status: OrderStatusActive, SecretID: sec.ID, Created: now, Updated: now, Request: req,
 	}
 	o.Request.Passphrase = nil // a policy is no business of the order's readers

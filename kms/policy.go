@@ -249,13 +249,15 @@ func ruleByName(name Rule) *ruleDef {
 
 // secretTarget, containerTarget: what the rules see of an object.
 func secretTarget(s *Secret) *target {
-	return &target{project: s.Project, creator: s.Creator, acl: s.ACL}
+	return &target{project: s.Project, creator: s.Creator, creatorSource: s.CreatorSource, acl: s.ACL}
 }
 
-func (o *Order) target() *target { return &target{project: o.Project, creator: o.Creator} }
+func (o *Order) target() *target {
+	return &target{project: o.Project, creator: o.Creator, creatorSource: o.CreatorSource}
+}
 
 func containerTarget(c *Container) *target {
-	return &target{project: c.Project, creator: c.Creator, acl: c.ACL}
+	return &target{project: c.Project, creator: c.Creator, creatorSource: c.CreatorSource, acl: c.ACL}
 }
 
 // allow checks rule for who on a secret.

@@ -18,7 +18,8 @@ A subset of oslo.policy, so a Barbican policy.yaml reads the same:
 
 - ` + "`role:NAME`" + ` — the caller holds the role in the project its identity is scoped to;
 - ` + "`project_match`" + ` — the object belongs to the caller's project;
-- ` + "`owner`" + ` — ` + "`project_match`" + ` and the caller created the object;
+- ` + "`owner`" + ` — ` + "`project_match`" + ` and the caller created the object, **as a user of the same identity
+  source** (objects stored before sources were recorded: by name alone);
 - ` + "`private`" + ` — the object's read ACL has ` + "`project-access: false`" + `;
 - ` + "`acl_user`" + ` — the object's read ACL names the caller, **as a user of the same identity source**
   (JWT issuer, Keystone, client-certificate CA): a name from one source never matches an ACL

@@ -20,7 +20,10 @@ import (
 type target struct {
 	project string
 	creator string
-	acl     *ACL
+	// creatorSource is the creator's identity source; empty on objects
+	// made before sources were recorded, which match by name alone.
+	creatorSource string
+	acl           *ACL
 }
 
 type expr interface {
@@ -77,7 +80,8 @@ func (c objCheck) eval(who *Identity, t *target) bool {
 	case chkProjectMatch:
 		return who.Project == t.project
 	case chkOwner:
-		return who.Project == t.project && t.creator != "" && who.User == t.creator
+		return who.Project == t.project && t.creator != "" && who.User == t.creator &&
+			(t.creatorSource == "" || t.creatorSource == who.Source)
 	case chkPrivate:
 		return t.acl.closed()
 	case chkACLUser:

@@ -79,9 +79,15 @@ type DiskEncryption struct {
 
 // Secret is the one object model behind both protocols.
 type Secret struct {
-	ID          string     `json:"id"`
-	Project     string     `json:"project"`
-	Creator     string     `json:"creator"`
+	ID      string `json:"id"`
+	Project string `json:"project"`
+	Creator string `json:"creator"`
+
+	// CreatorSource is the creator's identity source (Identity.Source): a
+	// creator of the same name from another source is not the owner.
+	// Empty on objects made before sources were recorded.
+	CreatorSource string `json:"creator_source,omitempty"`
+
 	Name        string     `json:"name,omitempty"`
 	Type        SecretType `json:"type"`
 	Algorithm   string     `json:"algorithm,omitempty"`

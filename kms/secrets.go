@@ -108,7 +108,7 @@ func (s *Service) CreateSecret(ctx context.Context, who Identity, req CreateRequ
 	defer func() { hold.release(err == nil) }()
 	now := s.clock()
 	r := &record{Secret: &Secret{
-		ID: newSecretID(), Project: who.Project, Creator: who.User,
+		ID: newSecretID(), Project: who.Project, Creator: who.User, CreatorSource: who.Source,
 		Name: req.Name, Type: req.Type, Algorithm: req.Algorithm, BitLength: req.BitLength,
 		Mode: req.Mode, Expiration: req.Expiration, State: req.State, Created: now, Updated: now,
 		Metadata: normalizeMetadata(req.Metadata), Attributes: req.Attributes,

@@ -92,7 +92,7 @@ server appends and rotates.`,
 			fmt.Fprintf(out, "  note: the first %d records predate the audit key: they are sealed by the keyed record after them, not keyed themselves\n", rep.Unkeyed)
 		}
 		if rep.Dropped > 0 {
-			fmt.Fprintf(out, "  note: the server recorded dropping %d records (audit queue full)\n", rep.Dropped)
+			fmt.Fprintf(out, "  note: the server recorded dropping %d records (audit queue full or a write failed)\n", rep.Dropped)
 		}
 		if rep.Recovered > 0 {
 			fmt.Fprintf(out, "  note: %d torn records were cut off at restarts after a crash\n", rep.Recovered)

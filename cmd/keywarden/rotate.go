@@ -3,11 +3,15 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
+	osuser "os/user"
 	"path/filepath"
+	"time"
 
 	"github.com/keywarden/keywarden/crypto"
 	"github.com/keywarden/keywarden/kms"
+	"github.com/keywarden/keywarden/kms/audit"
 	"github.com/spf13/cobra"
 )
 
@@ -41,6 +45,9 @@ var rotateCmd = &cobra.Command{
 			return err
 		}
 		defer newKey.Close()
+		if err := auditOperator(cmd.Context(), cfg, "root_key_rotate", "root key "+oldKey.ID()+" → "+newKey.ID()); err != nil {
+			return err
+		}
 		st, err := openStore(cfg)
 		if err != nil {
 			return err
@@ -91,6 +98,9 @@ var migrateCmd = &cobra.Command{
 		if err != nil {
 			return err
 		}
+		if err := auditOperator(cmd.Context(), cfg, "master_key_migrate", "master key "+oldKey.ID()+" → "+newKey.ID()); err != nil {
+			return err
+		}
 		st, err := openStore(cfg)
 		if err != nil {
 			return err
@@ -119,4 +129,28 @@ func init() {
 	rotateFlags.register(rotateCmd)
 	migrateFlags.register(migrateCmd)
 	rootCmd.AddCommand(rotateCmd, migrateCmd)
+}
+
+// auditOperator puts an operator's change on the audit trail, durably,
+// before it is made: a key rotation is a state change like any other. The
+// log is locked by a running server on this node, which is then named.
+func auditOperator(ctx context.Context, cfg config, action, detail string) error {
+	l, err := audit.Open(cfg.Audit.Path, cfg.Audit.options(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		return fmt.Errorf("cannot write the audit trail, so nothing was changed (stop the server that holds %s): %w", cfg.Audit.Path, err)
+	}
+	user := "operator"
+	if u, err := osuser.Current(); err == nil {
+		user = u.Username
+	}
+	rec := kms.AuditRecord{Time: time.Now().UTC(), Project: "keywarden", User: user, Source: "local",
+		Protocol: "cli", Action: action, Outcome: "ok", Detail: detail}
+	err = l.Commit(ctx, rec)
+	if cerr := l.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("cannot write the audit trail, so nothing was changed: %w", err)
+	}
+	return nil
 }

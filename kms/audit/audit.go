@@ -87,6 +87,9 @@ type Entry struct {
 	// Hash is the HMAC of the line's bytes without its hash member; it is
 	// always the line's last member.
 	Hash string `json:"-"`
+	// stands for the records an audit_dropped entry counts (its Detail
+	// says how many), so that losing it loses the count, not one record.
+	stands uint64
 }
 
 // Genesis is the Prev of the first record.
@@ -660,7 +663,7 @@ func entry(r kms.AuditRecord) Entry {
 
 func droppedEntry(n uint64) Entry {
 	return Entry{Time: time.Now().UTC(), Action: "audit_dropped", Outcome: "error",
-		Detail: fmt.Sprintf("%d records were dropped: the audit queue was full", n)}
+		Detail: fmt.Sprintf("%d records were dropped: the audit queue was full or a write failed", n), stands: n}
 }
 
 // rotateRetry is how long the writer goes on past MaxBytes after a failed
@@ -676,7 +679,7 @@ func (l *Log) writeBatch(entries []Entry) error {
 		limit := l.maxBytes > 0 && !time.Now().Before(l.rotateAfter)
 		n, err := l.writeFile(entries, limit)
 		if err != nil {
-			return l.failed(err, len(entries))
+			return l.failed(err, entries)
 		}
 		if entries = entries[n:]; len(entries) == 0 {
 			return nil
@@ -772,14 +775,20 @@ func (l *Log) rotate() error {
 // write and a rename each time); Sync and Close always bring it up to date.
 const headInterval = 100 * time.Millisecond
 
-func (l *Log) failed(err error, n int) error {
+// failed notes a write failure: the entries not on disk count as dropped,
+// an audit_dropped entry among them as the records it stood for.
+func (l *Log) failed(err error, entries []Entry) error {
+	var n uint64
+	for _, e := range entries {
+		n += max(e.stands, 1)
+	}
 	err = fmt.Errorf("audit: writing %s: %w", l.path, err)
 	l.errMu.Lock()
 	l.err = err
 	l.errMu.Unlock()
 	l.log.Error("audit: records lost", "path", l.path, "records", n, "error", err)
 	l.f.Truncate(l.size)
-	l.dropped.Add(uint64(n))
+	l.dropped.Add(n)
 	return err
 }
 

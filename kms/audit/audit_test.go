@@ -10,10 +10,12 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -245,6 +247,61 @@ func TestBackpressureAccounting(t *testing.T) {
 		t.Fatalf("%d records + %d dropped = %d; sent %d", ours, rep.Dropped, got, goroutines*each)
 	}
 	t.Logf("%d written, %d dropped under a queue of 1", ours, rep.Dropped)
+}
+
+// A failed write (the device full) loses no count: every record sent is on
+// the trail or counted as dropped on it, also when the audit_dropped record
+// carrying the count failed to be written too.
+func TestWriteFailureAccounting(t *testing.T) {
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", dir).CombinedOutput(); err != nil {
+		if os.Geteuid() != 0 {
+			t.Skipf("mounting a tmpfs needs root: %v %s", err, out)
+		}
+		t.Fatalf("mount tmpfs: %v\n%s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
+	path := filepath.Join(dir, "audit.log")
+	l := open(t, path, audit.Options{})
+	ctx := context.Background()
+	sent := 0
+	send := func() {
+		l.Record(ctx, rec(sent))
+		sent++
+		l.Sync(ctx)
+	}
+	send()
+	filler := filepath.Join(dir, "filler")
+	f, err := os.Create(filler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, chunk := range [][]byte{make([]byte, 4096), make([]byte, 1)} {
+		for err == nil {
+			_, err = f.Write(chunk)
+		}
+		if !errors.Is(err, syscall.ENOSPC) {
+			t.Fatalf("filling %s: %v", dir, err)
+		}
+		err = nil
+	}
+	f.Close()
+	for range 40 { // more than the log's last page holds
+		send()
+	}
+	if l.Err() == nil {
+		t.Fatal("no write failed on a full device")
+	}
+	os.Remove(filler)
+	send()
+	l.Close()
+	rep := mustVerify(t, path)
+	b, _ := os.ReadFile(path)
+	ours := rep.Records - uint64(bytes.Count(b, []byte(`"action":"audit_dropped"`))) - 1 // and the header
+	if ours+rep.Dropped != uint64(sent) || rep.Dropped < 2 {
+		t.Fatalf("%d records + %d dropped; sent %d", ours, rep.Dropped, sent)
+	}
+	t.Logf("%d written, %d dropped on a full device", ours, rep.Dropped)
 }
 
 // The trail of a real Service: who did what, never the material.

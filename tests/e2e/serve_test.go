@@ -105,8 +105,17 @@ func TestRotateRootKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// While the server runs it holds the audit trail: the rotation, which
+	// must be audited first, is refused and changes nothing.
+	before, _ := os.ReadFile(filepath.Join(dir, "root.key"))
+	if out, err := testserver.Run(t, "rotate-root-key", "--data-dir", dir); err == nil || !strings.Contains(out, "audit trail") {
+		t.Fatalf("rotation beside a running server: %v %s", err, out)
+	}
 	srv.Stop(t)
 	oldKey, _ := os.ReadFile(filepath.Join(dir, "root.key"))
+	if string(oldKey) != string(before) {
+		t.Fatal("a refused rotation replaced the root key")
+	}
 	out, err := testserver.Run(t, "rotate-root-key", "--data-dir", dir)
 	if err != nil || !strings.Contains(out, "re-wrapped 1 project keys") {
 		t.Fatalf("rotate: %v %s", err, out)
@@ -114,6 +123,9 @@ func TestRotateRootKey(t *testing.T) {
 	newKey, _ := os.ReadFile(filepath.Join(dir, "root.key"))
 	if len(newKey) != 32 || string(newKey) == string(oldKey) {
 		t.Fatal("root key file not replaced")
+	}
+	if trail, _ := os.ReadFile(filepath.Join(dir, "audit.log")); !strings.Contains(string(trail), `"action":"root_key_rotate"`) {
+		t.Fatal("the rotation is not on the audit trail")
 	}
 	srv2 := testserver.Start(t, testserver.Options{NoAuth: true, DataDir: dir})
 	ref = srv2.URL + ref[strings.Index(ref, "/v1/"):]
