@@ -2,16 +2,73 @@ package barbican
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strings"
 
 	"github.com/keywarden/keywarden/kms"
+	"github.com/keywarden/keywarden/kms/token"
 )
 
-// Authentication: a bearer JWT (X-Auth-Token, as Keystone clients send it,
-// or Authorization: Bearer) verified by token.Verifier; or, in the
-// development no-auth mode, Barbican's unauthenticated context headers.
-// What the identity may do is decided by kms.
+// Authentication: a bearer token (X-Auth-Token, as Keystone clients send it,
+// or Authorization: Bearer) handed to the configured Authenticator — a
+// Keywarden JWT verifier, Keystone, or both; or, in the development no-auth
+// mode, Barbican's unauthenticated context headers. What the identity may do
+// is decided by kms.
+
+// Authenticator establishes who presents a token. An error that is a
+// *kms.Error is answered as its kind (503 when the identity service cannot be
+// reached, 403 for a valid token that cannot own anything); any other error
+// means the token is not valid (401), and its text, which must never hold the
+// token, is only logged.
+type Authenticator interface {
+	Authenticate(ctx context.Context, raw string) (kms.Identity, error)
+}
+
+// ExpiredAuthenticator is an Authenticator that can also accept a user's
+// token past its expiry, for a service acting for that user: the request
+// carries a valid X-Service-Token with the service role (keystonemiddleware's
+// allow_expired rule).
+type ExpiredAuthenticator interface {
+	Authenticator
+	AuthenticateExpired(ctx context.Context, raw string) (kms.Identity, error)
+}
+
+// ServiceRole is the role a service token needs for the user's token to be
+// accepted past its expiry (keystonemiddleware's service_token_roles).
+const ServiceRole = "service"
+
+// Tokens sends each token by its form: a JWT (three base64url segments, the
+// first a JWT header) to JWT, anything else (Keystone's fernet tokens) to
+// Keystone. Either may be nil; then the other takes every token.
+type Tokens struct {
+	JWT, Keystone Authenticator
+}
+
+// Authenticate implements Authenticator.
+func (t Tokens) Authenticate(ctx context.Context, raw string) (kms.Identity, error) {
+	a := t.side(raw)
+	if a == nil {
+		return kms.Identity{}, errors.New("no token authenticator configured")
+	}
+	return a.Authenticate(ctx, raw)
+}
+
+// AuthenticateExpired implements ExpiredAuthenticator: the side a token goes
+// to decides; one that cannot accept expired tokens (JWTs) checks as usual.
+func (t Tokens) AuthenticateExpired(ctx context.Context, raw string) (kms.Identity, error) {
+	if e, ok := t.side(raw).(ExpiredAuthenticator); ok {
+		return e.AuthenticateExpired(ctx, raw)
+	}
+	return t.Authenticate(ctx, raw)
+}
+
+func (t Tokens) side(raw string) Authenticator {
+	if t.Keystone == nil || (t.JWT != nil && token.IsJWT(raw)) {
+		return t.JWT
+	}
+	return t.Keystone
+}
 
 type ctxKey int
 
@@ -66,14 +123,22 @@ func (a *api) authenticate(next http.Handler) http.Handler {
 var errUnauthenticated = kms.Unauthenticated("Authentication required: the token is missing, expired or invalid.")
 
 func (a *api) identify(r *http.Request) (kms.Identity, error) {
-	if raw := bearerToken(r); raw != "" && a.verifier != nil {
-		who, err := a.verifier.Verify(raw)
-		if err != nil {
-			// The verifier's reason never holds the token itself.
-			a.log.Info("barbican: token rejected", "request_id", kms.RequestID(r.Context()), "reason", err.Error())
-			return kms.Identity{}, errUnauthenticated
+	if raw := bearerToken(r); raw != "" && a.auth != nil {
+		// A service acting for a user (Nova, Cinder through castellan) adds
+		// its own token. As keystonemiddleware: an invalid one is refused,
+		// whatever its scope; one with the service role lets the user's
+		// token be past its expiry. The identity stays the user's.
+		check := a.auth.Authenticate
+		if st := strings.TrimSpace(r.Header.Get("X-Service-Token")); st != "" {
+			svc, err := a.check(r, st, a.auth.Authenticate)
+			if err != nil && kms.KindOf(err) != kms.KindForbidden {
+				return kms.Identity{}, err
+			}
+			if e, ok := a.auth.(ExpiredAuthenticator); ok && err == nil && svc.Has(ServiceRole) {
+				check = e.AuthenticateExpired
+			}
 		}
-		return who, nil
+		return a.check(r, raw, check)
 	}
 	if !a.noAuth {
 		return kms.Identity{}, errUnauthenticated
@@ -97,6 +162,20 @@ func (a *api) identify(r *http.Request) (kms.Identity, error) {
 		Roles:   roles,
 		Source:  "noauth",
 	}, nil
+}
+
+// check authenticates one token with authenticate; see Authenticator for
+// its errors.
+func (a *api) check(r *http.Request, raw string, authenticate func(context.Context, string) (kms.Identity, error)) (kms.Identity, error) {
+	who, err := authenticate(r.Context(), raw)
+	if err == nil {
+		return who, nil
+	}
+	if ke := (*kms.Error)(nil); errors.As(err, &ke) {
+		return kms.Identity{}, err
+	}
+	a.log.Info("barbican: token rejected", "request_id", kms.RequestID(r.Context()), "reason", err.Error())
+	return kms.Identity{}, errUnauthenticated
 }
 
 // bearerToken is the raw token of X-Auth-Token or Authorization: Bearer.

@@ -1,6 +1,8 @@
 package barbican
 
 import (
+	"context"
+	"errors"
 	"net/http"
 	"strings"
 	"testing"
@@ -78,4 +80,51 @@ func TestNoAuthTokenStillWins(t *testing.T) {
 	e := newEnv(t)
 	checkError(t, e.do("GET", "/v1/secrets", nil, "X-Auth-Token", "bad"), http.StatusUnauthorized)
 	e.must(http.StatusOK, "GET", "/v1/secrets", nil, "X-Auth-Token", mint(t, alice, time.Hour), "X-Project-Id", "-")
+}
+
+// A service acting for a user adds its own token: an invalid one is
+// refused (401) even next to a valid user token; a valid one changes
+// nothing about who the caller is.
+func TestAuthServiceToken(t *testing.T) {
+	e := newEnv(t, withAuth())
+	user := mint(t, alice, time.Hour)
+	svc := mint(t, kms.Identity{Project: "service", User: "nova", Roles: []string{"service"}}, time.Hour)
+	r := e.must(http.StatusCreated, "POST", "/v1/secrets", map[string]any{"name": "a"}, "X-Auth-Token", user, "X-Service-Token", svc)
+	id := idOfRef(t, r.JSON(t)["secret_ref"].(string))
+	if got := e.must(http.StatusOK, "GET", "/v1/secrets/"+id, nil, "X-Auth-Token", user).JSON(t); got["creator_id"] != "alice" {
+		t.Errorf("creator_id %v: the service token's identity was used", got["creator_id"])
+	}
+	expired := mint(t, kms.Identity{Project: "service", User: "nova"}, -time.Minute)
+	checkError(t, e.do("GET", "/v1/secrets/"+id, nil, "X-Auth-Token", user, "X-Service-Token", expired), http.StatusUnauthorized)
+}
+
+// Tokens routes by form: a JWT to JWT, anything else to Keystone.
+func TestTokensRouteByForm(t *testing.T) {
+	var jwtSeen, otherSeen []string
+	route := Tokens{
+		JWT:      authFunc(func(raw string) { jwtSeen = append(jwtSeen, raw) }),
+		Keystone: authFunc(func(raw string) { otherSeen = append(otherSeen, raw) }),
+	}
+	jwt := mint(t, alice, time.Hour)
+	for _, raw := range []string{jwt, "gAAAAABfernet-token", "a.b.c"} {
+		route.Authenticate(t.Context(), raw)
+	}
+	if len(jwtSeen) != 1 || jwtSeen[0] != jwt || len(otherSeen) != 2 {
+		t.Errorf("JWT side got %d, Keystone side %d", len(jwtSeen), len(otherSeen))
+	}
+	// One side alone takes every token.
+	jwtSeen = nil
+	Tokens{JWT: route.JWT}.Authenticate(t.Context(), "gAAAAABfernet-token")
+	if len(jwtSeen) != 1 {
+		t.Error("a JWT-only router dropped a non-JWT token")
+	}
+}
+
+// authFunc records the tokens it is shown (a routing probe, not an
+// authenticator: it accepts nothing).
+type authFunc func(raw string)
+
+func (f authFunc) Authenticate(_ context.Context, raw string) (kms.Identity, error) {
+	f(raw)
+	return kms.Identity{}, errors.New("probe")
 }

@@ -97,7 +97,7 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 	}
 	logs := &logBuffer{}
 	cfg := Config{
-		Service: svc, Verifier: ver, NoAuth: true,
+		Service: svc, Auth: ver, NoAuth: true,
 		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
 	for _, o := range opts {

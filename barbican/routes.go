@@ -28,7 +28,6 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/keywarden/keywarden/kms"
-	"github.com/keywarden/keywarden/kms/token"
 )
 
 // DefaultMaxBody caps a request body when Config.MaxBody is not set.
@@ -37,11 +36,13 @@ const DefaultMaxBody = 1 << 20
 // Config is what the adapter needs.
 type Config struct {
 	Service *kms.Service
-	// Verifier checks bearer tokens; it may be nil only when NoAuth is set.
-	Verifier *token.Verifier
+	// Auth establishes who presents a token (X-Auth-Token or Authorization:
+	// Bearer): a *token.Verifier for JWTs, a *keystone.Validator, or both
+	// behind a Tokens. It may be nil only when NoAuth is set.
+	Auth Authenticator
 	// NoAuth (development only) takes the identity from X-Project-Id
 	// (required, else 400), X-User-Id and X-Roles (comma list; absent:
-	// admin). A token, when present and a Verifier is set, still wins.
+	// admin). A token, when present and Auth is set, still wins.
 	NoAuth bool
 	// HostHref is the base of every ref, e.g. "https://kms.example:9311";
 	// empty: taken from the request's Host and X-Forwarded-Proto.
@@ -59,7 +60,7 @@ type Config struct {
 // api is the adapter's state, shared by every resource's handlers.
 type api struct {
 	svc      *kms.Service
-	verifier *token.Verifier
+	auth     Authenticator
 	noAuth   bool
 	hostHref string
 	maxBody  int64
@@ -72,11 +73,11 @@ func New(cfg Config) (http.Handler, error) {
 	if cfg.Service == nil {
 		return nil, errors.New("barbican: no kms service")
 	}
-	if cfg.Verifier == nil && !cfg.NoAuth {
-		return nil, errors.New("barbican: a token verifier is required unless NoAuth is set")
+	if cfg.Auth == nil && !cfg.NoAuth {
+		return nil, errors.New("barbican: an authenticator is required unless NoAuth is set")
 	}
 	a := &api{
-		svc: cfg.Service, verifier: cfg.Verifier, noAuth: cfg.NoAuth,
+		svc: cfg.Service, auth: cfg.Auth, noAuth: cfg.NoAuth,
 		maxBody: cfg.MaxBody, log: cfg.Logger, observe: cfg.Observe,
 	}
 	if a.maxBody <= 0 {

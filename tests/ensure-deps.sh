@@ -11,6 +11,8 @@ declare -A need=(
   [barbican]=python3-barbicanclient
   [openstack]=python3-openstackclient
   [losetup]=mount
+  [keystone-manage]=python3-keystone
+  [uwsgi]=uwsgi-core
 )
 # The test VM's tools (tests/hostvm) and the os-brick/libvirt checks, installed
 # without recommends: qemu's pull in GUI libraries and minutes of work. The
@@ -27,6 +29,8 @@ for cmd in "${!need[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${need[$cmd]}")
 done
 /usr/bin/python3 -c 'import kmip' >/dev/null 2>&1 || missing+=(python3-pykmip)
+/usr/bin/python3 -c 'import castellan' >/dev/null 2>&1 || missing+=(python3-castellan)
+[ -e /usr/lib/uwsgi/plugins/python3_plugin.so ] || missing+=(uwsgi-plugin-python3)
 missing_lean=()
 for cmd in "${!lean[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing_lean+=("${lean[$cmd]}")

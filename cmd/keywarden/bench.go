@@ -23,6 +23,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/gophercloud/gophercloud/v2"
+	"github.com/gophercloud/gophercloud/v2/openstack"
 	"github.com/spf13/cobra"
 )
 
@@ -31,17 +33,24 @@ import (
 // client side is a few lines over net.Conn so that the load generator does not
 // cost more CPU than the server it measures (both share this machine).
 var benchOpts struct {
-	url, token, project, ops, keepDir, cpuProfile string
-	clients                                       int
-	duration                                      time.Duration
+	url, token, project, ops, keepDir, cpuProfile, serverConfig string
+	clients                                                     int
+	duration                                                    time.Duration
+	keystone                                                    bool
 }
 
 var benchCmd = &cobra.Command{
 	Use:   "bench",
 	Short: "Load-test the REST API: secret create and payload get throughput and latency",
 	Long: `Without --url, bench starts a throw-away 'keywarden serve' (same binary, temporary
-data dir, durable store, JWT auth) and drives it; with --url it drives a running server
-using --token (or --project with a server in --insecure-noauth mode).`,
+data dir, durable store, JWT auth; --server-config gives it a config file) and drives it;
+with --url it drives a running server using --token (or --project with a server in
+--insecure-noauth mode).
+
+With --keystone, the requests carry a Keystone token instead, obtained with the OpenStack
+environment (an openrc: OS_AUTH_URL, OS_USERNAME, OS_PASSWORD, OS_PROJECT_NAME,
+OS_USER_DOMAIN_NAME, OS_PROJECT_DOMAIN_NAME); the started server needs auth.keystone in
+its --server-config.`,
 	Args: cobra.NoArgs,
 	RunE: func(cmd *cobra.Command, _ []string) error { return runBench(cmd.Context(), cmd.OutOrStdout()) },
 }
@@ -56,6 +65,8 @@ func init() {
 	f.DurationVar(&benchOpts.duration, "duration", 10*time.Second, "time per operation")
 	f.StringVar(&benchOpts.keepDir, "data-dir", "", "data dir of the started server (default: temporary, removed)")
 	f.StringVar(&benchOpts.cpuProfile, "server-cpuprofile", "", "write the started server's CPU profile here")
+	f.StringVar(&benchOpts.serverConfig, "server-config", "", "config file for the started server (e.g. with auth.keystone)")
+	f.BoolVar(&benchOpts.keystone, "keystone", false, "send a Keystone token obtained with the OS_* environment")
 	rootCmd.AddCommand(benchCmd)
 }
 
@@ -73,12 +84,15 @@ func runBench(ctx context.Context, out io.Writer) error {
 	}
 	var tgt benchTarget
 	if o.url == "" {
-		stop, t, err := startBenchServer(o.keepDir, o.cpuProfile)
+		stop, t, err := startBenchServer(o.keepDir, o.cpuProfile, o.serverConfig)
 		if err != nil {
 			return err
 		}
 		defer stop()
 		tgt = t
+		if o.keystone {
+			tgt.headers = ""
+		}
 	} else {
 		u, err := url.Parse(o.url)
 		if err != nil || u.Scheme != "http" || u.Host == "" {
@@ -86,6 +100,7 @@ func runBench(ctx context.Context, out io.Writer) error {
 		}
 		tgt = benchTarget{addr: u.Host, host: u.Host}
 		switch {
+		case o.keystone:
 		case o.token != "":
 			tgt.headers = "X-Auth-Token: " + o.token + "\r\n"
 		case o.project != "":
@@ -94,8 +109,16 @@ func runBench(ctx context.Context, out io.Writer) error {
 			return errors.New("--url needs --token or --project")
 		}
 	}
-	fmt.Fprintf(out, "keywarden bench: %d clients, %s per operation, target %s, GOMAXPROCS shared with the server\n\n",
-		o.clients, o.duration, tgt.addr)
+	auth := "JWT"
+	if o.keystone {
+		tok, err := keystoneToken(ctx)
+		if err != nil {
+			return err
+		}
+		tgt.headers, auth = "X-Auth-Token: "+tok+"\r\n", "Keystone token"
+	}
+	fmt.Fprintf(out, "keywarden bench: %d clients, %s per operation, target %s, %s, GOMAXPROCS shared with the server\n\n",
+		o.clients, o.duration, tgt.addr, auth)
 	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	// CPU per request (user+system, this process and the started server):
 	// unlike ops/s it hardly moves when other work shares the machine.
@@ -484,7 +507,7 @@ func processCPU(pid int) time.Duration {
 
 // startBenchServer runs this binary's serve command on a free port with a
 // fresh data dir and a minted token.
-func startBenchServer(dataDir, cpuProfile string) (stop func(), tgt benchTarget, err error) {
+func startBenchServer(dataDir, cpuProfile, config string) (stop func(), tgt benchTarget, err error) {
 	tmp := dataDir == ""
 	if tmp {
 		if dataDir, err = os.MkdirTemp("", "keywarden-bench-"); err != nil {
@@ -509,6 +532,9 @@ func startBenchServer(dataDir, cpuProfile string) (stop func(), tgt benchTarget,
 		return nil, tgt, err
 	}
 	args := []string{"serve", "--data-dir", dataDir, "--rest-addr", addr, "--kmip-addr", "", "--log-level", "warn"}
+	if config != "" {
+		args = append(args, "--config", config)
+	}
 	cmd := exec.Command(self, args...)
 	cmd.Stderr = os.Stderr
 	if cpuProfile != "" {
@@ -544,4 +570,28 @@ func startBenchServer(dataDir, cpuProfile string) (stop func(), tgt benchTarget,
 	tgt = benchTarget{addr: addr, host: addr, headers: "X-Auth-Token: " + strings.TrimSpace(string(out)) + "\r\n",
 		serverPID: cmd.Process.Pid}
 	return stop, tgt, nil
+}
+
+// keystoneToken signs in to Keystone with an openrc's environment, as the
+// openstack CLI does, and returns the project-scoped token.
+func keystoneToken(ctx context.Context) (string, error) {
+	env := func(k, def string) string {
+		if v := os.Getenv(k); v != "" {
+			return v
+		}
+		return def
+	}
+	ao := gophercloud.AuthOptions{
+		IdentityEndpoint: env("OS_AUTH_URL", ""), Username: env("OS_USERNAME", ""), Password: env("OS_PASSWORD", ""),
+		DomainName: env("OS_USER_DOMAIN_NAME", "Default"),
+		Scope:      &gophercloud.AuthScope{ProjectName: env("OS_PROJECT_NAME", ""), DomainName: env("OS_PROJECT_DOMAIN_NAME", "Default")},
+	}
+	if ao.IdentityEndpoint == "" || ao.Username == "" || ao.Password == "" || ao.Scope.ProjectName == "" {
+		return "", errors.New("bench --keystone: set OS_AUTH_URL, OS_USERNAME, OS_PASSWORD and OS_PROJECT_NAME (an openrc)")
+	}
+	pc, err := openstack.AuthenticatedClient(ctx, ao)
+	if err != nil {
+		return "", fmt.Errorf("bench --keystone: signing in: %w", err)
+	}
+	return pc.Token(), nil
 }

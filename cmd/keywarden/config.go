@@ -32,8 +32,9 @@ type config struct {
 	Auth struct {
 		// InsecureNoAuth is the --insecure-noauth flag only: never read
 		// from a file (see retiredAuthKeys).
-		InsecureNoAuth bool      `yaml:"-"`
-		JWT            jwtConfig `yaml:"jwt"`
+		InsecureNoAuth bool           `yaml:"-"`
+		JWT            jwtConfig      `yaml:"jwt"`
+		Keystone       keystoneConfig `yaml:"keystone"`
 	} `yaml:"auth"`
 	KMIP  kmipOptions `yaml:"kmip"`
 	Store struct {
@@ -94,6 +95,7 @@ func defaultConfig() config {
 	c.Audit = defaultAuditConfig()
 	c.Auth.JWT = defaultJWTConfig()
 	c.Orphans.Grace = time.Hour
+	c.Auth.Keystone.CacheSeconds = 300 // keystonemiddleware's token_cache_time
 	c.Orphans.MinAge = kms.DefaultOrphanMinAge
 	c.LogLevel = "info"
 	return c
@@ -175,6 +177,9 @@ func (c *config) finish() error {
 		if err := p.Validate(); err != nil {
 			return fmt.Errorf("config: passphrase: %w", err)
 		}
+	}
+	if err := c.Auth.Keystone.check(); err != nil {
+		return err
 	}
 	if o := c.Orphans; o.CollectEvery < 0 || o.Grace < 0 || o.OlderThan < 0 || o.MinAge < 0 {
 		return errors.New("config: orphans: collect_every, grace, older_than and min_age must not be negative")

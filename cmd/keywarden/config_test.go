@@ -33,26 +33,29 @@ func TestConfigFileAndFlags(t *testing.T) {
 
 func TestConfigErrorsNameTheKey(t *testing.T) {
 	for body, want := range map[string]string{
-		"rest:\n  adress: x\n":                   "adress",
-		"log_level: loud\n":                      "log_level",
-		"rest:\n  max_body: -1\n":                "max_body",
-		"passphrase:\n  length: 3\n":             "passphrase",
-		"rest:\n  tls_cert: a.pem\n":             "tls_key",
-		"auth:\n  insecure_noauth: true\n":       "--insecure-noauth",
-		"auth:\n  insecure_noauth: false\n":      "--insecure-noauth",
-		"auth:\n  disable_hmac: true\n":          "auth.jwt.allow_hmac",
-		"auth:\n  issuer: x\n":                   "auth.jwt.issuer",
-		"auth:\n  public_keys: []\n":             "auth.jwt.public_keys",
-		"auth:\n  jwt:\n    max_lifetime: 0s\n":  "max_lifetime",
-		"auth:\n  jwt:\n    max_lifetime: -1h\n": "max_lifetime",
-		"auth:\n  jwt:\n    lifetime: 1h\n":      "lifetime",
-		"max_payload: -5\n":                      "max_payload",
-		"passphrase:\n  alphabet: \"aa\"\n":      "passphrase",
-		"store:\n  path: /tmp/x\n  extra: 1\n":   "extra",
-		"quotas:\n  volumes: 3\n":                "volumes",
-		"audit:\n  max_bytes: -1\n":              "max_bytes",
-		"orphans:\n  grace: -1h\n":               "orphans",
-		"orphans:\n  collect_every: soon\n":      "soon", // yaml names the line and the value
+		"rest:\n  adress: x\n":                                 "adress",
+		"log_level: loud\n":                                    "log_level",
+		"rest:\n  max_body: -1\n":                              "max_body",
+		"passphrase:\n  length: 3\n":                           "passphrase",
+		"rest:\n  tls_cert: a.pem\n":                           "tls_key",
+		"auth:\n  insecure_noauth: true\n":                     "--insecure-noauth",
+		"auth:\n  insecure_noauth: false\n":                    "--insecure-noauth",
+		"auth:\n  disable_hmac: true\n":                        "auth.jwt.allow_hmac",
+		"auth:\n  issuer: x\n":                                 "auth.jwt.issuer",
+		"auth:\n  public_keys: []\n":                           "auth.jwt.public_keys",
+		"auth:\n  jwt:\n    max_lifetime: 0s\n":                "max_lifetime",
+		"auth:\n  jwt:\n    max_lifetime: -1h\n":               "max_lifetime",
+		"auth:\n  jwt:\n    lifetime: 1h\n":                    "lifetime",
+		"max_payload: -5\n":                                    "max_payload",
+		"passphrase:\n  alphabet: \"aa\"\n":                    "passphrase",
+		"store:\n  path: /tmp/x\n  extra: 1\n":                 "extra",
+		"quotas:\n  volumes: 3\n":                              "volumes",
+		"audit:\n  max_bytes: -1\n":                            "max_bytes",
+		"orphans:\n  grace: -1h\n":                             "orphans",
+		"orphans:\n  collect_every: soon\n":                    "soon", // yaml names the line and the value
+		"auth:\n  keystone:\n    auth_url: http://k:5000/v3\n": "username",
+		"auth:\n  keystone:\n    auth_url: http://k\n    username: u\n    password_file: /p\n    project_name: s\n    cache_seconds: -1\n": "cache_seconds",
+		"auth:\n  keystone:\n    authurl: http://k\n": "authurl",
 	} {
 		path := filepath.Join(t.TempDir(), "kw.yaml")
 		os.WriteFile(path, []byte(body), 0o600)
@@ -94,7 +97,8 @@ func TestDeployExampleLoads(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.KMIP.Addr != "127.0.0.1:5696" || c.REST.Addr != "127.0.0.1:9311" || c.Store.Backend != "bolt" ||
-		c.Auth.JWT.MaxLifetime != 24*time.Hour || !c.Auth.JWT.hmacOn() {
+		c.Auth.JWT.MaxLifetime != 24*time.Hour || !c.Auth.JWT.hmacOn() ||
+		c.Auth.Keystone.enabled() || c.Auth.Keystone.CacheSeconds != 300 {
 		t.Fatalf("example config: %+v", c)
 	}
 	// The caps and timeouts it shows are the defaults.
@@ -218,4 +222,42 @@ func TestNoAuthOnlyOnLoopback(t *testing.T) {
 			t.Errorf("%s without --insecure-noauth: %v", name, err)
 		}
 	}
+}
+
+// Keystone's cache time defaults to keystonemiddleware's 300 s; an explicit
+// 0 turns the cache off rather than falling back to the default.
+func TestKeystoneCacheSeconds(t *testing.T) {
+	for body, want := range map[string]int{
+		"auth:\n  keystone:\n    username: u\n":       300,
+		"auth:\n  keystone:\n    cache_seconds: 0\n":  0,
+		"auth:\n  keystone:\n    cache_seconds: 30\n": 30,
+	} {
+		path := filepath.Join(t.TempDir(), "kw.yaml")
+		os.WriteFile(path, []byte(body), 0o600)
+		c := defaultConfig()
+		if err := c.load(path); err != nil {
+			t.Fatal(err)
+		}
+		if got := c.Auth.Keystone.CacheSeconds; got != want {
+			t.Errorf("%q: cache_seconds %d, want %d", body, got, want)
+		}
+	}
+}
+
+// The password file must be 0600: serve refuses to start otherwise, and
+// says so without showing the password.
+func TestKeystonePasswordFileMode(t *testing.T) {
+	pw := filepath.Join(t.TempDir(), "pw")
+	os.WriteFile(pw, []byte("s3cret-pass\n"), 0o644)
+	k := keystoneConfig{AuthURL: "http://127.0.0.1:1/v3", Username: "kw", PasswordFile: pw, ProjectName: "service", CacheSeconds: 0}
+	_, err := k.validator(nil)
+	if err == nil || !strings.Contains(err.Error(), "0600") || strings.Contains(err.Error(), "s3cret") {
+		t.Fatalf("0644 password file: %v", err)
+	}
+	os.Chmod(pw, 0o600)
+	v, err := k.validator(nil)
+	if err != nil {
+		t.Fatalf("0600 password file refused: %v", err)
+	}
+	v.Close()
 }

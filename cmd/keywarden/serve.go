@@ -199,16 +199,11 @@ func serve(ctx context.Context, cfg config) error {
 	}
 	defer st.close()
 
-	var verifier *token.Verifier
-	if j := cfg.Auth.JWT; len(st.tokenKy) > 0 || len(j.PublicKeys) > 0 {
-		verifier, err = token.NewVerifier(token.Config{
-			HMACSecret: st.tokenKy, PublicKeyFiles: j.PublicKeys, Issuer: j.Issuer, Audience: j.Audience,
-			MaxLifetime: j.MaxLifetime, Leeway: 30 * time.Second,
-		})
-		if err != nil {
-			return err
-		}
+	auth, closeAuth, err := authenticator(cfg, st, log)
+	if err != nil {
+		return err
 	}
+	defer closeAuth()
 	var (
 		observeREST func(string, string, int, time.Duration)
 		m           *metrics
@@ -224,7 +219,7 @@ func serve(ctx context.Context, cfg config) error {
 		observeREST, metricsAddr = m.observeREST, "http://"+addr+"/metrics"
 	}
 	api, err := barbican.New(barbican.Config{
-		Service: st.svc, Verifier: verifier, NoAuth: cfg.Auth.InsecureNoAuth,
+		Service: st.svc, Auth: auth, NoAuth: cfg.Auth.InsecureNoAuth,
 		HostHref: cfg.REST.HostHref, MaxBody: cfg.REST.MaxBody, Logger: log, Observe: observeREST,
 	})
 	if err != nil {
@@ -292,6 +287,37 @@ func serve(ctx context.Context, cfg config) error {
 	err = errors.Join(srv.Shutdown(sctx), kmipShutdown(sctx))
 	log.Info("stopped")
 	return err
+}
+
+// authenticator is what checks bearer tokens: Keywarden's JWTs (HMAC or
+// public keys), Keystone, or both, each token by its form. nil when
+// neither is configured (no-auth development mode).
+func authenticator(cfg config, st *state, log *slog.Logger) (barbican.Authenticator, func(), error) {
+	var tokens barbican.Tokens
+	if j := cfg.Auth.JWT; len(st.tokenKy) > 0 || len(j.PublicKeys) > 0 {
+		v, err := token.NewVerifier(token.Config{
+			HMACSecret: st.tokenKy, PublicKeyFiles: j.PublicKeys, Issuer: j.Issuer, Audience: j.Audience,
+			MaxLifetime: j.MaxLifetime, Leeway: 30 * time.Second,
+		})
+		if err != nil {
+			return nil, nil, err
+		}
+		tokens.JWT = v
+	}
+	closeAuth := func() {}
+	ks, err := cfg.Auth.Keystone.validator(log)
+	if err != nil {
+		return nil, nil, err
+	}
+	if ks != nil {
+		tokens.Keystone, closeAuth = ks, ks.Close
+		log.Info("tokens: Keystone tokens validated", "auth_url", cfg.Auth.Keystone.AuthURL,
+			"user", cfg.Auth.Keystone.Username, "cache_seconds", cfg.Auth.Keystone.CacheSeconds)
+	}
+	if tokens.JWT == nil && tokens.Keystone == nil {
+		return nil, closeAuth, nil
+	}
+	return tokens, closeAuth, nil
 }
 
 func storeDesc(cfg config) string {

@@ -4,14 +4,18 @@
 package token
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -169,6 +173,30 @@ func (v *Verifier) Verify(raw string) (kms.Identity, error) {
 	v.cache[sum] = cached{id: id, exp: claims.ExpiresAt.Time}
 	v.mu.Unlock()
 	return id, nil
+}
+
+// Authenticate is Verify, as barbican.Authenticator.
+func (v *Verifier) Authenticate(_ context.Context, raw string) (kms.Identity, error) {
+	return v.Verify(raw)
+}
+
+// IsJWT reports whether raw has a JWT's form: three base64url segments, the
+// first of which decodes to a JSON header naming an algorithm. It says
+// nothing of validity; it tells a JWT from an opaque token (Keystone's fernet
+// tokens have no dot).
+func IsJWT(raw string) bool {
+	head, rest, ok := strings.Cut(raw, ".")
+	if !ok || strings.Count(rest, ".") != 1 || len(head) > 1024 {
+		return false
+	}
+	b, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(head, "="))
+	if err != nil {
+		return false
+	}
+	var h struct {
+		Alg string `json:"alg"`
+	}
+	return json.Unmarshal(b, &h) == nil && h.Alg != ""
 }
 
 // checkLifetime refuses a token valid for longer than the maximum: exp -

@@ -96,6 +96,28 @@ func BenchmarkVerifyCached(b *testing.B) {
 	}
 }
 
+func TestIsJWT(t *testing.T) {
+	secret := []byte("0123456789abcdef0123456789abcdef")
+	jwtTok, err := Mint(secret, kms.Identity{Project: "p"}, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for raw, want := range map[string]bool{
+		jwtTok: true,
+		// A Keystone fernet token: base64url, no dot.
+		"gAAAAABnZ3Ew8V1b6mJ4yT0-kHc2ZdR0yM5Yv2uB3pQ9xW_ZL7sE1aK8cN4oR6tU3iO0pA2sD5fG7hJ9kL1zX3cV5bN7mQ": false,
+		"a.b.c":                              false, // three segments, no JWT header
+		"eyJhbGciOiJIUzI1NiJ9.e30":           false, // two segments
+		"eyJhbGciOiJIUzI1NiJ9.e30.sig.extra": false,
+		"eyJ0eXAiOiJKV1QifQ.e30.sig":         false, // a header without alg
+		"":                                   false,
+	} {
+		if got := IsJWT(raw); got != want {
+			t.Errorf("IsJWT(%.30q) = %v, want %v", raw, got, want)
+		}
+	}
+}
+
 // sign signs claims for project p1 with the test secret.
 func sign(t *testing.T, c Claims) string {
 	t.Helper()

@@ -50,12 +50,16 @@ func Binary(t testing.TB) string {
 
 // Main runs the package's tests and removes the binary built for them;
 // call it from TestMain.
-func Main(m *testing.M) {
+func Main(m *testing.M) { os.Exit(RunAndClean(m)) }
+
+// RunAndClean is Main without the exit, for a TestMain with more to stop
+// after the tests; it returns m.Run's code.
+func RunAndClean(m *testing.M) int {
 	code := m.Run()
 	if binPath != "" {
 		os.RemoveAll(filepath.Dir(binPath))
 	}
-	os.Exit(code)
+	return code
 }
 
 // FreeAddr returns a loopback address with a port free right now.
