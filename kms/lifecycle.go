@@ -2,7 +2,6 @@ package kms
 
 import (
 	"context"
-	"maps"
 	"time"
 )
 
@@ -114,47 +113,4 @@ func (s *Service) Destroy(ctx context.Context, who Identity, id string) (err err
 		return nil
 	})
 	return err
-}
-
-// Change is an attribute update from KMIP (Add/Modify/Delete/Set Attribute).
-// nil fields are left alone; Attributes entries with an empty value are
-// deleted.
-type Change struct {
-	Name       *string
-	Attributes map[string]string
-}
-
-// UpdateSecret applies a Change.
-func (s *Service) UpdateSecret(ctx context.Context, who Identity, id string, ch Change) (_ *Secret, err error) {
-	ctx = s.begin(ctx, who, "attributes_set")
-	defer func() { s.record(ctx, who, "attributes_set", id, err) }()
-	return s.update(ctx, id, true, func(r *record) error {
-		if err := s.allowSecret(SecretUpdate, who, r.Secret); err != nil {
-			return err
-		}
-		if r.State == Destroyed {
-			return Conflict("secret %s is destroyed", id)
-		}
-		if ch.Name != nil {
-			if len(*ch.Name) > 255 {
-				return Invalid("name is longer than 255 characters")
-			}
-			r.Name = *ch.Name
-		}
-		if len(ch.Attributes) > 0 {
-			if r.Attributes == nil {
-				r.Attributes = map[string]string{}
-			} else {
-				r.Attributes = maps.Clone(r.Attributes)
-			}
-			for k, v := range ch.Attributes {
-				if v == "" {
-					delete(r.Attributes, k)
-				} else {
-					r.Attributes[k] = v
-				}
-			}
-		}
-		return nil
-	})
 }

@@ -88,7 +88,7 @@ var matrixOps = map[kms.Rule]func(svc *kms.Service, who kms.Identity, o matrixOb
 		return err
 	},
 	kms.SecretUpdate: func(svc *kms.Service, who kms.Identity, o matrixObjects) error {
-		_, err := svc.UpdateSecret(ctx, who, o.secret, kms.Change{Name: ptr("renamed")})
+		_, err := svc.ChangeAttribute(ctx, who, o.secret, kms.AttrOp{Kind: kms.AttrSet, Name: kms.AttrName, Value: "renamed"})
 		return err
 	},
 	kms.SecretDelete: func(svc *kms.Service, who kms.Identity, o matrixObjects) error {

@@ -209,7 +209,7 @@ func TestAuditEveryStateChange(t *testing.T) {
 			t.Errorf("no ok record of %q on the trail", action)
 		}
 	}
-	for _, action := range []string{"create", "attributes_set", "activation_date_set", "activate", "revoke", "destroy"} {
+	for _, action := range []string{"create", "attribute_change", "activation_date_set", "activate", "revoke", "destroy"} {
 		if !byProtocol["kmip"][action] {
 			t.Errorf("no ok record of KMIP %q", action)
 		}
