@@ -407,9 +407,13 @@ func (t *TransitKey) opError(op string, err error) error {
 		if len(msg) > 300 { // an HTML page from a proxy, say
 			msg = msg[:300] + "..."
 		}
+		if re.StatusCode >= 500 { // 503 when sealed or in standby without a leader
+			return fmt.Errorf("crypto: transit %s with %s at %s: HTTP %d: %s: %w", op, t.id, t.addr, re.StatusCode, msg, ErrMasterUnavailable)
+		}
 		return fmt.Errorf("crypto: transit %s with %s at %s: HTTP %d: %s", op, t.id, t.addr, re.StatusCode, msg)
 	}
-	return fmt.Errorf("crypto: transit %s with %s at %s: %w", op, t.id, t.addr, err)
+	// No answer: refused, reset, timed out, cut off mid-response.
+	return fmt.Errorf("crypto: transit %s with %s at %s: %w: %w", op, t.id, t.addr, err, ErrMasterUnavailable)
 }
 
 // readAllZeroing is io.ReadAll that zeroes each buffer it outgrows, so the
