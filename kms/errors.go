@@ -61,6 +61,9 @@ func internal(op string, err error) error {
 	if errors.Is(err, store.ErrUnavailable) {
 		return &Error{Kind: KindUnavailable, Msg: "the store is unavailable (" + op + "); try again", Err: err}
 	}
+	if errors.Is(err, store.ErrFull) {
+		return &Error{Kind: KindUnavailable, Msg: "the store is full: the change was not made; try again later", Err: err}
+	}
 	if errors.Is(err, crypto.ErrMasterUnavailable) {
 		return &Error{Kind: KindUnavailable, Msg: "the master key (Vault Transit) cannot be reached (" + op + "); try again later", Err: err}
 	}

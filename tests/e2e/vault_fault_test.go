@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,7 +15,6 @@ import (
 	"time"
 
 	ovh "github.com/ovh/kmip-go"
-	"github.com/ovh/kmip-go/kmipclient"
 
 	"github.com/keywarden/keywarden/tests/testserver"
 	"github.com/keywarden/keywarden/tests/vaulttest"
@@ -108,41 +106,6 @@ func (p *tcpCut) down() {
 	clear(p.conns)
 }
 
-// createStatus posts one secret and returns the status and the body.
-func createStatus(t *testing.T, base, project string, payload []byte) (int, []byte) {
-	t.Helper()
-	c := &http.Client{Timeout: 20 * time.Second}
-	ref, err := createSecret(c, base, project, payload)
-	if err == nil {
-		return 201, []byte(ref)
-	}
-	var code int
-	var body string
-	if n, _ := fmt.Sscanf(err.Error(), "status %d:", &code); n != 1 {
-		t.Fatalf("create in %s: %v", project, err)
-	}
-	_, body, _ = strings.Cut(err.Error(), ": ")
-	return code, []byte(body)
-}
-
-func countSecrets(t *testing.T, base, project string) int {
-	t.Helper()
-	req, _ := http.NewRequest("GET", base+"/v1/secrets", nil)
-	req.Header.Set("X-Project-Id", project)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var l struct {
-		Total int `json:"total"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&l); err != nil || resp.StatusCode != 200 {
-		t.Fatalf("list %s: %d %v", project, resp.StatusCode, err)
-	}
-	return l.Total
-}
-
 // TestVaultUnreachable: a Transit master key whose Vault cannot be reached.
 // At start-up serve exits non-zero naming the address. In mid-run, projects
 // whose KEK is cached keep working; a new project's first create gets REST
@@ -184,23 +147,7 @@ func TestVaultUnreachable(t *testing.T) {
 
 	px.up()
 	srv := testserver.Start(t, testserver.Options{NoAuth: true, KMIP: true, DataDir: dir, Args: []string{"--config", cfg}})
-	for deadline := time.Now().Add(20 * time.Second); !strings.Contains(srv.Log(), "keywarden started"); {
-		if time.Now().After(deadline) { // KMIP (and its CA) comes up after REST
-			t.Fatalf("no start-up line:\n%s", srv.Log())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	certs := filepath.Join(dir, "kmip-client")
-	if out, err := testserver.Run(t, "pki", "issue-client", "--data-dir", dir, "--project", "kmip-cold",
-		"--user", "kim", "--roles", "admin", "--out", certs); err != nil {
-		t.Fatalf("issue-client: %v\n%s", err, out)
-	}
-	kc, err := kmipclient.Dial(srv.KMIPAddr, kmipclient.WithRootCAFile(filepath.Join(certs, "ca.pem")),
-		kmipclient.WithClientCertFiles(filepath.Join(certs, "client.pem"), filepath.Join(certs, "client-key.pem")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer kc.Close()
+	kc := kmipClient(t, srv, "kmip-cold")
 
 	type ack struct{ project, ref, payload string }
 	var acks []ack
