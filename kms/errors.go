@@ -65,7 +65,7 @@ func internal(op string, err error) error {
 		return &Error{Kind: KindUnavailable, Msg: "the store is full: the change was not made; try again later", Err: err}
 	}
 	if errors.Is(err, crypto.ErrMasterUnavailable) {
-		return &Error{Kind: KindUnavailable, Msg: "the master key (Vault Transit) cannot be reached (" + op + "); try again later", Err: err}
+		return &Error{Kind: KindUnavailable, Msg: "the master key (Vault Transit) is unavailable (" + op + "); try again later", Err: err}
 	}
 	return &Error{Kind: KindInternal, Msg: "internal error during " + op, Err: err}
 }
