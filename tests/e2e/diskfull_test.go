@@ -61,7 +61,7 @@ func TestDataDiskFull(t *testing.T) {
 			defer wg.Done()
 			for fails := 0; fails < 5; { // a few in a row: freed pages may still take a small write
 				p := "p-" + rand.Text() + strings.Repeat("x", 200)
-				code, b := createStatus(t, srv.URL, "full", []byte(p))
+				code, b := createStatus(srv.URL, "full", []byte(p))
 				mu.Lock()
 				if code == 201 {
 					acks = append(acks, ack{string(b), p})
@@ -97,7 +97,7 @@ func TestDataDiskFull(t *testing.T) {
 	}
 
 	// Full: still refused, over both protocols; reads go on.
-	if code, b := createStatus(t, srv.URL, "full", []byte(strings.Repeat("y", 2000))); code != 503 {
+	if code, b := createStatus(srv.URL, "full", []byte(strings.Repeat("y", 2000))); code != 503 {
 		t.Fatalf("create on a full store: %d %s", code, b)
 	}
 	refused = append(refused, "y…")
@@ -128,7 +128,7 @@ func TestDataDiskFull(t *testing.T) {
 	var resumed time.Duration
 	for {
 		p := "after-" + rand.Text()
-		code, b := createStatus(t, srv.URL, "full", []byte(p))
+		code, b := createStatus(srv.URL, "full", []byte(p))
 		if code == 201 {
 			resumed = time.Since(grown)
 			acks = append(acks, ack{string(b), p})

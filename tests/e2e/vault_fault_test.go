@@ -172,7 +172,7 @@ func TestVaultUnreachable(t *testing.T) {
 	create := func(project string) (int, []byte) {
 		t.Helper()
 		p := "p-" + rand.Text()
-		code, b := createStatus(t, srv.URL, project, []byte(p))
+		code, b := createStatus(srv.URL, project, []byte(p))
 		if code == 201 {
 			acks = append(acks, ack{project, string(b), p})
 		}
