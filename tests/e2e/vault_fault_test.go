@@ -143,7 +143,7 @@ func TestVaultUnreachable(t *testing.T) {
 	if err := os.WriteFile(tokenFile, []byte(v.Token), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	body := fmt.Sprintf("master_key:\n  type: transit\n  transit:\n    address: %s\n    token_file: %s\n    key: %s\n    timeout: 3s\n",
+	body := fmt.Sprintf("master_key:\n  type: transit\n  transit:\n    address: %s\n    token_file: %s\n    key: %s\n", // the default timeout (5s)
 		vaultAddr, tokenFile, key)
 	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
@@ -191,7 +191,7 @@ func TestVaultUnreachable(t *testing.T) {
 		within         time.Duration // the 503 comes within
 	}{
 		{"unreachable", px.down, px.up, 5 * time.Second},
-		{"hung", px.hang, px.up, 6 * time.Second}, // the config's timeout: 3s
+		{"hung", px.hang, px.up, 7 * time.Second}, // the default timeout: 5s
 		{"sealed", func() { v.Seal(t) }, func() { v.Unseal(t) }, 5 * time.Second},
 	}
 	for i, f := range faults {
