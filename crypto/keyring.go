@@ -14,6 +14,11 @@ import (
 // ErrKEKNotFound is returned by KEKStore.LoadKEK when a project has no KEK.
 var ErrKEKNotFound = errors.New("crypto: project has no KEK")
 
+// ErrMasterUnavailable is wrapped by a MasterKey's Wrap and Unwrap when the
+// key's server cannot answer for now (Vault unreachable, sealed, timing out,
+// answering 5xx): the request may succeed later and nothing was changed.
+var ErrMasterUnavailable = errors.New("the master key is unavailable")
+
 // ErrDecrypt is returned by Open for any envelope that does not open under
 // the given binding: tampered, truncated, or moved onto another record.
 var ErrDecrypt = errors.New("crypto: ciphertext does not open under this binding")

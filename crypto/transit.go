@@ -38,7 +38,7 @@ type TransitConfig struct {
 	Mount     string        `yaml:"mount"`     // default "transit"
 	Key       string        `yaml:"key"`       // Transit key name
 	CAFile    string        `yaml:"ca_file"`   // PEM bundle to verify the server; default system roots
-	Timeout   time.Duration `yaml:"timeout"`   // per Wrap/Unwrap, retries included; default 30s
+	Timeout   time.Duration `yaml:"timeout"`   // per Wrap/Unwrap, retries included; default 5s
 }
 
 // String keeps the token out of logs and %v output.
@@ -72,7 +72,9 @@ type TransitKey struct {
 var _ MasterKey = (*TransitKey)(nil)
 
 const (
-	transitDefaultTimeout = 30 * time.Second
+	// A Transit call takes milliseconds; a Vault that has not answered in
+	// 5s is down for the caller, who gets a 503 rather than a hang.
+	transitDefaultTimeout = 5 * time.Second
 	transitMaxRetries     = 4 // on connection errors and 5xx; ~1.5s of backoff in all
 	transitMaxResponse    = 1 << 20
 )
@@ -407,9 +409,13 @@ func (t *TransitKey) opError(op string, err error) error {
 		if len(msg) > 300 { // an HTML page from a proxy, say
 			msg = msg[:300] + "..."
 		}
+		if re.StatusCode >= 500 { // 503 when sealed or in standby without a leader
+			return fmt.Errorf("crypto: transit %s with %s at %s: HTTP %d: %s: %w", op, t.id, t.addr, re.StatusCode, msg, ErrMasterUnavailable)
+		}
 		return fmt.Errorf("crypto: transit %s with %s at %s: HTTP %d: %s", op, t.id, t.addr, re.StatusCode, msg)
 	}
-	return fmt.Errorf("crypto: transit %s with %s at %s: %w", op, t.id, t.addr, err)
+	// No answer: refused, reset, timed out, cut off mid-response.
+	return fmt.Errorf("crypto: transit %s with %s at %s: %w: %w", op, t.id, t.addr, err, ErrMasterUnavailable)
 }
 
 // readAllZeroing is io.ReadAll that zeroes each buffer it outgrows, so the

@@ -303,11 +303,19 @@ path "transit/decrypt/%s" { capabilities = ["update"] }`, key, key)
 		}
 		// Errors that retrying cannot fix (400) are not retried.
 		n.Store(10)
-		if _, err := k.Unwrap(ctx, []byte("vault:v1:AAAA"), aad); err == nil {
+		_, err = k.Unwrap(ctx, []byte("vault:v1:AAAA"), aad)
+		if err == nil {
 			t.Fatal("bad ciphertext unwrapped")
 		}
 		if got := n.Load(); got != 11 {
 			t.Fatalf("a 400 was retried: %d requests", got-10)
+		} else if errors.Is(err, ErrMasterUnavailable) {
+			t.Fatalf("a 400 reads as the master key being unavailable: %v", err)
+		}
+		// A server that stays sealed: unavailable, after the retries.
+		n.Store(-100)
+		if _, err := k.Wrap(ctx, randKEK(), aad); !errors.Is(err, ErrMasterUnavailable) || !strings.Contains(err.Error(), "HTTP 503") {
+			t.Fatalf("sealed Vault: %v", err)
 		}
 	})
 }
@@ -366,7 +374,7 @@ func TestTransitServerDown(t *testing.T) {
 	if err == nil {
 		t.Fatal("wrapped with no server")
 	}
-	if !strings.Contains(err.Error(), "connection refused") || !strings.Contains(err.Error(), addr) {
+	if !strings.Contains(err.Error(), "connection refused") || !strings.Contains(err.Error(), addr) || !errors.Is(err, ErrMasterUnavailable) {
 		t.Fatalf("unclear error: %v", err)
 	}
 	noSecrets(t, err, kek, []byte("s.secret-token-value"))
@@ -402,8 +410,8 @@ func TestTransitServerHangs(t *testing.T) {
 	if d := time.Since(start); d > 2*time.Second {
 		t.Fatalf("hung for %v", d)
 	}
-	if !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("want a deadline error, got %v", err)
+	if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, ErrMasterUnavailable) {
+		t.Fatalf("want a deadline error, master key unavailable, got %v", err)
 	}
 	// The caller's context bounds a call too.
 	k2, _ := NewTransitKey(TransitConfig{Address: "http://" + l.Addr().String(), Token: "t", Key: "kw"})

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/keywarden/keywarden/crypto"
 	"github.com/keywarden/keywarden/kms/store"
 )
 
@@ -59,6 +60,12 @@ func Unavailable(format string, args ...any) error { return newErr(KindUnavailab
 func internal(op string, err error) error {
 	if errors.Is(err, store.ErrUnavailable) {
 		return &Error{Kind: KindUnavailable, Msg: "the store is unavailable (" + op + "); try again", Err: err}
+	}
+	if errors.Is(err, store.ErrFull) {
+		return &Error{Kind: KindUnavailable, Msg: "the store is full: the change was not made; try again later", Err: err}
+	}
+	if errors.Is(err, crypto.ErrMasterUnavailable) {
+		return &Error{Kind: KindUnavailable, Msg: "the master key (Vault Transit) is unavailable (" + op + "); try again later", Err: err}
 	}
 	return &Error{Kind: KindInternal, Msg: "internal error during " + op, Err: err}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -34,7 +35,10 @@ func openTransit(cfg config) (*crypto.TransitKey, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := k.Check(ctx); err != nil {
+	if err := k.Check(ctx); errors.Is(err, crypto.ErrMasterUnavailable) {
+		return nil, fmt.Errorf("master key %s: Vault at %s does not answer (down, unreachable or sealed), and no project key can be opened without it; start or unseal Vault, or fix master_key.transit.address: %w",
+			k.ID(), cfg.MasterKey.Transit.Address, err)
+	} else if err != nil {
 		return nil, fmt.Errorf("master key %s at %s: %w", k.ID(), cfg.MasterKey.Transit.Address, err)
 	}
 	return k, nil

@@ -24,6 +24,10 @@ var (
 	// again later. A write that failed so may still have been applied
 	// (etcd's "request timed out"); it was not acknowledged.
 	ErrUnavailable = errors.New("store: unavailable")
+	// ErrFull wraps a write refused because the store's disk is full (or
+	// over quota). Nothing of the transaction was written; the same write
+	// succeeds once space is freed.
+	ErrFull = errors.New("store: no space left")
 )
 
 // KV is one stored entry. Version counts the writes to the key since it was

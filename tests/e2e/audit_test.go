@@ -69,10 +69,17 @@ func (c caller) sendAs(want int, method, path, ctype, body string) {
 	}
 }
 
-// kmipClient issues a client certificate with `keywarden pki issue-client`
-// and dials the server's KMIP listener with github.com/ovh/kmip-go.
+// kmipClient waits for the server's KMIP listener (it comes up after REST,
+// once the CA exists), issues a client certificate with `keywarden pki
+// issue-client` and dials it with github.com/ovh/kmip-go.
 func kmipClient(t *testing.T, srv *testserver.Server, project, user, roles string) *kmipclient.Client {
 	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); !strings.Contains(srv.Log(), "keywarden started"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("no start-up line:\n%s", srv.Log())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	dir := filepath.Join(t.TempDir(), project+"-"+user)
 	if out, err := testserver.Run(t, "pki", "issue-client", "--data-dir", srv.DataDir, "--project", project,
 		"--user", user, "--roles", roles, "--out", dir); err != nil {

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"syscall"
 	"testing"
 	"time"
@@ -46,6 +47,7 @@ type Server struct {
 	Token  string // root token of this throwaway server
 	CAFile string // set with TLS
 	Admin  *api.Client
+	log    string // the server's output, where dev mode prints its unseal key
 }
 
 // Start runs `vault server -dev` on a free loopback port until the test
@@ -75,6 +77,8 @@ func tryStart(t testing.TB, bin, dir string, withTLS bool) (*Server, error) {
 	l.Close()
 
 	s := &Server{Addr: "http://" + hostport, Token: "kw-root-" + randHex(8)}
+	logPath := filepath.Join(dir, "vault-"+randHex(4)+".log")
+	s.log = logPath
 	args := []string{"server", "-dev", "-dev-no-store-token",
 		"-dev-root-token-id=" + s.Token, "-dev-listen-address=" + hostport}
 	if withTLS {
@@ -84,7 +88,6 @@ func tryStart(t testing.TB, bin, dir string, withTLS bool) (*Server, error) {
 		s.Addr = "https://" + hostport
 		s.CAFile = filepath.Join(certDir, "vault-ca.pem")
 	}
-	logPath := filepath.Join(dir, "vault-"+randHex(4)+".log")
 	logf, err := os.Create(logPath)
 	if err != nil {
 		t.Fatal(err)
@@ -156,6 +159,33 @@ func tryStart(t testing.TB, bin, dir string, withTLS bool) (*Server, error) {
 		t.Fatalf("enabling transit: %v", err)
 	}
 	return s, nil
+}
+
+// Seal seals the server: it answers 503 "Vault is sealed" until Unseal.
+func (s *Server) Seal(t testing.TB) {
+	t.Helper()
+	if err := s.Admin.Sys().Seal(); err != nil {
+		t.Fatalf("sealing Vault: %v", err)
+	}
+}
+
+var unsealKey = regexp.MustCompile(`Unseal Key: (\S+)`)
+
+// Unseal unseals a sealed dev server with the key it printed at start.
+func (s *Server) Unseal(t testing.TB) {
+	t.Helper()
+	log, err := os.ReadFile(s.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := unsealKey.FindSubmatch(log)
+	if m == nil {
+		t.Fatalf("no unseal key in the dev server's output:\n%s", tail(log, 2000))
+	}
+	st, err := s.Admin.Sys().Unseal(string(m[1]))
+	if err != nil || st.Sealed {
+		t.Fatalf("unsealing Vault: %v (sealed: %v)", err, st != nil && st.Sealed)
+	}
 }
 
 // NewKey creates a fresh Transit key of the given type on the server.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync/atomic"
+	"syscall"
 
 	bbolt "go.etcd.io/bbolt"
 
@@ -173,6 +174,11 @@ func (s *Store) commit(batch []*request) {
 	case errors.Is(err, errNoWrites):
 		// Rolled back, nothing to make durable; results stand.
 	default:
+		// bbolt rolled the tx back (freelist included) and the file
+		// still holds the last commit, so the next batch can succeed.
+		if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+			err = fmt.Errorf("%w: %w", store.ErrFull, err)
+		}
 		for i := range results {
 			results[i] = err
 		}
