@@ -7,8 +7,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/keywarden/keywarden/tests/testserver"
 )
 
 // Helpers of the fault tests (Vault unreachable, data disk full).
