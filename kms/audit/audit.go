@@ -225,8 +225,10 @@ type Log struct {
 	buf         []byte
 
 	syncReq chan chan error
-	errMu   sync.Mutex
-	err     error
+	// wake cuts the writer's pacing short: a Commit caller is waiting.
+	wake  chan struct{}
+	errMu sync.Mutex
+	err   error
 }
 
 var _ kms.Auditor = (*Log)(nil)
@@ -269,7 +271,7 @@ func Open(path string, opts Options) (*Log, error) {
 	l := &Log{
 		path: path, log: opts.Logger,
 		queue: make(chan queued, opts.QueueSize), done: make(chan struct{}),
-		maxWait: opts.MaxWait, batch: opts.MaxBatch, syncReq: make(chan chan error),
+		maxWait: opts.MaxWait, batch: opts.MaxBatch, syncReq: make(chan chan error), wake: make(chan struct{}, 1),
 		interval: opts.GroupInterval, mac: newMAC(key), keyID: KeyID(key), maxBytes: opts.MaxBytes,
 	}
 	if err := l.open(); err != nil {
@@ -472,6 +474,10 @@ func (l *Log) Commit(ctx context.Context, r kms.AuditRecord) error {
 	}
 	select {
 	case l.queue <- queued{rec: r, done: done}:
+		select { // a state change waits on this record: no pacing
+		case l.wake <- struct{}{}:
+		default:
+		}
 	case <-t.C:
 		l.mu.RUnlock()
 		return fmt.Errorf("%w: the queue is full", ErrUnavailable)
@@ -635,12 +641,14 @@ func (l *Log) run() {
 			waiter <- err
 			continue
 		}
-		// Pace the groups; a Sync cuts the pause short.
+		// Pace the groups; a Sync or a waiting Commit cuts the pause short.
 		if d := l.interval - time.Since(start); d > 0 {
 			pace.Reset(d)
 			select {
 			case <-pace.C:
 			case carried = <-l.syncReq:
+				pace.Stop()
+			case <-l.wake:
 				pace.Stop()
 			}
 		}
