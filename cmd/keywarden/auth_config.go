@@ -40,6 +40,13 @@ func defaultJWTConfig() jwtConfig { return jwtConfig{MaxLifetime: token.DefaultM
 // on its disk.
 func (j jwtConfig) hmacOn() bool { return len(j.PublicKeys) == 0 || j.AllowHMAC }
 
+// devTokensOn is hmacOn for the whole server: with Keystone configured it
+// is a production server too, and the development key is off unless
+// allowed explicitly.
+func (c *config) devTokensOn() bool {
+	return c.Auth.JWT.hmacOn() && (c.Auth.JWT.AllowHMAC || !c.Auth.Keystone.enabled())
+}
+
 // mintIssuer is the iss of the tokens this server's own CLI mints: the
 // configured issuer, which the server then requires, else the development
 // one.

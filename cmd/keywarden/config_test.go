@@ -178,6 +178,20 @@ func TestJWTDefaultsSurviveThePartialSection(t *testing.T) {
 	if !c.Auth.JWT.hmacOn() {
 		t.Fatal("allow_hmac: true does not turn the development key on")
 	}
+	// Keystone makes a production server too: the development key is off
+	// there unless allowed, public keys or not.
+	c.Auth.JWT.PublicKeys, c.Auth.JWT.AllowHMAC = nil, false
+	if !c.devTokensOn() {
+		t.Fatal("make run's development key is off")
+	}
+	c.Auth.Keystone.AuthURL = "http://keystone.example:5000/v3"
+	if c.devTokensOn() {
+		t.Fatal("the development key stays on beside Keystone")
+	}
+	c.Auth.JWT.AllowHMAC = true
+	if !c.devTokensOn() {
+		t.Fatal("allow_hmac: true does not turn the development key on beside Keystone")
+	}
 }
 
 func TestIsLoopback(t *testing.T) {

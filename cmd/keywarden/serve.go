@@ -148,7 +148,7 @@ func openState(cfg config, log *slog.Logger) (*state, error) {
 		}
 		return nil, err
 	}
-	if cfg.Auth.JWT.hmacOn() {
+	if cfg.devTokensOn() {
 		var created bool
 		st.tokenKy, created, err = loadOrCreateSecretFile(cfg.Auth.JWT.HMACSecretFile)
 		if err != nil {

@@ -39,7 +39,11 @@ func keywardenConfig(t *testing.T) string {
 		t.Fatal(err)
 	}
 	cfg := filepath.Join(dir, "keywarden.yaml")
+	// allow_hmac: the tests' own development JWTs beside Keystone tokens
+	// (with Keystone configured the development key is otherwise off).
 	body := fmt.Sprintf(`auth:
+  jwt:
+    allow_hmac: true
   keystone:
     auth_url: %s
     username: keywarden
