@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"errors"
-	"net/url"
 	"slices"
 	"strings"
 
@@ -19,10 +18,7 @@ import (
 // (container_acl.go): a private container is the business of its creator,
 // the project's admins and the users its ACL names.
 //
-// Store layout, next to the secrets' (service.go):
-//
-//	cp/<id>              → project         (pointer)
-//	c/<project>/<id>     → container JSON  (refs and consumers)
+// Store layout: keys.go.
 //
 // Every change is one transaction with compare-and-swap on the record. A
 // create also compares the versions of the secrets it names, so a secret
@@ -30,12 +26,6 @@ import (
 // deleted later leaves every container that names it, as in Barbican
 // (deleting a secret deletes its container_secret rows): reads drop the
 // refs of secrets that no longer exist.
-
-func containerPointerKey(id string) string { return "cp/" + id }
-func containerPrefix(project string) string {
-	return "c/" + url.PathEscape(project) + "/"
-}
-func containerKey(project, id string) string { return containerPrefix(project) + id }
 
 // Container authorization, Barbican's legacy policy (roles scoped to the
 // caller's project, as for secrets, policy.go):

@@ -1,7 +1,6 @@
 package kms
 
 import (
-	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -14,9 +13,7 @@ import (
 // allows N. Barbican also has CA quotas; they are kept and shown, but this
 // server has no CAs to bound.
 //
-// Store layout, next to the secrets' (service.go):
-//
-//	q/<project>          → configured project quotas JSON
+// Store layout: q/<project> holds a project's configured quotas (keys.go).
 //
 // What is counted, per project: secrets are the records under
 // p/<project>/ (expired secrets and destroyed KMIP objects count until they
@@ -88,13 +85,4 @@ type ProjectQuotas struct {
 	Quotas  Quotas    `json:"quotas"` // configured kinds only; the others follow the defaults
 	Created time.Time `json:"created"`
 	Updated time.Time `json:"updated"`
-}
-
-func quotaPrefix() string            { return "q/" }
-func quotaKey(project string) string { return quotaPrefix() + url.PathEscape(project) }
-
-// quotaProject is the project of a quota key.
-func quotaProject(key string) string {
-	p, _ := url.PathUnescape(strings.TrimPrefix(key, quotaPrefix()))
-	return p
 }
