@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -20,16 +19,7 @@ import (
 // once, so an order is ACTIVE from the start, and the order and its secret
 // are written in one transaction.
 //
-// Store layout, next to the secrets' (service.go):
-//
-//	op/<id>              → project    (pointer)
-//	o/<project>/<id>     → order JSON
-
-func orderPointerKey(id string) string { return "op/" + id }
-func orderPrefix(project string) string {
-	return "o/" + url.PathEscape(project) + "/"
-}
-func orderKey(project, id string) string { return orderPrefix(project) + id }
+// Store layout: keys.go.
 
 // OrderType is what an order generates.
 type OrderType string

@@ -54,7 +54,7 @@ func (s *Service) FindOrphans(ctx context.Context, rule consumers.OrphanRule) ([
 	now := s.now()
 	after := ""
 	for {
-		kvs, err := s.st.List(ctx, "p/", after, scanPage)
+		kvs, err := s.st.List(ctx, recordsPrefix(), after, scanPage)
 		if err != nil {
 			return nil, internal("list", err)
 		}
@@ -77,7 +77,7 @@ func (s *Service) FindOrphans(ctx context.Context, rule consumers.OrphanRule) ([
 		if len(kvs) < scanPage {
 			return out, nil
 		}
-		after = kvs[len(kvs)-1].Key[len("p/"):] + "\x00"
+		after = kvs[len(kvs)-1].Key[len(recordsPrefix()):] + "\x00"
 	}
 }
 

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
-	"strings"
 
 	"github.com/keywarden/keywarden/crypto"
 	"github.com/keywarden/keywarden/kms/store"
@@ -17,13 +15,13 @@ import (
 // interrupted rotation is finished by running it again. It returns how many
 // project KEKs are now under newMaster.
 func RotateMaster(ctx context.Context, st store.Store, oldMaster, newMaster crypto.MasterKey) (int, error) {
-	kvs, err := st.List(ctx, "k/", "", 0)
+	kvs, err := st.List(ctx, kekPrefix(), "", 0)
 	if err != nil {
 		return 0, fmt.Errorf("rotate: listing project keys: %w", err)
 	}
 	n := 0
 	for _, kv := range kvs {
-		project, err := url.PathUnescape(strings.TrimPrefix(kv.Key, "k/"))
+		project, err := kekProject(kv.Key)
 		if err != nil {
 			return n, fmt.Errorf("rotate: bad key %q: %w", kv.Key, err)
 		}
@@ -53,7 +51,7 @@ func RotateMaster(ctx context.Context, st store.Store, oldMaster, newMaster cryp
 // wrap: what an interrupted rotation or migration left behind. A server
 // started with such KEKs would fail every request of those projects.
 func ForeignKEKs(ctx context.Context, st store.Store, master crypto.MasterKey) (map[string]int, error) {
-	kvs, err := st.List(ctx, "k/", "", 0)
+	kvs, err := st.List(ctx, kekPrefix(), "", 0)
 	if err != nil {
 		return nil, fmt.Errorf("listing project keys: %w", err)
 	}

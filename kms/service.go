@@ -8,9 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
-	"net/url"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -121,40 +119,6 @@ func (s *Service) MaxPayload() int { return s.maxPayload }
 
 // clock returns now in UTC at the microsecond precision Barbican shows.
 func (s *Service) clock() time.Time { return s.now().UTC().Truncate(time.Microsecond) }
-
-// Store key layout. A secret's record lives under its project so that
-// listing one project reads only that project; a pointer maps id → project.
-//
-//	s/<id>               → project       (pointer)
-//	p/<project>/<id>     → record JSON   (secret + sealed payload)
-//	k/<project>          → wrapped project KEK
-//	a/<source>/<user>/<id> → project     (ACL index: secrets shared with user of source)
-//	q/<project>          → project quotas JSON (quotas.go)
-//	cp/<id>              → project       (container pointer, containers.go)
-//	c/<project>/<id>     → container JSON (secret refs, consumers, ACL; no key material)
-func pointerKey(id string) string { return "s/" + id }
-func projectPrefix(project string) string {
-	return "p/" + url.PathEscape(project) + "/"
-}
-func recordKey(project, id string) string { return projectPrefix(project) + id }
-
-// splitRecordKey is recordKey's inverse.
-func splitRecordKey(key string) (project, id string, ok bool) {
-	rest, ok := strings.CutPrefix(key, "p/")
-	if !ok {
-		return "", "", false
-	}
-	esc, id, ok := strings.Cut(rest, "/")
-	if !ok {
-		return "", "", false
-	}
-	project, err := url.PathUnescape(esc)
-	return project, id, err == nil
-}
-func kekKey(project string) string { return "k/" + url.PathEscape(project) }
-func aclUserPrefix(source, user string) string {
-	return "a/" + url.PathEscape(source) + "/" + url.PathEscape(user) + "/"
-}
 
 // aclIndexOps keeps the ACL index in step with a record whose ACL users go
 // from those of before to those of after (nil: no record).

@@ -287,15 +287,3 @@ func (v *verifier) file(sf setFile, last bool) error {
 	}
 	return nil
 }
-
-func readHead(path string) (Head, error) {
-	var h Head
-	b, err := os.ReadFile(HeadPath(path))
-	if err != nil {
-		return h, err
-	}
-	if err := json.Unmarshal(b, &h); err != nil {
-		return h, err
-	}
-	return h, nil
-}

@@ -1,0 +1,78 @@
+package kms
+
+import (
+	"net/url"
+	"strings"
+)
+
+// Store key layout. A secret's record lives under its project so that
+// listing one project reads only that project; a pointer maps id → project.
+// Containers and orders are laid out the same way.
+//
+//	s/<id>                     → project                    secret pointer
+//	p/<project>/<id>           → secret record JSON + tag   (material sealed inside)
+//	k/<project>                → wrapped project KEK
+//	a/<source>/<user>/<id>     → project                    ACL index (acl_only listing: secrets shared with user of source)
+//	cp/<id>, c/<project>/<id>  → container pointer, container JSON + tag (secret refs, consumers, ACL; no key material)
+//	op/<id>, o/<project>/<id>  → order pointer, order JSON
+//	q/<project>                → project quotas JSON
+//
+// Projects (and ACL sources and users) are escaped in keys, so one
+// project's prefix never covers another's.
+
+func pointerKey(id string) string { return "s/" + id }
+
+// recordsPrefix is the prefix of every project's secret records.
+func recordsPrefix() string { return "p/" }
+func projectPrefix(project string) string {
+	return recordsPrefix() + url.PathEscape(project) + "/"
+}
+func recordKey(project, id string) string { return projectPrefix(project) + id }
+
+// splitRecordKey is recordKey's inverse.
+func splitRecordKey(key string) (project, id string, ok bool) {
+	rest, ok := strings.CutPrefix(key, recordsPrefix())
+	if !ok {
+		return "", "", false
+	}
+	esc, id, ok := strings.Cut(rest, "/")
+	if !ok {
+		return "", "", false
+	}
+	project, err := url.PathUnescape(esc)
+	return project, id, err == nil
+}
+
+// kekPrefix is the prefix of every project's KEK.
+func kekPrefix() string            { return "k/" }
+func kekKey(project string) string { return kekPrefix() + url.PathEscape(project) }
+
+// kekProject is kekKey's inverse.
+func kekProject(key string) (string, error) {
+	return url.PathUnescape(strings.TrimPrefix(key, kekPrefix()))
+}
+
+func aclUserPrefix(source, user string) string {
+	return "a/" + url.PathEscape(source) + "/" + url.PathEscape(user) + "/"
+}
+
+func containerPointerKey(id string) string { return "cp/" + id }
+func containerPrefix(project string) string {
+	return "c/" + url.PathEscape(project) + "/"
+}
+func containerKey(project, id string) string { return containerPrefix(project) + id }
+
+func orderPointerKey(id string) string { return "op/" + id }
+func orderPrefix(project string) string {
+	return "o/" + url.PathEscape(project) + "/"
+}
+func orderKey(project, id string) string { return orderPrefix(project) + id }
+
+func quotaPrefix() string            { return "q/" }
+func quotaKey(project string) string { return quotaPrefix() + url.PathEscape(project) }
+
+// quotaProject is the project of a quota key.
+func quotaProject(key string) string {
+	p, _ := url.PathUnescape(strings.TrimPrefix(key, quotaPrefix()))
+	return p
+}
