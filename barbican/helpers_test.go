@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -16,8 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keywarden/keywarden/crypto"
 	"github.com/keywarden/keywarden/kms"
+	"github.com/keywarden/keywarden/kms/kmstest"
 	"github.com/keywarden/keywarden/kms/store/bolt"
 	"github.com/keywarden/keywarden/kms/token"
 )
@@ -75,22 +74,9 @@ func withHostHref(h string) envOption {
 // counts), identity project p1 / user u1 / admin unless changed.
 func newEnv(t testing.TB, opts ...envOption) *env {
 	t.Helper()
-	dir := t.TempDir()
-	st, err := bolt.Open(filepath.Join(dir, "keywarden.db"), bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	root, _, err := crypto.LoadOrCreateRootKey(filepath.Join(dir, "keys", "root.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(root.Close)
+	st, root := kmstest.Bolt(t)
 	clk := &clock{}
-	svc, err := kms.New(kms.Config{Store: st, Master: root, Now: clk.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
+	svc := kmstest.Service(t, kms.Config{Store: st, Master: root, Now: clk.Now})
 	ver, err := token.NewVerifier(token.Config{HMACSecret: hmacSecret})
 	if err != nil {
 		t.Fatal(err)

@@ -157,8 +157,7 @@ func FuzzDecode(f *testing.F) {
 // FuzzDispatch: whole messages through the dispatcher, on a real service:
 // every input gets a well-formed Response Message, and no panic.
 func FuzzDispatch(f *testing.F) {
-	dir := f.TempDir()
-	svc := newService(f, dir)
+	svc := newService(f)
 	ids, err := NewIdentities(sharedCA(f).Certificate(), nil, nil)
 	if err != nil {
 		f.Fatal(err)

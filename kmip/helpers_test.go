@@ -19,10 +19,9 @@ import (
 	"github.com/gemalto/kmip-go/kmip14"
 	"github.com/gemalto/kmip-go/ttlv"
 
-	"github.com/keywarden/keywarden/crypto"
 	"github.com/keywarden/keywarden/kmip/pki"
 	"github.com/keywarden/keywarden/kms"
-	"github.com/keywarden/keywarden/kms/store/bolt"
+	"github.com/keywarden/keywarden/kms/kmstest"
 )
 
 // The tests run real parts: a bolt store in a temporary directory, the
@@ -100,33 +99,17 @@ type env struct {
 	svc  *kms.Service
 	srv  *Server
 	addr string
-	dir  string
 }
 
 type envOpt func(*Config)
 
-func newService(t testing.TB, dir string) *kms.Service {
-	st, err := bolt.Open(filepath.Join(dir, "keywarden.db"), bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	rk, _, err := crypto.LoadOrCreateRootKey(filepath.Join(dir, "root.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc, err := kms.New(kms.Config{Store: st, Master: rk})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return svc
-}
+// newService is a service on a fresh bolt store and root key.
+func newService(t testing.TB) *kms.Service { return kmstest.Service(t, kms.Config{}) }
 
 // newEnv starts a KMIP server on 127.0.0.1:0 over a fresh service.
 func newEnv(t testing.TB, opts ...envOpt) *env {
 	t.Helper()
-	dir := t.TempDir()
-	svc := newService(t, dir)
+	svc := newService(t)
 	ids, err := NewIdentities(sharedCA(t).Certificate(), nil, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -149,7 +132,7 @@ func newEnv(t testing.TB, opts ...envOpt) *env {
 		defer cancel()
 		srv.Shutdown(ctx)
 	})
-	return &env{t: t, svc: svc, srv: srv, addr: l.Addr().String(), dir: dir}
+	return &env{t: t, svc: svc, srv: srv, addr: l.Addr().String()}
 }
 
 func (e *env) clientTLS(cert tls.Certificate) *tls.Config {

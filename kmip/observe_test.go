@@ -20,7 +20,7 @@ func TestObserve(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := NewServer(Config{Service: newService(t, t.TempDir()), Certificate: serverCert(t), Identities: ids,
+	srv, err := NewServer(Config{Service: newService(t), Certificate: serverCert(t), Identities: ids,
 		Observe: func(op, failure string, d time.Duration) {
 			mu.Lock()
 			got = append(got, [2]string{op, failure})

@@ -3,7 +3,6 @@ package kms_test
 import (
 	"bytes"
 	"context"
-	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -11,35 +10,15 @@ import (
 
 	"github.com/keywarden/keywarden/crypto"
 	"github.com/keywarden/keywarden/kms"
+	"github.com/keywarden/keywarden/kms/kmstest"
 	"github.com/keywarden/keywarden/kms/store/bolt"
 )
 
 // newStore opens a fresh bolt store and root key for a test.
-func newStore(t testing.TB) (*bolt.Store, *crypto.RootKey) {
-	t.Helper()
-	dir := t.TempDir()
-	st, err := bolt.Open(filepath.Join(dir, "kw.db"), bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	root, _, err := crypto.LoadOrCreateRootKey(filepath.Join(dir, "root.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return st, root
-}
+func newStore(t testing.TB) (*bolt.Store, *crypto.RootKey) { return kmstest.Bolt(t) }
 
 // newServiceWith builds a Service on a fresh store from cfg's other fields.
-func newServiceWith(t testing.TB, cfg kms.Config) *kms.Service {
-	t.Helper()
-	cfg.Store, cfg.Master = newStore(t)
-	svc, err := kms.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return svc
-}
+func newServiceWith(t testing.TB, cfg kms.Config) *kms.Service { return kmstest.Service(t, cfg) }
 
 func newService(t testing.TB) *kms.Service { return newServiceWith(t, kms.Config{}) }
 

@@ -1,0 +1,110 @@
+package loadgen
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"net"
+	"slices"
+	"sync"
+	"time"
+)
+
+// request is one raw HTTP/1.1 request, the status it expects and what reads
+// its body.
+type request struct {
+	raw    []byte
+	want   int
+	onBody func([]byte) error
+}
+
+// run runs clients connections for d, each calling next for its
+// requests (appended to the buffer it is given); the request is built before
+// the clock starts for it.
+func run(tgt target, clients int, d time.Duration, next func(client int, buf []byte) request) Result {
+	var (
+		mu  sync.Mutex
+		all Result
+		wg  sync.WaitGroup
+	)
+	start := time.Now()
+	deadline := start.Add(d)
+	for c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			lat := make([]time.Duration, 0, 4096)
+			n, errs, firstErr := 0, 0, ""
+			fail := func(msg string) {
+				errs++
+				if firstErr == "" {
+					firstErr = msg
+				}
+			}
+			var (
+				conn    net.Conn
+				br      *bufio.Reader
+				reqBuf  []byte
+				bodyBuf []byte
+			)
+			defer func() {
+				if conn != nil {
+					conn.Close()
+				}
+			}()
+			for time.Now().Before(deadline) {
+				if conn == nil {
+					var err error
+					if conn, err = net.Dial("tcp", tgt.addr); err != nil {
+						fail(err.Error())
+						break
+					}
+					br = bufio.NewReaderSize(conn, 32<<10)
+				}
+				req := next(c, reqBuf[:0])
+				reqBuf = req.raw
+				t0 := time.Now()
+				if _, err := conn.Write(req.raw); err != nil {
+					fail(err.Error())
+					break
+				}
+				status, body, keepAlive, err := readResponse(br, bodyBuf[:0])
+				bodyBuf = body
+				lat = append(lat, time.Since(t0))
+				switch {
+				case err != nil:
+					fail(err.Error())
+				case status != req.want:
+					fail(fmt.Sprintf("status %d: %s", status, bytes.TrimSpace(body)))
+				case req.onBody != nil:
+					if err := req.onBody(body); err != nil {
+						fail(err.Error())
+						break
+					}
+					n++
+				default:
+					n++
+				}
+				if err != nil {
+					break // the connection is out of step
+				}
+				if !keepAlive {
+					conn.Close()
+					conn = nil
+				}
+			}
+			mu.Lock()
+			all.N += n
+			all.Errs += errs
+			all.Lat = append(all.Lat, lat...)
+			if all.FirstErr == "" {
+				all.FirstErr = firstErr
+			}
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	all.Elapsed = time.Since(start)
+	slices.Sort(all.Lat)
+	return all
+}
