@@ -99,8 +99,8 @@ func aclChange(r *http.Request) (read map[string]json.RawMessage, users *[]strin
 			return nil, nil, nil, kms.Invalid("'users' must be a list of user ids")
 		}
 		for _, id := range u {
-			if len(id) > 255 {
-				return nil, nil, nil, kms.Invalid("a user id is longer than 255 characters")
+			if len(id) > kms.MaxUserIDLen {
+				return nil, nil, nil, kms.Invalid("a user id is longer than %d characters", kms.MaxUserIDLen)
 			}
 		}
 		if u == nil {

@@ -144,9 +144,9 @@ func orderRequest(obj map[string]json.RawMessage) (kms.OrderRequest, error) {
 		req.Expiration = &t
 	}
 	if ct := req.ContentType; ct != "" {
-		want := "application/octet-stream"
+		want := kms.ContentTypeBinary
 		if req.Type == kms.OrderPassphrase {
-			want = "text/plain"
+			want = kms.ContentTypeText
 		}
 		if normalizeContentType(ct) != want {
 			return req, kms.Invalid("payload_content_type %q is not supported for a %s order: use %s", ct, req.Type, want)

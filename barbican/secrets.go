@@ -126,7 +126,7 @@ func (a *api) putSecretPayload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ct := mediaType(r.Header.Get("Content-Type"))
-	if ct != ctText && ct != ctBinary {
+	if ct != kms.ContentTypeText && ct != kms.ContentTypeBinary {
 		a.fail(w, r, statusError(http.StatusUnsupportedMediaType,
 			"Content-Type of '%s' is not supported for PUT.", r.Header.Get("Content-Type")))
 		return
@@ -138,7 +138,7 @@ func (a *api) putSecretPayload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	payload := body
-	if ct == ctBinary {
+	if ct == kms.ContentTypeBinary {
 		switch enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding"))); enc {
 		case "":
 		case "base64":

@@ -99,21 +99,16 @@ func (a *api) secretBody(r *http.Request, s *kms.Secret) secretBody {
 
 // ---- payload content types
 
-// The payload content types Barbican accepts, in their stored form.
-const (
-	ctText   = "text/plain"
-	ctBinary = "application/octet-stream"
-	ctPKCS8  = "application/pkcs8"
-)
-
-var supportedContentTypes = []string{ctText, ctText + ";charset=utf-8", ctBinary, ctPKCS8}
+// The payload content types Barbican accepts, in their stored form (and
+// the UTF-8 spelling of text it lists).
+var supportedContentTypes = []string{kms.ContentTypeText, kms.ContentTypeTextUTF8, kms.ContentTypeBinary, kms.ContentTypePKCS8}
 
 // normalizeContentType maps a payload content type to its stored form
 // (every UTF-8 spelling of plain text is "text/plain"); "" when it is not
 // one Barbican supports.
 func normalizeContentType(ct string) string {
 	switch ct { // already in the stored form
-	case ctText, ctBinary, ctPKCS8:
+	case kms.ContentTypeText, kms.ContentTypeBinary, kms.ContentTypePKCS8:
 		return ct
 	}
 	mt, params, err := mime.ParseMediaType(ct)
@@ -126,7 +121,7 @@ func normalizeContentType(ct string) string {
 		}
 	}
 	switch mt {
-	case ctText, ctBinary, ctPKCS8:
+	case kms.ContentTypeText, kms.ContentTypeBinary, kms.ContentTypePKCS8:
 		return mt
 	}
 	return ""
@@ -217,9 +212,9 @@ func createRequest(obj map[string]json.RawMessage) (req kms.CreateRequest, scrub
 	switch {
 	case ct == "":
 		return req, scrub, kms.Invalid("payload_content_type is not one of %s", quoteList(supportedContentTypes))
-	case ct == ctText && hasEncoding:
+	case ct == kms.ContentTypeText && hasEncoding:
 		return req, scrub, kms.Invalid("payload_content_encoding is not one of None: a text/plain payload takes no encoding")
-	case ct != ctText && !hasEncoding:
+	case ct != kms.ContentTypeText && !hasEncoding:
 		return req, scrub, kms.Invalid("payload_content_encoding is not one of ['base64']: a binary payload must be base64-encoded")
 	}
 	payload = bytes.TrimSpace(payload)
@@ -265,19 +260,19 @@ func wantsMetadata(accept string) bool {
 // Header values of payload responses, shared (net/http only reads them).
 var (
 	noStore       = []string{"no-store"}
-	payloadCTText = []string{ctText + "; charset=utf-8"}
-	payloadCTBin  = []string{ctBinary}
-	payloadCTKey  = []string{ctPKCS8}
+	payloadCTText = []string{kms.ContentTypeText + "; charset=utf-8"}
+	payloadCTBin  = []string{kms.ContentTypeBinary}
+	payloadCTKey  = []string{kms.ContentTypePKCS8}
 )
 
 // payloadContentType is the Content-Type header of a payload served as ct.
 func payloadContentType(ct string) []string {
 	switch ct {
-	case ctText:
+	case kms.ContentTypeText:
 		return payloadCTText
-	case ctBinary:
+	case kms.ContentTypeBinary:
 		return payloadCTBin
-	case ctPKCS8:
+	case kms.ContentTypePKCS8:
 		return payloadCTKey
 	}
 	return []string{ct}
@@ -289,7 +284,7 @@ func payloadContentType(ct string) []string {
 // Nothing acceptable is 406.
 func payloadType(accept, stored string, pt []byte) (string, error) {
 	if stored == "" {
-		stored = ctBinary
+		stored = kms.ContentTypeBinary
 	}
 	accept = strings.TrimSpace(accept)
 	if accept == "" {
@@ -300,11 +295,11 @@ func payloadType(accept, stored string, pt []byte) (string, error) {
 	switch accept {
 	case "*/*":
 		return stored, nil
-	case ctBinary, ctPKCS8:
+	case kms.ContentTypeBinary, kms.ContentTypePKCS8:
 		return accept, nil
-	case ctText:
+	case kms.ContentTypeText:
 		if utf8.Valid(pt) {
-			return ctText, nil
+			return kms.ContentTypeText, nil
 		}
 	}
 	for _, mr := range parseAccept(accept) {
@@ -312,7 +307,7 @@ func payloadType(accept, stored string, pt []byte) (string, error) {
 			return stored, nil
 		}
 		ct := normalizeContentType(mime.FormatMediaType(mr.typ, mr.params))
-		if ct == "" || (ct == ctText && !utf8.Valid(pt)) {
+		if ct == "" || (ct == kms.ContentTypeText && !utf8.Valid(pt)) {
 			continue
 		}
 		return ct, nil
