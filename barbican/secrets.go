@@ -5,24 +5,12 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/gorilla/mux"
-
 	"github.com/keywarden/keywarden/crypto"
 	"github.com/keywarden/keywarden/kms"
 )
 
 // Secrets: /v1/secrets and /v1/secrets/{id}[/payload]. The handlers; bodies,
 // content types and query parsing are in secrets_wire.go.
-
-func (a *api) registerSecrets(r *mux.Router) {
-	// The two hot routes first: routes are tried in order.
-	a.route(r, http.MethodGet, "/v1/secrets/{id}/payload", a.getSecretPayload)
-	a.route(r, http.MethodPost, "/v1/secrets", a.createSecret)
-	a.route(r, http.MethodGet, "/v1/secrets", a.listSecrets)
-	a.route(r, http.MethodGet, "/v1/secrets/{id}", a.getSecret)
-	a.route(r, http.MethodPut, "/v1/secrets/{id}", a.putSecretPayload)
-	a.route(r, http.MethodDelete, "/v1/secrets/{id}", a.deleteSecret)
-}
 
 // secretID is the {id} of a secret route.
 func secretID(r *http.Request) (string, error) { return pathUUID(r, "id", "secret") }
