@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"net/http"
 
-	"github.com/gorilla/mux"
-
 	"github.com/keywarden/keywarden/kms"
 )
 
@@ -25,12 +23,9 @@ type aclResource struct {
 	del  func(ctx context.Context, who kms.Identity, id string) error
 }
 
-func (a *api) registerACLs(r *mux.Router) {
-	sec := &aclResource{kind: "secrets", id: secretID, get: a.svc.GetACL, set: a.svc.SetACL, del: a.svc.DeleteACL}
-	a.route(r, http.MethodGet, "/v1/secrets/{id}/acl", a.getACL(sec))
-	a.route(r, http.MethodPut, "/v1/secrets/{id}/acl", a.setACL(sec, true))
-	a.route(r, http.MethodPatch, "/v1/secrets/{id}/acl", a.setACL(sec, false))
-	a.route(r, http.MethodDelete, "/v1/secrets/{id}/acl", a.deleteACL(sec))
+// secretACLs is the ACL resource of secrets, /v1/secrets/{id}/acl.
+func (a *api) secretACLs() *aclResource {
+	return &aclResource{kind: "secrets", id: secretID, get: a.svc.GetACL, set: a.svc.SetACL, del: a.svc.DeleteACL}
 }
 
 // aclOperation is one operation's ACL. A secret or a container that never
@@ -99,8 +94,8 @@ func aclChange(r *http.Request) (read map[string]json.RawMessage, users *[]strin
 			return nil, nil, nil, kms.Invalid("'users' must be a list of user ids")
 		}
 		for _, id := range u {
-			if len(id) > 255 {
-				return nil, nil, nil, kms.Invalid("a user id is longer than 255 characters")
+			if len(id) > kms.MaxUserIDLen {
+				return nil, nil, nil, kms.Invalid("a user id is longer than %d characters", kms.MaxUserIDLen)
 			}
 		}
 		if u == nil {

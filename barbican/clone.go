@@ -4,8 +4,6 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/gorilla/mux"
-
 	"github.com/keywarden/keywarden/crypto"
 	"github.com/keywarden/keywarden/kms"
 )
@@ -15,11 +13,6 @@ import (
 //
 //	POST /v1/secrets/{id}/clone      server-side copy (image key → volume key)
 //	GET  /v1/secrets/{id}/lifecycle  deletion policy, lineage, disk format, consumers
-
-func (a *api) registerClone(r *mux.Router) {
-	r.HandleFunc("/v1/secrets/{id}/clone", a.cloneSecret).Methods(http.MethodPost)
-	r.HandleFunc("/v1/secrets/{id}/lifecycle", a.getLifecycle).Methods(http.MethodGet)
-}
 
 // cloneBody answers a clone: the new secret's ref and its source's.
 type cloneBody struct {

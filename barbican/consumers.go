@@ -5,8 +5,6 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/gorilla/mux"
-
 	"github.com/keywarden/keywarden/crypto"
 	"github.com/keywarden/keywarden/kms"
 )
@@ -21,12 +19,6 @@ import (
 
 // destroyedHeader marks a DELETE that destroyed the secret by its policy.
 const destroyedHeader = "Keywarden-Secret-Destroyed"
-
-func (a *api) registerConsumers(r *mux.Router) {
-	r.HandleFunc("/v1/secrets/{id}/consumers", a.listConsumers).Methods(http.MethodGet)
-	r.HandleFunc("/v1/secrets/{id}/consumers", a.addConsumer).Methods(http.MethodPost)
-	r.HandleFunc("/v1/secrets/{id}/consumers", a.removeConsumer).Methods(http.MethodDelete)
-}
 
 // consumerBody is one consumer as the consumers resource lists it.
 type consumerBody struct {

@@ -6,8 +6,6 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/gorilla/mux"
-
 	"github.com/keywarden/keywarden/kms"
 )
 
@@ -20,23 +18,6 @@ import (
 // idempotent, as for secret consumers (Barbican answers 404 to removing an
 // absent one). A secret ref POST answers 201 {container_ref}, its DELETE
 // 204, as Barbican's.
-
-func (a *api) registerContainers(r *mux.Router) {
-	r.HandleFunc("/v1/containers", a.listContainers).Methods(http.MethodGet)
-	r.HandleFunc("/v1/containers", a.createContainer).Methods(http.MethodPost)
-	r.HandleFunc("/v1/containers/{id}", a.getContainer).Methods(http.MethodGet)
-	r.HandleFunc("/v1/containers/{id}", a.deleteContainer).Methods(http.MethodDelete)
-	r.HandleFunc("/v1/containers/{id}/consumers", a.listContainerConsumers).Methods(http.MethodGet)
-	r.HandleFunc("/v1/containers/{id}/consumers",
-		changeContainer(a, readContainerConsumer, a.svc.AddContainerConsumer, a.containerConsumerChanged)).Methods(http.MethodPost)
-	r.HandleFunc("/v1/containers/{id}/consumers",
-		changeContainer(a, readContainerConsumer, a.svc.RemoveContainerConsumer, a.containerConsumerChanged)).Methods(http.MethodDelete)
-	r.HandleFunc("/v1/containers/{id}/secrets",
-		changeContainer(a, a.readContainerSecret, a.svc.AddContainerSecret, a.containerSecretChanged)).Methods(http.MethodPost)
-	r.HandleFunc("/v1/containers/{id}/secrets",
-		changeContainer(a, a.readContainerSecret, a.svc.RemoveContainerSecret, a.containerSecretChanged)).Methods(http.MethodDelete)
-	a.registerContainerACLs(r)
-}
 
 func containerID(r *http.Request) (string, error) { return pathUUID(r, "id", "container") }
 

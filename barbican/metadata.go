@@ -13,15 +13,6 @@ import (
 // Secret user metadata: /v1/secrets/{id}/metadata and
 // /v1/secrets/{id}/metadata/{key}. Key syntax and lowercasing are kms's.
 
-func (a *api) registerMetadata(r *mux.Router) {
-	a.route(r, http.MethodGet, "/v1/secrets/{id}/metadata", a.getMetadata)
-	a.route(r, http.MethodPut, "/v1/secrets/{id}/metadata", a.putMetadata)
-	a.route(r, http.MethodPost, "/v1/secrets/{id}/metadata", a.postMetadatum)
-	a.route(r, http.MethodGet, "/v1/secrets/{id}/metadata/{key}", a.getMetadatum)
-	a.route(r, http.MethodPut, "/v1/secrets/{id}/metadata/{key}", a.putMetadatum)
-	a.route(r, http.MethodDelete, "/v1/secrets/{id}/metadata/{key}", a.deleteMetadatum)
-}
-
 type metadataBody struct {
 	Metadata map[string]string `json:"metadata"`
 }

@@ -5,8 +5,6 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/gorilla/mux"
-
 	"github.com/keywarden/keywarden/crypto"
 	"github.com/keywarden/keywarden/kms"
 )
@@ -19,13 +17,6 @@ import (
 // on these paths: an order's meta is rendered with Barbican's six keys only
 // (python-barbicanclient refuses any other), and listings leave out orders
 // of types Barbican does not know unless ?type= asks for them.
-
-func (a *api) registerOrders(r *mux.Router) {
-	r.HandleFunc("/v1/orders", a.listOrders).Methods(http.MethodGet)
-	r.HandleFunc("/v1/orders", a.createOrder).Methods(http.MethodPost)
-	r.HandleFunc("/v1/orders/{id}", a.getOrder).Methods(http.MethodGet)
-	r.HandleFunc("/v1/orders/{id}", a.deleteOrder).Methods(http.MethodDelete)
-}
 
 // orderMeta is Barbican's key order meta; absent values are null.
 type orderMeta struct {
@@ -144,9 +135,9 @@ func orderRequest(obj map[string]json.RawMessage) (kms.OrderRequest, error) {
 		req.Expiration = &t
 	}
 	if ct := req.ContentType; ct != "" {
-		want := "application/octet-stream"
+		want := kms.ContentTypeBinary
 		if req.Type == kms.OrderPassphrase {
-			want = "text/plain"
+			want = kms.ContentTypeText
 		}
 		if normalizeContentType(ct) != want {
 			return req, kms.Invalid("payload_content_type %q is not supported for a %s order: use %s", ct, req.Type, want)

@@ -4,8 +4,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/gorilla/mux"
-
 	"github.com/keywarden/keywarden/consumers"
 	"github.com/keywarden/keywarden/kms"
 )
@@ -15,10 +13,6 @@ import (
 //
 //	GET    /v1/orphans?grace=1h&older_than=720h   list them, every project
 //	DELETE /v1/orphans?grace=1h&older_than=720h   destroy them (each re-checked)
-
-func (a *api) registerOrphans(r *mux.Router) {
-	r.HandleFunc("/v1/orphans", a.orphans).Methods(http.MethodGet, http.MethodDelete)
-}
 
 type orphanBody struct {
 	SecretRef      string `json:"secret_ref"`

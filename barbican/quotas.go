@@ -21,14 +21,6 @@ import (
 // Barbican's list links name the resource "project_quotas" (an invalid
 // path); ours point at /v1/project-quotas.
 
-func (a *api) registerQuotas(r *mux.Router) {
-	r.HandleFunc("/v1/quotas", a.getQuotas).Methods(http.MethodGet)
-	r.HandleFunc("/v1/project-quotas", a.listProjectQuotas).Methods(http.MethodGet)
-	r.HandleFunc("/v1/project-quotas/{project}", a.getProjectQuotas).Methods(http.MethodGet)
-	r.HandleFunc("/v1/project-quotas/{project}", a.putProjectQuotas).Methods(http.MethodPut)
-	r.HandleFunc("/v1/project-quotas/{project}", a.deleteProjectQuotas).Methods(http.MethodDelete)
-}
-
 // quotasBody is Barbican's quota document, members in Barbican's order; a
 // nil value (configured quotas only) is null: the default applies.
 type quotasBody struct {

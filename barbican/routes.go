@@ -6,10 +6,11 @@
 // decided by kms.
 //
 // Layout: one file per resource (versions.go, secrets.go, metadata.go,
-// acls.go, ...), each holding its handlers and wire types and contributing a
-// registerXxx method to the router built here; the conventions every resource
-// shares live once in their own files (errors.go, refs.go, timestamps.go,
-// paging.go, microversion.go, auth.go, wire.go).
+// acls.go, ...), each holding its handlers and wire types (secrets.go's in
+// secrets_wire.go); every route is a row of the one route table here
+// (method, path template, metrics label, handler); the conventions every
+// resource shares live once in their own files (errors.go, refs.go,
+// timestamps.go, paging.go, microversion.go, auth.go, wire.go).
 package barbican
 
 import (
@@ -97,54 +98,130 @@ func New(cfg Config) (http.Handler, error) {
 	return a.frame(a.router()), nil
 }
 
-// router maps paths to handlers. Version discovery is public; every other
-// route goes through authentication, then microversion negotiation.
+// router maps paths to handlers: the route table below, in its order.
+// Version discovery is public; every other route goes through
+// authentication, then microversion negotiation.
 //
-// The resources of this package add their routes with a.route: a mux
-// MatcherFunc that compares the path segment by segment (no regexp) and
-// fills mux.Vars, with the middlewares wrapped around the handler once, at
-// registration, rather than by the router on every request. Routes are
-// tried in registration order, so the hot ones (payload GET, secret POST)
-// come first. The consumers, orders, clone, orphans, quotas and containers
-// resources register ordinary mux routes, with full paths
-// ("/v1/secrets/{id}"), on the authenticated subrouter they are given,
-// which is tried last.
+// A route is a mux MatcherFunc that compares the path segment by segment
+// (no regexp) and fills mux.Vars, with the middlewares wrapped around the
+// handler once, at registration, rather than by the router on every request.
 func (a *api) router() *mux.Router {
 	r := mux.NewRouter()
 	// Never answer with a redirect: a 301 turns a POST into a GET.
 	r.SkipClean(true)
 	r.NotFoundHandler = http.HandlerFunc(a.notFound)
 	r.MethodNotAllowedHandler = http.HandlerFunc(a.methodNotAllowed)
-
-	a.registerSecrets(r)
-	a.registerMetadata(r)
-	a.registerACLs(r)
-	a.registerVersions(r)
-
-	// A subrouter without matchers of its own: gorilla/mux v1.8.1 loses a
-	// 405 inside a PathPrefix subrouter (its copied prefix matcher resets
-	// the method mismatch), so routes carry their full path instead.
-	v1 := r.NewRoute().Subrouter()
-	v1.Use(a.authenticate, a.negotiate)
-	a.registerConsumers(v1)
-	a.registerOrders(v1)
-	a.registerContainers(v1)
-	a.registerClone(v1)
-	a.registerOrphans(v1)
-	a.registerQuotas(v1)
+	for _, rt := range a.routes() {
+		h := a.negotiate(rt.handler)
+		if rt.access == authenticated {
+			h = a.authenticate(h)
+		}
+		r.NewRoute().MatcherFunc(newPathTemplate(rt.path).match).Methods(rt.method).Handler(h)
+	}
 	return r
 }
 
-// route registers h for method on the path template tpl ("/v1/secrets/{id}";
-// a variable is one non-empty segment, as mux's default pattern [^/]+),
-// behind authentication and microversion negotiation.
-func (a *api) route(r *mux.Router, method, tpl string, h http.HandlerFunc) {
-	a.publicRoute(r, method, tpl, a.authenticate(a.negotiate(h)))
+// route is one row of the route table.
+type route struct {
+	method string
+	// path is the template: a variable ("{id}") is one non-empty segment,
+	// as mux's default pattern [^/]+.
+	path string
+	// label names the route in metrics: RouteLabel of the route's paths
+	// (a test holds them equal).
+	label   string
+	access  access
+	handler http.HandlerFunc
 }
 
-// publicRoute registers h as is: no authentication, no negotiation.
-func (a *api) publicRoute(r *mux.Router, method, tpl string, h http.Handler) {
-	r.NewRoute().MatcherFunc(newPathTemplate(tpl).match).Methods(method).Handler(h)
+// access says whether a route needs a token.
+type access bool
+
+const (
+	authenticated access = false
+	public        access = true
+)
+
+// routes is the route table: every method and path the adapter answers.
+// Routes are tried in this order, so the hot ones (payload GET, secret
+// POST) come first.
+func (a *api) routes() []route {
+	const (
+		get, post, put, patch, del = http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete
+	)
+	secACL, ctrACL := a.secretACLs(), a.containerACLs()
+	return []route{
+		// secrets.go
+		{get, "/v1/secrets/{id}/payload", "/v1/secrets/{id}/payload", authenticated, a.getSecretPayload},
+		{post, "/v1/secrets", "/v1/secrets", authenticated, a.createSecret},
+		{get, "/v1/secrets", "/v1/secrets", authenticated, a.listSecrets},
+		{get, "/v1/secrets/{id}", "/v1/secrets/{id}", authenticated, a.getSecret},
+		{put, "/v1/secrets/{id}", "/v1/secrets/{id}", authenticated, a.putSecretPayload},
+		{del, "/v1/secrets/{id}", "/v1/secrets/{id}", authenticated, a.deleteSecret},
+
+		// metadata.go
+		{get, "/v1/secrets/{id}/metadata", "/v1/secrets/{id}/metadata", authenticated, a.getMetadata},
+		{put, "/v1/secrets/{id}/metadata", "/v1/secrets/{id}/metadata", authenticated, a.putMetadata},
+		{post, "/v1/secrets/{id}/metadata", "/v1/secrets/{id}/metadata", authenticated, a.postMetadatum},
+		{get, "/v1/secrets/{id}/metadata/{key}", "/v1/secrets/{id}/metadata/{key}", authenticated, a.getMetadatum},
+		{put, "/v1/secrets/{id}/metadata/{key}", "/v1/secrets/{id}/metadata/{key}", authenticated, a.putMetadatum},
+		{del, "/v1/secrets/{id}/metadata/{key}", "/v1/secrets/{id}/metadata/{key}", authenticated, a.deleteMetadatum},
+
+		// acls.go
+		{get, "/v1/secrets/{id}/acl", "/v1/secrets/{id}/acl", authenticated, a.getACL(secACL)},
+		{put, "/v1/secrets/{id}/acl", "/v1/secrets/{id}/acl", authenticated, a.setACL(secACL, true)},
+		{patch, "/v1/secrets/{id}/acl", "/v1/secrets/{id}/acl", authenticated, a.setACL(secACL, false)},
+		{del, "/v1/secrets/{id}/acl", "/v1/secrets/{id}/acl", authenticated, a.deleteACL(secACL)},
+
+		// versions.go
+		{get, "/", "/", public, a.listVersions},
+		{get, "/v1", "/v1", public, a.getVersion},
+
+		// consumers.go
+		{get, "/v1/secrets/{id}/consumers", "/v1/secrets/{id}/consumers", authenticated, a.listConsumers},
+		{post, "/v1/secrets/{id}/consumers", "/v1/secrets/{id}/consumers", authenticated, a.addConsumer},
+		{del, "/v1/secrets/{id}/consumers", "/v1/secrets/{id}/consumers", authenticated, a.removeConsumer},
+
+		// orders.go
+		{get, "/v1/orders", "/v1/orders", authenticated, a.listOrders},
+		{post, "/v1/orders", "/v1/orders", authenticated, a.createOrder},
+		{get, "/v1/orders/{id}", "/v1/orders/{id}", authenticated, a.getOrder},
+		{del, "/v1/orders/{id}", "/v1/orders/{id}", authenticated, a.deleteOrder},
+
+		// containers.go, container_acls.go
+		{get, "/v1/containers", "/v1/containers", authenticated, a.listContainers},
+		{post, "/v1/containers", "/v1/containers", authenticated, a.createContainer},
+		{get, "/v1/containers/{id}", "/v1/containers/{id}", authenticated, a.getContainer},
+		{del, "/v1/containers/{id}", "/v1/containers/{id}", authenticated, a.deleteContainer},
+		{get, "/v1/containers/{id}/consumers", "/v1/containers/{id}/consumers", authenticated, a.listContainerConsumers},
+		{post, "/v1/containers/{id}/consumers", "/v1/containers/{id}/consumers", authenticated,
+			changeContainer(a, readContainerConsumer, a.svc.AddContainerConsumer, a.containerConsumerChanged)},
+		{del, "/v1/containers/{id}/consumers", "/v1/containers/{id}/consumers", authenticated,
+			changeContainer(a, readContainerConsumer, a.svc.RemoveContainerConsumer, a.containerConsumerChanged)},
+		{post, "/v1/containers/{id}/secrets", "/v1/containers/{id}/secrets", authenticated,
+			changeContainer(a, a.readContainerSecret, a.svc.AddContainerSecret, a.containerSecretChanged)},
+		{del, "/v1/containers/{id}/secrets", "/v1/containers/{id}/secrets", authenticated,
+			changeContainer(a, a.readContainerSecret, a.svc.RemoveContainerSecret, a.containerSecretChanged)},
+		{get, "/v1/containers/{id}/acl", "/v1/containers/{id}/acl", authenticated, a.getACL(ctrACL)},
+		{put, "/v1/containers/{id}/acl", "/v1/containers/{id}/acl", authenticated, a.setACL(ctrACL, true)},
+		{patch, "/v1/containers/{id}/acl", "/v1/containers/{id}/acl", authenticated, a.setACL(ctrACL, false)},
+		{del, "/v1/containers/{id}/acl", "/v1/containers/{id}/acl", authenticated, a.deleteACL(ctrACL)},
+
+		// clone.go
+		{post, "/v1/secrets/{id}/clone", "/v1/secrets/{id}/clone", authenticated, a.cloneSecret},
+		{get, "/v1/secrets/{id}/lifecycle", "/v1/secrets/{id}/lifecycle", authenticated, a.getLifecycle},
+
+		// orphans.go
+		{get, "/v1/orphans", "/v1/orphans", authenticated, a.orphans},
+		{del, "/v1/orphans", "/v1/orphans", authenticated, a.orphans},
+
+		// quotas.go
+		{get, "/v1/quotas", "/v1/quotas", authenticated, a.getQuotas},
+		{get, "/v1/project-quotas", "/v1/project-quotas", authenticated, a.listProjectQuotas},
+		{get, "/v1/project-quotas/{project}", "/v1/project-quotas/{id}", authenticated, a.getProjectQuotas},
+		{put, "/v1/project-quotas/{project}", "/v1/project-quotas/{id}", authenticated, a.putProjectQuotas},
+		{del, "/v1/project-quotas/{project}", "/v1/project-quotas/{id}", authenticated, a.deleteProjectQuotas},
+	}
 }
 
 // pathTemplate is a route path split into segments; vars[i] is the name of

@@ -2,8 +2,6 @@ package barbican
 
 import (
 	"net/http"
-
-	"github.com/gorilla/mux"
 )
 
 // Version discovery: GET / (300 Multiple Choices) and GET /v1, public.
@@ -11,11 +9,6 @@ import (
 // pre-microversion shape that old clients know; from 1.1 they carry
 // min_version/max_version, which python-barbicanclient reads to pick its
 // microversion.
-
-func (a *api) registerVersions(r *mux.Router) {
-	a.publicRoute(r, http.MethodGet, "/", a.negotiate(http.HandlerFunc(a.listVersions)))
-	a.publicRoute(r, http.MethodGet, "/v1", a.negotiate(http.HandlerFunc(a.getVersion)))
-}
 
 type versionLink struct {
 	Rel  string `json:"rel"`

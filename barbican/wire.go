@@ -103,7 +103,7 @@ func readBody(r *http.Request) ([]byte, error) {
 // element, parameters dropped ("" when absent or unparsable).
 func mediaType(v string) string {
 	switch v { // the usual spellings, already in the parsed form
-	case "application/json", ctText, ctBinary:
+	case "application/json", kms.ContentTypeText, kms.ContentTypeBinary:
 		return v
 	}
 	mt, _, err := mime.ParseMediaType(v)

@@ -6,7 +6,7 @@
 // The adapter holds no rules: every read, change and refusal is the
 // service's, so an object is the same through KMIP and the Barbican REST API
 // (a passphrase is Secret Data of type Password, a symmetric secret a
-// Symmetric Key, and so on — see attributes.go and objects.go).
+// Symmetric Key, and so on — see attr_table.go and objects.go).
 //
 // Files:
 //
@@ -16,7 +16,9 @@
 //	message.go        request header and batch items, response header and items, versions
 //	dispatch.go       the operation table, batches, ID Placeholder, error continuation
 //	errors.go         Result Reasons, kms error kinds → reasons, 2.x reasons for 1.x clients
-//	attributes.go     kms.Secret ↔ KMIP attributes (the one mapping)
+//	attr_table.go     attribute names and tables (owned, stored, read-only, versions), type/state/algorithm maps
+//	attr_codec.go     attribute values: stored form, reading from requests, writing to responses
+//	attr_secret.go    kms.Secret → KMIP attributes (the one mapping)
 //	objects.go        managed objects (key blocks, secret data, opaque, certificates) ↔ payloads
 //	ops_discover.go   Discover Versions, Query
 //	ops_lifecycle.go  Create, Register, Activate, Revoke, Destroy

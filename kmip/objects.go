@@ -24,9 +24,6 @@ import (
 )
 
 const (
-	ctBinary = "application/octet-stream"
-	ctText   = "text/plain"
-
 	fmtRaw         = uint32(kmip14.KeyFormatTypeRaw)
 	fmtOpaque      = uint32(kmip14.KeyFormatTypeOpaque)
 	fmtPKCS1       = uint32(kmip14.KeyFormatTypePKCS_1)
@@ -306,7 +303,7 @@ func readObject(objType uint32, obj item) (*registered, *opError) {
 	if perr := obj.structure(); perr != nil {
 		return nil, perr
 	}
-	r := &registered{typ: t, contentType: ctBinary}
+	r := &registered{typ: t, contentType: kms.ContentTypeBinary}
 	switch t {
 	case kms.Symmetric, kms.Private, kms.Public:
 		kb, ok := obj.find(kmip14.TagKeyBlock)
@@ -374,7 +371,7 @@ func readObject(objType uint32, obj item) (*registered, *opError) {
 		if format != fmtOpaque && format != fmtRaw {
 			return nil, formatNotSupported(format, t)
 		}
-		r.payload, r.contentType, r.alg, r.bits = material, ctText, "", 0
+		r.payload, r.contentType, r.alg, r.bits = material, kms.ContentTypeText, "", 0
 	case kms.Opaque:
 		var typ item
 		var hasType bool

@@ -176,8 +176,8 @@ func pickInstance(insts []AttrInstance, op AttrOp) (AttrInstance, error) {
 // putAttr stores (value "": removes) one instance.
 func putAttr(sec *Secret, name string, idx int32, value string) (AttrInstance, error) {
 	if name == AttrName {
-		if len(value) > 255 {
-			return AttrInstance{}, Invalid("name is longer than 255 characters")
+		if len(value) > MaxNameLen {
+			return AttrInstance{}, Invalid("name is longer than %d characters", MaxNameLen)
 		}
 		sec.Name = value
 		return AttrInstance{Value: value}, nil

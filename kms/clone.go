@@ -57,8 +57,8 @@ func (s *Service) CloneSecret(ctx context.Context, who Identity, id string, req 
 	if err := s.canCreateIn(SecretCreate, who, project); err != nil {
 		return nil, err
 	}
-	if req.Name != nil && len(*req.Name) > 255 {
-		return nil, Invalid("name is longer than 255 characters")
+	if req.Name != nil && len(*req.Name) > MaxNameLen {
+		return nil, Invalid("name is longer than %d characters", MaxNameLen)
 	}
 	if err := validateMetadata(req.Metadata); err != nil {
 		return nil, err

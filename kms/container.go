@@ -40,7 +40,7 @@ var typedNames = map[ContainerType]struct{ allowed, required []string }{
 const (
 	MaxContainerSecrets   = 100
 	MaxContainerConsumers = 1000
-	maxContainerName      = 255
+	maxContainerName      = MaxNameLen
 	maxConsumerName       = 36
 	maxConsumerURL        = 255
 )

@@ -199,7 +199,7 @@ func (s *Service) planDisk(who Identity, req DiskSecretRequest) (*diskPlan, erro
 			return nil, err
 		}
 		cr.BitLength, cr.Algorithm, cr.Mode = bits, "aes", cipherMode(enc.Cipher)
-		cr.ContentType = "application/octet-stream"
+		cr.ContentType = ContentTypeBinary
 	case Passphrase:
 		if req.BitLength != 0 {
 			return nil, Invalid("bit_length applies to symmetric keys; the LUKS key size of a passphrase disk is encryption key_size")
@@ -211,7 +211,7 @@ func (s *Service) planDisk(who Identity, req DiskSecretRequest) (*diskPlan, erro
 		if p.pass, err = s.passphrasePolicy(req.Passphrase); err != nil {
 			return nil, err
 		}
-		cr.ContentType = "text/plain"
+		cr.ContentType = ContentTypeText
 	default:
 		return nil, Invalid("a disk secret is a passphrase or a symmetric key, not %q", typ)
 	}
@@ -226,11 +226,11 @@ func (s *Service) planDisk(who Identity, req DiskSecretRequest) (*diskPlan, erro
 	return p, nil
 }
 
-// diskName names a disk's secret after the disk, within Barbican's 255.
+// diskName names a disk's secret after the disk, within MaxNameLen.
 func diskName(c Consumer) string {
 	n := fmt.Sprintf("%s %s %s", c.Service, c.ResourceType, c.ResourceID)
-	if len(n) > 255 {
-		n = n[:255]
+	if len(n) > MaxNameLen {
+		n = n[:MaxNameLen]
 	}
 	return n
 }

@@ -44,8 +44,8 @@ func (s *Service) validateCreate(req *CreateRequest) error {
 	if !req.Type.Valid() {
 		return Invalid("unknown secret type %q", req.Type)
 	}
-	if len(req.Name) > 255 {
-		return Invalid("name is longer than 255 characters")
+	if len(req.Name) > MaxNameLen {
+		return Invalid("name is longer than %d characters", MaxNameLen)
 	}
 	if req.BitLength < 0 || req.BitLength > maxBitLength {
 		return Invalid("bit_length must be between 1 and %d", maxBitLength)
@@ -227,7 +227,7 @@ func (s *Service) generateMaterial(req *CreateRequest, pp *crypto.PassphrasePoli
 		if err != nil {
 			return nil, Invalid("cannot generate a %d-bit key: sizes are 128, 192, 256 and 512", req.BitLength)
 		}
-		req.ContentType = "application/octet-stream"
+		req.ContentType = ContentTypeBinary
 		return k, nil
 	}
 	p, err := s.passphrasePolicy(pp)
@@ -238,7 +238,7 @@ func (s *Service) generateMaterial(req *CreateRequest, pp *crypto.PassphrasePoli
 	if err != nil {
 		return nil, internal("generate", err)
 	}
-	req.ContentType = "text/plain"
+	req.ContentType = ContentTypeText
 	return m, nil
 }
 
