@@ -6,6 +6,7 @@ import (
 	"io"
 	"os/exec"
 	"strings"
+	"time"
 
 	"github.com/keywarden/keywarden/hostlib/internal/secretexec"
 )
@@ -48,21 +49,31 @@ func (q *QemuImg) bin() (string, error) {
 	return full, nil
 }
 
+// benchmarkAttempts bounds the retries of QEMU's PBKDF benchmark, which
+// fails ("Unable to get accurate CPU usage") when the CPU time it measures
+// is disturbed, as on a busy hypervisor: once was not enough under load.
+const benchmarkAttempts = 5
+
 // run executes qemu-img with secrets at secretexec.FDPath(i); a failure of
-// QEMU's flaky PBKDF benchmark is retried once.
+// QEMU's flaky PBKDF benchmark is retried, with a short pause.
 func (q *QemuImg) run(ctx context.Context, op, target string, secrets [][]byte, stdout io.Writer, args ...string) (secretexec.Result, error) {
 	bin, err := q.bin()
 	if err != nil {
 		return secretexec.Result{}, err
 	}
 	var res secretexec.Result
-	for attempt := 0; attempt < 2; attempt++ {
+	for attempt := 1; ; attempt++ {
 		res, err = secretexec.Run(ctx, secretexec.Cmd{Path: bin, Args: args, Files: secrets, Mode: q.Mode, Stdout: stdout})
 		if err != nil {
 			return res, fmt.Errorf("qemu-img %s %s: %w", op, target, err)
 		}
-		if res.ExitCode == 0 || !transient(string(res.Stderr)) {
+		if res.ExitCode == 0 || !transient(string(res.Stderr)) || attempt == benchmarkAttempts {
 			break
+		}
+		select {
+		case <-time.After(time.Duration(attempt) * 100 * time.Millisecond):
+		case <-ctx.Done():
+			return res, ctx.Err()
 		}
 	}
 	if res.ExitCode != 0 {
