@@ -50,7 +50,9 @@ var errUnaudited = errors.New("kms: a store write outside an audited change")
 
 // commit records the change durably, then applies the transaction. A
 // failed transaction (a conflict too) is noted on the trail, best effort:
-// the durable record said the change was about to be made.
+// the durable record said the change was about to be made. Its outcome is
+// "aborted" (nothing written), "retried" (a conflict) or "unknown" (the
+// store timed out and may have applied it).
 func (s *Service) commit(ctx context.Context, id, detail string, cmps []store.Cmp, ops []store.Op) error {
 	c := changeOf(ctx)
 	if c == nil {
@@ -67,8 +69,11 @@ func (s *Service) commit(ctx context.Context, id, detail string, cmps []store.Cm
 	err := s.st.Txn(ctx, cmps, ops)
 	if err != nil {
 		rec.Outcome, rec.Time = "aborted", s.clock()
-		if errors.Is(err, store.ErrConflict) {
+		switch {
+		case errors.Is(err, store.ErrConflict):
 			rec.Outcome = "retried" // a concurrent change came first
+		case errors.Is(err, store.ErrUnavailable):
+			rec.Outcome = "unknown" // etcd may have applied a write it timed out on
 		}
 		s.audit.Record(ctx, rec)
 		return err
