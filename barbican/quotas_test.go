@@ -5,14 +5,12 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
-	"github.com/keywarden/keywarden/crypto"
 	"github.com/keywarden/keywarden/kms"
-	"github.com/keywarden/keywarden/kms/store/bolt"
+	"github.com/keywarden/keywarden/kms/kmstest"
 )
 
 // asServiceAdmin are the no-auth headers of a service admin.
@@ -23,22 +21,9 @@ var quotaKeys = []string{"cas", "consumers", "containers", "orders", "secrets"}
 // newQuotaEnv is newEnv with default quotas in kms.
 func newQuotaEnv(t *testing.T, defaults kms.Quotas) *env {
 	t.Helper()
-	dir := t.TempDir()
-	st, err := bolt.Open(filepath.Join(dir, "keywarden.db"), bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	root, _, err := crypto.LoadOrCreateRootKey(filepath.Join(dir, "keys", "root.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(root.Close)
+	st, root := kmstest.Bolt(t)
 	clk := &clock{}
-	svc, err := kms.New(kms.Config{Store: st, Master: root, Now: clk.Now, Quotas: defaults})
-	if err != nil {
-		t.Fatal(err)
-	}
+	svc := kmstest.Service(t, kms.Config{Store: st, Master: root, Now: clk.Now, Quotas: defaults})
 	logs := &logBuffer{}
 	h, err := New(Config{Service: svc, NoAuth: true, Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	if err != nil {

@@ -10,7 +10,9 @@
 //
 // Files:
 //
-//	server.go         listener, TLS, per-connection read/write loops, framing limits, shutdown
+//	server.go         listener, accept loop, caps, shutdown
+//	admission.go      shedding and refusing connections, failure reasons, rate-limited logs
+//	conn.go           one connection: TLS handshake, read/write loops, framing limits
 //	identity.go       client certificate → kms.Identity (own CA's subject, or configured mappings)
 //	ttlv.go           the hand-written TTLV reader and writer of the hot path
 //	message.go        request header and batch items, response header and items, versions

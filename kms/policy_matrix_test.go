@@ -1,6 +1,7 @@
 package kms_test
 
 import (
+	"strconv"
 	"testing"
 	"time"
 
@@ -247,20 +248,20 @@ func snapshot(t *testing.T, svc *kms.Service, o matrixObjects) string {
 			s += id + " gone; "
 			continue
 		}
-		s += sec.Name + " " + string(sec.State) + " acl=" + fmtACL(sec.ACL) + " consumers=" + itoa(len(sec.Consumers)) +
-			" meta=" + itoa(len(sec.Metadata)) + "; "
+		s += sec.Name + " " + string(sec.State) + " acl=" + fmtACL(sec.ACL) + " consumers=" + strconv.Itoa(len(sec.Consumers)) +
+			" meta=" + strconv.Itoa(len(sec.Metadata)) + "; "
 	}
 	c, err := svc.GetContainer(ctx, matrixOwner, o.container)
 	if err != nil {
 		s += "container gone; "
 	} else {
-		s += "container secrets=" + itoa(len(c.Secrets)) + " consumers=" + itoa(len(c.Consumers)) + " acl=" + fmtACL(c.ACL) + "; "
+		s += "container secrets=" + strconv.Itoa(len(c.Secrets)) + " consumers=" + strconv.Itoa(len(c.Consumers)) + " acl=" + fmtACL(c.ACL) + "; "
 	}
 	if _, err := svc.GetOrder(ctx, matrixOwner, o.order); err != nil {
 		s += "order gone; "
 	}
 	list, _, _ := svc.ListSecrets(ctx, policytest.Callers[0].Identity, kms.ListQuery{})
-	return s + "p1 secrets=" + itoa(len(list))
+	return s + "p1 secrets=" + strconv.Itoa(len(list))
 }
 
 func fmtACL(a *kms.ACL) string {
@@ -271,15 +272,7 @@ func fmtACL(a *kms.ACL) string {
 	if !a.ProjectAccess {
 		access = "private"
 	}
-	return access + "/" + a.Source + "/" + itoa(len(a.Users))
-}
-
-func itoa(n int) string {
-	const digits = "0123456789"
-	if n < 10 {
-		return digits[n : n+1]
-	}
-	return itoa(n/10) + digits[n%10:n%10+1]
+	return access + "/" + a.Source + "/" + strconv.Itoa(len(a.Users))
 }
 
 func newServiceOnMem(t *testing.T) *kms.Service {
