@@ -221,6 +221,7 @@ func serve(ctx context.Context, cfg config) error {
 	api, err := barbican.New(barbican.Config{
 		Service: st.svc, Auth: auth, NoAuth: cfg.Auth.InsecureNoAuth,
 		HostHref: cfg.REST.HostHref, MaxBody: cfg.REST.MaxBody, Logger: log, Observe: observeREST,
+		OrphanRule: consumers.OrphanRule{Grace: cfg.Orphans.Grace, OlderThan: cfg.Orphans.OlderThan},
 	})
 	if err != nil {
 		return err
