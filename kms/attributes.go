@@ -92,7 +92,7 @@ func (s *Secret) Instances(name string) []AttrInstance {
 func (s *Service) ChangeAttribute(ctx context.Context, who Identity, id string, op AttrOp) (out AttrInstance, err error) {
 	ctx = s.begin(ctx, who, "attribute_change")
 	defer func() { s.record(ctx, who, "attribute_change", id, err) }()
-	_, err = s.update(ctx, id, true, func(r *record) error {
+	_, err = s.update(ctx, id, anyState, func(r *record) error {
 		if err := s.allowSecret(SecretUpdate, who, r.Secret); err != nil {
 			return err
 		}

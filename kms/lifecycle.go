@@ -13,7 +13,7 @@ import (
 func (s *Service) Activate(ctx context.Context, who Identity, id string) (_ *Secret, err error) {
 	ctx = s.begin(ctx, who, "activate")
 	defer func() { s.record(ctx, who, "activate", id, err) }()
-	return s.update(ctx, id, true, func(r *record) error {
+	return s.update(ctx, id, anyState, func(r *record) error {
 		if err := s.allowSecret(SecretUpdate, who, r.Secret); err != nil {
 			return err
 		}
@@ -32,7 +32,7 @@ func (s *Service) SetActivationDate(ctx context.Context, who Identity, id string
 	ctx = s.begin(ctx, who, "activation_date_set")
 	defer func() { s.record(ctx, who, "activation_date_set", id, err) }()
 	at = at.UTC().Truncate(time.Microsecond)
-	return s.update(ctx, id, true, func(r *record) error {
+	return s.update(ctx, id, anyState, func(r *record) error {
 		if err := s.allowSecret(SecretUpdate, who, r.Secret); err != nil {
 			return err
 		}
@@ -64,7 +64,7 @@ func (s *Service) dueActivation(r *record) *record {
 func (s *Service) Revoke(ctx context.Context, who Identity, id string, compromised bool, date *time.Time) (_ *Secret, err error) {
 	ctx = s.begin(ctx, who, "revoke")
 	defer func() { s.record(ctx, who, "revoke", id, err) }()
-	return s.update(ctx, id, true, func(r *record) error {
+	return s.update(ctx, id, anyState, func(r *record) error {
 		if err := s.allowSecret(SecretUpdate, who, r.Secret); err != nil {
 			return err
 		}
@@ -95,7 +95,7 @@ func (s *Service) Revoke(ctx context.Context, who Identity, id string, compromis
 func (s *Service) Destroy(ctx context.Context, who Identity, id string) (err error) {
 	ctx = s.begin(ctx, who, "destroy")
 	defer func() { s.record(ctx, who, "destroy", id, err) }()
-	_, err = s.update(ctx, id, true, func(r *record) error {
+	_, err = s.update(ctx, id, anyState, func(r *record) error {
 		if err := s.allowSecret(SecretDelete, who, r.Secret); err != nil {
 			return err
 		}

@@ -56,3 +56,39 @@ func TestOrphanSweepReleasesQuota(t *testing.T) {
 		t.Fatalf("the swept secret's quota was not released: %v", err)
 	}
 }
+
+// Container writes give quota back through the same post-commit hooks as
+// secrets: a removed consumer frees a consumer, a deleted container frees
+// itself and its consumers.
+func TestContainerWritesReleaseQuota(t *testing.T) {
+	svc := quotaService(t, kms.Quotas{kms.QuotaContainers: 1, kms.QuotaConsumers: 1})
+	generic := kms.ContainerRequest{Type: kms.ContainerGeneric}
+	a, b := kms.ContainerConsumer{Name: "a", URL: "u"}, kms.ContainerConsumer{Name: "b", URL: "u"}
+	c, err := svc.CreateContainer(ctx, creator, generic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = svc.CreateContainer(ctx, creator, generic)
+	mustQuotaReached(t, err, "p1", 1, kms.QuotaContainers)
+	if _, err := svc.AddContainerConsumer(ctx, creator, c.ID, a); err != nil {
+		t.Fatal(err)
+	}
+	_, err = svc.AddContainerConsumer(ctx, creator, c.ID, b)
+	mustQuotaReached(t, err, "p1", 1, kms.QuotaConsumers)
+	if _, err := svc.RemoveContainerConsumer(ctx, creator, c.ID, a); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.AddContainerConsumer(ctx, creator, c.ID, b); err != nil {
+		t.Fatalf("the removed consumer's quota was not released: %v", err)
+	}
+	if err := svc.DeleteContainer(ctx, creator, c.ID); err != nil {
+		t.Fatal(err)
+	}
+	c, err = svc.CreateContainer(ctx, creator, generic)
+	if err != nil {
+		t.Fatalf("the deleted container's quota was not released: %v", err)
+	}
+	if _, err := svc.AddContainerConsumer(ctx, creator, c.ID, a); err != nil {
+		t.Fatalf("the deleted container's consumers were not released: %v", err)
+	}
+}

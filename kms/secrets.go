@@ -157,13 +157,26 @@ func (s *Service) insert(ctx context.Context, r *record, extra ...store.Op) erro
 	}
 	key := recordKey(r.Project, r.ID)
 	ops := append([]store.Op{store.Put(key, b), store.Put(pointerKey(r.ID), []byte(r.Project))}, extra...)
-	ops = append(ops, aclIndexOps(nil, r.Secret)...)
-	err = s.commit(ctx, r.ID, joinDetail("project "+r.Project, secretDiff(nil, r.Secret)), []store.Cmp{{Key: pointerKey(r.ID)}}, ops)
-	if err != nil {
-		return writeErr(err)
+	e := edit{
+		id: r.ID, detail: joinDetail("project "+r.Project, secretDiff(nil, r.Secret)),
+		cmps:  []store.Cmp{{Key: pointerKey(r.ID)}},
+		ops:   append(ops, aclIndexOps(nil, r.Secret)...),
+		after: settle{project: r.Project, owned: r.ID},
 	}
-	s.owners.Store(r.ID, r.Project)
-	return nil
+	return s.mutate(ctx, "", nil, once(e, Conflict("secret %s already exists", r.ID)))
+}
+
+// once decides e for a create under fresh keys: there is nothing to read
+// again, so a conflict (the keys were taken meanwhile) ends with taken.
+func once(e edit, taken error) func() (edit, error) {
+	tried := false
+	return func() (edit, error) {
+		if tried {
+			return edit{}, taken
+		}
+		tried = true
+		return e, nil
+	}
 }
 
 // GenerateRequest asks the server to make the material: a symmetric key of
@@ -252,7 +265,7 @@ func (s *Service) PutPayload(ctx context.Context, who Identity, id string, paylo
 	if len(payload) > s.maxPayload {
 		return TooLarge("payload is larger than %d bytes", s.maxPayload)
 	}
-	_, err = s.update(ctx, id, false, func(r *record) error {
+	_, err = s.update(ctx, id, View{}, func(r *record) error {
 		if err := s.allowSecret(SecretUpdate, who, r.Secret); err != nil {
 			return err
 		}
@@ -266,7 +279,7 @@ func (s *Service) PutPayload(ctx context.Context, who Identity, id string, paylo
 
 // GetSecret returns a secret's metadata.
 func (s *Service) GetSecret(ctx context.Context, who Identity, id string) (*Secret, error) {
-	l, err := s.visible(ctx, id)
+	l, err := s.read(ctx, id, View{})
 	if err != nil {
 		return nil, err
 	}
@@ -296,7 +309,7 @@ func (s *Service) GetObject(ctx context.Context, who Identity, id string) (*Secr
 // crypto.Zero the plaintext when done.
 func (s *Service) GetPayload(ctx context.Context, who Identity, id string) (sec *Secret, payload []byte, err error) {
 	defer func() { s.record(ctx, who, "read_payload", id, err) }()
-	l, err := s.visible(ctx, id)
+	l, err := s.read(ctx, id, View{})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -318,10 +331,7 @@ func (s *Service) GetPayload(ctx context.Context, who Identity, id string) (sec 
 func (s *Service) DeleteSecret(ctx context.Context, who Identity, id string, force bool) (err error) {
 	ctx = s.begin(ctx, who, "delete")
 	defer func() { s.record(ctx, who, "delete", id, err) }()
-	var project string
-	var freed usage
-	_, err = s.update(ctx, id, false, func(r *record) error {
-		project, freed = r.Project, usage{qSecrets: 1, qConsumers: len(r.Consumers)}
+	_, err = s.update(ctx, id, View{}, func(r *record) error {
 		if err := s.allowSecret(SecretDelete, who, r.Secret); err != nil {
 			return err
 		}
@@ -335,10 +345,6 @@ func (s *Service) DeleteSecret(ctx context.Context, who Identity, id string, for
 		}
 		return errDelete
 	})
-	if err == nil {
-		s.owners.Delete(id)
-		s.quotaFreed(project, freed)
-	}
 	return err
 }
 
