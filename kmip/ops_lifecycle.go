@@ -189,7 +189,7 @@ func opCreate(c *opCtx, p item) *opError {
 	}
 	sec, err := c.svc.GenerateSecret(c.ctx, c.who, req)
 	if err != nil {
-		return fromKMS(err, false)
+		return fromKMS(err)
 	}
 	c.placeholder = sec.ID
 	c.w.enum(tagObjectType, ot)
@@ -246,7 +246,7 @@ func opRegister(c *opCtx, p item) *opError {
 	sec, err := c.svc.CreateSecret(c.ctx, c.who, req)
 	crypto.Zero(reg.payload)
 	if err != nil {
-		return fromKMS(err, false)
+		return fromKMS(err)
 	}
 	c.placeholder = sec.ID
 	c.writeUID(sec.ID)
@@ -266,7 +266,7 @@ func opActivate(c *opCtx, p item) *opError {
 		return perr
 	}
 	if _, err := c.svc.Activate(c.ctx, c.who, id); err != nil {
-		return fromKMS(err, true)
+		return fromKMS(err)
 	}
 	c.writeUID(id)
 	return nil
@@ -305,7 +305,7 @@ func opRevoke(c *opCtx, p item) *opError {
 		when = &t
 	}
 	if _, err := c.svc.Revoke(c.ctx, c.who, id, compromised, when); err != nil {
-		return fromKMS(err, true)
+		return fromKMS(err)
 	}
 	c.writeUID(id)
 	return nil
@@ -318,7 +318,7 @@ func opDestroy(c *opCtx, p item) *opError {
 		return perr
 	}
 	if err := c.svc.Destroy(c.ctx, c.who, id); err != nil {
-		return fromKMS(err, true)
+		return fromKMS(err)
 	}
 	c.writeUID(id)
 	return nil

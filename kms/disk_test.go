@@ -51,7 +51,7 @@ func TestNovaEphemeralDisks(t *testing.T) {
 		if _, destroyed, err := svc.RemoveConsumer(ctx, creator, ids[i], disk); err != nil || !destroyed {
 			t.Fatalf("deleting %s: destroyed=%v %v", dev, destroyed, err)
 		}
-		_, err := svc.GetSecret(ctx, admin, ids[i])
+		_, err := svc.GetSecret(ctx, admin, ids[i], kms.View{})
 		mustKind(t, err, kms.KindNotFound)
 	}
 }
@@ -172,7 +172,7 @@ func TestDiskSecretDurableTogether(t *testing.T) {
 	closeStore()
 	svc, closeStore = open()
 	defer closeStore()
-	got, err := svc.GetSecret(ctx, creator, sec.ID)
+	got, err := svc.GetSecret(ctx, creator, sec.ID, kms.View{})
 	if err != nil || len(got.Consumers) != 1 || !got.Consumers[0].Same(volume1) || !got.HasPayload {
 		t.Fatalf("after reopen: %+v %v", got, err)
 	}

@@ -67,7 +67,7 @@ func TestEditedStoreIsRefused(t *testing.T) {
 			edit(t, st, creator.Project, kept.ID, func(b []byte) []byte {
 				return bytes.Replace(b, []byte(`"name":"kept"`), []byte(`"name":"kept","deletion_policy":"on_last_consumer"`), 1)
 			})
-			_, err = svc.GetSecret(ctx, creator, kept.ID)
+			_, err = svc.GetSecret(ctx, creator, kept.ID, kms.View{})
 			mustTampered(t, err)
 
 			// 3. Put back an older copy after a change (the version moved).
@@ -76,7 +76,7 @@ func TestEditedStoreIsRefused(t *testing.T) {
 				t.Fatal(err)
 			}
 			edit(t, st, creator.Project, untouched.ID, func([]byte) []byte { return old })
-			_, err = svc.GetSecret(ctx, admin, untouched.ID)
+			_, err = svc.GetSecret(ctx, admin, untouched.ID, kms.View{})
 			mustTampered(t, err)
 
 			// Tampered records are not listed; the rest still is.

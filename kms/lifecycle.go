@@ -18,7 +18,7 @@ func (s *Service) Activate(ctx context.Context, who Identity, id string) (_ *Sec
 			return err
 		}
 		if r.State != PreActive {
-			return Conflict("secret %s is %s, only a pre-active object can be activated", id, r.State)
+			return WrongState("secret %s is %s, only a pre-active object can be activated", id, r.State)
 		}
 		now := s.clock()
 		r.State, r.ActivationDate = Active, &now
@@ -37,7 +37,7 @@ func (s *Service) SetActivationDate(ctx context.Context, who Identity, id string
 			return err
 		}
 		if r.State != PreActive {
-			return Conflict("secret %s is %s: only a pre-active object's Activation Date can change", id, r.State)
+			return newErr(KindReadOnly, "the Activation Date of a %s object cannot change", r.State)
 		}
 		r.ActivationDate = &at
 		if !at.After(s.now()) {
@@ -76,13 +76,13 @@ func (s *Service) Revoke(ctx context.Context, who Identity, id string, compromis
 		}
 		switch {
 		case r.State == Destroyed:
-			return Conflict("secret %s is destroyed", id)
+			return WrongState("secret %s is destroyed", id)
 		case compromised:
 			if r.State != Compromised {
 				r.State, r.CompromiseDate = Compromised, when
 			}
 		case r.State == Compromised:
-			return Conflict("secret %s is compromised and cannot be deactivated", id)
+			return WrongState("secret %s is compromised and cannot be deactivated", id)
 		default:
 			r.State, r.DeactivationDate = Deactivated, &now
 		}
@@ -101,12 +101,13 @@ func (s *Service) Destroy(ctx context.Context, who Identity, id string) (err err
 		}
 		switch r.State {
 		case Active:
-			return Conflict("secret %s is active: revoke it before destroying it", id)
+			return WrongState("secret %s is active: revoke it before destroying it", id)
 		case Destroyed:
 			return NotFound("Secret not found.")
 		}
 		if len(r.Consumers) > 0 {
-			return Conflict("Secret has consumers and cannot be destroyed: %s.", consumerList(r.Consumers))
+			// In use: a state of its own that KMIP has no name for.
+			return WrongState("Secret has consumers and cannot be destroyed: %s.", consumerList(r.Consumers))
 		}
 		now := s.clock()
 		r.State, r.DestroyDate, r.Sealed, r.HasPayload = Destroyed, &now, nil, false

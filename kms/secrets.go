@@ -277,27 +277,13 @@ func (s *Service) PutPayload(ctx context.Context, who Identity, id string, paylo
 	return err
 }
 
-// GetSecret returns a secret's metadata.
-func (s *Service) GetSecret(ctx context.Context, who Identity, id string) (*Secret, error) {
-	l, err := s.read(ctx, id, View{})
+// GetSecret returns a secret's metadata as v sees it: the zero View is
+// live secrets only; a destroyed object keeps its attributes for a caller
+// that asks for destroyed ones too.
+func (s *Service) GetSecret(ctx context.Context, who Identity, id string, v View) (*Secret, error) {
+	l, err := s.read(ctx, id, v)
 	if err != nil {
 		return nil, err
-	}
-	if err := s.allowSecret(SecretRead, who, l.rec.Secret); err != nil {
-		return nil, err
-	}
-	return l.rec.Secret.Clone(), nil
-}
-
-// GetObject returns a secret whatever its state, destroyed included (KMIP
-// keeps a destroyed object's attributes); expired secrets are still gone.
-func (s *Service) GetObject(ctx context.Context, who Identity, id string) (*Secret, error) {
-	l, err := s.load(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	if l.rec.Expired(s.now()) {
-		return nil, NotFound("Secret not found.")
 	}
 	if err := s.allowSecret(SecretRead, who, l.rec.Secret); err != nil {
 		return nil, err
