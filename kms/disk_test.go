@@ -153,11 +153,8 @@ func TestDiskSecretDurableTogether(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		svc, err := kms.New(kms.Config{Store: st, Master: root})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return svc, func() { st.Close() }
+		// The store is reopened at the same path: the durability is the point.
+		return newServiceWith(t, kms.Config{Store: st, Master: root}), func() { st.Close() }
 	}
 	svc, closeStore := open()
 	sec, err := svc.CreateDiskSecret(ctx, creator, kms.DiskSecretRequest{Disk: volume1})

@@ -276,11 +276,5 @@ func fmtACL(a *kms.ACL) string {
 }
 
 func newServiceOnMem(t *testing.T) *kms.Service {
-	t.Helper()
-	_, root := newStore(t)
-	svc, err := kms.New(kms.Config{Store: newMemStore(), Master: root})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return svc
+	return newServiceWith(t, kms.Config{Store: newMemStore()})
 }
