@@ -100,8 +100,9 @@ func payloadAttr(p item, tag2 uint32, also1x bool) (attr, bool, *opError) {
 	return attr{}, false, nil
 }
 
-// target loads the object an attribute operation changes; reading it first
-// gives Item Not Found / Permission Denied before any other check.
+// target loads the object an operation names, destroyed ones included;
+// reading it first gives Item Not Found / Permission Denied before any
+// other check.
 func (c *opCtx) target(p item) (*kms.Secret, *opError) {
 	id, perr := c.uid(p)
 	if perr != nil {

@@ -37,7 +37,7 @@ func (s *Service) SetActivationDate(ctx context.Context, who Identity, id string
 			return err
 		}
 		if r.State != PreActive {
-			return newErr(KindReadOnly, "the Activation Date of a %s object cannot change", r.State)
+			return newErr(KindReadOnly, "secret %s is %s: only a pre-active object's Activation Date can change", id, r.State)
 		}
 		r.ActivationDate = &at
 		if !at.After(s.now()) {
