@@ -172,15 +172,11 @@ func (s *Service) CloneSecret(ctx context.Context, who Identity, id string, req 
 			return edit{}, err
 		}
 		out = r.Secret
+		e := creation(r, b, joinDetail(fmt.Sprintf("clone of secret %s (project %s) into project %s", id, src.Project, project),
+			secretDiff(nil, r.Secret)))
 		// The source must be unchanged (or not gone) when the copy lands.
-		return edit{
-			id:     newID,
-			detail: joinDetail(fmt.Sprintf("clone of secret %s (project %s) into project %s", id, src.Project, project), secretDiff(nil, r.Secret)),
-			cmps:   []store.Cmp{{Key: recordKey(src.Project, id), Version: l.version}, {Key: pointerKey(newID)}},
-			ops: append([]store.Op{store.Put(recordKey(project, newID), b), store.Put(pointerKey(newID), []byte(project))},
-				aclIndexOps(nil, r.Secret)...),
-			after: settle{project: project, owned: newID},
-		}, nil
+		e.cmps = append(e.cmps, store.Cmp{Key: recordKey(src.Project, id), Version: l.version})
+		return e, nil
 	})
 	if err != nil {
 		return nil, err

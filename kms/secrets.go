@@ -155,15 +155,21 @@ func (s *Service) insert(ctx context.Context, r *record, extra ...store.Op) erro
 	if err != nil {
 		return err
 	}
-	key := recordKey(r.Project, r.ID)
-	ops := append([]store.Op{store.Put(key, b), store.Put(pointerKey(r.ID), []byte(r.Project))}, extra...)
-	e := edit{
-		id: r.ID, detail: joinDetail("project "+r.Project, secretDiff(nil, r.Secret)),
+	e := creation(r, b, joinDetail("project "+r.Project, secretDiff(nil, r.Secret)))
+	e.ops = append(e.ops, extra...)
+	return s.mutate(ctx, "", nil, once(e, Conflict("secret %s already exists", r.ID)))
+}
+
+// creation is the edit that writes the new secret r, encoded as b: its
+// record, its id pointer (which must not exist yet) and its ACL index.
+func creation(r *record, b []byte, detail string) edit {
+	ops := []store.Op{store.Put(recordKey(r.Project, r.ID), b), store.Put(pointerKey(r.ID), []byte(r.Project))}
+	return edit{
+		id: r.ID, detail: detail,
 		cmps:  []store.Cmp{{Key: pointerKey(r.ID)}},
 		ops:   append(ops, aclIndexOps(nil, r.Secret)...),
 		after: settle{project: r.Project, owned: r.ID},
 	}
-	return s.mutate(ctx, "", nil, once(e, Conflict("secret %s already exists", r.ID)))
 }
 
 // once decides e for a create under fresh keys: there is nothing to read
