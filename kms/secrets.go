@@ -29,9 +29,9 @@ type CreateRequest struct {
 	// State is the initial state (default Active, Barbican's behaviour;
 	// KMIP creates objects PreActive unless activated).
 	State State
-	// ActivationDate (KMIP) activates the secret at that time: a date that
-	// has come makes it Active now, a future one leaves it PreActive until
-	// then.
+	// ActivationDate (KMIP) activates the secret at that time, whatever
+	// State says: a date that has come makes it Active now, a future one
+	// leaves it PreActive until then.
 	ActivationDate *time.Time
 }
 
@@ -80,6 +80,14 @@ func (s *Service) validateCreate(req *CreateRequest) error {
 	case PreActive, Active:
 	default:
 		return Invalid("a new secret cannot be %s", req.State)
+	}
+	if d := req.ActivationDate; d != nil {
+		// The date decides: one that has come activates the secret now, a
+		// future one leaves it pre-active until it comes (dueActivation).
+		req.State = PreActive
+		if !d.After(s.now()) {
+			req.State = Active
+		}
 	}
 	if err := validateMetadata(req.Metadata); err != nil {
 		return err
