@@ -39,3 +39,26 @@ func TestScheduledActivation(t *testing.T) {
 	_, err = svc.SetActivationDate(ctx, admin, sec.ID, clk.now())
 	mustKind(t, err, kms.KindReadOnly)
 }
+
+// A create's Activation Date decides its state, whatever State asks: the
+// adapters pass the date, kms applies the rule.
+func TestActivationDateDecidesCreateState(t *testing.T) {
+	svc := newService(t)
+	future, past := time.Now().Add(time.Hour), time.Now().Add(-time.Hour)
+	for _, c := range []struct {
+		state kms.State
+		at    *time.Time
+		want  kms.State
+	}{
+		{"", &future, kms.PreActive},
+		{kms.Active, &future, kms.PreActive},
+		{kms.PreActive, &past, kms.Active},
+		{kms.PreActive, nil, kms.PreActive},
+		{"", nil, kms.Active},
+	} {
+		sec, err := svc.CreateSecret(ctx, creator, kms.CreateRequest{State: c.state, ActivationDate: c.at})
+		if err != nil || sec.State != c.want {
+			t.Fatalf("state %q, date %v: %v %v, want %s", c.state, c.at, sec, err, c.want)
+		}
+	}
+}
