@@ -42,6 +42,10 @@ var statusOf = map[kms.Kind]int{
 	kms.KindSingleValued:    http.StatusConflict,
 	kms.KindNoAttribute:     http.StatusNotFound,
 	kms.KindNoInstance:      http.StatusNotFound,
+	kms.KindWrongState:      http.StatusConflict,
+	kms.KindReadOnly:        http.StatusConflict,
+	kms.KindMultiValued:     http.StatusConflict,
+	kms.KindUsage:           http.StatusConflict,
 	kms.KindInternal:        http.StatusInternalServerError,
 }
 

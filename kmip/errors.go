@@ -39,10 +39,9 @@ func notSupported(format string, args ...any) *opError {
 	return errf(kmip20.ResultReasonFeatureNotSupported, format, args...)
 }
 
-// fromKMS translates a kms error. lifecycle says the refusal is about the
-// object's state (Activate, Revoke, Destroy), which KMIP 2.x names Wrong
-// Key Lifecycle State.
-func fromKMS(err error, lifecycle bool) *opError {
+// fromKMS translates a kms error: kms decides, the kind says what it
+// decided, and this only names it in KMIP.
+func fromKMS(err error) *opError {
 	var ke *kms.Error
 	msg := "internal error"
 	if errors.As(err, &ke) {
@@ -54,10 +53,15 @@ func fromKMS(err error, lifecycle bool) *opError {
 	case kms.KindForbidden:
 		return errf(kmip20.ResultReasonPermissionDenied, "%s", msg)
 	case kms.KindConflict:
-		if lifecycle {
-			return errf(kmip20.ResultReasonWrongKeyLifecycleState, "%s", msg)
-		}
 		return errf(kmip20.ResultReasonIllegalOperation, "%s", msg)
+	case kms.KindWrongState:
+		return errf(kmip20.ResultReasonWrongKeyLifecycleState, "%s", msg)
+	case kms.KindReadOnly:
+		return errf(kmip20.ResultReasonReadOnlyAttribute, "%s", msg)
+	case kms.KindMultiValued:
+		return errf(kmip20.ResultReasonMultiValuedAttribute, "%s", msg)
+	case kms.KindUsage:
+		return errf(kmip20.ResultReasonIncompatibleCryptographicUsageMask, "%s", msg)
 	case kms.KindInvalid:
 		return errf(kmip20.ResultReasonInvalidField, "%s", msg)
 	case kms.KindTooLarge:

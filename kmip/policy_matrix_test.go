@@ -44,7 +44,7 @@ func TestPolicyMatrixKMIP(t *testing.T) {
 				if _, err := e.svc.SetACL(context.Background(), ownerID, id, acl); err != nil {
 					t.Fatal(err)
 				}
-				before, _ := e.svc.GetObject(context.Background(), ownerID, id)
+				before, _ := e.svc.GetSecret(context.Background(), ownerID, id, kms.View{Destroyed: true})
 				r := e.dialCert(certFor(t, c.Identity)).do(mk(id))
 				cases++
 				it := r.item(0)
@@ -64,7 +64,7 @@ func TestPolicyMatrixKMIP(t *testing.T) {
 				case !want && get(it, kmip14.TagResultReason) != ttlv.EnumValue(kmip14.ResultReasonPermissionDenied):
 					t.Errorf("%s %s by %s: %v %v, want Permission Denied", rule, sit, c.Name, get(it, kmip14.TagResultReason), get(it, kmip14.TagResultMessage))
 				case !want:
-					after, _ := e.svc.GetObject(context.Background(), ownerID, id)
+					after, _ := e.svc.GetSecret(context.Background(), ownerID, id, kms.View{Destroyed: true})
 					if after.Name != before.Name || after.State != before.State || after.Attributes["x-object-group"] != before.Attributes["x-object-group"] ||
 						len(after.Attributes) != len(before.Attributes) {
 						t.Errorf("%s %s by %s: refused, but the object changed: %+v → %+v", rule, sit, c.Name, before, after)

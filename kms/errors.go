@@ -25,6 +25,10 @@ const (
 	KindSingleValued                // an attribute that holds one value already has it
 	KindNoAttribute                 // the object has no such attribute
 	KindNoInstance                  // the attribute has no such instance
+	KindWrongState                  // the object's lifecycle state forbids the operation
+	KindReadOnly                    // the attribute cannot be changed (in the object's state)
+	KindMultiValued                 // the attribute has several instances: one cannot be set as the whole
+	KindUsage                       // the object's usage mask does not allow the use asked for
 )
 
 // Error is the error type of every Service method. Msg is safe to show to the
@@ -52,6 +56,9 @@ func TooLarge(format string, args ...any) error  { return newErr(KindTooLarge, f
 func Unauthenticated(format string, args ...any) error {
 	return newErr(KindUnauthenticated, format, args...)
 }
+
+// WrongState is a refusal because of the object's lifecycle state.
+func WrongState(format string, args ...any) error { return newErr(KindWrongState, format, args...) }
 
 // Unavailable is a refusal because something the request needs is down.
 func Unavailable(format string, args ...any) error { return newErr(KindUnavailable, format, args...) }

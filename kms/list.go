@@ -55,7 +55,7 @@ type ListQuery struct {
 	Attributes            map[string]string // all must match
 	Sort                  []SortKey         // default created ascending
 	Offset, Limit         int               // Limit <= 0: all
-	IncludeDestroyed      bool              // KMIP sees destroyed objects
+	View                  View              // which secrets are listed (view.go)
 	// ACLOnly lists, in any project, the secrets whose read ACL names the
 	// caller (Barbican's acl_only=true) instead of the caller's project.
 	ACLOnly bool
@@ -82,7 +82,7 @@ func (s *Service) ListSecrets(ctx context.Context, who Identity, q ListQuery) ([
 	now := s.now()
 	var out []*Secret
 	for _, sec := range candidates {
-		if sec.Expired(now) || (sec.State == Destroyed && !q.IncludeDestroyed) {
+		if !q.View.shows(sec, now) {
 			continue
 		}
 		if !q.match(sec) || s.allowSecret(SecretRead, who, sec) != nil {

@@ -284,25 +284,16 @@ func (s *Service) DeleteOrder(ctx context.Context, who Identity, id string) (err
 	if err := who.Validate(); err != nil {
 		return err
 	}
-	for range maxRetries {
+	return s.mutate(ctx, "", Conflict("order %s is being changed concurrently; try again", id), func() (edit, error) {
 		o, version, err := s.loadOrder(ctx, id)
 		if err != nil {
-			return err
+			return edit{}, err
 		}
 		if err := s.policy.check(OrderDelete, who, o.target(), "order "+id); err != nil {
-			return err
+			return edit{}, err
 		}
-		key := orderKey(o.Project, id)
-		err = s.commit(ctx, o.SecretID, "order "+id+" (its secret stays)", []store.Cmp{{Key: key, Version: version}},
-			[]store.Op{store.Delete(key), store.Delete(orderPointerKey(id))})
-		if errors.Is(err, store.ErrConflict) {
-			continue
-		}
-		if err != nil {
-			return writeErr(err)
-		}
-		s.quotaFreed(o.Project, usage{qOrders: 1})
-		return nil
-	}
-	return Conflict("order %s is being changed concurrently; try again", id)
+		e := removal(orderKey(o.Project, id), version, orderPointerKey(id), o.Project, usage{qOrders: 1})
+		e.id, e.detail = o.SecretID, "order "+id+" (its secret stays)"
+		return e, nil
+	})
 }

@@ -34,7 +34,7 @@ func TestKeyOrder(t *testing.T) {
 	mustKind(t, svc.DeleteOrder(ctx, creator, o.ID), kms.KindNotFound)
 	_, err = svc.GetOrder(ctx, creator, o.ID)
 	mustKind(t, err, kms.KindNotFound)
-	if _, err := svc.GetSecret(ctx, creator, o.SecretID); err != nil {
+	if _, err := svc.GetSecret(ctx, creator, o.SecretID, kms.View{}); err != nil {
 		t.Fatalf("deleting the order took its secret: %v", err)
 	}
 }

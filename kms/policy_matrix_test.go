@@ -81,7 +81,7 @@ var matrixOps = map[kms.Rule]func(svc *kms.Service, who kms.Identity, o matrixOb
 		return err
 	},
 	kms.SecretRead: func(svc *kms.Service, who kms.Identity, o matrixObjects) error {
-		_, err := svc.GetSecret(ctx, who, o.secret)
+		_, err := svc.GetSecret(ctx, who, o.secret, kms.View{})
 		return err
 	},
 	kms.SecretDecrypt: func(svc *kms.Service, who kms.Identity, o matrixObjects) error {
@@ -243,7 +243,7 @@ func snapshot(t *testing.T, svc *kms.Service, o matrixObjects) string {
 	t.Helper()
 	s := ""
 	for _, id := range []string{o.secret, o.lastConsumer, o.plain} {
-		sec, err := svc.GetSecret(ctx, matrixOwner, id)
+		sec, err := svc.GetSecret(ctx, matrixOwner, id, kms.View{})
 		if err != nil {
 			s += id + " gone; "
 			continue
@@ -276,11 +276,5 @@ func fmtACL(a *kms.ACL) string {
 }
 
 func newServiceOnMem(t *testing.T) *kms.Service {
-	t.Helper()
-	_, root := newStore(t)
-	svc, err := kms.New(kms.Config{Store: newMemStore(), Master: root})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return svc
+	return newServiceWith(t, kms.Config{Store: newMemStore()})
 }

@@ -29,9 +29,9 @@ type CreateRequest struct {
 	// State is the initial state (default Active, Barbican's behaviour;
 	// KMIP creates objects PreActive unless activated).
 	State State
-	// ActivationDate (KMIP) activates the secret at that time: a date that
-	// has come makes it Active now, a future one leaves it PreActive until
-	// then.
+	// ActivationDate (KMIP) activates the secret at that time, whatever
+	// State says: a date that has come makes it Active now, a future one
+	// leaves it PreActive until then.
 	ActivationDate *time.Time
 }
 
@@ -80,6 +80,14 @@ func (s *Service) validateCreate(req *CreateRequest) error {
 	case PreActive, Active:
 	default:
 		return Invalid("a new secret cannot be %s", req.State)
+	}
+	if d := req.ActivationDate; d != nil {
+		// The date decides: one that has come activates the secret now, a
+		// future one leaves it pre-active until it comes (dueActivation).
+		req.State = PreActive
+		if !d.After(s.now()) {
+			req.State = Active
+		}
 	}
 	if err := validateMetadata(req.Metadata); err != nil {
 		return err
@@ -155,15 +163,34 @@ func (s *Service) insert(ctx context.Context, r *record, extra ...store.Op) erro
 	if err != nil {
 		return err
 	}
-	key := recordKey(r.Project, r.ID)
-	ops := append([]store.Op{store.Put(key, b), store.Put(pointerKey(r.ID), []byte(r.Project))}, extra...)
-	ops = append(ops, aclIndexOps(nil, r.Secret)...)
-	err = s.commit(ctx, r.ID, joinDetail("project "+r.Project, secretDiff(nil, r.Secret)), []store.Cmp{{Key: pointerKey(r.ID)}}, ops)
-	if err != nil {
-		return writeErr(err)
+	e := creation(r, b, joinDetail("project "+r.Project, secretDiff(nil, r.Secret)))
+	e.ops = append(e.ops, extra...)
+	return s.mutate(ctx, "", nil, once(e, Conflict("secret %s already exists", r.ID)))
+}
+
+// creation is the edit that writes the new secret r, encoded as b: its
+// record, its id pointer (which must not exist yet) and its ACL index.
+func creation(r *record, b []byte, detail string) edit {
+	ops := []store.Op{store.Put(recordKey(r.Project, r.ID), b), store.Put(pointerKey(r.ID), []byte(r.Project))}
+	return edit{
+		id: r.ID, detail: detail,
+		cmps:  []store.Cmp{{Key: pointerKey(r.ID)}},
+		ops:   append(ops, aclIndexOps(nil, r.Secret)...),
+		after: settle{project: r.Project, owned: r.ID},
 	}
-	s.owners.Store(r.ID, r.Project)
-	return nil
+}
+
+// once decides e for a create under fresh keys: there is nothing to read
+// again, so a conflict (the keys were taken meanwhile) ends with taken.
+func once(e edit, taken error) func() (edit, error) {
+	tried := false
+	return func() (edit, error) {
+		if tried {
+			return edit{}, taken
+		}
+		tried = true
+		return e, nil
+	}
 }
 
 // GenerateRequest asks the server to make the material: a symmetric key of
@@ -252,7 +279,7 @@ func (s *Service) PutPayload(ctx context.Context, who Identity, id string, paylo
 	if len(payload) > s.maxPayload {
 		return TooLarge("payload is larger than %d bytes", s.maxPayload)
 	}
-	_, err = s.update(ctx, id, false, func(r *record) error {
+	_, err = s.update(ctx, id, View{}, func(r *record) error {
 		if err := s.allowSecret(SecretUpdate, who, r.Secret); err != nil {
 			return err
 		}
@@ -264,27 +291,13 @@ func (s *Service) PutPayload(ctx context.Context, who Identity, id string, paylo
 	return err
 }
 
-// GetSecret returns a secret's metadata.
-func (s *Service) GetSecret(ctx context.Context, who Identity, id string) (*Secret, error) {
-	l, err := s.visible(ctx, id)
+// GetSecret returns a secret's metadata as v sees it: the zero View is
+// live secrets only; a destroyed object keeps its attributes for a caller
+// that asks for destroyed ones too.
+func (s *Service) GetSecret(ctx context.Context, who Identity, id string, v View) (*Secret, error) {
+	l, err := s.read(ctx, id, v)
 	if err != nil {
 		return nil, err
-	}
-	if err := s.allowSecret(SecretRead, who, l.rec.Secret); err != nil {
-		return nil, err
-	}
-	return l.rec.Secret.Clone(), nil
-}
-
-// GetObject returns a secret whatever its state, destroyed included (KMIP
-// keeps a destroyed object's attributes); expired secrets are still gone.
-func (s *Service) GetObject(ctx context.Context, who Identity, id string) (*Secret, error) {
-	l, err := s.load(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	if l.rec.Expired(s.now()) {
-		return nil, NotFound("Secret not found.")
 	}
 	if err := s.allowSecret(SecretRead, who, l.rec.Secret); err != nil {
 		return nil, err
@@ -296,7 +309,7 @@ func (s *Service) GetObject(ctx context.Context, who Identity, id string) (*Secr
 // crypto.Zero the plaintext when done.
 func (s *Service) GetPayload(ctx context.Context, who Identity, id string) (sec *Secret, payload []byte, err error) {
 	defer func() { s.record(ctx, who, "read_payload", id, err) }()
-	l, err := s.visible(ctx, id)
+	l, err := s.read(ctx, id, View{})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -318,10 +331,7 @@ func (s *Service) GetPayload(ctx context.Context, who Identity, id string) (sec 
 func (s *Service) DeleteSecret(ctx context.Context, who Identity, id string, force bool) (err error) {
 	ctx = s.begin(ctx, who, "delete")
 	defer func() { s.record(ctx, who, "delete", id, err) }()
-	var project string
-	var freed usage
-	_, err = s.update(ctx, id, false, func(r *record) error {
-		project, freed = r.Project, usage{qSecrets: 1, qConsumers: len(r.Consumers)}
+	_, err = s.update(ctx, id, View{}, func(r *record) error {
 		if err := s.allowSecret(SecretDelete, who, r.Secret); err != nil {
 			return err
 		}
@@ -335,10 +345,6 @@ func (s *Service) DeleteSecret(ctx context.Context, who Identity, id string, for
 		}
 		return errDelete
 	})
-	if err == nil {
-		s.owners.Delete(id)
-		s.quotaFreed(project, freed)
-	}
 	return err
 }
 
