@@ -42,6 +42,10 @@ var statusOf = map[kms.Kind]int{
 	kms.KindSingleValued:    http.StatusConflict,
 	kms.KindNoAttribute:     http.StatusNotFound,
 	kms.KindNoInstance:      http.StatusNotFound,
+	kms.KindUsage:           http.StatusForbidden,
+	kms.KindSensitive:       http.StatusForbidden,
+	kms.KindNotExtractable:  http.StatusForbidden,
+	kms.KindCryptoFailure:   http.StatusBadRequest,
 	kms.KindInternal:        http.StatusInternalServerError,
 }
 

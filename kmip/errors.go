@@ -70,6 +70,14 @@ func fromKMS(err error, lifecycle bool) *opError {
 		return errf(kmip20.ResultReasonAttributeNotFound, "%s", msg)
 	case kms.KindNoInstance:
 		return errf(kmip20.ResultReasonAttributeInstanceNotFound, "%s", msg)
+	case kms.KindUsage:
+		return errf(kmip20.ResultReasonIncompatibleCryptographicUsageMask, "%s", msg)
+	case kms.KindSensitive:
+		return errf(kmip20.ResultReasonSensitive, "%s", msg)
+	case kms.KindNotExtractable:
+		return errf(kmip20.ResultReasonNotExtractable, "%s", msg)
+	case kms.KindCryptoFailure:
+		return errf(kmip20.ResultReasonCryptographicFailure, "%s", msg)
 	}
 	return errf(kmip20.ResultReasonGeneralFailure, "%s", msg)
 }
@@ -97,7 +105,9 @@ func reasonFor(v version, r kmip20.ResultReason) uint32 {
 	case kmip20.ResultReasonInvalidDataType, kmip20.ResultReasonUnsupportedAttribute,
 		kmip20.ResultReasonInvalidAttribute, kmip20.ResultReasonInvalidAttributeValue,
 		kmip20.ResultReasonInvalidObjectType, kmip20.ResultReasonIllegalObjectType,
-		kmip20.ResultReasonUnknownEnumeration, kmip20.ResultReasonNumericRange:
+		kmip20.ResultReasonUnknownEnumeration, kmip20.ResultReasonNumericRange,
+		kmip20.ResultReasonBadCryptographicParameters, kmip20.ResultReasonUnsupportedCryptographicParameters,
+		kmip20.ResultReasonMissingInitializationVector:
 		return uint32(kmip14.ResultReasonInvalidField)
 	}
 	return uint32(kmip14.ResultReasonGeneralFailure)

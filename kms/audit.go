@@ -70,6 +70,8 @@ var kindNames = map[Kind]string{
 	KindForbidden: "forbidden", KindConflict: "conflict", KindTooLarge: "too_large",
 	KindUnauthenticated: "unauthenticated", KindUnavailable: "unavailable",
 	KindSingleValued: "single_valued", KindNoAttribute: "no_attribute", KindNoInstance: "no_instance",
+	KindUsage: "usage", KindSensitive: "sensitive", KindNotExtractable: "not_extractable",
+	KindCryptoFailure: "crypto_failure",
 }
 
 func (s *Service) record(ctx context.Context, who Identity, action, id string, err error) {

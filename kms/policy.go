@@ -27,6 +27,7 @@ const (
 	SecretUpdate  Rule = "secret:put"
 	SecretDelete  Rule = "secret:delete"
 	SecretClone   Rule = "secret:clone"
+	SecretUse     Rule = "secret:use"
 	// ACLs of secrets and containers.
 	SecretACLRead   Rule = "secret_acls:get"
 	SecretACLChange Rule = "secret_acls:put_patch"
@@ -106,6 +107,8 @@ var rules = []ruleDef{
 		"DELETE /v1/secrets/{id}; KMIP Destroy"},
 	{SecretClone, "rule:object_decrypt", "clone a secret (the clone lands in the caller's project and needs secrets:post there)",
 		"POST /v1/secrets/{id}/clone"},
+	{SecretUse, "rule:object_decrypt", "use a key in a cryptographic operation on the server (the material stays there)",
+		"KMIP Encrypt, Decrypt, Sign, Signature Verify, MAC, MAC Verify"},
 	{SecretACLRead, "project_match and rule:all_but_audit", "read a secret's ACL",
 		"GET /v1/secrets/{id}/acl"},
 	{SecretACLChange, "rule:object_owner", "change a secret's ACL",
