@@ -308,6 +308,8 @@ func hashOr(h, def gocrypto.Hash) gocrypto.Hash {
 	return h
 }
 
-func normAlgorithm(s string) string {
-	return strings.NewReplacer("-", "", "_", "", " ", "").Replace(strings.ToLower(s))
-}
+var algSeparators = strings.NewReplacer("-", "", "_", "", " ", "")
+
+// normAlgorithm spells an algorithm name as kmip stores it: "HMAC-SHA256"
+// → "hmacsha256".
+func normAlgorithm(s string) string { return algSeparators.Replace(strings.ToLower(s)) }
