@@ -27,6 +27,9 @@
 //	ops_get.go        Get
 //	ops_attributes.go Get Attributes, Get Attribute List, Add/Modify/Delete/Set Attribute
 //	ops_locate.go     Locate, Check
+//	ops_keypair.go    Create Key Pair
+//	ops_crypto.go     Encrypt, Decrypt, Sign, Signature Verify, MAC, MAC Verify
+//	ops_rng.go        Hash, RNG Retrieve, RNG Seed
 //
 // Tags, types and enumerations come from gemalto/kmip-go's kmip14 and kmip20
 // tables; its reflective codec is only used by the tests (as an independent
