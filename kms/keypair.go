@@ -55,64 +55,76 @@ func (s *Service) CreateKeyPair(ctx context.Context, who Identity, req KeyPairRe
 	if err := s.allowProject(SecretCreate, who); err != nil {
 		return nil, nil, err
 	}
-	req.Algorithm = strings.ToLower(req.Algorithm)
-	sizes, ok := KeyPairAlgorithms[req.Algorithm]
-	if !ok {
-		return nil, nil, Invalid("key pairs are rsa or ec, not %q", req.Algorithm)
-	}
-	if !containsInt(sizes, req.BitLength) {
-		return nil, nil, Invalid("a %s key pair is of %v bits, not %d", req.Algorithm, sizes, req.BitLength)
-	}
-	halves := []*CreateRequest{&req.Private, &req.Public}
-	for i, h := range halves {
-		if len(h.Payload) > 0 {
-			return nil, nil, Invalid("a generated key pair takes no payload")
-		}
-		h.Type = [2]SecretType{Private, Public}[i]
-		h.Algorithm, h.BitLength, h.ContentType = req.Algorithm, req.BitLength, ContentTypeBinary
-		if err := s.validateCreate(h); err != nil {
-			return nil, nil, err
-		}
+	if err := s.validatePair(&req); err != nil {
+		return nil, nil, err
 	}
 	hold, err := s.holdQuota(ctx, who.Project, usage{qSecrets: 2})
 	if err != nil {
 		return nil, nil, err
 	}
 	defer func() { hold.release(err == nil) }()
-	privPEM, pubPEM, err := generatePair(req.Algorithm, req.BitLength)
+	rp, ru, extra, err := s.buildPair(ctx, who, req)
 	if err != nil {
 		return nil, nil, err
 	}
-	defer crypto.Zero(privPEM)
-	rp, err := s.newRecord(ctx, who, who.Project, req.Private)
-	if err != nil {
-		return nil, nil, err
-	}
-	ru, err := s.newRecord(ctx, who, who.Project, req.Public)
-	if err != nil {
-		return nil, nil, err
-	}
-	if req.Link != nil {
-		link(rp.Secret, req.Link, true, ru.ID)
-		link(ru.Secret, req.Link, false, rp.ID)
-	}
-	if err := s.seal(ctx, rp, privPEM, ContentTypeBinary); err != nil {
-		return nil, nil, err
-	}
-	if err := s.seal(ctx, ru, pubPEM, ContentTypeBinary); err != nil {
-		return nil, nil, err
-	}
-	b, err := s.encodeRecord(ctx, ru, 1)
-	if err != nil {
-		return nil, nil, err
-	}
-	extra := append([]store.Op{store.Put(recordKey(ru.Project, ru.ID), b), store.Put(pointerKey(ru.ID), []byte(ru.Project))},
-		aclIndexOps(nil, ru.Secret)...)
 	if err := s.insert(ctx, rp, extra...); err != nil {
 		return nil, nil, err
 	}
 	s.owners.Store(ru.ID, ru.Project)
 	return rp.Secret.Clone(), ru.Secret.Clone(), nil
+}
+
+// validatePair checks the algorithm and size and completes each half's
+// request.
+func (s *Service) validatePair(req *KeyPairRequest) error {
+	req.Algorithm = strings.ToLower(req.Algorithm)
+	sizes, ok := KeyPairAlgorithms[req.Algorithm]
+	if !ok {
+		return Invalid("key pairs are rsa or ec, not %q", req.Algorithm)
+	}
+	if !containsInt(sizes, req.BitLength) {
+		return Invalid("a %s key pair is of %v bits, not %d", req.Algorithm, sizes, req.BitLength)
+	}
+	for i, h := range []*CreateRequest{&req.Private, &req.Public} {
+		if len(h.Payload) > 0 {
+			return Invalid("a generated key pair takes no payload")
+		}
+		h.Type = [2]SecretType{Private, Public}[i]
+		h.Algorithm, h.BitLength, h.ContentType = req.Algorithm, req.BitLength, ContentTypeBinary
+		if err := s.validateCreate(h); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// buildPair generates a validated pair and returns both sealed records:
+// the private one to insert, and the store writes of the public one to
+// add to that insert's transaction.
+func (s *Service) buildPair(ctx context.Context, who Identity, req KeyPairRequest) (rp, ru *record, extra []store.Op, err error) {
+	privPEM, pubPEM, err := generatePair(req.Algorithm, req.BitLength)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	defer crypto.Zero(privPEM)
+	req.Private.Payload, req.Public.Payload = privPEM, pubPEM
+	if rp, err = s.newRecord(ctx, who, who.Project, req.Private); err != nil {
+		return nil, nil, nil, err
+	}
+	if ru, err = s.newRecord(ctx, who, who.Project, req.Public); err != nil {
+		return nil, nil, nil, err
+	}
+	if req.Link != nil {
+		link(rp.Secret, req.Link, true, ru.ID)
+		link(ru.Secret, req.Link, false, rp.ID)
+	}
+	b, err := s.encodeRecord(ctx, ru, 1)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	extra = append([]store.Op{store.Put(recordKey(ru.Project, ru.ID), b), store.Put(pointerKey(ru.ID), []byte(ru.Project))},
+		aclIndexOps(nil, ru.Secret)...)
+	return rp, ru, extra, nil
 }
 
 func link(sec *Secret, f func(bool, string) (string, string), toPublic bool, peer string) {

@@ -204,3 +204,29 @@ func must[T any](v T, err error) T {
 	}
 	return v
 }
+
+func TestAsymmetricOrderMakesRSAContainer(t *testing.T) {
+	svc := newService(t)
+	o, err := svc.CreateOrder(ctx, creator, kms.OrderRequest{Type: kms.OrderAsymmetric, Algorithm: "RSA", BitLength: 2048, Name: "p"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := svc.GetContainer(ctx, creator, o.ContainerID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Type != kms.ContainerRSA || len(c.Secrets) != 2 || o.SecretID != "" {
+		t.Fatalf("order %+v container %+v", o, c)
+	}
+	for _, ref := range c.Secrets {
+		sec, err := svc.GetSecret(ctx, creator, ref.SecretID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := map[string]kms.SecretType{"private_key": kms.Private, "public_key": kms.Public}[ref.Name]; sec.Type != want || sec.BitLength != 2048 {
+			t.Errorf("%s: %+v", ref.Name, sec)
+		}
+	}
+	_, err = svc.CreateOrder(ctx, creator, kms.OrderRequest{Type: kms.OrderAsymmetric, Algorithm: "rsa", BitLength: 1024})
+	mustKind(t, err, kms.KindInvalid)
+}

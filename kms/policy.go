@@ -94,7 +94,7 @@ var baseRules = []ruleDef{
 // rules is the table itself, in the order docs/POLICY.md shows it.
 var rules = []ruleDef{
 	{SecretCreate, "rule:admin_or_writer", "create a secret in one's own project",
-		"POST /v1/secrets, POST /v1/orders (type key, passphrase); KMIP Create, Register"},
+		"POST /v1/secrets, POST /v1/orders (type key, passphrase); KMIP Create, Create Key Pair, Register"},
 	{SecretList, "rule:all_but_audit", "list the secrets of one's project (each listed only if secret:get allows it)",
 		"GET /v1/secrets; KMIP Locate"},
 	{SecretRead, "rule:object_read", "read a secret's metadata",
@@ -145,7 +145,7 @@ var rules = []ruleDef{
 		"GET /v1/containers/{id}/acl"},
 	{ContainerACLChange, "rule:object_owner", "change or remove a container's ACL",
 		"PUT/PATCH/DELETE /v1/containers/{id}/acl"},
-	{OrderCreate, "rule:admin_or_writer", "order a key or passphrase in one's own project",
+	{OrderCreate, "rule:admin_or_writer", "order a key, a passphrase or an RSA key pair (its secrets and rsa container) in one's own project",
 		"POST /v1/orders"},
 	{OrderList, "rule:all_but_audit", "list the orders of one's project",
 		"GET /v1/orders"},
