@@ -230,3 +230,22 @@ func TestAsymmetricOrderMakesRSAContainer(t *testing.T) {
 	_, err = svc.CreateOrder(ctx, creator, kms.OrderRequest{Type: kms.OrderAsymmetric, Algorithm: "rsa", BitLength: 1024})
 	mustKind(t, err, kms.KindInvalid)
 }
+
+func TestProtectionIsNeverLowered(t *testing.T) {
+	svc := newService(t)
+	sec, err := svc.CreateSecret(ctx, creator, kms.CreateRequest{Type: kms.Symmetric, Algorithm: "aes",
+		Payload: make([]byte, 16), ContentType: kms.ContentTypeBinary, Attributes: map[string]string{kms.AttrExtractable: "b:false"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = svc.ChangeAttribute(ctx, creator, sec.ID, kms.AttrOp{Kind: kms.AttrSet, Name: kms.AttrExtractable, Value: "b:true"})
+	mustKind(t, err, kms.KindForbidden)
+	_, err = svc.ChangeAttribute(ctx, creator, sec.ID, kms.AttrOp{Kind: kms.AttrDeleteAll, Name: kms.AttrExtractable})
+	mustKind(t, err, kms.KindForbidden)
+	// Raising it is fine.
+	if _, err = svc.ChangeAttribute(ctx, creator, sec.ID, kms.AttrOp{Kind: kms.AttrSet, Name: kms.AttrSensitive, Value: "b:true"}); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = svc.GetPayload(ctx, creator, sec.ID)
+	mustKind(t, err, kms.KindSensitive)
+}

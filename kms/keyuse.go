@@ -68,6 +68,16 @@ func extractable(sec *Secret) error {
 	return nil
 }
 
+// keepProtection refuses a change that would lower a key's protection:
+// as in PKCS#11, Sensitive only ever becomes true and Extractable false.
+func keepProtection(before map[string]string, sec *Secret) error {
+	if (before[AttrSensitive] == "b:true" && sec.Attributes[AttrSensitive] != "b:true") ||
+		(before[AttrExtractable] == "b:false" && sec.Attributes[AttrExtractable] != "b:false") {
+		return Forbidden("secret %s: Sensitive can only become true and Extractable false", sec.ID)
+	}
+	return nil
+}
+
 // useKey returns a key's secret and material for one use, after the
 // policy, state and usage-mask checks. The caller zeroes the material.
 func (s *Service) useKey(ctx context.Context, who Identity, id string, use KeyUse) (*Secret, []byte, error) {
