@@ -10,6 +10,7 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
+	"math/big"
 	"testing"
 	"time"
 
@@ -230,4 +231,48 @@ func TestRSAEncryptAndMAC(t *testing.T) {
 	}
 	c.do(op{op: kmip14.OperationRNGRetrieve, payload: []ttlv.Value{v(kmip14.TagDataLength, -1)}}).failed(0, uint32(kmip14.ResultReasonInvalidField))
 	c.do(op{op: kmip14.OperationRNGSeed, payload: []ttlv.Value{v(kmip14.TagData, []byte("seed"))}}).ok(0)
+}
+
+func TestGetTransparentAsymmetric(t *testing.T) {
+	e := newEnv(t)
+	c := e.dial("p1")
+	material := func(id string, obj ttlv.Tag, f kmip14.KeyFormatType, tag ttlv.Tag) any {
+		t.Helper()
+		return get(c.do(byID(kmip14.OperationGet, id, v(kmip14.TagKeyFormatType, f))).ok(0), obj, kmip14.TagKeyBlock, kmip14.TagKeyValue, kmip14.TagKeyMaterial, tag)
+	}
+	der := func(id string, obj ttlv.Tag, f kmip14.KeyFormatType) []byte {
+		b, _ := get(c.do(byID(kmip14.OperationGet, id, v(kmip14.TagKeyFormatType, f))).ok(0), obj, kmip14.TagKeyBlock, kmip14.TagKeyValue, kmip14.TagKeyMaterial).([]byte)
+		return b
+	}
+	privID, pubID := createPair(c, kmip14.CryptographicAlgorithmRSA, 2048, kmip14.CryptographicUsageMaskSign, kmip14.CryptographicUsageMaskVerify)
+	k, err := x509.ParsePKCS8PrivateKey(der(privID, kmip14.TagPrivateKey, kmip14.KeyFormatTypePKCS_8))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rk := k.(*rsa.PrivateKey)
+	for tag, want := range map[ttlv.Tag]*big.Int{kmip14.TagModulus: rk.N, kmip14.TagPrivateExponent: rk.D, kmip14.TagP: rk.Primes[0],
+		kmip14.TagCRTCoefficient: rk.Precomputed.Qinv} {
+		if got, ok := material(privID, kmip14.TagPrivateKey, kmip14.KeyFormatTypeTransparentRSAPrivateKey, tag).(*big.Int); !ok || got.Cmp(want) != 0 {
+			t.Errorf("%v: %v", tag, got)
+		}
+	}
+	if got, _ := material(pubID, kmip14.TagPublicKey, kmip14.KeyFormatTypeTransparentRSAPublicKey, kmip14.TagPublicExponent).(*big.Int); got == nil || got.Int64() != 65537 {
+		t.Errorf("public exponent %v", got)
+	}
+	ecPriv, ecPub := createPair(c, kmip14.CryptographicAlgorithmEC, 384, kmip14.CryptographicUsageMaskSign, kmip14.CryptographicUsageMaskVerify)
+	pk, err := x509.ParsePKIXPublicKey(der(ecPub, kmip14.TagPublicKey, kmip14.KeyFormatTypeX_509))
+	if err != nil {
+		t.Fatal(err)
+	}
+	point, _ := pk.(*ecdsa.PublicKey).Bytes()
+	if got, _ := material(ecPub, kmip14.TagPublicKey, kmip14.KeyFormatTypeTransparentECPublicKey, kmip14.TagQString).([]byte); !bytes.Equal(got, point) {
+		t.Error("Q String is not the public point")
+	}
+	if got := material(ecPriv, kmip14.TagPrivateKey, kmip14.KeyFormatTypeTransparentECPrivateKey, kmip14.TagRecommendedCurve); got != ttlv.EnumValue(kmip14.RecommendedCurveP_384) {
+		t.Errorf("curve %v", got)
+	}
+	c.do(byID(kmip14.OperationGet, ecPriv, v(kmip14.TagKeyFormatType, kmip14.KeyFormatTypeTransparentRSAPrivateKey))).
+		failed(0, uint32(kmip14.ResultReasonKeyFormatTypeNotSupported))
+	c.do(byID(kmip14.OperationGet, pubID, v(kmip14.TagKeyFormatType, kmip14.KeyFormatTypeTransparentRSAPrivateKey))).
+		failed(0, uint32(kmip14.ResultReasonKeyFormatTypeNotSupported))
 }

@@ -22,6 +22,7 @@
 //	attr_codec.go     attribute values: stored form, reading from requests, writing to responses
 //	attr_secret.go    kms.Secret → KMIP attributes (the one mapping)
 //	objects.go        managed objects (key blocks, secret data, opaque, certificates) ↔ payloads
+//	transparent.go    Transparent RSA / EC key material for Get
 //	ops_discover.go   Discover Versions, Query
 //	ops_lifecycle.go  Create, Register, Activate, Revoke, Destroy
 //	ops_get.go        Get
