@@ -9,6 +9,7 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
+	"strconv"
 	"strings"
 
 	"github.com/keywarden/keywarden/crypto"
@@ -67,6 +68,8 @@ func (s *Service) CreateKeyPair(ctx context.Context, who Identity, req KeyPairRe
 	if err != nil {
 		return nil, nil, err
 	}
+	// The durable record names both halves (its secret_id is the private key).
+	changeOf(ctx).detail = pairDetail(rp, ru)
 	if err := s.insert(ctx, rp, extra...); err != nil {
 		return nil, nil, err
 	}
@@ -125,6 +128,11 @@ func (s *Service) buildPair(ctx context.Context, who Identity, req KeyPairReques
 	extra = append([]store.Op{store.Put(recordKey(ru.Project, ru.ID), b), store.Put(pointerKey(ru.ID), []byte(ru.Project))},
 		aclIndexOps(nil, ru.Secret)...)
 	return rp, ru, extra, nil
+}
+
+func pairDetail(rp, ru *record) string {
+	return "project " + rp.Project + "; " + rp.Algorithm + " " + strconv.Itoa(rp.BitLength) +
+		" key pair: private key " + rp.ID + ", public key " + ru.ID
 }
 
 func link(sec *Secret, f func(bool, string) (string, string), toPublic bool, peer string) {

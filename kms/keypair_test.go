@@ -9,6 +9,8 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/pem"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/keywarden/keywarden/kms"
@@ -248,4 +250,32 @@ func TestProtectionIsNeverLowered(t *testing.T) {
 	}
 	_, _, err = svc.GetPayload(ctx, creator, sec.ID)
 	mustKind(t, err, kms.KindSensitive)
+}
+
+// A pair is one durable change; each use is a read on the trail, refused
+// ones included.
+func TestKeyUseIsAudited(t *testing.T) {
+	svc, a := newAudited(t, nil)
+	priv, pub, err := svc.CreateKeyPair(ctx, creator, kms.KeyPairRequest{Algorithm: "ec", BitLength: 256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig, err := svc.Sign(ctx, creator, priv.ID, kms.CryptoParams{}, []byte("m"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.VerifySignature(ctx, other, pub.ID, kms.CryptoParams{}, []byte("m"), sig); err == nil {
+		t.Fatal("another project verified with the key")
+	}
+	if got := a.actions(priv.ID); !slices.Equal(got, []string{"create_key_pair:ok", "sign:ok"}) {
+		t.Errorf("private key's trail %v", got)
+	}
+	if got := a.actions(pub.ID); !slices.Equal(got, []string{"verify:forbidden"}) {
+		t.Errorf("public key's trail %v", got)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if d := a.recs[0].Detail; !strings.Contains(d, priv.ID) || !strings.Contains(d, pub.ID) {
+		t.Errorf("the pair's record does not name both halves: %q", d)
+	}
 }

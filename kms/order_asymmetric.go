@@ -66,6 +66,7 @@ func (s *Service) createAsymmetricOrder(ctx context.Context, who Identity, req O
 	}
 	ops = append(ops, store.Put(containerKey(c.Project, c.ID), cb), store.Put(containerPointerKey(c.ID), []byte(c.Project)),
 		store.Put(orderKey(o.Project, o.ID), ob), store.Put(orderPointerKey(o.ID), []byte(o.Project)))
+	changeOf(ctx).detail = joinDetail(pairDetail(rp, ru), "rsa container "+c.ID, "order "+o.ID)
 	if err := s.insert(ctx, rp, ops...); err != nil {
 		return nil, err
 	}
