@@ -31,6 +31,7 @@
 //	ops_keypair.go    Create Key Pair
 //	ops_crypto.go     Encrypt, Decrypt, Sign, Signature Verify, MAC, MAC Verify
 //	ops_rng.go        Hash, RNG Retrieve, RNG Seed
+//	ops_stream.go     streamed Sign, Verify, MAC, Hash (Correlation Value)
 //
 // Tags, types and enumerations come from gemalto/kmip-go's kmip14 and kmip20
 // tables; its reflective codec is only used by the tests (as an independent

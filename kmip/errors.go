@@ -107,7 +107,7 @@ func reasonFor(v version, r kmip20.ResultReason) uint32 {
 		kmip20.ResultReasonInvalidObjectType, kmip20.ResultReasonIllegalObjectType,
 		kmip20.ResultReasonUnknownEnumeration, kmip20.ResultReasonNumericRange,
 		kmip20.ResultReasonBadCryptographicParameters, kmip20.ResultReasonUnsupportedCryptographicParameters,
-		kmip20.ResultReasonMissingInitializationVector:
+		kmip20.ResultReasonMissingInitializationVector, kmip20.ResultReasonInvalidCorrelationValue:
 		return uint32(kmip14.ResultReasonInvalidField)
 	}
 	return uint32(kmip14.ResultReasonGeneralFailure)

@@ -102,6 +102,8 @@ func cryptoSeeds(id string) []op {
 		{op: kmip14.OperationHash, payload: []ttlv.Value{params(v(kmip14.TagHashingAlgorithm, kmip14.HashingAlgorithmSHA_256)), data}},
 		{op: kmip14.OperationRNGRetrieve, payload: []ttlv.Value{v(kmip14.TagDataLength, 16)}},
 		{op: kmip14.OperationRNGSeed, payload: []ttlv.Value{data}},
+		byID(kmip14.OperationMAC, id, data, v(kmip14.TagInitIndicator, true)),
+		{op: kmip14.OperationHash, payload: []ttlv.Value{data, v(kmip14.TagCorrelationValue, []byte("c")), v(kmip14.TagFinalIndicator, true)}},
 	}
 }
 

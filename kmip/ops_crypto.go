@@ -12,9 +12,9 @@ import (
 
 // Encrypt, Decrypt, Sign, Signature Verify, MAC and MAC Verify: the request
 // is read here into kms.CryptoParams; kms decides (policy secret:use,
-// Active state, usage mask) and computes. Single-shot only: a request that
-// opens or continues a stream (Init Indicator without Final Indicator, a
-// Correlation Value) answers Feature Not Supported.
+// Active state, usage mask) and computes. Sign, Signature Verify, MAC, MAC
+// Verify and Hash may come in parts (ops_stream.go); Encrypt and Decrypt
+// are single-shot: a stream of them answers Feature Not Supported.
 
 // cryptoRequest is what the six operations read from a request.
 type cryptoRequest struct {
@@ -24,6 +24,11 @@ type cryptoRequest struct {
 	hasData,
 	hasSig bool
 	sig []byte // Signature Data or MAC Data
+
+	// Streaming: Init Indicator, Final Indicator (and whether given),
+	// Correlation Value.
+	init, final, hasFinal bool
+	corr                  []byte
 }
 
 var paddings = map[uint32]string{
@@ -131,13 +136,15 @@ func readParams(m item, p *kms.CryptoParams) *opError {
 }
 
 // readCrypto reads the fields the six operations share.
-func readCrypto(c *opCtx, p item) (*cryptoRequest, *opError) {
+func readCrypto(c *opCtx, p item, keyed bool) (*cryptoRequest, *opError) {
 	r := &cryptoRequest{}
 	var perr *opError
-	if r.id, perr = c.uid(p); perr != nil {
-		return nil, perr
+	if _, named := p.find(tagUniqueIdentifier); keyed && (named || !hasCorrelation(p)) {
+		// A stream's later parts may leave the key out: the stream knows it.
+		if r.id, perr = c.uid(p); perr != nil {
+			return nil, perr
+		}
 	}
-	var init, final, hasFinal bool
 	f := p.fields()
 	for m, ok := f.next(); ok; m, ok = f.next() {
 		switch m.tag {
@@ -159,29 +166,35 @@ func readCrypto(c *opCtx, p item) (*cryptoRequest, *opError) {
 			r.sig, perr = m.bytes()
 			r.hasSig = true
 		case kmip14.TagCorrelationValue:
-			perr = notSupported("streaming cryptographic operations (Correlation Value) are not served")
+			r.corr, perr = m.bytes()
 		case kmip14.TagInitIndicator:
-			init, perr = m.boolean()
+			r.init, perr = m.boolean()
 		case kmip14.TagFinalIndicator:
-			final, perr = m.boolean()
-			hasFinal = true
+			r.final, perr = m.boolean()
+			r.hasFinal = true
 		}
 		if perr != nil {
 			return nil, perr
 		}
 	}
-	// Init and Final together are one shot; either alone opens or ends a stream.
-	if init != final || (hasFinal && !final) {
-		return nil, notSupported("streaming cryptographic operations are not served: send the data in one request")
-	}
 	return r, nil
+}
+
+func hasCorrelation(p item) bool {
+	_, ok := p.find(kmip14.TagCorrelationValue)
+	return ok
 }
 
 // cryptoOp reads a request and checks it carries data (and, for verify
 // operations, the signature or MAC).
-func cryptoOp(c *opCtx, p item, needSig bool) (*cryptoRequest, *opError) {
-	r, perr := readCrypto(c, p)
+// A nil request with no error means the part was taken and answered: the
+// handler has nothing more to do.
+func cryptoOp(c *opCtx, p item, op uint32, needSig bool) (*cryptoRequest, *opError) {
+	r, perr := readCrypto(c, p, op != uint32(kmip14.OperationHash))
 	if perr != nil {
+		return nil, perr
+	}
+	if r, perr = c.streamPart(op, r); r == nil || perr != nil {
 		return nil, perr
 	}
 	if !r.hasData {
@@ -199,8 +212,12 @@ func opSignVerify(c *opCtx, p item) *opError { return verify(c, p, false) }
 func opMACVerify(c *opCtx, p item) *opError  { return verify(c, p, true) }
 
 func encryptOrDecrypt(c *opCtx, p item, encrypt bool) *opError {
-	r, perr := cryptoOp(c, p, false)
-	if perr != nil {
+	op := uint32(kmip14.OperationDecrypt)
+	if encrypt {
+		op = uint32(kmip14.OperationEncrypt)
+	}
+	r, perr := cryptoOp(c, p, op, false)
+	if r == nil {
 		return perr
 	}
 	var res *kms.CryptoResult
@@ -229,8 +246,8 @@ func encryptOrDecrypt(c *opCtx, p item, encrypt bool) *opError {
 }
 
 func opSign(c *opCtx, p item) *opError {
-	r, perr := cryptoOp(c, p, false)
-	if perr != nil {
+	r, perr := cryptoOp(c, p, uint32(kmip14.OperationSign), false)
+	if r == nil {
 		return perr
 	}
 	sig, err := c.svc.Sign(c.ctx, c.who, r.id, r.params, r.data)
@@ -243,8 +260,8 @@ func opSign(c *opCtx, p item) *opError {
 }
 
 func opMAC(c *opCtx, p item) *opError {
-	r, perr := cryptoOp(c, p, false)
-	if perr != nil {
+	r, perr := cryptoOp(c, p, uint32(kmip14.OperationMAC), false)
+	if r == nil {
 		return perr
 	}
 	mac, err := c.svc.MAC(c.ctx, c.who, r.id, r.params, r.data)
@@ -257,8 +274,12 @@ func opMAC(c *opCtx, p item) *opError {
 }
 
 func verify(c *opCtx, p item, mac bool) *opError {
-	r, perr := cryptoOp(c, p, true)
-	if perr != nil {
+	op := uint32(kmip14.OperationSignatureVerify)
+	if mac {
+		op = uint32(kmip14.OperationMACVerify)
+	}
+	r, perr := cryptoOp(c, p, op, true)
+	if r == nil {
 		return perr
 	}
 	var ok bool

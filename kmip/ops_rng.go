@@ -13,33 +13,15 @@ import (
 const maxRandom = 1 << 16
 
 func opHash(c *opCtx, p item) *opError {
-	var data []byte
-	var hasData bool
-	var r cryptoRequest
-	f := p.fields()
-	for m, ok := f.next(); ok; m, ok = f.next() {
-		var perr *opError
-		switch m.tag {
-		case kmip14.TagCryptographicParameters:
-			perr = readParams(m, &r.params)
-		case kmip14.TagData:
-			data, perr = m.bytes()
-			hasData = true
-		case kmip14.TagCorrelationValue, kmip14.TagInitIndicator, kmip14.TagFinalIndicator:
-			perr = notSupported("streaming Hash is not served: send the data in one request")
-		}
-		if perr != nil {
-			return perr
-		}
+	r, perr := cryptoOp(c, p, uint32(kmip14.OperationHash), false)
+	if r == nil {
+		return perr
 	}
 	if r.params.Hash == 0 {
 		return missingData("Hash needs Cryptographic Parameters with a Hashing Algorithm")
 	}
-	if !hasData {
-		return missingData("the request has no Data")
-	}
 	h := r.params.Hash.New()
-	h.Write(data)
+	h.Write(r.data)
 	c.w.bytes(kmip14.TagData, h.Sum(nil))
 	return nil
 }
