@@ -120,6 +120,9 @@ func (s *Service) CloneSecret(ctx context.Context, who Identity, id string, req 
 		if err := s.allowSecret(SecretClone, who, src.Secret); err != nil {
 			return nil, err
 		}
+		if err := extractable(src.Secret); err != nil {
+			return nil, err // a clone would carry the material out of its protection
+		}
 		if !src.HasPayload || src.Sealed == nil {
 			return nil, Conflict("secret %s has no payload to clone", id)
 		}

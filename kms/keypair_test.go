@@ -250,6 +250,9 @@ func TestProtectionIsNeverLowered(t *testing.T) {
 	}
 	_, _, err = svc.GetPayload(ctx, creator, sec.ID)
 	mustKind(t, err, kms.KindSensitive)
+	// Nor is it copied out by a clone, which would not carry the flags.
+	_, err = svc.CloneSecret(ctx, creator, sec.ID, kms.CloneRequest{})
+	mustKind(t, err, kms.KindSensitive)
 }
 
 // A pair is one durable change; each use is a read on the trail, refused
