@@ -45,7 +45,10 @@ var statusOf = map[kms.Kind]int{
 	kms.KindWrongState:      http.StatusConflict,
 	kms.KindReadOnly:        http.StatusConflict,
 	kms.KindMultiValued:     http.StatusConflict,
-	kms.KindUsage:           http.StatusConflict,
+	kms.KindUsage:           http.StatusForbidden,
+	kms.KindSensitive:       http.StatusForbidden,
+	kms.KindNotExtractable:  http.StatusForbidden,
+	kms.KindCryptoFailure:   http.StatusBadRequest,
 	kms.KindInternal:        http.StatusInternalServerError,
 }
 

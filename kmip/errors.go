@@ -74,6 +74,12 @@ func fromKMS(err error) *opError {
 		return errf(kmip20.ResultReasonAttributeNotFound, "%s", msg)
 	case kms.KindNoInstance:
 		return errf(kmip20.ResultReasonAttributeInstanceNotFound, "%s", msg)
+	case kms.KindSensitive:
+		return errf(kmip20.ResultReasonSensitive, "%s", msg)
+	case kms.KindNotExtractable:
+		return errf(kmip20.ResultReasonNotExtractable, "%s", msg)
+	case kms.KindCryptoFailure:
+		return errf(kmip20.ResultReasonCryptographicFailure, "%s", msg)
 	}
 	return errf(kmip20.ResultReasonGeneralFailure, "%s", msg)
 }
@@ -101,7 +107,9 @@ func reasonFor(v version, r kmip20.ResultReason) uint32 {
 	case kmip20.ResultReasonInvalidDataType, kmip20.ResultReasonUnsupportedAttribute,
 		kmip20.ResultReasonInvalidAttribute, kmip20.ResultReasonInvalidAttributeValue,
 		kmip20.ResultReasonInvalidObjectType, kmip20.ResultReasonIllegalObjectType,
-		kmip20.ResultReasonUnknownEnumeration, kmip20.ResultReasonNumericRange:
+		kmip20.ResultReasonUnknownEnumeration, kmip20.ResultReasonNumericRange,
+		kmip20.ResultReasonBadCryptographicParameters, kmip20.ResultReasonUnsupportedCryptographicParameters,
+		kmip20.ResultReasonMissingInitializationVector, kmip20.ResultReasonInvalidCorrelationValue:
 		return uint32(kmip14.ResultReasonInvalidField)
 	}
 	return uint32(kmip14.ResultReasonGeneralFailure)

@@ -105,9 +105,16 @@ func writeObject(w *writer, sec *kms.Secret, payload []byte, format uint32) *opE
 		if format == 0 {
 			format = have
 		}
-		out, perr := convertKey(sec.Type, der, have, format)
+		tm, perr := transparentMaterial(sec.Type, der, have, format)
 		if perr != nil {
 			return perr
+		}
+		defer crypto.Zero(tm)
+		out := der
+		if tm == nil {
+			if out, perr = convertKey(sec.Type, der, have, format); perr != nil {
+				return perr
+			}
 		}
 		if sec.Type == kms.Private {
 			// PEM decoding and conversion made copies of the key.
@@ -124,7 +131,11 @@ func writeObject(w *writer, sec *kms.Secret, payload []byte, format uint32) *opE
 		w.begin(kmip14.TagKeyBlock)
 		w.enum(kmip14.TagKeyFormatType, format)
 		w.begin(kmip14.TagKeyValue)
-		w.bytes(kmip14.TagKeyMaterial, out)
+		if tm != nil {
+			w.b = append(w.b, tm...)
+		} else {
+			w.bytes(kmip14.TagKeyMaterial, out)
+		}
 		w.end()
 		if alg, ok := algToKMIP(sec.Algorithm); ok {
 			w.enum(kmip14.TagCryptographicAlgorithm, alg)

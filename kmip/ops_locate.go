@@ -233,7 +233,7 @@ func opCheck(c *opCtx, p item) *opError {
 		if perr != nil {
 			return perr
 		}
-		if err := sec.Usable(uint32(want), usageMask); err != nil {
+		if err := sec.Usable(kms.KeyUse(uint32(want))); err != nil {
 			return fromKMS(err)
 		}
 	}

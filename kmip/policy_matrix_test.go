@@ -25,6 +25,9 @@ var kmipOps = map[kms.Rule]func(id string) op{
 	kms.SecretDecrypt: func(id string) op { return byID(kmip14.OperationGet, id) },
 	kms.SecretUpdate:  func(id string) op { return byID(kmip14.OperationAddAttribute, id, attr1("Object Group", "g")) },
 	kms.SecretDelete:  func(id string) op { return byID(kmip14.OperationDestroy, id) },
+	kms.SecretUse: func(id string) op {
+		return byID(kmip14.OperationEncrypt, id, gcmParams(), v(kmip14.TagData, []byte("data")))
+	},
 }
 
 func TestPolicyMatrixKMIP(t *testing.T) {
@@ -40,6 +43,9 @@ func TestPolicyMatrixKMIP(t *testing.T) {
 					continue
 				}
 				id := uidOf(owner.do(createAES(owner.ver, 256)).ok(0))
+				if rule == kms.SecretUse { // only an Active key is used
+					owner.do(byID(kmip14.OperationActivate, id)).ok(0)
+				}
 				acl := kms.ACLChange{Users: &[]string{policytest.ACLUser}, ProjectAccess: ptrBool(sit == policytest.Public), Replace: true}
 				if _, err := e.svc.SetACL(context.Background(), ownerID, id, acl); err != nil {
 					t.Fatal(err)

@@ -99,8 +99,11 @@ func (s *Service) ChangeAttribute(ctx context.Context, who Identity, id string, 
 		if r.State == Destroyed {
 			return Conflict("secret %s is destroyed", id)
 		}
+		before := r.Secret.Attributes
 		var err error
-		out, err = applyAttr(r.Secret, op)
+		if out, err = applyAttr(r.Secret, op); err == nil {
+			err = keepProtection(before, r.Secret)
+		}
 		return err
 	})
 	return out, err

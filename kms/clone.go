@@ -121,6 +121,9 @@ func (s *Service) CloneSecret(ctx context.Context, who Identity, id string, req 
 		if err := s.allowSecret(SecretClone, who, src.Secret); err != nil {
 			return edit{}, err
 		}
+		if err := extractable(src.Secret); err != nil {
+			return edit{}, err // a clone would carry the material out of its protection
+		}
 		if !src.HasPayload || src.Sealed == nil {
 			return edit{}, Conflict("secret %s has no payload to clone", id)
 		}

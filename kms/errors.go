@@ -28,7 +28,10 @@ const (
 	KindWrongState                  // the object's lifecycle state forbids the operation
 	KindReadOnly                    // the attribute cannot be changed (in the object's state)
 	KindMultiValued                 // the attribute has several instances: one cannot be set as the whole
-	KindUsage                       // the object's usage mask does not allow the use asked for
+	KindUsage                       // the key's usage mask does not allow the operation
+	KindSensitive                   // the key is sensitive: used by the server, never returned
+	KindNotExtractable              // the key is not extractable: used by the server, never returned
+	KindCryptoFailure               // the cryptographic operation failed (a bad tag, padding or signature form)
 )
 
 // Error is the error type of every Service method. Msg is safe to show to the
@@ -59,6 +62,11 @@ func Unauthenticated(format string, args ...any) error {
 
 // WrongState is a refusal because of the object's lifecycle state.
 func WrongState(format string, args ...any) error { return newErr(KindWrongState, format, args...) }
+
+// CryptoFailure is an operation that ran and failed on the data given.
+func CryptoFailure(format string, args ...any) error {
+	return newErr(KindCryptoFailure, format, args...)
+}
 
 // Unavailable is a refusal because something the request needs is down.
 func Unavailable(format string, args ...any) error { return newErr(KindUnavailable, format, args...) }

@@ -72,6 +72,10 @@ type Order struct {
 	Created  time.Time    `json:"created"`
 	Updated  time.Time    `json:"updated"`
 	Request  OrderRequest `json:"request"`
+
+	// ContainerID is the rsa container of an asymmetric order (SecretID
+	// is then empty).
+	ContainerID string `json:"container_id,omitempty"`
 }
 
 // Extended reports whether the order uses anything Barbican does not have:
@@ -107,7 +111,9 @@ func (s *Service) CreateOrder(ctx context.Context, who Identity, req OrderReques
 		typ = Symmetric
 	case OrderPassphrase:
 		typ = Passphrase
-	case "asymmetric", "certificate":
+	case OrderAsymmetric:
+		return s.createAsymmetricOrder(ctx, who, req)
+	case "certificate":
 		return nil, Invalid("order type %q is not supported by this server", req.Type)
 	default:
 		return nil, Invalid("unknown order type %q", req.Type)

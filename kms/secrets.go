@@ -114,25 +114,9 @@ func (s *Service) CreateSecret(ctx context.Context, who Identity, req CreateRequ
 		return nil, err
 	}
 	defer func() { hold.release(err == nil) }()
-	now := s.clock()
-	r := &record{Secret: &Secret{
-		ID: newSecretID(), Project: who.Project, Creator: who.User, CreatorSource: who.Source,
-		Name: req.Name, Type: req.Type, Algorithm: req.Algorithm, BitLength: req.BitLength,
-		Mode: req.Mode, Expiration: req.Expiration, State: req.State, Created: now, Updated: now,
-		Metadata: normalizeMetadata(req.Metadata), Attributes: req.Attributes,
-		DeletionPolicy: req.DeletionPolicy, Encryption: req.Encryption,
-	}}
-	if r.State == Active {
-		r.ActivationDate = &now
-	}
-	if d := req.ActivationDate; d != nil {
-		t := d.UTC().Truncate(time.Microsecond)
-		r.ActivationDate = &t
-	}
-	if len(req.Payload) > 0 {
-		if err := s.seal(ctx, r, req.Payload, req.ContentType); err != nil {
-			return nil, err
-		}
+	r, err := s.newRecord(ctx, who, who.Project, req)
+	if err != nil {
+		return nil, err
 	}
 	if err := s.insert(ctx, r); err != nil {
 		return nil, err
@@ -314,6 +298,9 @@ func (s *Service) GetPayload(ctx context.Context, who Identity, id string) (sec 
 		return nil, nil, err
 	}
 	if err := s.allowSecret(SecretDecrypt, who, l.rec.Secret); err != nil {
+		return nil, nil, err
+	}
+	if err := extractable(l.rec.Secret); err != nil {
 		return nil, nil, err
 	}
 	if !l.rec.HasPayload || l.rec.Sealed == nil {

@@ -20,12 +20,11 @@ func TestAttributeAndUsageRules(t *testing.T) {
 	_, err = svc.ChangeAttribute(ctx, creator, sec.ID, kms.AttrOp{Kind: kms.AttrSet, Name: "Object Group", Multi: true, Value: "g"})
 	mustKind(t, err, kms.KindMultiValued)
 	mask := func(n int) kms.AttrOp {
-		return kms.AttrOp{Kind: kms.AttrSet, Name: kms.AttrUsageMask, Value: strconv.Itoa(n)}
+		return kms.AttrOp{Kind: kms.AttrSet, Name: kms.AttrUsageMask, Value: "i:" + strconv.Itoa(n)} // the KMIP adapter's Integer encoding
 	}
 	if _, err := svc.ChangeAttribute(ctx, creator, sec.ID, mask(12)); err != nil {
 		t.Fatal(err)
 	}
-	maskOf := func(v string) uint32 { n, _ := strconv.Atoi(v); return uint32(n) }
 	get := func() *kms.Secret {
 		got, err := svc.GetSecret(ctx, creator, sec.ID, kms.View{})
 		if err != nil {
@@ -33,14 +32,14 @@ func TestAttributeAndUsageRules(t *testing.T) {
 		}
 		return got
 	}
-	mustKind(t, get().Usable(4, maskOf), kms.KindWrongState) // pre-active
+	mustKind(t, get().Usable(kms.UseEncrypt), kms.KindWrongState) // pre-active
 	if _, err := svc.Activate(ctx, creator, sec.ID); err != nil {
 		t.Fatal(err)
 	}
-	if err := get().Usable(4|8, maskOf); err != nil {
+	if err := get().Usable(kms.UseEncrypt | kms.UseDecrypt); err != nil {
 		t.Fatalf("within the mask: %v", err)
 	}
-	mustKind(t, get().Usable(4|1, maskOf), kms.KindUsage)
+	mustKind(t, get().Usable(kms.UseEncrypt | kms.UseSign), kms.KindUsage)
 	// The Activation Date of an active object is read-only.
 	_, err = svc.SetActivationDate(ctx, creator, sec.ID, get().Created)
 	mustKind(t, err, kms.KindReadOnly)

@@ -258,7 +258,17 @@ s = km.get(ctx, sid)
 assert s.get_encoded() == raw and s.bit_length == 256
 print("symmetric", sid)
 
-for i in (kid, pid, sid):
+# create_key_pair: an asymmetric order and its rsa container.
+from cryptography.hazmat.primitives import serialization
+priv_id, pub_id = km.create_key_pair(ctx, "RSA", 2048, name="castellan-pair")
+pk, pu = km.get(ctx, priv_id), km.get(ctx, pub_id)
+assert pk.algorithm.upper() == "RSA" and pk.bit_length == 2048, (pk.algorithm, pk.bit_length)
+k = serialization.load_der_private_key(pk.get_encoded(), password=None)
+u = serialization.load_der_public_key(pu.get_encoded())
+assert k.public_key().public_numbers() == u.public_numbers()
+print("key_pair", priv_id, pub_id)
+
+for i in (kid, pid, sid, priv_id, pub_id):
     km.delete(ctx, i)
 try:
     km.get(ctx, kid)
