@@ -320,14 +320,3 @@ func writeReference(w *writer, name string) {
 	w.text(tagAttributeName, n)
 	w.end()
 }
-
-// usageMask reads a stored Cryptographic Usage Mask for kms's usage rule
-// (kms.Secret.Usable); a value that is not an integer allows nothing.
-func usageMask(stored string) uint32 {
-	v, ok := decodeValue(stored)
-	if !ok {
-		return 0
-	}
-	n, _ := v.integer()
-	return uint32(n)
-}
