@@ -55,10 +55,12 @@ func run(tgt target, clients int, d time.Duration, next func(client int, buf []b
 			for time.Now().Before(deadline) {
 				if conn == nil {
 					var err error
-					if conn, err = net.Dial("tcp", tgt.addr); err != nil {
-						fail(err.Error())
+					if conn, err = tgt.dial(); err != nil {
+						fail(explainTLS(err).Error())
 						break
 					}
+					// A server that stops answering ends the run instead of hanging it.
+					conn.SetDeadline(deadline.Add(30 * time.Second))
 					br = bufio.NewReaderSize(conn, 32<<10)
 				}
 				req := next(c, reqBuf[:0])
