@@ -251,8 +251,7 @@ func checkAnswer(msg []byte) (uid string, err error) {
 		status := -1
 		for len(val) > 0 {
 			var f []byte
-			var typ byte
-			if tag, typ, f, val, err = ttlvItem(val); err != nil {
+			if tag, _, f, val, err = ttlvItem(val); err != nil {
 				return "", err
 			}
 			switch {
@@ -261,6 +260,7 @@ func checkAnswer(msg []byte) (uid string, err error) {
 			case tag == ovh.TagResponsePayload && uid == "":
 				for len(f) > 0 {
 					var v []byte
+					var typ byte
 					if tag, typ, v, f, err = ttlvItem(f); err != nil {
 						return "", err
 					}

@@ -172,7 +172,7 @@ func prepare(ctx context.Context, cfg Config) (*session, error) {
 		case cfg.Token != "":
 			s.label = "X-Auth-Token"
 		case cfg.Project != "":
-			s.label = "no-auth headers " + t.headers[:len(t.headers)-2]
+			s.label = "no-auth headers (X-Project-Id, X-Roles)"
 		}
 	}
 	if s.info.protocol == "kmip" {

@@ -129,20 +129,23 @@ func clientTLS(cfg Config, host string) (*tls.Config, error) {
 func explainTLS(err error) error {
 	var unknown x509.UnknownAuthorityError
 	var hostErr x509.HostnameError
-	var alert tls.AlertError
+	// The server's alerts reach a TCP client as text only ("remote error:
+	// tls: ..."); with TLS 1.3 a refused client certificate shows on the
+	// first read, after the handshake.
+	msg := err.Error()
 	switch {
 	case errors.As(err, &unknown):
 		return fmt.Errorf("%w (give the CA that signed the server's certificate with --ca)", err)
 	case errors.As(err, &hostErr):
 		return fmt.Errorf("%w (name the certificate's host with --server-name)", err)
-	case errors.As(err, &alert) && (alert == 40 || alert == 71):
-		// handshake_failure, insufficient_security: no common suite
-		return fmt.Errorf("%w (no TLS suite in common: a server such as PyKMIP's needs --tls-legacy-ciphers)", err)
-	case errors.As(err, &alert) && (alert == 42 || alert == 46 || alert == 48 || alert == 116):
-		// bad_certificate, certificate_unknown, unknown_ca, certificate_required
+	case strings.Contains(msg, "remote error: tls: handshake failure"), strings.Contains(msg, "remote error: tls: insufficient security"),
+		strings.Contains(msg, "tls: no cipher suite supported"), strings.Contains(msg, "tls: protocol version not supported"):
+		return fmt.Errorf("%w (no TLS version or suite in common: a server such as PyKMIP's needs --tls-legacy-ciphers)", err)
+	case strings.Contains(msg, "remote error: tls: unknown certificate authority"), strings.Contains(msg, "remote error: tls: bad certificate"),
+		strings.Contains(msg, "remote error: tls: certificate required"), strings.Contains(msg, "remote error: tls: certificate unknown"),
+		strings.Contains(msg, "remote error: tls: unsupported certificate"):
 		return fmt.Errorf("%w (the server refused the client certificate: check --cert, --key and the CA the server trusts)", err)
-	}
-	if errors.Is(err, os.ErrDeadlineExceeded) {
+	case errors.Is(err, os.ErrDeadlineExceeded):
 		return fmt.Errorf("%w (nothing answered in time)", err)
 	}
 	return err
