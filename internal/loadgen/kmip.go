@@ -150,7 +150,7 @@ func kmipConn(t kmipTarget, c, inflight int, deadline time.Time, next func(int) 
 	}
 	defer nc.Close()
 	// A server that stops answering ends the run instead of hanging it.
-	nc.SetDeadline(deadline.Add(30 * time.Second))
+	nc.SetDeadline(deadline.Add(answerGrace))
 	br := bufio.NewReaderSize(nc, 16<<10)
 	type sent struct {
 		t0    time.Time
@@ -176,7 +176,9 @@ func kmipConn(t kmipTarget, c, inflight int, deadline time.Time, next func(int) 
 		}
 		buf, err = readTTLV(br, buf[:0])
 		if err != nil {
-			fail(fmt.Sprintf("reading an answer: %v", err))
+			// every message still in flight is lost with the connection
+			fail(fmt.Sprintf("reading an answer: %v", explainTLS(err)))
+			r.Errs += len(queue) - 1
 			return r
 		}
 		s := queue[0]
