@@ -92,3 +92,14 @@ func TestThousands(t *testing.T) {
 		}
 	}
 }
+
+func TestPct(t *testing.T) {
+	for _, c := range []struct {
+		a, b float64
+		want string
+	}{{22600, 44700, "51%"}, {163, 44700, "0.36%"}, {0, 100, "0%"}, {1, 0, "?%"}, {99.6, 100, "100%"}, {0.996, 100, "1%"}} {
+		if got := pct(c.a, c.b); got != c.want {
+			t.Errorf("pct(%v, %v) = %q, want %q", c.a, c.b, got, c.want)
+		}
+	}
+}

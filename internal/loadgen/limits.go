@@ -53,11 +53,17 @@ func limitLines(b *Baseline, results []Result, ri runInfo) []string {
 	return out
 }
 
+// pct is a as a percentage of b; a peer far under the limit keeps two
+// decimals rather than reading 0%.
 func pct(a, b float64) string {
 	if b <= 0 {
 		return "?%"
 	}
-	return strconv.Itoa(int(100*a/b+0.5)) + "%"
+	p := 100 * a / b
+	if p > 0 && p < 0.995 {
+		return strconv.FormatFloat(p, 'f', 2, 64) + "%"
+	}
+	return strconv.Itoa(int(p+0.5)) + "%"
 }
 
 // targetLines are issue 14's targets that apply to this run (they name a
