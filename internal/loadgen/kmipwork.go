@@ -12,8 +12,8 @@ import (
 // keys made before, each connection reading its own in turn).
 func (s *session) runKMIPOps(cfg Config, out io.Writer) ([]Result, error) {
 	t := s.kmip
-	fmt.Fprintf(out, "keywarden bench: KMIP %d.%d at %s, %d connections, %d message(s) in flight on each, %s per operation, %s\n\n",
-		t.version.ProtocolVersionMajor, t.version.ProtocolVersionMinor, t.addr, cfg.Clients, s.info.inflight, cfg.Duration, s.label)
+	fmt.Fprintf(out, "keywarden bench: KMIP %d.%d at %s, %d %s, %d message(s) in flight on each, %s per operation, %s\n\n",
+		t.version.ProtocolVersionMajor, t.version.ProtocolVersionMinor, t.addr, cfg.Clients, conns(s.info), s.info.inflight, cfg.Duration, s.label)
 	pair, create := t.pairMessage(), t.message(aesCreate())
 	ids := make([][]string, cfg.Clients)
 	// Each connection keeps the encoded Get of every id it reads.

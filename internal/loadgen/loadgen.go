@@ -214,8 +214,8 @@ func (s *session) runREST(cfg Config, out io.Writer) ([]Result, error) {
 	if tgt.tls != nil {
 		scheme = "https"
 	}
-	fmt.Fprintf(out, "keywarden bench: %d clients, %s per operation, target %s://%s, %s, GOMAXPROCS shared with the server\n\n",
-		cfg.Clients, cfg.Duration, scheme, tgt.addr, s.label)
+	fmt.Fprintf(out, "keywarden bench: %d %s, %s per operation, target %s://%s, %s, GOMAXPROCS shared with the server\n\n",
+		cfg.Clients, conns(s.info), cfg.Duration, scheme, tgt.addr, s.label)
 	var results []Result
 	ids := make([][]string, cfg.Clients)
 	for _, op := range cfg.Ops {
