@@ -10,7 +10,6 @@ import (
 	"io"
 	"net"
 	"slices"
-	"sync"
 	"time"
 
 	ovh "github.com/ovh/kmip-go"
@@ -107,42 +106,13 @@ const maxKMIPAnswer = 1 << 20
 // messages sent ahead of their answers (answers come back in order); a
 // message's latency runs from its write to its answer.
 func runKMIP(t kmipTarget, conns, inflight int, d time.Duration, next func(conn int) kmipReq) Result {
-	var (
-		mu  sync.Mutex
-		all Result
-		wg  sync.WaitGroup
-	)
-	start := time.Now()
-	deadline := start.Add(d)
-	for c := range conns {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			r := kmipConn(t, c, inflight, deadline, next)
-			mu.Lock()
-			all.N += r.N
-			all.Errs += r.Errs
-			all.Lat = append(all.Lat, r.Lat...)
-			if all.FirstErr == "" {
-				all.FirstErr = r.FirstErr
-			}
-			mu.Unlock()
-		}()
-	}
-	wg.Wait()
-	all.Elapsed = time.Since(start)
-	slices.Sort(all.Lat)
-	return all
+	deadline := time.Now().Add(d)
+	return fanOut(conns, func(c int) Result { return kmipConn(t, c, inflight, deadline, next) })
 }
 
 // kmipConn is one connection's part of runKMIP.
 func kmipConn(t kmipTarget, c, inflight int, deadline time.Time, next func(int) kmipReq) (r Result) {
-	fail := func(msg string) {
-		r.Errs++
-		if r.FirstErr == "" {
-			r.FirstErr = msg
-		}
-	}
+	fail := r.fail
 	nc, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", t.addr, t.tls)
 	if err != nil {
 		fail(explainTLS(err).Error())

@@ -17,7 +17,7 @@ func (s *session) runKMIPOps(cfg Config, out io.Writer) ([]Result, error) {
 	pair, create := t.pairMessage(), t.message(aesCreate())
 	ids := make([][]string, cfg.Clients)
 	// Each connection keeps the encoded Get of every id it reads.
-	gets := make([][][]byte, cfg.Clients)
+	getMsgs := make([][][]byte, cfg.Clients)
 	making := func(raw []byte) func(int) kmipReq {
 		return func(c int) kmipReq {
 			return kmipReq{raw: raw, onUID: func(id string) { ids[c] = append(ids[c], id) }}
@@ -50,10 +50,10 @@ func (s *session) runKMIPOps(cfg Config, out io.Writer) ([]Result, error) {
 				}
 				i := next[c] % len(ids[c])
 				next[c]++
-				if i >= len(gets[c]) {
-					gets[c] = append(gets[c], t.getMessage(ids[c][i]))
+				if i >= len(getMsgs[c]) {
+					getMsgs[c] = append(getMsgs[c], t.getMessage(ids[c][i]))
 				}
-				return kmipReq{raw: gets[c][i]}
+				return kmipReq{raw: getMsgs[c][i]}
 			})
 		default:
 			return nil, fmt.Errorf("--ops: unknown operation %q (KMIP: pair, create, get)", op)
