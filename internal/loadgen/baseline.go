@@ -12,7 +12,6 @@ import (
 	"io"
 	"math/big"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -31,15 +30,16 @@ type Baseline struct {
 // bareBody is the bare server's whole answer.
 var bareBody = bytes.Repeat([]byte("k"), 32)
 
-// MeasureBaseline runs the bare servers (in this process, on loopback)
-// with clients connections for d each, then the disk's sync rate in dir.
-func MeasureBaseline(clients int, d time.Duration, dir string) (*Baseline, error) {
+// MeasureBaseline runs the bare servers (children of binary self, empty:
+// this executable; on loopback) with clients connections for d each, then
+// the disk's sync rate in dir.
+func MeasureBaseline(self string, clients int, d time.Duration, dir string) (*Baseline, error) {
 	b := &Baseline{SyncDir: dir}
 	var err error
-	if b.HTTP, err = bareRun(clients, d, false); err != nil {
+	if b.HTTP, err = bareRun(self, clients, d, false); err != nil {
 		return nil, err
 	}
-	if b.TLS, err = bareRun(clients, d, true); err != nil {
+	if b.TLS, err = bareRun(self, clients, d, true); err != nil {
 		return nil, err
 	}
 	if b.Sync, err = syncRate(dir, d); err != nil {
@@ -48,39 +48,26 @@ func MeasureBaseline(clients int, d time.Duration, dir string) (*Baseline, error
 	return b, nil
 }
 
-// bareRun serves 32 bytes on a loopback port and drives it as the REST
-// workloads are driven (the same client, the same keep-alive connections).
-func bareRun(clients int, d time.Duration, withTLS bool) (Result, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+// bareRun drives a bare server as the REST workloads are driven (the same
+// client, the same keep-alive connections).
+func bareRun(self string, clients int, d time.Duration, withTLS bool) (Result, error) {
+	tgt, pid, stop, err := startBare(self, withTLS)
 	if err != nil {
 		return Result{}, err
 	}
-	tgt := target{addr: ln.Addr().String(), host: ln.Addr().String()}
+	defer stop()
 	name := "bare net/http"
 	if withTLS {
-		cert, pool, err := selfSigned()
-		if err != nil {
-			ln.Close()
-			return Result{}, err
-		}
-		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}})
-		tgt.tls = &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}
 		name = "bare net/http + crypto/tls"
 	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		w.Header()["Content-Type"] = []string{"application/octet-stream"}
-		w.Write(bareBody)
-	}), ErrorLog: nil}
-	go srv.Serve(ln)
-	defer srv.Close()
-	cpu0 := processCPU(0)
+	cpu0 := [2]time.Duration{processCPU(pid), processCPU(0)}
 	res := run(tgt, clients, d, func(_ int, buf []byte) request {
 		buf = append(buf, "GET / HTTP/1.1\r\nHost: "...)
 		buf = append(buf, tgt.host...)
 		buf = append(buf, "\r\n\r\n"...)
 		return request{raw: buf, want: 200}
 	})
-	res.Op, res.ServerCPU, res.BenchCPU = name, -1, cpuSince(0, cpu0)
+	res.Op, res.ServerCPU, res.BenchCPU = name, cpuSince(pid, cpu0[0]), cpuSince(0, cpu0[1])
 	if res.N == 0 {
 		return res, fmt.Errorf("baseline: %s answered nothing: %s", name, res.FirstErr)
 	}
@@ -161,6 +148,6 @@ func syncRate(dir string, d time.Duration) (Result, error) {
 
 // Write prints the baseline as the bench's table.
 func (b *Baseline) Write(out io.Writer) error {
-	fmt.Fprintln(out, "baseline: this machine's limits, measured now (bare servers in this process, on loopback)")
+	fmt.Fprintln(out, "baseline: this machine's limits, measured now (bare servers in their own process, on loopback)")
 	return WriteTable(out, []Result{b.HTTP, b.TLS, b.Sync})
 }

@@ -11,7 +11,7 @@ import (
 // briefly.
 func TestMeasureBaseline(t *testing.T) {
 	dir := t.TempDir()
-	b, err := MeasureBaseline(2, 200*time.Millisecond, dir)
+	b, err := MeasureBaseline("", 2, 200*time.Millisecond, dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -20,6 +20,10 @@ func TestMeasureBaseline(t *testing.T) {
 			t.Errorf("%s: %d answered, %d errors (%s)", r.Op, r.N, r.Errs, r.FirstErr)
 		}
 	}
+	// The bare servers are processes of their own: their CPU is known.
+	if b.HTTP.ServerCPU < 0 || b.TLS.ServerCPU < 0 {
+		t.Errorf("bare server CPU unknown: %v %v", b.HTTP.ServerCPU, b.TLS.ServerCPU)
+	}
 	if !strings.Contains(b.Sync.Op, dir) {
 		t.Errorf("the sync figure does not say where it was measured: %q", b.Sync.Op)
 	}
@@ -27,7 +31,7 @@ func TestMeasureBaseline(t *testing.T) {
 	if err := b.Write(&out); err != nil || !strings.Contains(out.String(), "bare net/http + crypto/tls") {
 		t.Errorf("Write: %v\n%s", err, out.String())
 	}
-	if _, err := MeasureBaseline(1, time.Millisecond, dir+"/missing"); err == nil || !strings.Contains(err.Error(), "missing") {
+	if _, err := MeasureBaseline("", 1, time.Millisecond, dir+"/missing"); err == nil || !strings.Contains(err.Error(), "missing") {
 		t.Errorf("a sync dir that does not exist: %v", err)
 	}
 }
@@ -101,5 +105,11 @@ func TestPct(t *testing.T) {
 		if got := pct(c.a, c.b); got != c.want {
 			t.Errorf("pct(%v, %v) = %q, want %q", c.a, c.b, got, c.want)
 		}
+	}
+}
+
+func TestStartBareBadBinary(t *testing.T) {
+	if _, _, _, err := startBare("/bin/true", false); err == nil || !strings.Contains(err.Error(), "bare server") {
+		t.Fatalf("a binary that does not serve: %v", err)
 	}
 }

@@ -83,7 +83,7 @@ func Bench(ctx context.Context, cfg Config, out io.Writer) error {
 		if dir == "" {
 			dir = "."
 		}
-		if b, err = MeasureBaseline(cfg.Clients, d, dir); err != nil {
+		if b, err = MeasureBaseline(cfg.Binary, cfg.Clients, d, dir); err != nil {
 			return err
 		}
 		if err := b.Write(out); err != nil {
