@@ -268,34 +268,3 @@ func (s *session) finish(res *Result, pids []int, cpu0 [2]time.Duration, out io.
 		fmt.Fprintf(out, "first error (%s): %s\n", res.Op, res.FirstErr)
 	}
 }
-
-// cpuSince is the CPU process pid (0: this one) used since it had used
-// before; -1 when either is unknown.
-func cpuSince(pid int, before time.Duration) time.Duration {
-	total := processCPU(pid) - before
-	if before < 0 || total < 0 {
-		return -1
-	}
-	return total
-}
-
-// processCPUs is the CPU the processes used so far, -1 when one is unknown.
-func processCPUs(pids []int) time.Duration {
-	var sum time.Duration
-	for _, p := range pids {
-		c := processCPU(p)
-		if c < 0 {
-			return -1
-		}
-		sum += c
-	}
-	return sum
-}
-
-func cpusSince(pids []int, before time.Duration) time.Duration {
-	total := processCPUs(pids) - before
-	if before < 0 || total < 0 {
-		return -1
-	}
-	return total
-}
