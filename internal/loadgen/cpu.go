@@ -37,3 +37,36 @@ func processCPU(pid int) time.Duration {
 	const clockTicks = 100 // USER_HZ, 100 on every Linux port Go supports
 	return time.Duration(utime+stime) * time.Second / clockTicks
 }
+
+// cpuSince is the CPU process pid (0: this one) used since it had used
+// before; -1 when either is unknown.
+func cpuSince(pid int, before time.Duration) time.Duration {
+	total := processCPU(pid) - before
+	if before < 0 || total < 0 {
+		return -1
+	}
+	return total
+}
+
+// processCPUs is the CPU the processes used so far, -1 when one is unknown.
+func processCPUs(pids []int) time.Duration {
+	var sum time.Duration
+	for _, p := range pids {
+		c := processCPU(p)
+		if c < 0 {
+			return -1
+		}
+		sum += c
+	}
+	return sum
+}
+
+// cpusSince is cpuSince for a server of several processes (a peer's
+// workers).
+func cpusSince(pids []int, before time.Duration) time.Duration {
+	total := processCPUs(pids) - before
+	if before < 0 || total < 0 {
+		return -1
+	}
+	return total
+}

@@ -14,7 +14,7 @@ import (
 // readResponse reads one HTTP/1.1 response from br: its status code and its
 // body, appended to buf, framed by Content-Length or chunked encoding (a
 // response framed by neither is an error: the connection could not be
-// reused). keepAlive is false when the server closes the connection after
+// reused, unless the server closes it after the body). keepAlive is false when the server closes the connection after
 // it. It costs next to nothing beside the server it measures, where
 // http.ReadResponse builds a Response and a header map for every answer.
 func readResponse(br *bufio.Reader, buf []byte) (status int, body []byte, keepAlive bool, err error) {
@@ -88,8 +88,13 @@ func readResponse(br *bufio.Reader, buf []byte) (status int, body []byte, keepAl
 			buf = slices.Grow(buf, int(length))[:len(buf)+int(length)]
 			_, err = io.ReadFull(br, buf[len(buf)-int(length):])
 			return status, buf, keepAlive && err == nil, err
+		case !keepAlive:
+			// The body runs to the end of the connection: uwsgi as Debian
+			// packages Barbican removes Content-Length and closes each one.
+			buf, err = readToEOF(br, buf)
+			return status, buf, false, err
 		}
-		return status, buf, false, errors.New("response without Content-Length or chunked encoding")
+		return status, buf, false, errors.New("response without Content-Length or chunked encoding on a kept-alive connection")
 	}
 }
 
@@ -138,6 +143,25 @@ func readChunked(br *bufio.Reader, buf []byte) ([]byte, error) {
 		}
 		if crlf, err := readLine(br); err != nil || len(crlf) != 0 {
 			return buf, errors.New("chunk not followed by CRLF")
+		}
+	}
+}
+
+// readToEOF appends the rest of the stream to buf, up to the same 64 MiB a
+// Content-Length may announce.
+func readToEOF(br *bufio.Reader, buf []byte) ([]byte, error) {
+	for {
+		if len(buf) > 64<<20 {
+			return buf, errors.New("response body is too large")
+		}
+		buf = slices.Grow(buf, 4096)
+		n, err := br.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
 		}
 	}
 }

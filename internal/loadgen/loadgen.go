@@ -1,8 +1,10 @@
 // Package loadgen is the project's load tool behind `keywarden bench`: N
-// persistent HTTP/1.1 connections, each issuing requests back to back, with
-// latency percentiles per operation. The client side is a few lines over
-// net.Conn so that the load generator does not cost more CPU than the server
-// it measures (both share this machine).
+// persistent connections, each issuing requests back to back, with latency
+// percentiles per operation, against Keywarden or any Barbican API (REST)
+// or KMIP server, optionally beside the machine's own limits (--baseline).
+// The client side is a few lines over net.Conn so that the load generator
+// does not cost more CPU than the server it measures (both share this
+// machine).
 package loadgen
 
 import (
@@ -10,79 +12,216 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
+	"path/filepath"
 	"slices"
 	"time"
 )
 
-// Config is one run. Without URL, Run starts a throw-away server (Binary's
+// Config is one run. Without Target, Run starts a throw-away server (Binary's
 // serve command) and drives it.
 type Config struct {
-	URL     string // server base URL; empty: start one
-	Token   string // X-Auth-Token for URL
-	Project string // X-Project-Id for URL servers in --insecure-noauth mode
-	Ops     []string
-	Clients int
+	// Target is the server: a Barbican API's base URL (http:// or https://)
+	// or, with Protocol "kmip", a KMIP server's host:port. Empty: start one.
+	Target   string
+	Protocol string // "rest" (default) or "kmip"
+	Token    string // X-Auth-Token for Target
+	// Project and Roles are X-Project-Id and X-Roles (default admin) for a
+	// server without authentication (Barbican's noauth pipeline, Keywarden's
+	// --insecure-noauth).
+	Project, Roles string
+	Ops            []string
+	Clients        int
+	// InFlight is how many KMIP messages each connection sends ahead of
+	// their answers (default 1: one at a time).
+	InFlight int
 	// Duration is the time per operation.
 	Duration time.Duration
 	// Keystone sends a Keystone token obtained with the OS_* environment.
 	Keystone bool
+
+	// TLS of an https:// target and of KMIP: the CA of the server's
+	// certificate (default: the system's), the client certificate and key,
+	// the name to verify, and the legacy TLS 1.2 suites (CBC, RSA key
+	// exchange) servers such as PyKMIP's need.
+	CACert, ClientCert, ClientKey, ServerName string
+	LegacyCiphers                             bool
+
+	// ServerPIDs are the target's processes, for its CPU per request.
+	ServerPIDs []int
+
+	// Baseline measures the machine's limits first (BaselineDuration each):
+	// bare HTTP and HTTPS servers and the disk's sync rate in SyncDir
+	// (default: the started server's data dir, else the current one).
+	Baseline         bool
+	BaselineDuration time.Duration
+	SyncDir          string
 
 	// The started server: its binary (default: this executable), data dir
 	// (default: temporary, removed), CPU profile and config file.
 	Binary, DataDir, CPUProfile, ServerConfig string
 }
 
+// Bench runs cfg and writes everything: the header, the baseline table
+// (with cfg.Baseline), the results table, and each figure beside its limit
+// and issue 14's targets.
+func Bench(ctx context.Context, cfg Config, out io.Writer) error {
+	s, err := prepare(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer s.stop()
+	var b *Baseline
+	if cfg.Baseline {
+		d := cfg.BaselineDuration
+		if d <= 0 {
+			d = 3 * time.Second
+		}
+		dir := cfg.SyncDir
+		if dir == "" {
+			dir = s.dataDir
+		}
+		if dir == "" {
+			dir = "."
+		}
+		if b, err = MeasureBaseline(cfg.Binary, cfg.Clients, d, dir); err != nil {
+			return err
+		}
+		if err := b.Write(out); err != nil {
+			return err
+		}
+		fmt.Fprintln(out)
+	}
+	results, err := s.run(cfg, out)
+	if err != nil {
+		return err
+	}
+	if err := WriteTable(out, results); err != nil {
+		return err
+	}
+	writeLimits(out, b, results, s.info)
+	return nil
+}
+
 // Run drives the target for each of cfg.Ops in turn. It writes the header
 // line when it starts and each operation's first error as it ends; the
 // results are for WriteTable.
 func Run(ctx context.Context, cfg Config, out io.Writer) ([]Result, error) {
+	s, err := prepare(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer s.stop()
+	return s.run(cfg, out)
+}
+
+// session is a prepared target: REST or KMIP, started or not.
+type session struct {
+	stop    func()
+	dataDir string // the started server's
+	rest    target
+	kmip    kmipTarget
+	info    runInfo
+	label   string // how requests authenticate
+}
+
+// prepare checks cfg, starts a server when there is no target, and checks
+// that the target answers.
+func prepare(ctx context.Context, cfg Config) (*session, error) {
 	if cfg.Clients < 1 {
 		return nil, errors.New("--clients must be at least 1")
 	}
-	var tgt target
-	if cfg.URL == "" {
-		stop, t, err := startServer(cfg.Binary, cfg.DataDir, cfg.CPUProfile, cfg.ServerConfig)
+	if cfg.InFlight == 0 {
+		cfg.InFlight = 1
+	}
+	if cfg.InFlight < 1 {
+		return nil, errors.New("--in-flight must be at least 1")
+	}
+	s := &session{stop: func() {}, info: runInfo{protocol: cfg.Protocol, clients: cfg.Clients, inflight: cfg.InFlight}}
+	switch cfg.Protocol {
+	case "", "rest":
+		s.info.protocol = "rest"
+	case "kmip":
+		if cfg.Keystone || cfg.Token != "" || cfg.Project != "" {
+			return nil, errors.New("--protocol kmip authenticates with the client certificate (--cert, --key), not --token, --project or --keystone")
+		}
+	default:
+		return nil, fmt.Errorf("--protocol %q: want rest or kmip", cfg.Protocol)
+	}
+	if cfg.Target == "" {
+		stop, st, err := startServer(cfg.Binary, cfg.DataDir, cfg.CPUProfile, cfg.ServerConfig, s.info.protocol == "kmip")
 		if err != nil {
 			return nil, err
 		}
-		defer stop()
-		tgt = t
+		s.stop, s.dataDir, s.rest, s.label = stop, st.dataDir, st.rest, "JWT"
+		if s.info.protocol == "kmip" {
+			cfg.Target, cfg.ServerPIDs = st.kmipAddr, []int{st.pid}
+			cfg.ClientCert = filepath.Join(st.clientDir, "client.pem")
+			cfg.ClientKey = filepath.Join(st.clientDir, "client-key.pem")
+			cfg.CACert = filepath.Join(st.clientDir, "ca.pem")
+		}
 		if cfg.Keystone {
-			tgt.headers = ""
+			s.rest.headers = ""
 		}
-	} else {
-		u, err := url.Parse(cfg.URL)
-		if err != nil || u.Scheme != "http" || u.Host == "" {
-			return nil, fmt.Errorf("--url %q: want http://host:port", cfg.URL)
+	} else if s.info.protocol == "rest" {
+		t, err := restTarget(cfg)
+		if err != nil {
+			return nil, err
 		}
-		tgt = target{addr: u.Host, host: u.Host}
+		s.rest, s.info.tls = t, t.tls != nil
 		switch {
-		case cfg.Keystone:
 		case cfg.Token != "":
-			tgt.headers = "X-Auth-Token: " + cfg.Token + "\r\n"
+			s.label = "X-Auth-Token"
 		case cfg.Project != "":
-			tgt.headers = "X-Project-Id: " + cfg.Project + "\r\nX-Roles: admin\r\n"
-		default:
-			return nil, errors.New("--url needs --token or --project")
+			s.label = "no-auth headers (X-Project-Id, X-Roles)"
 		}
 	}
-	auth := "JWT"
+	if s.info.protocol == "kmip" {
+		kt, err := kmipConnect(ctx, cfg, cfg.Target)
+		if err != nil {
+			s.stop()
+			return nil, err
+		}
+		s.kmip, s.info.tls, s.label = kt, true, "mutual TLS, client certificate "+cfg.ClientCert
+		return s, nil
+	}
 	if cfg.Keystone {
 		tok, err := keystoneToken(ctx)
 		if err != nil {
+			s.stop()
 			return nil, err
 		}
-		tgt.headers, auth = "X-Auth-Token: "+tok+"\r\n", "Keystone token"
+		s.rest.headers, s.label = "X-Auth-Token: "+tok+"\r\n", "Keystone token"
 	}
-	fmt.Fprintf(out, "keywarden bench: %d clients, %s per operation, target %s, %s, GOMAXPROCS shared with the server\n\n",
-		cfg.Clients, cfg.Duration, tgt.addr, auth)
+	if err := s.rest.probe("server"); err != nil {
+		s.stop()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *session) run(cfg Config, out io.Writer) ([]Result, error) {
+	if s.info.protocol == "kmip" {
+		return s.runKMIPOps(cfg, out)
+	}
+	return s.runREST(cfg, out)
+}
+
+// runREST runs the REST workloads: create (POST /v1/secrets) and get
+// (GET /v1/secrets/{id}/payload).
+func (s *session) runREST(cfg Config, out io.Writer) ([]Result, error) {
+	tgt := s.rest
+	scheme := "http"
+	if tgt.tls != nil {
+		scheme = "https"
+	}
+	fmt.Fprintf(out, "keywarden bench: %d %s, %s per operation, target %s://%s, %s, GOMAXPROCS shared with the server\n\n",
+		cfg.Clients, conns(s.info), cfg.Duration, scheme, tgt.addr, s.label)
 	var results []Result
 	ids := make([][]string, cfg.Clients)
 	for _, op := range cfg.Ops {
 		var res Result
 		var cpu0 [2]time.Duration
-		start := func() { cpu0 = [2]time.Duration{processCPU(tgt.serverPID), processCPU(0)} }
+		start := func() { cpu0 = [2]time.Duration{processCPUs(tgt.serverPIDs), processCPU(0)} }
 		switch op {
 		case "create":
 			start()
@@ -93,7 +232,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) ([]Result, error) {
 			if len(slices.Concat(ids...)) == 0 {
 				seed := run(tgt, cfg.Clients, time.Second, func(c int, buf []byte) request { return createReq(tgt, buf, &ids[c]) })
 				if seed.N == 0 {
-					return nil, errors.New("bench: could not create any secret to read")
+					return nil, fmt.Errorf("bench: could not create any secret to read: %s", seed.FirstErr)
 				}
 			}
 			next := make([]int, cfg.Clients)
@@ -101,35 +240,31 @@ func Run(ctx context.Context, cfg Config, out io.Writer) ([]Result, error) {
 			res = run(tgt, cfg.Clients, cfg.Duration, func(c int, buf []byte) request {
 				own := ids[c]
 				if len(own) == 0 {
-					own = ids[0]
+					own = slices.Concat(ids...)
+					ids[c] = own
 				}
 				id := own[next[c]%len(own)]
 				next[c]++
 				return getReq(tgt, buf, id)
 			})
 		default:
-			return nil, fmt.Errorf("--ops: unknown operation %q", op)
+			return nil, fmt.Errorf("--ops: unknown operation %q (REST: create, get)", op)
 		}
 		res.Op = op
-		res.ServerCPU = -1
-		if tgt.serverPID != 0 {
-			res.ServerCPU = cpuSince(tgt.serverPID, cpu0[0])
-		}
-		res.BenchCPU = cpuSince(0, cpu0[1])
+		s.finish(&res, tgt.serverPIDs, cpu0, out)
 		results = append(results, res)
-		if res.FirstErr != "" {
-			fmt.Fprintf(out, "first error (%s): %s\n", op, res.FirstErr)
-		}
 	}
 	return results, nil
 }
 
-// cpuSince is the CPU process pid (0: this one) used since it had used
-// before; -1 when either is unknown.
-func cpuSince(pid int, before time.Duration) time.Duration {
-	total := processCPU(pid) - before
-	if before < 0 || total < 0 {
-		return -1
+// finish fills in the CPU figures and reports the first error.
+func (s *session) finish(res *Result, pids []int, cpu0 [2]time.Duration, out io.Writer) {
+	res.ServerCPU = -1
+	if len(pids) > 0 {
+		res.ServerCPU = cpusSince(pids, cpu0[0])
 	}
-	return total
+	res.BenchCPU = cpuSince(0, cpu0[1])
+	if res.FirstErr != "" {
+		fmt.Fprintf(out, "first error (%s): %s\n", res.Op, res.FirstErr)
+	}
 }

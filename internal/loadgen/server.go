@@ -10,20 +10,34 @@ import (
 	"time"
 )
 
-// target is the server under load.
-type target struct {
-	addr, host string
-	headers    string // extra header lines, CRLF-terminated
-	serverPID  int    // the started server, 0 with --url
+// started is a throw-away `keywarden serve`.
+type started struct {
+	rest     target
+	kmipAddr string // with KMIP: its address; the client files are in clientDir
+	dataDir  string
+	// clientDir holds client.pem, client-key.pem and ca.pem (pki issue-client).
+	clientDir string
+	pid       int
+}
+
+// freeAddr is a loopback address nobody listens on now.
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
 }
 
 // startServer runs the keywarden binary's serve command (self; empty: this
-// executable) on a free port with a fresh data dir and a minted token.
-func startServer(self, dataDir, cpuProfile, config string) (stop func(), tgt target, err error) {
+// executable) on a free port with a fresh data dir and a minted token; with
+// kmip, its KMIP endpoint too and a client certificate for it.
+func startServer(self, dataDir, cpuProfile, config string, kmip bool) (stop func(), s started, err error) {
 	tmp := dataDir == ""
 	if tmp {
 		if dataDir, err = os.MkdirTemp("", "keywarden-bench-"); err != nil {
-			return nil, tgt, err
+			return nil, s, err
 		}
 	}
 	cleanup := func() {
@@ -31,20 +45,24 @@ func startServer(self, dataDir, cpuProfile, config string) (stop func(), tgt tar
 			os.RemoveAll(dataDir)
 		}
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := freeAddr()
 	if err != nil {
 		cleanup()
-		return nil, tgt, err
+		return nil, s, err
 	}
-	addr := ln.Addr().String()
-	ln.Close()
+	if kmip {
+		if s.kmipAddr, err = freeAddr(); err != nil {
+			cleanup()
+			return nil, s, err
+		}
+	}
 	if self == "" {
 		if self, err = os.Executable(); err != nil {
 			cleanup()
-			return nil, tgt, err
+			return nil, s, err
 		}
 	}
-	args := []string{"serve", "--data-dir", dataDir, "--rest-addr", addr, "--kmip-addr", "", "--log-level", "warn"}
+	args := []string{"serve", "--data-dir", dataDir, "--rest-addr", addr, "--kmip-addr", s.kmipAddr, "--log-level", "warn"}
 	if config != "" {
 		args = append(args, "--config", config)
 	}
@@ -56,31 +74,45 @@ func startServer(self, dataDir, cpuProfile, config string) (stop func(), tgt tar
 	}
 	if err := cmd.Start(); err != nil {
 		cleanup()
-		return nil, tgt, err
+		return nil, s, err
 	}
 	stop = func() {
 		cmd.Process.Signal(os.Interrupt)
 		cmd.Wait()
 		cleanup()
 	}
-	for i := 0; ; i++ {
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
-			break
+	for _, a := range []string{addr, s.kmipAddr} {
+		if a == "" {
+			continue
 		}
-		if i > 200 {
-			stop()
-			return nil, tgt, fmt.Errorf("bench: server did not start on %s", addr)
+		for i := 0; ; i++ {
+			c, err := net.Dial("tcp", a)
+			if err == nil {
+				c.Close()
+				break
+			}
+			if i > 200 {
+				stop()
+				return nil, s, fmt.Errorf("bench: server did not start on %s", a)
+			}
+			time.Sleep(25 * time.Millisecond)
 		}
-		time.Sleep(25 * time.Millisecond)
 	}
 	out, err := exec.Command(self, "token", "--data-dir", dataDir, "--project", "bench", "--user", "bench", "--roles", "admin", "--ttl", "2h").Output()
 	if err != nil {
 		stop()
-		return nil, tgt, fmt.Errorf("bench: minting a token: %w", err)
+		return nil, s, fmt.Errorf("bench: minting a token: %w", err)
 	}
-	tgt = target{addr: addr, host: addr, headers: "X-Auth-Token: " + strings.TrimSpace(string(out)) + "\r\n",
-		serverPID: cmd.Process.Pid}
-	return stop, tgt, nil
+	s.rest = target{addr: addr, host: addr, headers: "X-Auth-Token: " + strings.TrimSpace(string(out)) + "\r\n",
+		serverPIDs: []int{cmd.Process.Pid}}
+	s.dataDir, s.pid = dataDir, cmd.Process.Pid
+	if kmip {
+		s.clientDir = filepath.Join(dataDir, "bench-client")
+		if out, err := exec.Command(self, "pki", "issue-client", "--data-dir", dataDir, "--project", "bench", "--user", "bench",
+			"--roles", "admin", "--out", s.clientDir).CombinedOutput(); err != nil {
+			stop()
+			return nil, s, fmt.Errorf("bench: issuing a KMIP client certificate: %w: %s", err, out)
+		}
+	}
+	return stop, s, nil
 }

@@ -4,7 +4,6 @@
 package kmip_test
 
 import (
-	"context"
 	"crypto/tls"
 	"net"
 	"os"
@@ -12,9 +11,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/keywarden/keywarden/kmip"
+	"github.com/keywarden/keywarden/kmip/kmiptest"
 	"github.com/keywarden/keywarden/kmip/pki"
 	"github.com/keywarden/keywarden/kms"
 	"github.com/keywarden/keywarden/kms/kmstest"
@@ -85,22 +84,9 @@ func startServer(t testing.TB, opts ...func(*kmip.Config)) *server {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	srv, err := kmip.NewServer(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(l)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-	})
-	host, port, _ := net.SplitHostPort(l.Addr().String())
-	return &server{addr: l.Addr().String(), host: host, port: port, svc: svc, ca: ca, dir: dir}
+	_, addr := kmiptest.Serve(t, cfg)
+	host, port, _ := net.SplitHostPort(addr)
+	return &server{addr: addr, host: host, port: port, svc: svc, ca: ca, dir: dir}
 }
 
 // clientFiles issues a client certificate as `keywarden pki issue-client`
