@@ -152,7 +152,7 @@ func TestAuditEveryStateChange(t *testing.T) {
 	ops.must(http.StatusOK, "DELETE", "/v1/orphans?grace=1s", "")
 	a.refused(http.StatusNotFound, "GET", orphan, "")
 
-	// KMIP: Create, Register, attributes, Activation Date, Activate, Revoke, Destroy.
+	// KMIP: Create, Register, attributes, Activation Date, Activate, Revoke, Destroy, Create Key Pair.
 	k := kmipClient(t, srv, "proj-k", "kim", "admin")
 	ctx := context.Background()
 	cr, err := k.Create().AES(256, ovh.CryptographicUsageEncrypt|ovh.CryptographicUsageDecrypt).WithName("kmip-key").ExecContext(ctx)
@@ -181,6 +181,10 @@ func TestAuditEveryStateChange(t *testing.T) {
 			return err
 		}},
 		{"Destroy", func() error { _, err := k.Destroy(id).ExecContext(ctx); return err }},
+		{"Create Key Pair", func() error {
+			_, err := k.CreateKeyPair().ECDSA(ovh.RecommendedCurveP_256, ovh.CryptographicUsageSign, ovh.CryptographicUsageVerify).ExecContext(ctx)
+			return err
+		}},
 	}
 	for _, st := range steps {
 		if err := st.run(); err != nil {
@@ -216,7 +220,7 @@ func TestAuditEveryStateChange(t *testing.T) {
 			t.Errorf("no ok record of %q on the trail", action)
 		}
 	}
-	for _, action := range []string{"create", "attribute_change", "activation_date_set", "activate", "revoke", "destroy"} {
+	for _, action := range []string{"create", "create_key_pair", "attribute_change", "activation_date_set", "activate", "revoke", "destroy"} {
 		if !byProtocol["kmip"][action] {
 			t.Errorf("no ok record of KMIP %q", action)
 		}
