@@ -223,7 +223,17 @@ func apply(b *bbolt.Bucket, op store.Op) error {
 	if err != nil {
 		return err
 	}
-	buf := make([]byte, 8, 8+len(op.Value))
+	value := op.Value
+	if op.Add != 0 {
+		// The committer applies transactions one after another, so a
+		// read-modify-write here is atomic.
+		var cur int64
+		if raw := b.Get([]byte(op.Key)); raw != nil {
+			cur = store.CounterValue(raw[8:])
+		}
+		value = store.EncodeCounter(cur + op.Add)
+	}
+	buf := make([]byte, 8, 8+len(value))
 	binary.BigEndian.PutUint64(buf, uint64(v+1))
-	return b.Put([]byte(op.Key), append(buf, op.Value...))
+	return b.Put([]byte(op.Key), append(buf, value...))
 }
