@@ -158,9 +158,15 @@ func (s *Service) insert(ctx context.Context, r *record, extra ...store.Op) erro
 	key := recordKey(r.Project, r.ID)
 	ops := append([]store.Op{store.Put(key, b), store.Put(pointerKey(r.ID), []byte(r.Project))}, extra...)
 	ops = append(ops, aclIndexOps(nil, r.Secret)...)
+	ops = append(ops, listIndexOps(nil, r.Secret)...)
+	marker := s.markerOps()
+	ops = append(ops, marker...)
 	err = s.commit(ctx, r.ID, joinDetail("project "+r.Project, secretDiff(nil, r.Secret)), []store.Cmp{{Key: pointerKey(r.ID)}}, ops)
 	if err != nil {
 		return writeErr(err)
+	}
+	if marker != nil {
+		s.listMarkerPending.Store(false)
 	}
 	s.owners.Store(r.ID, r.Project)
 	return nil

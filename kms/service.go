@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -65,6 +66,13 @@ type Service struct {
 	owners sync.Map
 	cache  *recordCache
 	quotas *quotaState
+
+	// listIndex: every record has its list index entry (listindex.go).
+	listIndex   atomic.Bool
+	listIndexMu sync.Mutex
+	// listMarkerPending: the store had no record at start-up, so the
+	// marker is still to be written, with the first new record.
+	listMarkerPending atomic.Bool
 }
 
 // New builds a Service.
@@ -111,6 +119,11 @@ func New(cfg Config) (*Service, error) {
 	if s.audit == nil {
 		s.audit = nopAuditor{}
 	}
+	// A store from before the list index gets it now, once; a failure
+	// leaves lists on the whole-project read until a later list builds it.
+	ctx, cancel := context.WithTimeout(context.Background(), listIndexBuildTimeout)
+	s.listIndexReady(ctx)
+	cancel()
 	return s, nil
 }
 
@@ -243,6 +256,7 @@ func (s *Service) update(ctx context.Context, id string, hidden bool, fn func(r 
 		switch {
 		case errors.Is(err, errDelete):
 			ops = append([]store.Op{store.Delete(key), store.Delete(pointerKey(id))}, aclIndexOps(before, nil)...)
+			ops = append(ops, listIndexOps(before, nil)...)
 			diff = secretDiff(before, nil)
 		case err != nil:
 			return nil, err
@@ -253,6 +267,7 @@ func (s *Service) update(ctx context.Context, id string, hidden bool, fn func(r 
 				return nil, err
 			}
 			ops = append([]store.Op{store.Put(key, b)}, aclIndexOps(before, l.rec.Secret)...)
+			ops = append(ops, listIndexOps(before, l.rec.Secret)...)
 			diff = secretDiff(before, l.rec.Secret)
 		}
 		err = s.commit(ctx, id, diff, []store.Cmp{{Key: key, Version: l.version}}, ops)
