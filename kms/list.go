@@ -200,11 +200,16 @@ func (s *Service) mergePage(ctx context.Context, project string, extra []string,
 	if err != nil {
 		return nil, internal("list", err)
 	}
-	si := 0 // no plain entry at p0: there are none at all (lo < total)
-	if start != "" {
+	// si: the set-aside entries before start. At p0 == 0 the merge starts
+	// from the very first entry; there may be no plain entry at all.
+	si := 0
+	switch {
+	case p0 > 0 && start == "": // fewer plain entries than counted: deleted since
+		si = len(extra)
+	case p0 > 0:
 		si, _ = slices.BinarySearch(extra, start[len(prefix):])
 	}
-	skip := lo - p0 - si // extra[:si] and plain[:p0] come before start
+	skip := lo - p0 - si // extra[:si] and plain[:p0] come first: lo-p0 = len(extra) >= si when p0 > 0
 	out := make([]string, 0, need)
 	take := func(suffix string) bool {
 		if skip > 0 {

@@ -91,9 +91,9 @@ func listIndexOps(before, after *Secret) []store.Op {
 
 // A summary is a compact binary form of what a listing reads of a secret:
 // version 1, then name, algorithm, mode, type, state, creator, creator
-// source (each a uvarint length and bytes), bit length, updated (varint
-// Unix nanoseconds), expiration and activation date (0 or 1, then the
-// nanoseconds), and the ACL (0, or 1, project access, source, users). The
+// source (each a uvarint length and bytes), bit length, updated (Unix
+// seconds and nanoseconds), expiration and activation date (0 or 1, then
+// the time), and the ACL (0, or 1, project access, source, users). The
 // id and created time are in the key. A summary is not tagged: it decides
 // only what is looked at; what is served is the record, checked.
 const summaryVersion = 1
@@ -105,13 +105,13 @@ func encodeSummary(sec *Secret) []byte {
 		b = appendString(b, s)
 	}
 	b = binary.AppendVarint(b, int64(sec.BitLength))
-	b = binary.AppendVarint(b, sec.Updated.UnixNano())
+	b = appendTime(b, sec.Updated)
 	for _, t := range []*time.Time{sec.Expiration, sec.ActivationDate} {
 		if t == nil {
 			b = append(b, 0)
 			continue
 		}
-		b = binary.AppendVarint(append(b, 1), t.UnixNano())
+		b = appendTime(append(b, 1), *t)
 	}
 	if sec.ACL == nil {
 		return append(b, 0)
@@ -123,6 +123,12 @@ func encodeSummary(sec *Secret) []byte {
 		b = appendString(b, u)
 	}
 	return b
+}
+
+// appendTime writes seconds and nanoseconds: exact for any year (Unix
+// nanoseconds end in 2262, and expirations in 2999 are seen).
+func appendTime(b []byte, t time.Time) []byte {
+	return binary.AppendUvarint(binary.AppendVarint(b, t.Unix()), uint64(t.Nanosecond()))
 }
 
 func appendString(b []byte, s string) []byte {
@@ -184,11 +190,16 @@ func (r *summaryReader) string() string {
 	return s
 }
 
+func (r *summaryReader) instant() time.Time {
+	sec := r.varint()
+	return time.Unix(sec, int64(r.uvarint())).UTC()
+}
+
 func (r *summaryReader) time() *time.Time {
 	if r.byte() == 0 {
 		return nil
 	}
-	t := time.Unix(0, r.varint()).UTC()
+	t := r.instant()
 	return &t
 }
 
@@ -212,7 +223,7 @@ func decodeSummary(project, suffix string, value []byte) (*Secret, error) {
 	sec.Type, sec.State = SecretType(r.string()), State(r.string())
 	sec.Creator, sec.CreatorSource = r.string(), r.string()
 	sec.BitLength = int(r.varint())
-	sec.Updated = time.Unix(0, r.varint()).UTC()
+	sec.Updated = r.instant()
 	sec.Expiration, sec.ActivationDate = r.time(), r.time()
 	if r.byte() == 1 {
 		acl := &ACL{ProjectAccess: r.byte() == 1, Source: r.string()}
