@@ -285,6 +285,20 @@ func decode(key string, raw []byte) (store.KV, error) {
 	}, nil
 }
 
+// Usage is the space of the data: bytes of pages in use by the keys and
+// values, bytes those pages take, and the file's size. It walks the tree:
+// for benchmarks and reports, not the request path.
+func (s *Store) Usage() (inuse, pages, file int64, err error) {
+	err = s.db.View(func(tx *bbolt.Tx) error {
+		st := tx.Bucket(dataBucket).Stats()
+		inuse = int64(st.BranchInuse + st.LeafInuse)
+		pages = int64(st.BranchAlloc + st.LeafAlloc)
+		file = tx.Size()
+		return nil
+	})
+	return inuse, pages, file, closedErr(err)
+}
+
 // Stats returns the committer's counters.
 func (s *Store) Stats() Stats {
 	return Stats{Commits: s.commits.Load(), Txns: s.txns.Load()}

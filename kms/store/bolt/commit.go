@@ -33,6 +33,9 @@ type request struct {
 	done  chan error // buffered: the committer never blocks on a caller
 }
 
+// fillPercent is how full a page is left when bbolt splits it.
+const fillPercent = 0.9
+
 // errNoWrites rolls back a batch that changed nothing: no fsync needed.
 var errNoWrites = errors.New("no writes")
 
@@ -146,6 +149,10 @@ func (s *Store) commit(batch []*request) {
 	results := make([]error, len(batch))
 	err := s.db.Update(func(tx *bbolt.Tx) error {
 		b := tx.Bucket(dataBucket)
+		// New keys mostly arrive in order (UUIDv7 ids, list index keys by
+		// creation time), so a split page is left nearly full instead of
+		// half: bbolt's advice for append-mostly buckets.
+		b.FillPercent = fillPercent
 		wrote := false
 		for i, r := range batch {
 			ok, err := holds(b, r.cmps)
