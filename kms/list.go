@@ -282,7 +282,9 @@ func (s *Service) listSummaries(ctx context.Context, who Identity, q ListQuery) 
 	var found []*Secret
 	total := 0
 	var bad error
+	uniform := s.plainUniform(who)
 	for _, prefix := range []string{listPrefix(who.Project), listAsidePrefix(who.Project)} {
+		plain := prefix == listPrefix(who.Project)
 		err := store.Scan(ctx, s.st, prefix, "", func(k string, v []byte) bool {
 			sec, err := decodeSummary(who.Project, k[len(prefix):], v)
 			if err != nil {
@@ -290,7 +292,7 @@ func (s *Service) listSummaries(ctx context.Context, who Identity, q ListQuery) 
 				return false
 			}
 			sec = dueActivationOf(sec, now)
-			if !sq.match(sec) || !s.visibleEntry(who, sec, &q, now) {
+			if !sq.match(sec) || (!(plain && uniform) && !s.visibleEntry(who, sec, &q, now)) {
 				return true
 			}
 			if len(q.Attributes) > 0 {
@@ -406,7 +408,28 @@ func (s *Service) listCandidates(ctx context.Context, who Identity, aclOnly bool
 }
 
 func containsFold(s, sub string) bool {
-	return sub == "" || strings.Contains(strings.ToLower(s), strings.ToLower(sub))
+	if sub == "" {
+		return true
+	}
+	if ascii(s) && ascii(sub) {
+		// Without allocating: a summary scan tries every secret.
+		for i := 0; i+len(sub) <= len(s); i++ {
+			if strings.EqualFold(s[i:i+len(sub)], sub) {
+				return true
+			}
+		}
+		return false
+	}
+	return strings.Contains(strings.ToLower(s), strings.ToLower(sub))
+}
+
+func ascii(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
 
 func (q *ListQuery) match(s *Secret) bool {
