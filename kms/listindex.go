@@ -144,34 +144,39 @@ func boolByte(v bool) byte {
 
 var errSummary = errors.New("kms: unreadable list index entry")
 
+// summaryReader reads a summary held as one string, so that every string
+// field is a substring of it: one allocation per entry, not one per field.
 type summaryReader struct {
-	b   []byte
+	b   string
 	err error
 }
 
+func (r *summaryReader) fail() {
+	r.err, r.b = errSummary, ""
+}
+
 func (r *summaryReader) uvarint() uint64 {
-	v, n := binary.Uvarint(r.b)
-	if n <= 0 {
-		r.err, r.b = errSummary, nil
-		return 0
+	var v uint64
+	for i := 0; i < len(r.b) && i < binary.MaxVarintLen64; i++ {
+		c := r.b[i]
+		v |= uint64(c&0x7f) << (7 * i)
+		if c < 0x80 {
+			r.b = r.b[i+1:]
+			return v
+		}
 	}
-	r.b = r.b[n:]
-	return v
+	r.fail()
+	return 0
 }
 
 func (r *summaryReader) varint() int64 {
-	v, n := binary.Varint(r.b)
-	if n <= 0 {
-		r.err, r.b = errSummary, nil
-		return 0
-	}
-	r.b = r.b[n:]
-	return v
+	u := r.uvarint()
+	return int64(u>>1) ^ -int64(u&1) // zig-zag, as binary.AppendVarint
 }
 
 func (r *summaryReader) byte() byte {
 	if len(r.b) == 0 {
-		r.err = errSummary
+		r.fail()
 		return 0
 	}
 	c := r.b[0]
@@ -182,10 +187,10 @@ func (r *summaryReader) byte() byte {
 func (r *summaryReader) string() string {
 	n := r.uvarint()
 	if n > uint64(len(r.b)) {
-		r.err, r.b = errSummary, nil
+		r.fail()
 		return ""
 	}
-	s := string(r.b[:n])
+	s := r.b[:n]
 	r.b = r.b[n:]
 	return s
 }
@@ -214,7 +219,7 @@ func decodeSummary(project, suffix string, value []byte) (*Secret, error) {
 	if err != nil {
 		return nil, errSummary
 	}
-	r := &summaryReader{b: value}
+	r := &summaryReader{b: string(value)}
 	if r.byte() != summaryVersion {
 		return nil, errSummary
 	}
@@ -231,6 +236,7 @@ func decodeSummary(project, suffix string, value []byte) (*Secret, error) {
 		if n > uint64(len(r.b)) {
 			return nil, errSummary
 		}
+		acl.Users = make([]string, 0, n)
 		for range n {
 			acl.Users = append(acl.Users, r.string())
 		}
