@@ -10,7 +10,7 @@ import (
 
 var benchScaleOpts struct {
 	secrets, clients, samples int
-	dataDir                   string
+	dataDir, cpuProfile       string
 	getTime                   time.Duration
 }
 
@@ -28,6 +28,7 @@ held 1,000 secrets, and store bytes per secret; each figure beside issue 14's li
 		tuneRuntime() // as the server runs
 		return loadgen.RunScale(cmd.Context(), loadgen.ScaleConfig{
 			Secrets: o.secrets, DataDir: o.dataDir, Clients: o.clients, Samples: o.samples, GetTime: o.getTime,
+			CPUProfile: o.cpuProfile,
 		}, cmd.OutOrStdout())
 	},
 }
@@ -38,6 +39,7 @@ func init() {
 	f.IntVar(&benchScaleOpts.clients, "clients", 32, "concurrent creators and readers")
 	f.IntVar(&benchScaleOpts.samples, "samples", 200, "calls per list case")
 	f.StringVar(&benchScaleOpts.dataDir, "data-dir", "", "keep the store here (default: temporary, removed)")
+	f.StringVar(&benchScaleOpts.cpuProfile, "cpuprofile", "", "write a CPU profile of the measurements (not the fill) here")
 	f.DurationVar(&benchScaleOpts.getTime, "get-time", 5*time.Second, "time per GET measurement")
 	benchCmd.AddCommand(benchScaleCmd)
 }

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"sync"
@@ -41,6 +42,9 @@ type ScaleConfig struct {
 	Clients int           // concurrent creators and readers
 	Samples int           // calls per list case
 	GetTime time.Duration // per GET measurement
+	// CPUProfile, when set, receives a CPU profile of the measurements
+	// (start-up to the last GET; not the fill).
+	CPUProfile string
 }
 
 const (
@@ -155,6 +159,17 @@ func RunScale(ctx context.Context, cfg ScaleConfig, out io.Writer) error {
 	runtime.GC()
 	debug.FreeOSMemory()
 	resetPeakRSS()
+	if cfg.CPUProfile != "" {
+		f, err := os.Create(cfg.CPUProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	st, svc, took, err := open(dbPath)
 	if err != nil {
 		return err
