@@ -62,6 +62,31 @@ func (s *Service) CheckListIndex(ctx context.Context, project string) error {
 	if n != plain {
 		return fmt.Errorf("counter %d, plain entries %d", n, plain)
 	}
+	// Every fence counts the plain entries of its window.
+	for level, digits := range fenceDigits {
+		count := map[string]int64{}
+		err := store.Scan(ctx, s.st, listPrefix(project), "", func(k string, _ []byte) bool {
+			count[k[len(listPrefix(project)):][:digits]]++
+			return true
+		})
+		if err != nil {
+			return err
+		}
+		fp := fencePrefix(level, project)
+		err = store.Scan(ctx, s.st, fp, "", func(k string, v []byte) bool {
+			if c := store.CounterValue(v); c != count[k[len(fp):]] {
+				err = fmt.Errorf("fence %s counts %d, its window holds %d", k, c, count[k[len(fp):]])
+			}
+			delete(count, k[len(fp):])
+			return err == nil
+		})
+		if err != nil {
+			return err
+		}
+		if len(count) > 0 {
+			return fmt.Errorf("level %d: windows without a fence: %v", level, count)
+		}
+	}
 	return nil
 }
 
@@ -69,7 +94,7 @@ func (s *Service) CheckListIndex(ctx context.Context, project string) error {
 // before the index has none.
 func (s *Service) DropListIndex(ctx context.Context) error {
 	var ops []store.Op
-	for _, prefix := range []string{"l/", "lx/", "n/", listIndexMarker} {
+	for _, prefix := range []string{"l/", "lx/", "n/", "n1/", "n2/", "n3/", listIndexMarker} {
 		kvs, err := s.st.List(ctx, prefix, "", 0)
 		if err != nil {
 			return err

@@ -196,7 +196,7 @@ func (s *Service) mergePage(ctx context.Context, project string, extra []string,
 	}
 	prefix := listPrefix(project)
 	p0 := max(0, lo-len(extra))
-	start, err := store.Nth(ctx, s.st, prefix, "", p0)
+	start, err := s.plainKeyAt(ctx, project, p0)
 	if err != nil {
 		return nil, internal("list", err)
 	}
@@ -269,42 +269,21 @@ func (s *Service) pageRecords(ctx context.Context, who Identity, q *ListQuery, s
 
 // listSummaries answers a filtered or otherwise sorted list from the
 // index's summaries: no record is decoded but the page's (and, for a KMIP
-// attribute filter, those whose summary matches). Only the first
-// offset+limit in order are kept while scanning.
+// attribute filter, those whose summary matches). In created order the
+// two prefixes are merged as they stream, keeping only the page; in any
+// other, only the first offset+limit in order are kept while scanning.
 func (s *Service) listSummaries(ctx context.Context, who Identity, q ListQuery) ([]*Secret, int, error) {
-	now := s.now()
-	sq := q
-	sq.Attributes = nil // not in summaries: checked on the record
+	if len(q.Sort) == 0 || (len(q.Sort) == 1 && q.Sort[0].Field == "created") {
+		return s.listSummariesByCreated(ctx, who, q)
+	}
 	keep := 0
 	if q.Limit > 0 {
 		keep = max(q.Offset, 0) + q.Limit
 	}
 	var found []*Secret
 	total := 0
-	var bad error
-	uniform := s.plainUniform(who)
 	for _, prefix := range []string{listPrefix(who.Project), listAsidePrefix(who.Project)} {
-		plain := prefix == listPrefix(who.Project)
-		err := store.Scan(ctx, s.st, prefix, "", func(k string, v []byte) bool {
-			sec, err := decodeSummary(who.Project, k[len(prefix):], v)
-			if err != nil {
-				bad = err
-				return false
-			}
-			sec = dueActivationOf(sec, now)
-			if !sq.match(sec) || (!(plain && uniform) && !s.visibleEntry(who, sec, &q, now)) {
-				return true
-			}
-			if len(q.Attributes) > 0 {
-				rec, err := s.attributesMatch(ctx, who.Project, sec.ID, q.Attributes)
-				if err != nil {
-					bad = err
-					return false
-				}
-				if !rec {
-					return true
-				}
-			}
+		err := s.scanMatching(ctx, who, &q, prefix, func(_ string, sec *Secret) {
 			total++
 			found = append(found, sec)
 			if keep > 0 && len(found) >= 2*keep+1024 {
@@ -312,13 +291,9 @@ func (s *Service) listSummaries(ctx context.Context, who Identity, q ListQuery) 
 				clear(found[keep:])
 				found = found[:keep]
 			}
-			return true
 		})
-		if err == nil {
-			err = bad
-		}
 		if err != nil {
-			return nil, 0, internal("list", err)
+			return nil, 0, err
 		}
 	}
 	sortSecrets(found, q.Sort)
@@ -332,6 +307,108 @@ func (s *Service) listSummaries(ctx context.Context, who Identity, q ListQuery) 
 	}
 	out, err := s.pageRecords(ctx, who, &q, suffixes)
 	return out, total, err
+}
+
+// listSummariesByCreated streams the matching entries in (created, id)
+// order: the set-aside ones first collected, the plain ones merged in as
+// the scan goes. Ascending, it keeps the page; descending, the last
+// offset+limit (a ring), since positions count from the end.
+func (s *Service) listSummariesByCreated(ctx context.Context, who Identity, q ListQuery) ([]*Secret, int, error) {
+	var extra []string
+	err := s.scanMatching(ctx, who, &q, listAsidePrefix(who.Project), func(suffix string, _ *Secret) {
+		extra = append(extra, suffix)
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	desc := len(q.Sort) == 1 && q.Sort[0].Desc
+	offset := max(q.Offset, 0)
+	keep := -1 // all
+	if q.Limit > 0 {
+		keep = offset + q.Limit
+	}
+	var page []string // ascending: the page; descending: a ring of the last keep
+	total := 0
+	emit := func(suffix string) {
+		switch {
+		case desc && keep > 0 && len(page) == keep: // the ring is full
+			page[total%keep] = suffix
+		case desc:
+			page = append(page, suffix)
+		case total >= offset && (keep < 0 || total < keep):
+			page = append(page, suffix)
+		}
+		total++
+	}
+	si := 0
+	err = s.scanMatching(ctx, who, &q, listPrefix(who.Project), func(suffix string, _ *Secret) {
+		for si < len(extra) && extra[si] < suffix {
+			emit(extra[si])
+			si++
+		}
+		emit(suffix)
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	for ; si < len(extra); si++ {
+		emit(extra[si])
+	}
+	if desc {
+		if keep > 0 && len(page) == keep {
+			r := total % keep // the ring's oldest
+			page = append(page[r:], page[:r]...)
+		}
+		slices.Reverse(page)
+		page = page[min(offset, len(page)):]
+		if q.Limit > 0 && len(page) > q.Limit {
+			page = page[:q.Limit]
+		}
+		slices.SortStableFunc(page, func(a, b string) int { return -strings.Compare(a[:listIDAt], b[:listIDAt]) })
+	}
+	out, err := s.pageRecords(ctx, who, &q, page)
+	return out, total, err
+}
+
+// scanMatching calls fn with each entry under prefix (of who's project)
+// that matches q and that who may see, in key order.
+func (s *Service) scanMatching(ctx context.Context, who Identity, q *ListQuery, prefix string, fn func(suffix string, sec *Secret)) error {
+	now := s.now()
+	sq := *q
+	sq.Attributes = nil // not in summaries: checked on the record
+	trusted := prefix == listPrefix(who.Project) && s.plainUniform(who)
+	var bad error
+	err := store.Scan(ctx, s.st, prefix, "", func(k string, v []byte) bool {
+		suffix := k[len(prefix):]
+		sec, err := decodeSummary(who.Project, suffix, v)
+		if err != nil {
+			bad = err
+			return false
+		}
+		sec = dueActivationOf(sec, now)
+		if !sq.match(sec) || (!trusted && !s.visibleEntry(who, sec, q, now)) {
+			return true
+		}
+		if len(q.Attributes) > 0 {
+			ok, err := s.attributesMatch(ctx, who.Project, sec.ID, q.Attributes)
+			if err != nil {
+				bad = err
+				return false
+			}
+			if !ok {
+				return true
+			}
+		}
+		fn(suffix, sec)
+		return true
+	})
+	if err == nil {
+		err = bad
+	}
+	if err != nil {
+		return internal("list", err)
+	}
+	return nil
 }
 
 // attributesMatch reads a secret's record to check KMIP attributes, which

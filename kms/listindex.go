@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/keywarden/keywarden/crypto"
@@ -32,6 +33,18 @@ import (
 func listPrefix(project string) string      { return "l/" + url.PathEscape(project) + "/" }
 func listAsidePrefix(project string) string { return "lx/" + url.PathEscape(project) + "/" }
 func listCountKey(project string) string    { return "n/" + url.PathEscape(project) }
+
+// Fences: counts of plain entries per window of creation time, at three
+// widths (a prefix of 4, 7 and 9 of the 16 hex digits: windows of 2^48 ns
+// ≈ 78 h, 2^36 ns ≈ 69 s and 2^28 ns ≈ 268 ms). Finding position p reads
+// the counts of the wide windows, then of the narrower ones inside the
+// window that holds p, and skips keys only inside a 268 ms window; deletes
+// anywhere move the counts, not the method. Kept by Add ops like n/.
+var fenceDigits = [...]int{4, 7, 9}
+
+func fencePrefix(level int, project string) string {
+	return "n" + strconv.Itoa(level+1) + "/" + url.PathEscape(project) + "/"
+}
 
 const listIndexMarker = "m/list-index"
 
@@ -84,9 +97,56 @@ func listIndexOps(before, after *Secret) []store.Op {
 		}
 	}
 	if delta != 0 {
+		sec := after
+		if sec == nil {
+			sec = before
+		}
+		suffix := listSuffix(sec.Created, sec.ID)
 		ops = append(ops, store.Add(listCountKey(project), delta))
+		for level, digits := range fenceDigits {
+			ops = append(ops, store.Add(fencePrefix(level, project)+suffix[:digits], delta))
+		}
 	}
 	return ops
+}
+
+// plainKeyAt returns the key of the plain entry at position p of project
+// (0-based, in key order), or "" when there are not that many. The fences
+// narrow it down to one narrow window; a window whose count disagrees with
+// its keys (a write between the reads) falls back to skipping from the
+// start.
+func (s *Service) plainKeyAt(ctx context.Context, project string, p int) (string, error) {
+	prefix := listPrefix(project)
+	window, rem := "", int64(p)
+	for level := range fenceDigits {
+		fp := fencePrefix(level, project)
+		found := ""
+		err := store.Scan(ctx, s.st, fp, window, func(k string, v []byte) bool {
+			w := k[len(fp):]
+			if !strings.HasPrefix(w, window) {
+				return false
+			}
+			if n := store.CounterValue(v); rem < n {
+				found = w
+				return false
+			} else {
+				rem -= n
+			}
+			return true
+		})
+		if err != nil {
+			return "", err
+		}
+		if found == "" { // past the end, or fences behind the keys: skip from the start
+			return store.Nth(ctx, s.st, prefix, "", p)
+		}
+		window = found
+	}
+	key, err := store.Nth(ctx, s.st, prefix, window, int(rem))
+	if err != nil || strings.HasPrefix(key, prefix+window) {
+		return key, err
+	}
+	return store.Nth(ctx, s.st, prefix, "", p)
 }
 
 // A summary is a compact binary form of what a listing reads of a secret:

@@ -16,17 +16,19 @@ import (
 	"github.com/keywarden/keywarden/tests/etcdtest"
 )
 
-// tickClock moves on by a microsecond at every reading, so creation times
-// are distinct and their order differs from the ids' under concurrency.
+// tickClock moves on by step at every reading, so creation times are
+// distinct, their order differs from the ids' under concurrency, and they
+// spread over many fence windows.
 type tickClock struct {
-	mu sync.Mutex
-	t  time.Time
+	mu   sync.Mutex
+	t    time.Time
+	step time.Duration
 }
 
 func (c *tickClock) now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.t = c.t.Add(time.Microsecond)
+	c.t = c.t.Add(c.step)
 	return c.t
 }
 
@@ -69,7 +71,7 @@ func TestListIndex(t *testing.T) {
 			st := open(t)
 			_, root := newStore(t)
 			base := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
-			clk := &tickClock{t: base}
+			clk := &tickClock{t: base, step: 97 * time.Millisecond}
 			cfg := kms.Config{Store: st, Master: root, Now: clk.now, Logger: slog.New(slog.DiscardHandler)}
 			svc, err := kms.New(cfg)
 			if err != nil {
@@ -82,6 +84,16 @@ func TestListIndex(t *testing.T) {
 				}
 			}
 			compareLists(t, svc, base)
+
+			// A policy under which callers see only their own secrets:
+			// no caller may read every plain entry, each is checked.
+			own := cfg
+			own.Policy = map[string]string{"secret:get": "rule:project_admin or rule:project_owner"}
+			svcOwn, err := kms.New(own)
+			if err != nil {
+				t.Fatal(err)
+			}
+			compareLists(t, svcOwn, base)
 
 			// The same store as one written before the index: built at
 			// start-up, then the same answers.
@@ -125,7 +137,7 @@ func fillForLists(t *testing.T, svc *kms.Service, clk *tickClock, base time.Time
 					Mode: []string{"cbc", "xts"}[n%2], Type: types[n%3],
 				}
 				if n%5 == 0 {
-					exp := base.Add(time.Duration(n+1) * time.Second)
+					exp := base.Add(5*time.Minute + time.Duration(n)*time.Second)
 					req.Expiration = &exp
 				}
 				if n%6 == 1 {
@@ -185,7 +197,10 @@ func fillForLists(t *testing.T, svc *kms.Service, clk *tickClock, base time.Time
 			t.Fatal(err)
 		}
 	}
-	clk.advance(100 * time.Second) // the first expirations pass
+	clk.advance(5*time.Minute + 100*time.Second) // some expirations pass
+	clk.mu.Lock()
+	clk.step = 0 // the lists compared see the same now
+	clk.mu.Unlock()
 }
 
 func compareLists(t *testing.T, svc *kms.Service, base time.Time) {
@@ -201,13 +216,15 @@ func compareLists(t *testing.T, svc *kms.Service, base time.Time) {
 		{Sort: []kms.SortKey{{Field: "expiration"}}, Limit: 30},
 		{Sort: []kms.SortKey{{Field: "updated", Desc: true}}, Offset: 1, Limit: 7},
 		{Name: "n01", Limit: 5}, {Name: "N0", Offset: 20, Limit: 10}, {ExactName: "n042"},
+		{Name: "n0", Sort: desc, Offset: 7, Limit: 11}, {Algorithm: "aes", Sort: desc}, {Mode: "cbc", Offset: 30, Limit: 20},
+		{Type: kms.Symmetric, Sort: desc, Offset: 40, Limit: 50}, {Type: kms.Opaque, Sort: desc, Offset: 1000, Limit: 5},
 		{Algorithm: "aes", Offset: 3, Limit: 7}, {Mode: "XTS", Limit: 50}, {Type: kms.Symmetric},
 		{BitLength: 256, Sort: []kms.SortKey{{Field: "updated", Desc: true}}},
 		{Expiration: []kms.TimeFilter{{Op: "gt", T: base}}}, {State: kms.PreActive}, {State: kms.Active, Offset: 50, Limit: 50},
 		{State: kms.Compromised}, {IncludeDestroyed: true, Offset: 20, Limit: 50},
 		{IncludeDestroyed: true, Sort: desc, Offset: 2, Limit: 9}, {IncludeDestroyed: true, State: kms.Destroyed},
-		{Created: []kms.TimeFilter{{Op: "gte", T: base.Add(300 * time.Microsecond)}}, Limit: 10},
-		{Updated: []kms.TimeFilter{{Op: "lt", T: base.Add(time.Millisecond)}}, Offset: 4, Limit: 10},
+		{Created: []kms.TimeFilter{{Op: "gte", T: base.Add(30 * time.Second)}}, Limit: 10},
+		{Updated: []kms.TimeFilter{{Op: "lt", T: base.Add(20 * time.Second)}}, Offset: 4, Limit: 10},
 	}
 	callers := []kms.Identity{admin, creator, creator2, observer, auditor, other}
 	for _, who := range callers {

@@ -63,7 +63,7 @@ type Service struct {
 	log          *slog.Logger
 	orphanMinAge time.Duration
 
-	owners sync.Map
+	owners *ownerCache
 	cache  *recordCache
 	quotas *quotaState
 
@@ -83,7 +83,7 @@ func New(cfg Config) (*Service, error) {
 	s := &Service{
 		st: cfg.Store, keys: cfg.Keyring, maxPayload: cfg.MaxPayload,
 		passphrase: cfg.Passphrase, now: cfg.Now, audit: cfg.Audit,
-		cache: newRecordCache(65536),
+		cache: newRecordCache(65536), owners: newOwnerCache(1 << 18),
 	}
 	var err error
 	if s.policy, err = NewPolicy(cfg.Policy); err != nil {
@@ -192,7 +192,7 @@ func (s *Service) load(ctx context.Context, id string) (loaded, error) {
 		project = string(kv.Value)
 		s.owners.Store(id, project)
 	}
-	kv, err := s.st.Get(ctx, recordKey(project.(string), id))
+	kv, err := s.st.Get(ctx, recordKey(project, id))
 	if errors.Is(err, store.ErrNotFound) {
 		s.owners.Delete(id)
 		s.cache.forget(id)
@@ -200,7 +200,7 @@ func (s *Service) load(ctx context.Context, id string) (loaded, error) {
 	} else if err != nil {
 		return loaded{}, internal("read", err)
 	}
-	r, err := s.openRecord(ctx, project.(string), id, kv)
+	r, err := s.openRecord(ctx, project, id, kv)
 	if err != nil {
 		return loaded{}, err
 	}
