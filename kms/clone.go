@@ -173,7 +173,7 @@ func (s *Service) CloneSecret(ctx context.Context, who Identity, id string, req 
 		err = s.commit(ctx, newID, joinDetail(fmt.Sprintf("clone of secret %s (project %s) into project %s", id, src.Project, project), secretDiff(nil, r.Secret)),
 			[]store.Cmp{{Key: recordKey(src.Project, id), Version: l.version}, {Key: pointerKey(newID)}},
 			append([]store.Op{store.Put(recordKey(project, newID), b), store.Put(pointerKey(newID), []byte(project))},
-				append(append(aclIndexOps(nil, r.Secret), listIndexOps(nil, r.Secret)...), s.markerOps()...)...))
+				append(append(aclIndexOps(nil, r.Secret), s.listIndexOps(nil, r.Secret)...), s.markerOps()...)...))
 		if errors.Is(err, store.ErrConflict) {
 			continue // the source changed (or went) meanwhile: look again
 		}

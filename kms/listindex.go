@@ -75,8 +75,11 @@ func listKey(sec *Secret) string {
 }
 
 // listIndexOps keep the index in step with a record going from before to
-// after (nil: no record).
-func listIndexOps(before, after *Secret) []store.Op {
+// after (nil: no record). On a store that counts keys itself (etcd) no
+// counter is written: concurrent creators in one project would all compare
+// the same counters' revisions, and etcd has no increment to spare them
+// (32 creators went from 1,538 to 107 creates/s).
+func (s *Service) listIndexOps(before, after *Secret) []store.Op {
 	var ops []store.Op
 	var delta int64
 	var project string
@@ -96,7 +99,7 @@ func listIndexOps(before, after *Secret) []store.Op {
 			delta++
 		}
 	}
-	if delta != 0 {
+	if _, counts := s.st.(store.Counter); delta != 0 && !counts {
 		sec := after
 		if sec == nil {
 			sec = before
@@ -117,6 +120,9 @@ func listIndexOps(before, after *Secret) []store.Op {
 // start.
 func (s *Service) plainKeyAt(ctx context.Context, project string, p int) (string, error) {
 	prefix := listPrefix(project)
+	if _, counts := s.st.(store.Counter); counts {
+		return store.Nth(ctx, s.st, prefix, "", p) // no fences there
+	}
 	window, rem := "", int64(p)
 	for level := range fenceDigits {
 		fp := fencePrefix(level, project)
@@ -369,7 +375,7 @@ func (s *Service) buildListIndex(ctx context.Context) error {
 			}
 			batch = append(batch, indexWrite{
 				cmps: []store.Cmp{{Key: kv.Key, Version: kv.Version}, {Key: listKey(r.Secret)}},
-				ops:  listIndexOps(nil, r.Secret),
+				ops:  s.listIndexOps(nil, r.Secret),
 			})
 		}
 		if err := s.writeIndexBatch(ctx, batch); err != nil {
@@ -460,6 +466,10 @@ func (s *Service) plainUniform(who Identity) bool {
 
 // listCount is the number of plain entries of project.
 func (s *Service) listCount(ctx context.Context, project string) (int, error) {
+	if c, ok := s.st.(store.Counter); ok {
+		n, err := c.Count(ctx, listPrefix(project))
+		return int(n), err
+	}
 	kv, err := s.st.Get(ctx, listCountKey(project))
 	if errors.Is(err, store.ErrNotFound) {
 		return 0, nil

@@ -158,7 +158,7 @@ func (s *Service) insert(ctx context.Context, r *record, extra ...store.Op) erro
 	key := recordKey(r.Project, r.ID)
 	ops := append([]store.Op{store.Put(key, b), store.Put(pointerKey(r.ID), []byte(r.Project))}, extra...)
 	ops = append(ops, aclIndexOps(nil, r.Secret)...)
-	ops = append(ops, listIndexOps(nil, r.Secret)...)
+	ops = append(ops, s.listIndexOps(nil, r.Secret)...)
 	marker := s.markerOps()
 	ops = append(ops, marker...)
 	err = s.commit(ctx, r.ID, joinDetail("project "+r.Project, secretDiff(nil, r.Secret)), []store.Cmp{{Key: pointerKey(r.ID)}}, ops)

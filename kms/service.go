@@ -256,7 +256,7 @@ func (s *Service) update(ctx context.Context, id string, hidden bool, fn func(r 
 		switch {
 		case errors.Is(err, errDelete):
 			ops = append([]store.Op{store.Delete(key), store.Delete(pointerKey(id))}, aclIndexOps(before, nil)...)
-			ops = append(ops, listIndexOps(before, nil)...)
+			ops = append(ops, s.listIndexOps(before, nil)...)
 			diff = secretDiff(before, nil)
 		case err != nil:
 			return nil, err
@@ -267,7 +267,7 @@ func (s *Service) update(ctx context.Context, id string, hidden bool, fn func(r 
 				return nil, err
 			}
 			ops = append([]store.Op{store.Put(key, b)}, aclIndexOps(before, l.rec.Secret)...)
-			ops = append(ops, listIndexOps(before, l.rec.Secret)...)
+			ops = append(ops, s.listIndexOps(before, l.rec.Secret)...)
 			diff = secretDiff(before, l.rec.Secret)
 		}
 		err = s.commit(ctx, id, diff, []store.Cmp{{Key: key, Version: l.version}}, ops)

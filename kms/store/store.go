@@ -113,6 +113,14 @@ type Scanner interface {
 	Nth(ctx context.Context, prefix, after string, n int) (string, error)
 }
 
+// Counter is implemented by backends that count the keys under a prefix
+// on their side without sending them (etcd's count-only range), where
+// keeping a counter would make concurrent writers conflict: kms then
+// counts instead of adding.
+type Counter interface {
+	Count(ctx context.Context, prefix string) (int64, error)
+}
+
 // scanPage is how many entries the List fallback reads at a time.
 const scanPage = 512
 

@@ -49,6 +49,7 @@ type Store struct {
 var (
 	_ store.Store   = (*Store)(nil)
 	_ store.Scanner = (*Store)(nil)
+	_ store.Counter = (*Store)(nil)
 )
 
 // Open connects and checks the cluster answers within DialTimeout.
@@ -281,6 +282,20 @@ func (s *Store) Nth(ctx context.Context, prefix, after string, n int) (string, e
 		n -= len(resp.Kvs)
 		after = string(resp.Kvs[len(resp.Kvs)-1].Key[len(full):]) + "\x00"
 	}
+}
+
+// Count implements store.Counter: etcd counts the range in its index and
+// sends only the number.
+func (s *Store) Count(ctx context.Context, prefix string) (int64, error) {
+	if err := s.check(ctx); err != nil {
+		return 0, err
+	}
+	full := s.prefix + prefix
+	resp, err := s.cli.Get(ctx, full, clientv3.WithRange(clientv3.GetPrefixRangeEnd(full)), clientv3.WithCountOnly())
+	if err != nil {
+		return 0, s.wrap(err)
+	}
+	return resp.Count, nil
 }
 
 // scanPage is how many entries Scan reads per request.

@@ -122,4 +122,11 @@ func testScanNth(t *testing.T, s store.Store) {
 			t.Errorf("Nth(after %q, %d) = %q, %v; want %q", tc.after, tc.n, got, err, tc.want)
 		}
 	}
+	if c, ok := s.(store.Counter); ok {
+		for prefix, want := range map[string]int64{"r/": n, "r": n + 1, "r/000": 100, "x": 0, "": n + 2} {
+			if got, err := c.Count(ctx, prefix); err != nil || got != want {
+				t.Errorf("Count(%q) = %d, %v; want %d", prefix, got, err, want)
+			}
+		}
+	}
 }
