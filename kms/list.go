@@ -285,7 +285,8 @@ func (s *Service) listSummaries(ctx context.Context, who Identity, q ListQuery) 
 	for _, prefix := range []string{listPrefix(who.Project), listAsidePrefix(who.Project)} {
 		err := s.scanMatching(ctx, who, &q, prefix, func(_ string, sec *Secret) {
 			total++
-			found = append(found, sec)
+			kept := *sec // sec is the scan's scratch
+			found = append(found, &kept)
 			if keep > 0 && len(found) >= 2*keep+1024 {
 				sortSecrets(found, q.Sort)
 				clear(found[keep:])
@@ -371,21 +372,22 @@ func (s *Service) listSummariesByCreated(ctx context.Context, who Identity, q Li
 }
 
 // scanMatching calls fn with each entry under prefix (of who's project)
-// that matches q and that who may see, in key order.
+// that matches q and that who may see, in key order. sec is reused for
+// the next entry: fn copies what it keeps.
 func (s *Service) scanMatching(ctx context.Context, who Identity, q *ListQuery, prefix string, fn func(suffix string, sec *Secret)) error {
 	now := s.now()
 	sq := *q
 	sq.Attributes = nil // not in summaries: checked on the record
 	trusted := prefix == listPrefix(who.Project) && s.plainUniform(who)
 	var bad error
+	sec := &Secret{}
 	err := store.Scan(ctx, s.st, prefix, "", func(k string, v []byte) bool {
 		suffix := k[len(prefix):]
-		sec, err := decodeSummary(who.Project, suffix, v)
-		if err != nil {
+		if err := decodeSummaryInto(sec, who.Project, suffix, v); err != nil {
 			bad = err
 			return false
 		}
-		sec = dueActivationOf(sec, now)
+		dueActivationOf(sec, now)
 		if !sq.match(sec) || (!trusted && !s.visibleEntry(who, sec, q, now)) {
 			return true
 		}

@@ -278,40 +278,48 @@ func (r *summaryReader) time() *time.Time {
 // suffix is the entry's key after its prefix. value may be the store's
 // memory: nothing of it is kept.
 func decodeSummary(project, suffix string, value []byte) (*Secret, error) {
+	sec := &Secret{}
+	if err := decodeSummaryInto(sec, project, suffix, value); err != nil {
+		return nil, err
+	}
+	return sec, nil
+}
+
+// decodeSummaryInto is decodeSummary into dst, which it overwrites: a
+// scan reuses one, so an entry that does not match costs no pointerful
+// allocation for the collector to trace.
+func decodeSummaryInto(dst *Secret, project, suffix string, value []byte) error {
 	if len(suffix) <= listIDAt || suffix[listIDAt-1] != '/' {
-		return nil, errSummary
+		return errSummary
 	}
 	nanos, err := strconv.ParseUint(suffix[:listIDAt-1], 16, 64)
 	if err != nil {
-		return nil, errSummary
+		return errSummary
 	}
 	r := &summaryReader{b: string(value)}
 	if r.byte() != summaryVersion {
-		return nil, errSummary
+		return errSummary
 	}
-	sec := &Secret{ID: suffix[listIDAt:], Project: project, Created: time.Unix(0, int64(nanos)).UTC()}
-	sec.Name, sec.Algorithm, sec.Mode = r.string(), r.string(), r.string()
-	sec.Type, sec.State = SecretType(r.string()), State(r.string())
-	sec.Creator, sec.CreatorSource = r.string(), r.string()
-	sec.BitLength = int(r.varint())
-	sec.Updated = r.instant()
-	sec.Expiration, sec.ActivationDate = r.time(), r.time()
+	*dst = Secret{ID: suffix[listIDAt:], Project: project, Created: time.Unix(0, int64(nanos)).UTC()}
+	dst.Name, dst.Algorithm, dst.Mode = r.string(), r.string(), r.string()
+	dst.Type, dst.State = SecretType(r.string()), State(r.string())
+	dst.Creator, dst.CreatorSource = r.string(), r.string()
+	dst.BitLength = int(r.varint())
+	dst.Updated = r.instant()
+	dst.Expiration, dst.ActivationDate = r.time(), r.time()
 	if r.byte() == 1 {
 		acl := &ACL{ProjectAccess: r.byte() == 1, Source: r.string()}
 		n := r.uvarint()
 		if n > uint64(len(r.b)) {
-			return nil, errSummary
+			return errSummary
 		}
 		acl.Users = make([]string, 0, n)
 		for range n {
 			acl.Users = append(acl.Users, r.string())
 		}
-		sec.ACL = acl
+		dst.ACL = acl
 	}
-	if r.err != nil {
-		return nil, r.err
-	}
-	return sec, nil
+	return r.err
 }
 
 // listIndexReady reports whether the index covers every record, building
