@@ -105,7 +105,7 @@ func (a *api) getLifecycle(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	sec, err := a.svc.GetSecret(r.Context(), identity(r), id)
+	sec, err := a.svc.GetSecret(r.Context(), identity(r), id, kms.View{})
 	if err != nil {
 		a.fail(w, r, err)
 		return

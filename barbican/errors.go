@@ -42,6 +42,13 @@ var statusOf = map[kms.Kind]int{
 	kms.KindSingleValued:    http.StatusConflict,
 	kms.KindNoAttribute:     http.StatusNotFound,
 	kms.KindNoInstance:      http.StatusNotFound,
+	kms.KindWrongState:      http.StatusConflict,
+	kms.KindReadOnly:        http.StatusConflict,
+	kms.KindMultiValued:     http.StatusConflict,
+	kms.KindUsage:           http.StatusForbidden,
+	kms.KindSensitive:       http.StatusForbidden,
+	kms.KindNotExtractable:  http.StatusForbidden,
+	kms.KindCryptoFailure:   http.StatusBadRequest,
 	kms.KindInternal:        http.StatusInternalServerError,
 }
 

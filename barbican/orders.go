@@ -33,7 +33,8 @@ type orderBody struct {
 	CreatorID        *string   `json:"creator_id"`
 	Meta             orderMeta `json:"meta"`
 	OrderRef         string    `json:"order_ref"`
-	SecretRef        string    `json:"secret_ref"`
+	SecretRef        string    `json:"secret_ref,omitempty"`
+	ContainerRef     string    `json:"container_ref,omitempty"` // asymmetric orders
 	Status           string    `json:"status"`
 	SubStatus        string    `json:"sub_status"`
 	SubStatusMessage string    `json:"sub_status_message"`
@@ -54,16 +55,22 @@ type orderList struct {
 
 func (a *api) orderBody(r *http.Request, o *kms.Order) orderBody {
 	q := o.Request
-	return orderBody{
+	b := orderBody{
 		Created: formatTime(o.Created), Updated: formatTime(o.Updated), CreatorID: optString(o.Creator),
 		Meta: orderMeta{
 			Name: optString(q.Name), Algorithm: optString(q.Algorithm), BitLength: optInt(q.BitLength),
 			Mode: optString(q.Mode), Expiration: formatTimePtr(q.Expiration),
 			PayloadContentType: optString(q.ContentType),
 		},
-		OrderRef: a.ref(r, "orders", o.ID), SecretRef: a.secretRef(r, o.SecretID),
-		Status: o.Status, SubStatus: "Unknown", SubStatusMessage: "Unknown", Type: string(o.Type),
+		OrderRef: a.ref(r, "orders", o.ID),
+		Status:   o.Status, SubStatus: "Unknown", SubStatusMessage: "Unknown", Type: string(o.Type),
 	}
+	if o.ContainerID != "" {
+		b.ContainerRef = a.ref(r, "containers", o.ContainerID)
+	} else {
+		b.SecretRef = a.secretRef(r, o.SecretID)
+	}
+	return b
 }
 
 func orderID(r *http.Request) (string, error) { return pathUUID(r, "id", "order") }
@@ -142,6 +149,13 @@ func orderRequest(obj map[string]json.RawMessage) (kms.OrderRequest, error) {
 		if normalizeContentType(ct) != want {
 			return req, kms.Invalid("payload_content_type %q is not supported for a %s order: use %s", ct, req.Type, want)
 		}
+	}
+	if pp, _, err := jsonString(meta, "pass_phrase"); err != nil {
+		return req, err
+	} else if pp != "" {
+		// Go has no PKCS#8 encryption worth offering; refuse rather than
+		// store a key the caller believes protected.
+		return req, kms.Invalid("passphrase-protected key pairs are not supported: order the pair without pass_phrase")
 	}
 	return req, diskExtension(meta, &req)
 }

@@ -78,7 +78,8 @@ func TestOrderRefusals(t *testing.T) {
 		map[string]any{"type": "key", "meta": map[string]any{"bit_length": 100}},
 		map[string]any{"type": "key", "meta": map[string]any{"bit_length": 256, "payload_content_type": "text/plain"}},
 		map[string]any{"type": "key", "meta": map[string]any{"bit_length": 256, "expiration": "2001-01-01T00:00:00"}},
-		map[string]any{"type": "asymmetric", "meta": map[string]any{"bit_length": 2048, "algorithm": "rsa"}},
+		map[string]any{"type": "asymmetric", "meta": map[string]any{"bit_length": 1024, "algorithm": "rsa"}},
+		map[string]any{"type": "certificate", "meta": map[string]any{}},
 		map[string]any{"type": "passphrase", "meta": map[string]any{"consumer": map[string]any{"service": "x"}}},
 		map[string]any{"type": "passphrase", "meta": map[string]any{"deletion_policy": "sometimes"}},
 	} {

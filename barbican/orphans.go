@@ -4,7 +4,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/keywarden/keywarden/consumers"
 	"github.com/keywarden/keywarden/kms"
 )
 
@@ -31,11 +30,12 @@ type orphanList struct {
 	Destroyed int          `json:"destroyed"`
 }
 
-// defaultOrphanGrace spares secrets whose consumer may still be on its way.
-const defaultOrphanGrace = time.Hour
+// DefaultOrphanGrace spares secrets whose consumer may still be on its way,
+// when neither the query nor Config.OrphanRule names a grace.
+const DefaultOrphanGrace = time.Hour
 
 func (a *api) orphans(w http.ResponseWriter, r *http.Request) {
-	rule := consumers.OrphanRule{Grace: defaultOrphanGrace}
+	rule := a.orphanRule // the configured rule; the query overrides field by field
 	q := r.URL.Query()
 	for _, p := range []struct {
 		name string

@@ -3,6 +3,7 @@ package barbican
 import (
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -151,6 +152,9 @@ func TestPolicyMatrixREST(t *testing.T) {
 	cases := 0
 	for _, rule := range policytest.Rules() {
 		op, ok := restOps[rule]
+		if !ok && slices.Contains(policytest.KMIPOnly, rule) {
+			continue
+		}
 		if !ok {
 			t.Fatalf("no request for rule %s", rule)
 		}

@@ -28,6 +28,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/gorilla/mux"
 
+	"github.com/keywarden/keywarden/consumers"
 	"github.com/keywarden/keywarden/kms"
 )
 
@@ -56,17 +57,22 @@ type Config struct {
 	// Observe, when set, is told of every answered request: its route
 	// (RouteLabel), method, status and duration. It must be cheap.
 	Observe func(route, method string, status int, elapsed time.Duration)
+	// OrphanRule is the rule /v1/orphans applies where the query names no
+	// grace or older_than: the operator's configured one (zero Grace:
+	// DefaultOrphanGrace).
+	OrphanRule consumers.OrphanRule
 }
 
 // api is the adapter's state, shared by every resource's handlers.
 type api struct {
-	svc      *kms.Service
-	auth     Authenticator
-	noAuth   bool
-	hostHref string
-	maxBody  int64
-	log      *slog.Logger
-	observe  func(route, method string, status int, elapsed time.Duration)
+	svc        *kms.Service
+	auth       Authenticator
+	noAuth     bool
+	hostHref   string
+	maxBody    int64
+	log        *slog.Logger
+	observe    func(route, method string, status int, elapsed time.Duration)
+	orphanRule consumers.OrphanRule
 }
 
 // New builds the Barbican v1 HTTP handler.
@@ -79,7 +85,10 @@ func New(cfg Config) (http.Handler, error) {
 	}
 	a := &api{
 		svc: cfg.Service, auth: cfg.Auth, noAuth: cfg.NoAuth,
-		maxBody: cfg.MaxBody, log: cfg.Logger, observe: cfg.Observe,
+		maxBody: cfg.MaxBody, log: cfg.Logger, observe: cfg.Observe, orphanRule: cfg.OrphanRule,
+	}
+	if a.orphanRule.Grace <= 0 {
+		a.orphanRule.Grace = DefaultOrphanGrace
 	}
 	if a.maxBody <= 0 {
 		a.maxBody = DefaultMaxBody

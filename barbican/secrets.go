@@ -59,7 +59,7 @@ func (a *api) getSecret(w http.ResponseWriter, r *http.Request) {
 		a.writePayload(w, r, id, accept)
 		return
 	}
-	sec, err := a.svc.GetSecret(r.Context(), identity(r), id)
+	sec, err := a.svc.GetSecret(r.Context(), identity(r), id, kms.View{})
 	if err != nil {
 		a.fail(w, r, err)
 		return

@@ -412,6 +412,13 @@ func (t *TransitKey) opError(op string, err error) error {
 		if re.StatusCode >= 500 { // 503 when sealed or in standby without a leader
 			return fmt.Errorf("crypto: transit %s with %s at %s: HTTP %d: %s: %w", op, t.id, t.addr, re.StatusCode, msg, ErrMasterUnavailable)
 		}
+		if re.StatusCode == http.StatusUnauthorized || re.StatusCode == http.StatusForbidden {
+			// An expired, revoked or under-privileged token is the
+			// operator's to fix (the token file is re-read on every call),
+			// not the client's: the master key is unavailable until then.
+			return fmt.Errorf("crypto: transit %s with %s at %s: HTTP %d: %s (token expired, revoked or without the encrypt/decrypt policy): %w",
+				op, t.id, t.addr, re.StatusCode, msg, ErrMasterUnavailable)
+		}
 		return fmt.Errorf("crypto: transit %s with %s at %s: HTTP %d: %s", op, t.id, t.addr, re.StatusCode, msg)
 	}
 	// No answer: refused, reset, timed out, cut off mid-response.

@@ -235,10 +235,20 @@ path "transit/decrypt/%s" { capabilities = ["update"] }`, key, key)
 		// The file is re-read: a replaced token takes effect on the next call.
 		os.WriteFile(path, []byte("hvs.not-a-valid-token"), 0o640)
 		_, err = k.Unwrap(ctx, w, aad)
-		if err == nil || !strings.Contains(err.Error(), "403") {
+		if err == nil || !strings.Contains(err.Error(), "403") || !errors.Is(err, ErrMasterUnavailable) {
 			t.Fatalf("bad token: %v", err)
 		}
 		noSecrets(t, err, kek, []byte(tok), []byte("hvs.not-a-valid-token"))
+		// An expired token is the same: unavailable (503), not internal.
+		short, err := s.Admin.Auth().Token().Create(&api.TokenCreateRequest{Policies: []string{"kw-" + key}, NoDefaultPolicy: true, TTL: "1s"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(path, []byte(short.Auth.ClientToken), 0o640)
+		time.Sleep(2500 * time.Millisecond)
+		if _, err = k.Unwrap(ctx, w, aad); !errors.Is(err, ErrMasterUnavailable) {
+			t.Fatalf("expired token: %v", err)
+		}
 		os.WriteFile(path, []byte(tok), 0o640)
 		if got, err := k.Unwrap(ctx, w, aad); err != nil || !bytes.Equal(got, kek) {
 			t.Fatalf("restored token: %v", err)

@@ -36,12 +36,12 @@ import (
 // Attribute names (KMIP 1.x spelling).
 const (
 	attrUniqueID       = "Unique Identifier"
-	attrName           = "Name"
+	attrName           = kms.AttrName
 	attrObjectType     = "Object Type"
 	attrAlgorithm      = "Cryptographic Algorithm"
 	attrLength         = "Cryptographic Length"
 	attrParameters     = "Cryptographic Parameters"
-	attrUsageMask      = "Cryptographic Usage Mask"
+	attrUsageMask      = kms.AttrUsageMask
 	attrState          = "State"
 	attrInitialDate    = "Initial Date"
 	attrActivation     = "Activation Date"

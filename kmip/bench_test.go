@@ -209,6 +209,12 @@ func (r *rawConn) read() error {
 func benchGet(b *testing.B, conns int, reflective bool) {
 	e, id := benchEnv(b, reflective, gkGetResponse(bytes.Repeat([]byte{1}, 32)))
 	req := requestMsg(b, version{1, 4}, nil, byID(kmip14.OperationGet, id))
+	runConns(b, e, conns, req)
+}
+
+// runConns sends req b.N times over conns persistent connections, each
+// waiting for its answer, and reports ops/s and CPU per operation.
+func runConns(b *testing.B, e *env, conns int, req []byte) {
 	cs := make([]*rawConn, conns)
 	for i := range cs {
 		cs[i] = e.rawDial(b)

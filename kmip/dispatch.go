@@ -38,7 +38,7 @@ type operation struct {
 var operations map[uint32]operation
 
 func init() {
-	v10, v20 := version{1, 0}, version{2, 0}
+	v10, v12, v20 := version{1, 0}, version{1, 2}, version{2, 0}
 	operations = map[uint32]operation{
 		uint32(kmip14.OperationDiscoverVersions): {opDiscoverVersions, v10},
 		uint32(kmip14.OperationQuery):            {opQuery, v10},
@@ -56,6 +56,16 @@ func init() {
 		uint32(kmip14.OperationActivate):         {opActivate, v10},
 		uint32(kmip14.OperationRevoke):           {opRevoke, v10},
 		uint32(kmip14.OperationDestroy):          {opDestroy, v10},
+		uint32(kmip14.OperationCreateKeyPair):    {opCreateKeyPair, v10},
+		uint32(kmip14.OperationEncrypt):          {opEncrypt, v12},
+		uint32(kmip14.OperationDecrypt):          {opDecrypt, v12},
+		uint32(kmip14.OperationSign):             {opSign, v12},
+		uint32(kmip14.OperationSignatureVerify):  {opSignVerify, v12},
+		uint32(kmip14.OperationMAC):              {opMAC, v12},
+		uint32(kmip14.OperationMACVerify):        {opMACVerify, v12},
+		uint32(kmip14.OperationHash):             {opHash, v12},
+		uint32(kmip14.OperationRNGRetrieve):      {opRNGRetrieve, v12},
+		uint32(kmip14.OperationRNGSeed):          {opRNGSeed, v12},
 	}
 }
 
@@ -69,6 +79,10 @@ func supportedOps(v version) []uint32 {
 		kmip20.OperationModifyAttribute, kmip20.OperationDeleteAttribute,
 		kmip20.OperationSetAttribute, kmip20.OperationActivate, kmip20.OperationRevoke,
 		kmip20.OperationDestroy, kmip20.OperationQuery, kmip20.OperationDiscoverVersions,
+		kmip20.OperationCreateKeyPair, kmip20.OperationEncrypt, kmip20.OperationDecrypt,
+		kmip20.OperationSign, kmip20.OperationSignatureVerify, kmip20.OperationMAC,
+		kmip20.OperationMACVerify, kmip20.OperationHash, kmip20.OperationRNGRetrieve,
+		kmip20.OperationRNGSeed,
 	} {
 		if o, ok := operations[uint32(op)]; ok && v.atLeast(o.since.major, o.since.minor) {
 			out = append(out, uint32(op))

@@ -22,11 +22,16 @@
 //	attr_codec.go     attribute values: stored form, reading from requests, writing to responses
 //	attr_secret.go    kms.Secret → KMIP attributes (the one mapping)
 //	objects.go        managed objects (key blocks, secret data, opaque, certificates) ↔ payloads
+//	transparent.go    Transparent RSA / EC key material for Get
 //	ops_discover.go   Discover Versions, Query
 //	ops_lifecycle.go  Create, Register, Activate, Revoke, Destroy
 //	ops_get.go        Get
 //	ops_attributes.go Get Attributes, Get Attribute List, Add/Modify/Delete/Set Attribute
 //	ops_locate.go     Locate, Check
+//	ops_keypair.go    Create Key Pair
+//	ops_crypto.go     Encrypt, Decrypt, Sign, Signature Verify, MAC, MAC Verify
+//	ops_rng.go        Hash, RNG Retrieve, RNG Seed
+//	ops_stream.go     streamed Sign, Verify, MAC, Hash (Correlation Value)
 //
 // Tags, types and enumerations come from gemalto/kmip-go's kmip14 and kmip20
 // tables; its reflective codec is only used by the tests (as an independent

@@ -39,10 +39,9 @@ func notSupported(format string, args ...any) *opError {
 	return errf(kmip20.ResultReasonFeatureNotSupported, format, args...)
 }
 
-// fromKMS translates a kms error. lifecycle says the refusal is about the
-// object's state (Activate, Revoke, Destroy), which KMIP 2.x names Wrong
-// Key Lifecycle State.
-func fromKMS(err error, lifecycle bool) *opError {
+// fromKMS translates a kms error: kms decides, the kind says what it
+// decided, and this only names it in KMIP.
+func fromKMS(err error) *opError {
 	var ke *kms.Error
 	msg := "internal error"
 	if errors.As(err, &ke) {
@@ -54,10 +53,15 @@ func fromKMS(err error, lifecycle bool) *opError {
 	case kms.KindForbidden:
 		return errf(kmip20.ResultReasonPermissionDenied, "%s", msg)
 	case kms.KindConflict:
-		if lifecycle {
-			return errf(kmip20.ResultReasonWrongKeyLifecycleState, "%s", msg)
-		}
 		return errf(kmip20.ResultReasonIllegalOperation, "%s", msg)
+	case kms.KindWrongState:
+		return errf(kmip20.ResultReasonWrongKeyLifecycleState, "%s", msg)
+	case kms.KindReadOnly:
+		return errf(kmip20.ResultReasonReadOnlyAttribute, "%s", msg)
+	case kms.KindMultiValued:
+		return errf(kmip20.ResultReasonMultiValuedAttribute, "%s", msg)
+	case kms.KindUsage:
+		return errf(kmip20.ResultReasonIncompatibleCryptographicUsageMask, "%s", msg)
 	case kms.KindInvalid:
 		return errf(kmip20.ResultReasonInvalidField, "%s", msg)
 	case kms.KindTooLarge:
@@ -70,6 +74,12 @@ func fromKMS(err error, lifecycle bool) *opError {
 		return errf(kmip20.ResultReasonAttributeNotFound, "%s", msg)
 	case kms.KindNoInstance:
 		return errf(kmip20.ResultReasonAttributeInstanceNotFound, "%s", msg)
+	case kms.KindSensitive:
+		return errf(kmip20.ResultReasonSensitive, "%s", msg)
+	case kms.KindNotExtractable:
+		return errf(kmip20.ResultReasonNotExtractable, "%s", msg)
+	case kms.KindCryptoFailure:
+		return errf(kmip20.ResultReasonCryptographicFailure, "%s", msg)
 	}
 	return errf(kmip20.ResultReasonGeneralFailure, "%s", msg)
 }
@@ -97,7 +107,9 @@ func reasonFor(v version, r kmip20.ResultReason) uint32 {
 	case kmip20.ResultReasonInvalidDataType, kmip20.ResultReasonUnsupportedAttribute,
 		kmip20.ResultReasonInvalidAttribute, kmip20.ResultReasonInvalidAttributeValue,
 		kmip20.ResultReasonInvalidObjectType, kmip20.ResultReasonIllegalObjectType,
-		kmip20.ResultReasonUnknownEnumeration, kmip20.ResultReasonNumericRange:
+		kmip20.ResultReasonUnknownEnumeration, kmip20.ResultReasonNumericRange,
+		kmip20.ResultReasonBadCryptographicParameters, kmip20.ResultReasonUnsupportedCryptographicParameters,
+		kmip20.ResultReasonMissingInitializationVector, kmip20.ResultReasonInvalidCorrelationValue:
 		return uint32(kmip14.ResultReasonInvalidField)
 	}
 	return uint32(kmip14.ResultReasonGeneralFailure)

@@ -60,9 +60,15 @@ func fuzzSeeds(t testing.TB) [][]byte {
 				byID(kmip14.OperationModifyAttribute, id, attr1("Object Group", "g4")),
 				byID(kmip14.OperationDeleteAttribute, id, v(tagAttributeName, "x-a")))
 		}
+		if ver.atLeast(1, 2) {
+			ops = append(ops, cryptoSeeds(id)...)
+		}
 		for _, o := range ops {
 			out = append(out, requestMsg(t, ver, nil, o))
 		}
+		// Create Key Pair, Activate the private key and Sign with it.
+		out = append(out, requestMsg(t, ver, nil, ecPair(ver), byID(kmip14.OperationActivate, ""),
+			byID(kmip14.OperationSign, "", v(kmip14.TagData, []byte("m")))))
 		// A batch: Create, Activate and Get through the ID Placeholder.
 		out = append(out, requestMsg(t, ver, []ttlv.Value{v(kmip14.TagBatchErrorContinuationOption, kmip14.BatchErrorContinuationOptionContinue)},
 			createAES(ver, 128), byID(kmip14.OperationActivate, ""), byID(kmip14.OperationGet, "")))
@@ -80,6 +86,37 @@ func fuzzSeeds(t testing.TB) [][]byte {
 		frameHeader(tagRequestMessage, ttlv.TypeStructure, 0xFFFFFFF8),
 	)
 	return out
+}
+
+// cryptoSeeds are the cryptographic services' requests (KMIP 1.2 on).
+func cryptoSeeds(id string) []op {
+	data := v(kmip14.TagData, []byte("data"))
+	return []op{
+		byID(kmip14.OperationEncrypt, id, gcmParams(), data, v(kmip14.TagAuthenticatedEncryptionAdditionalData, []byte("a"))),
+		byID(kmip14.OperationDecrypt, id, params(v(kmip14.TagBlockCipherMode, kmip14.BlockCipherModeCBC),
+			v(kmip14.TagPaddingMethod, kmip14.PaddingMethodPKCS5)), data, v(kmip14.TagIVCounterNonce, make([]byte, 16))),
+		byID(kmip14.OperationSign, id, params(v(kmip14.TagDigitalSignatureAlgorithm, kmip14.DigitalSignatureAlgorithmECDSAWithSHA256)), data),
+		byID(kmip14.OperationSignatureVerify, id, data, v(kmip14.TagSignatureData, []byte("sig"))),
+		byID(kmip14.OperationMAC, id, params(v(kmip14.TagCryptographicAlgorithm, kmip14.CryptographicAlgorithmHMAC_SHA256)), data),
+		byID(kmip14.OperationMACVerify, id, data, v(kmip14.TagMACData, []byte("mac"))),
+		{op: kmip14.OperationHash, payload: []ttlv.Value{params(v(kmip14.TagHashingAlgorithm, kmip14.HashingAlgorithmSHA_256)), data}},
+		{op: kmip14.OperationRNGRetrieve, payload: []ttlv.Value{v(kmip14.TagDataLength, 16)}},
+		{op: kmip14.OperationRNGSeed, payload: []ttlv.Value{data}},
+		byID(kmip14.OperationMAC, id, data, v(kmip14.TagInitIndicator, true)),
+		{op: kmip14.OperationHash, payload: []ttlv.Value{data, v(kmip14.TagCorrelationValue, []byte("c")), v(kmip14.TagFinalIndicator, true)}},
+	}
+}
+
+// ecPair is a Create Key Pair of an EC P-256 pair in the version's shape.
+func ecPair(ver version) op {
+	common, priv, pub := kmip14.TagCommonTemplateAttribute, kmip14.TagPrivateKeyTemplateAttribute, kmip14.TagPublicKeyTemplateAttribute
+	if ver.v2() {
+		common, priv, pub = kmip20.TagCommonAttributes, kmip20.TagPrivateKeyAttributes, kmip20.TagPublicKeyAttributes
+	}
+	return op{op: kmip14.OperationCreateKeyPair, payload: []ttlv.Value{
+		wrapTag(common, attrs(ver, "Cryptographic Algorithm", kmip14.CryptographicAlgorithmEC, "Cryptographic Length", 256)),
+		wrapTag(priv, attrs(ver, "Cryptographic Usage Mask", kmip14.CryptographicUsageMaskSign)),
+		wrapTag(pub, attrs(ver, "Cryptographic Usage Mask", kmip14.CryptographicUsageMaskVerify))}}
 }
 
 // walk visits every item of checked bytes with every accessor: none may

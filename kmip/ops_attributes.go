@@ -30,9 +30,9 @@ func opGetAttributes(c *opCtx, p item) *opError {
 		}
 		names = append(names, n)
 	}
-	sec, err := c.svc.GetObject(c.ctx, c.who, id)
+	sec, err := c.svc.GetSecret(c.ctx, c.who, id, kms.View{Destroyed: true})
 	if err != nil {
-		return fromKMS(err, false)
+		return fromKMS(err)
 	}
 	attrs := attributesOf(sec, c.ver, names)
 	c.writeUID(sec.ID)
@@ -54,9 +54,9 @@ func opGetAttributeList(c *opCtx, p item) *opError {
 	if perr != nil {
 		return perr
 	}
-	sec, err := c.svc.GetObject(c.ctx, c.who, id)
+	sec, err := c.svc.GetSecret(c.ctx, c.who, id, kms.View{Destroyed: true})
 	if err != nil {
-		return fromKMS(err, false)
+		return fromKMS(err)
 	}
 	c.writeUID(sec.ID)
 	seen := map[string]bool{}
@@ -100,16 +100,17 @@ func payloadAttr(p item, tag2 uint32, also1x bool) (attr, bool, *opError) {
 	return attr{}, false, nil
 }
 
-// target loads the object an attribute operation changes; reading it first
-// gives Item Not Found / Permission Denied before any other check.
+// target loads the object an operation names, destroyed ones included;
+// reading it first gives Item Not Found / Permission Denied before any
+// other check.
 func (c *opCtx) target(p item) (*kms.Secret, *opError) {
 	id, perr := c.uid(p)
 	if perr != nil {
 		return nil, perr
 	}
-	sec, err := c.svc.GetObject(c.ctx, c.who, id)
+	sec, err := c.svc.GetSecret(c.ctx, c.who, id, kms.View{Destroyed: true})
 	if err != nil {
-		return nil, fromKMS(err, false)
+		return nil, fromKMS(err)
 	}
 	return sec, nil
 }
@@ -148,25 +149,17 @@ func (c *opCtx) activateBy(p item, a attr) *opError {
 	if perr != nil {
 		return perr
 	}
-	sec, perr := c.target(p)
+	id, perr := c.uid(p)
 	if perr != nil {
 		return perr
 	}
-	if sec.State != kms.PreActive {
-		return errf(kmip20.ResultReasonReadOnlyAttribute, "the Activation Date of a %s object cannot change", sec.State)
+	// kms refuses an object that is not pre-active (Read Only Attribute).
+	sec, err := c.svc.SetActivationDate(c.ctx, c.who, id, t)
+	if err != nil {
+		return fromKMS(err)
 	}
-	if _, err := c.svc.SetActivationDate(c.ctx, c.who, sec.ID, t); err != nil {
-		return fromKMS(err, true)
-	}
-	c.writeUID(sec.ID)
-	if !c.ver.v2() {
-		sec, err := c.svc.GetObject(c.ctx, c.who, sec.ID)
-		if err == nil {
-			v, _ := owned(sec, attrActivation)
-			writeAttr(c.w, c.ver, outAttr{name: attrActivation, val: v})
-		}
-	}
-	return nil
+	v, _ := owned(sec, attrActivation)
+	return c.answerAttr(sec.ID, outAttr{name: attrActivation, val: v})
 }
 
 // change hands an attribute operation to kms, which picks the instance
@@ -179,7 +172,7 @@ func (c *opCtx) change(p item, op kms.AttrOp) *opError {
 	}
 	in, err := c.svc.ChangeAttribute(c.ctx, c.who, id, op)
 	if err != nil {
-		return fromKMS(err, false)
+		return fromKMS(err)
 	}
 	out := outAttr{name: op.Name, index: in.Index}
 	if op.Name == attrName {
@@ -330,10 +323,7 @@ func opSetAttribute(c *opCtx, p item) *opError {
 	if perr := settable(a); perr != nil {
 		return perr
 	}
-	if a.name != attrName && multiValued(a.name) {
-		return errf(kmip20.ResultReasonMultiValuedAttribute, "the %s attribute has several values: use Add or Modify Attribute", a.name)
-	}
-	op, perr := newOp(kms.AttrSet, a)
+	op, perr := newOp(kms.AttrSet, a) // kms refuses a multi-valued one
 	if perr != nil {
 		return perr
 	}
@@ -342,7 +332,7 @@ func opSetAttribute(c *opCtx, p item) *opError {
 		return perr
 	}
 	if _, err := c.svc.ChangeAttribute(c.ctx, c.who, id, op); err != nil {
-		return fromKMS(err, false)
+		return fromKMS(err)
 	}
 	c.writeUID(id)
 	return nil

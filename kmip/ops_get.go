@@ -39,7 +39,7 @@ func opGet(c *opCtx, p item) *opError {
 	}
 	sec, payload, err := c.svc.GetPayload(c.ctx, c.who, id)
 	if err != nil {
-		return fromKMS(err, false)
+		return fromKMS(err)
 	}
 	defer crypto.Zero(payload)
 	c.w.enum(tagObjectType, typeToKMIP[sec.Type])

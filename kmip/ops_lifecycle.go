@@ -17,8 +17,7 @@ type newObject struct {
 	alg        string
 	bits       int
 	mode       string
-	activation *time.Time        // the request's Activation Date, if any
-	now        time.Time         // of the request, against which activation is due
+	activation *time.Time        // the request's Activation Date (kms decides the state by it)
 	stored     map[string]string // attributes kept in Secret.Attributes
 }
 
@@ -73,7 +72,7 @@ func checkValue(a attr) *opError {
 
 // newObjectFrom applies the attributes of a Create or Register request.
 func newObjectFrom(c *opCtx, attrs []attr) (*newObject, *opError) {
-	o := &newObject{stored: map[string]string{}, now: c.now}
+	o := &newObject{stored: map[string]string{}}
 	next := map[string]int32{}
 	var hasName bool
 	for _, a := range attrs {
@@ -139,13 +138,6 @@ func newObjectFrom(c *opCtx, attrs []attr) (*newObject, *opError) {
 	return o, nil
 }
 
-func (o *newObject) state() kms.State {
-	if o.activation != nil && !o.activation.After(o.now) {
-		return kms.Active
-	}
-	return kms.PreActive
-}
-
 func objectType(p item) (uint32, *opError) {
 	m, ok := p.find(tagObjectType)
 	if !ok {
@@ -172,7 +164,7 @@ func opCreate(c *opCtx, p item) *opError {
 	}
 	req := kms.GenerateRequest{CreateRequest: kms.CreateRequest{
 		Name: o.name, Algorithm: o.alg, BitLength: o.bits, Mode: o.mode,
-		Attributes: o.stored, State: o.state(), ActivationDate: o.activation,
+		Attributes: o.stored, State: kms.PreActive, ActivationDate: o.activation,
 	}}
 	switch kmip14.ObjectType(ot) {
 	case kmip14.ObjectTypeSymmetricKey:
@@ -189,7 +181,7 @@ func opCreate(c *opCtx, p item) *opError {
 	}
 	sec, err := c.svc.GenerateSecret(c.ctx, c.who, req)
 	if err != nil {
-		return fromKMS(err, false)
+		return fromKMS(err)
 	}
 	c.placeholder = sec.ID
 	c.w.enum(tagObjectType, ot)
@@ -238,7 +230,7 @@ func opRegister(c *opCtx, p item) *opError {
 	req := kms.CreateRequest{
 		Name: o.name, Type: reg.typ, Algorithm: firstOf(reg.alg, o.alg), BitLength: max(reg.bits, o.bits),
 		Mode: o.mode, Payload: reg.payload, ContentType: reg.contentType,
-		Attributes: o.stored, State: o.state(), ActivationDate: o.activation,
+		Attributes: o.stored, State: kms.PreActive, ActivationDate: o.activation,
 	}
 	if len(o.stored) == 0 {
 		req.Attributes = nil
@@ -246,7 +238,7 @@ func opRegister(c *opCtx, p item) *opError {
 	sec, err := c.svc.CreateSecret(c.ctx, c.who, req)
 	crypto.Zero(reg.payload)
 	if err != nil {
-		return fromKMS(err, false)
+		return fromKMS(err)
 	}
 	c.placeholder = sec.ID
 	c.writeUID(sec.ID)
@@ -266,7 +258,7 @@ func opActivate(c *opCtx, p item) *opError {
 		return perr
 	}
 	if _, err := c.svc.Activate(c.ctx, c.who, id); err != nil {
-		return fromKMS(err, true)
+		return fromKMS(err)
 	}
 	c.writeUID(id)
 	return nil
@@ -305,7 +297,7 @@ func opRevoke(c *opCtx, p item) *opError {
 		when = &t
 	}
 	if _, err := c.svc.Revoke(c.ctx, c.who, id, compromised, when); err != nil {
-		return fromKMS(err, true)
+		return fromKMS(err)
 	}
 	c.writeUID(id)
 	return nil
@@ -318,7 +310,7 @@ func opDestroy(c *opCtx, p item) *opError {
 		return perr
 	}
 	if err := c.svc.Destroy(c.ctx, c.who, id); err != nil {
-		return fromKMS(err, true)
+		return fromKMS(err)
 	}
 	c.writeUID(id)
 	return nil

@@ -4,7 +4,6 @@ import (
 	"time"
 
 	"github.com/gemalto/kmip-go/kmip14"
-	"github.com/gemalto/kmip-go/kmip20"
 
 	"github.com/keywarden/keywarden/kms"
 )
@@ -67,7 +66,7 @@ func opLocate(c *opCtx, p item) *opError {
 	}
 	if hasMask {
 		if mask&storageDestroyed != 0 {
-			q.IncludeDestroyed = true
+			q.View.Destroyed = true
 		}
 		switch {
 		case mask&(storageOnline|storageDestroyed) == 0:
@@ -80,7 +79,7 @@ func opLocate(c *opCtx, p item) *opError {
 	if !none {
 		list, _, err := c.svc.ListSecrets(c.ctx, c.who, q)
 		if err != nil {
-			return fromKMS(err, false)
+			return fromKMS(err)
 		}
 	next:
 		for _, s := range list {
@@ -148,7 +147,7 @@ func locateQuery(attrs []attr) (q kms.ListQuery, match []func(*kms.Secret) bool,
 			st, ok := stateFromKMIP(v)
 			none = none || !ok || (q.State != "" && q.State != st)
 			q.State = st
-			q.IncludeDestroyed = q.IncludeDestroyed || st == kms.Destroyed
+			q.View.Destroyed = q.View.Destroyed || st == kms.Destroyed
 			if st == kms.Destroyed { // Destroyed and Destroyed Compromised
 				match = append(match, func(s *kms.Secret) bool { return kmipState(s) == v })
 			}
@@ -234,15 +233,8 @@ func opCheck(c *opCtx, p item) *opError {
 		if perr != nil {
 			return perr
 		}
-		if sec.State != kms.Active {
-			return errf(kmip20.ResultReasonWrongKeyLifecycleState, "the object is %s, not active", sec.State)
-		}
-		for _, in := range instances(sec, attrUsageMask) {
-			have, _ := in.val.integer()
-			if have&want != want {
-				return errf(kmip20.ResultReasonIncompatibleCryptographicUsageMask,
-					"the object's usage mask does not allow all of 0x%x", want)
-			}
+		if err := sec.Usable(kms.KeyUse(uint32(want))); err != nil {
+			return fromKMS(err)
 		}
 	}
 	c.writeUID(sec.ID)

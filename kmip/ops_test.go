@@ -114,12 +114,12 @@ func TestCreateActivationDate(t *testing.T) {
 	c := e.dial("act")
 	past := time.Now().Add(-time.Hour).Truncate(time.Second)
 	id := uidOf(c.do(createAES(c.ver, 256, "Activation Date", past)).ok(0))
-	sec, err := e.svc.GetObject(context.Background(), who("act"), id)
+	sec, err := e.svc.GetSecret(context.Background(), who("act"), id, kms.View{Destroyed: true})
 	if err != nil || sec.State != kms.Active {
 		t.Fatalf("past activation date: %v %v", sec, err)
 	}
 	id = uidOf(c.do(createAES(c.ver, 256, "Activation Date", time.Now().Add(time.Hour))).ok(0))
-	sec, _ = e.svc.GetObject(context.Background(), who("act"), id)
+	sec, _ = e.svc.GetSecret(context.Background(), who("act"), id, kms.View{Destroyed: true})
 	if sec.State != kms.PreActive {
 		t.Fatalf("future activation date: %s", sec.State)
 	}
@@ -233,7 +233,7 @@ func TestRegisterEveryObjectType(t *testing.T) {
 		id = uidOf(c.do(op{op: kmip14.OperationRegister, payload: []ttlv.Value{
 			v(tagObjectType, kmip14.ObjectTypePublicKey), attrs(ver),
 			st(kmip14.TagPublicKey, keyBlock(kmip14.KeyFormatTypeX_509, spki))}}).ok(0))
-		sec, _ = e.svc.GetObject(ctx, who("reg"), id)
+		sec, _ = e.svc.GetSecret(ctx, who("reg"), id, kms.View{Destroyed: true})
 		if sec.Type != kms.Public || sec.Algorithm != "ec" || sec.BitLength != 256 {
 			t.Fatalf("public key: %+v", sec)
 		}
@@ -265,7 +265,7 @@ func TestBatchPlaceholderAndIDs(t *testing.T) {
 				t.Fatalf("item %d echoes batch id %v", i, got)
 			}
 		}
-		sec, _ := e.svc.GetObject(context.Background(), who("batch"), id)
+		sec, _ := e.svc.GetSecret(context.Background(), who("batch"), id, kms.View{Destroyed: true})
 		if sec.State != kms.Active {
 			t.Fatalf("state %s", sec.State)
 		}
@@ -301,8 +301,8 @@ func TestUnsupportedOperations(t *testing.T) {
 	c := e.dial("unsup")
 	cont := []ttlv.Value{v(kmip14.TagBatchErrorContinuationOption, kmip14.BatchErrorContinuationOptionContinue)}
 	r := decodeResp(t, c.roundTrip(requestMsg(t, c.ver, cont,
-		op{op: kmip14.OperationEncrypt, payload: []ttlv.Value{v(tagUniqueIdentifier, "x")}},
-		op{op: kmip14.OperationCreateKeyPair},
+		op{op: kmip14.OperationReKey, payload: []ttlv.Value{v(tagUniqueIdentifier, "x")}},
+		op{op: kmip14.OperationDeriveKey},
 		// Set Attribute is a 2.x operation.
 		op{op: kmip14.Operation(kmip20.OperationSetAttribute), payload: []ttlv.Value{v(tagUniqueIdentifier, "x")}},
 		op{op: kmip14.OperationQuery, payload: []ttlv.Value{v(kmip14.TagQueryFunction, kmip14.QueryFunctionQueryOperations)}},

@@ -25,6 +25,9 @@ var kmipOps = map[kms.Rule]func(id string) op{
 	kms.SecretDecrypt: func(id string) op { return byID(kmip14.OperationGet, id) },
 	kms.SecretUpdate:  func(id string) op { return byID(kmip14.OperationAddAttribute, id, attr1("Object Group", "g")) },
 	kms.SecretDelete:  func(id string) op { return byID(kmip14.OperationDestroy, id) },
+	kms.SecretUse: func(id string) op {
+		return byID(kmip14.OperationEncrypt, id, gcmParams(), v(kmip14.TagData, []byte("data")))
+	},
 }
 
 func TestPolicyMatrixKMIP(t *testing.T) {
@@ -40,11 +43,14 @@ func TestPolicyMatrixKMIP(t *testing.T) {
 					continue
 				}
 				id := uidOf(owner.do(createAES(owner.ver, 256)).ok(0))
+				if rule == kms.SecretUse { // only an Active key is used
+					owner.do(byID(kmip14.OperationActivate, id)).ok(0)
+				}
 				acl := kms.ACLChange{Users: &[]string{policytest.ACLUser}, ProjectAccess: ptrBool(sit == policytest.Public), Replace: true}
 				if _, err := e.svc.SetACL(context.Background(), ownerID, id, acl); err != nil {
 					t.Fatal(err)
 				}
-				before, _ := e.svc.GetObject(context.Background(), ownerID, id)
+				before, _ := e.svc.GetSecret(context.Background(), ownerID, id, kms.View{Destroyed: true})
 				r := e.dialCert(certFor(t, c.Identity)).do(mk(id))
 				cases++
 				it := r.item(0)
@@ -64,7 +70,7 @@ func TestPolicyMatrixKMIP(t *testing.T) {
 				case !want && get(it, kmip14.TagResultReason) != ttlv.EnumValue(kmip14.ResultReasonPermissionDenied):
 					t.Errorf("%s %s by %s: %v %v, want Permission Denied", rule, sit, c.Name, get(it, kmip14.TagResultReason), get(it, kmip14.TagResultMessage))
 				case !want:
-					after, _ := e.svc.GetObject(context.Background(), ownerID, id)
+					after, _ := e.svc.GetSecret(context.Background(), ownerID, id, kms.View{Destroyed: true})
 					if after.Name != before.Name || after.State != before.State || after.Attributes["x-object-group"] != before.Attributes["x-object-group"] ||
 						len(after.Attributes) != len(before.Attributes) {
 						t.Errorf("%s %s by %s: refused, but the object changed: %+v → %+v", rule, sit, c.Name, before, after)

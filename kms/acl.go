@@ -17,7 +17,7 @@ func (s *Service) GetACL(ctx context.Context, who Identity, id string) (ACL, err
 	if err := who.Validate(); err != nil {
 		return ACL{}, err
 	}
-	l, err := s.visible(ctx, id)
+	l, err := s.read(ctx, id, View{})
 	if err != nil {
 		return ACL{}, err
 	}
@@ -81,7 +81,7 @@ func (ch ACLChange) apply(who Identity, cur *ACL, now time.Time) *ACL {
 func (s *Service) SetACL(ctx context.Context, who Identity, id string, ch ACLChange) (_ ACL, err error) {
 	ctx = s.begin(ctx, who, "acl_set")
 	defer func() { s.record(ctx, who, "acl_set", id, err) }()
-	sec, err := s.update(ctx, id, false, func(r *record) error {
+	sec, err := s.update(ctx, id, View{}, func(r *record) error {
 		if err := s.allowSecret(SecretACLChange, who, r.Secret); err != nil {
 			return err
 		}
@@ -98,7 +98,7 @@ func (s *Service) SetACL(ctx context.Context, who Identity, id string, ch ACLCha
 func (s *Service) DeleteACL(ctx context.Context, who Identity, id string) (err error) {
 	ctx = s.begin(ctx, who, "acl_delete")
 	defer func() { s.record(ctx, who, "acl_delete", id, err) }()
-	_, err = s.update(ctx, id, false, func(r *record) error {
+	_, err = s.update(ctx, id, View{}, func(r *record) error {
 		if err := s.allowSecret(SecretACLDelete, who, r.Secret); err != nil {
 			return err
 		}

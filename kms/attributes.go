@@ -26,7 +26,7 @@ const (
 	AttrModify                      // replace the value of one instance
 	AttrDelete                      // remove one instance
 	AttrDeleteAll                   // remove every instance
-	AttrSet                         // the single value, added or replaced
+	AttrSet                         // the single value, added or replaced (single-valued attributes only)
 )
 
 // AttrOp is one attribute operation. The instance a Modify or Delete
@@ -92,15 +92,18 @@ func (s *Secret) Instances(name string) []AttrInstance {
 func (s *Service) ChangeAttribute(ctx context.Context, who Identity, id string, op AttrOp) (out AttrInstance, err error) {
 	ctx = s.begin(ctx, who, "attribute_change")
 	defer func() { s.record(ctx, who, "attribute_change", id, err) }()
-	_, err = s.update(ctx, id, true, func(r *record) error {
+	_, err = s.update(ctx, id, anyState, func(r *record) error {
 		if err := s.allowSecret(SecretUpdate, who, r.Secret); err != nil {
 			return err
 		}
 		if r.State == Destroyed {
 			return Conflict("secret %s is destroyed", id)
 		}
+		before := r.Secret.Attributes
 		var err error
-		out, err = applyAttr(r.Secret, op)
+		if out, err = applyAttr(r.Secret, op); err == nil {
+			err = keepProtection(before, r.Secret)
+		}
 		return err
 	})
 	return out, err
@@ -119,6 +122,9 @@ func applyAttr(sec *Secret, op AttrOp) (AttrInstance, error) {
 		}
 		return putAttr(sec, op.Name, idx, op.Value)
 	case AttrSet:
+		if op.Multi {
+			return AttrInstance{}, newErr(KindMultiValued, "the %s attribute may have several values: add or modify one", op.Name)
+		}
 		return putAttr(sec, op.Name, 0, op.Value)
 	case AttrModify:
 		in, err := pickInstance(insts, op)

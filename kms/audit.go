@@ -70,6 +70,9 @@ var kindNames = map[Kind]string{
 	KindForbidden: "forbidden", KindConflict: "conflict", KindTooLarge: "too_large",
 	KindUnauthenticated: "unauthenticated", KindUnavailable: "unavailable",
 	KindSingleValued: "single_valued", KindNoAttribute: "no_attribute", KindNoInstance: "no_instance",
+	KindWrongState: "wrong_state", KindReadOnly: "read_only", KindMultiValued: "multi_valued",
+	KindUsage: "usage", KindSensitive: "sensitive", KindNotExtractable: "not_extractable",
+	KindCryptoFailure: "crypto_failure",
 }
 
 func (s *Service) record(ctx context.Context, who Identity, action, id string, err error) {

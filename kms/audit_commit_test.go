@@ -29,7 +29,7 @@ func TestAuditDownRefusesChanges(t *testing.T) {
 	if err != nil || len(list) != 1 || list[0].ID != sec.ID {
 		t.Fatalf("after refused changes: %d secrets %v", len(list), err)
 	}
-	got, err := svc.GetSecret(ctx, creator, sec.ID)
+	got, err := svc.GetSecret(ctx, creator, sec.ID, kms.View{})
 	if err != nil || got.ACL != nil || len(got.Metadata) != 0 || len(got.Consumers) != 0 {
 		t.Fatalf("a refused change was made: %+v %v", got, err)
 	}

@@ -2,7 +2,6 @@ package kms
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 
@@ -111,20 +110,25 @@ func (s *Service) CloneSecret(ctx context.Context, who Identity, id string, req 
 		return nil, err
 	}
 	defer func() { hold.release(err == nil) }()
-	for range maxRetries {
-		l, err := s.visible(ctx, id)
+	var out *Secret
+	// The queue is held above, with the quota: mutate takes no lock.
+	err = s.mutate(ctx, "", Conflict("secret %s is being changed concurrently; try again", id), func() (edit, error) {
+		l, err := s.read(ctx, id, View{})
 		if err != nil {
-			return nil, err
+			return edit{}, err
 		}
 		src := l.rec
 		if err := s.allowSecret(SecretClone, who, src.Secret); err != nil {
-			return nil, err
+			return edit{}, err
+		}
+		if err := extractable(src.Secret); err != nil {
+			return edit{}, err // a clone would carry the material out of its protection
 		}
 		if !src.HasPayload || src.Sealed == nil {
-			return nil, Conflict("secret %s has no payload to clone", id)
+			return edit{}, Conflict("secret %s has no payload to clone", id)
 		}
 		if src.State == Compromised {
-			return nil, Conflict("secret %s is compromised and cannot be cloned", id)
+			return edit{}, Conflict("secret %s is compromised and cannot be cloned", id)
 		}
 		now := s.clock()
 		meta := consumers.CloneMetadata(src.Metadata)
@@ -143,7 +147,7 @@ func (s *Service) CloneSecret(ctx context.Context, who Identity, id string, req 
 			Mode: src.Mode, State: Active, Metadata: meta, DeletionPolicy: policy,
 		})
 		if err != nil {
-			return nil, err
+			return edit{}, err
 		}
 		r.ID, r.ClonedFrom, r.ContentType, r.HasPayload = newID, id, src.ContentType, true
 		r.Created, r.Updated = now, now
@@ -164,26 +168,23 @@ func (s *Service) CloneSecret(ctx context.Context, who Identity, id string, req 
 		}
 		r.Sealed, err = s.keys.Reseal(ctx, src.binding(), src.Sealed, r.binding())
 		if err != nil {
-			return nil, internal("reseal", err)
+			return edit{}, internal("reseal", err)
 		}
 		b, err := s.encodeRecord(ctx, r, 1)
 		if err != nil {
-			return nil, err
+			return edit{}, err
 		}
-		err = s.commit(ctx, newID, joinDetail(fmt.Sprintf("clone of secret %s (project %s) into project %s", id, src.Project, project), secretDiff(nil, r.Secret)),
-			[]store.Cmp{{Key: recordKey(src.Project, id), Version: l.version}, {Key: pointerKey(newID)}},
-			append([]store.Op{store.Put(recordKey(project, newID), b), store.Put(pointerKey(newID), []byte(project))},
-				append(append(aclIndexOps(nil, r.Secret), s.listIndexOps(nil, r.Secret)...), s.markerOps()...)...))
-		if errors.Is(err, store.ErrConflict) {
-			continue // the source changed (or went) meanwhile: look again
-		}
-		if err != nil {
-			return nil, writeErr(err)
-		}
-		s.owners.Store(newID, project)
-		return r.Secret.Clone(), nil
+		out = r.Secret
+		e := s.creation(r, b, joinDetail(fmt.Sprintf("clone of secret %s (project %s) into project %s", id, src.Project, project),
+			secretDiff(nil, r.Secret)))
+		// The source must be unchanged (or not gone) when the copy lands.
+		e.cmps = append(e.cmps, store.Cmp{Key: recordKey(src.Project, id), Version: l.version})
+		return e, nil
+	})
+	if err != nil {
+		return nil, err
 	}
-	return nil, Conflict("secret %s is being changed concurrently; try again", id)
+	return out.Clone(), nil
 }
 
 // srcFormat is the format a source's metadata names (os_encrypt_format set

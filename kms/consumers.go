@@ -90,7 +90,7 @@ func (s *Service) AddConsumer(ctx context.Context, who Identity, id string, c Co
 	var unchanged *Secret
 	var hold quotaHold // the consumers quota of the secret's project (quotas.go)
 	defer func() { hold.release(err == nil && unchanged == nil) }()
-	sec, err = s.update(ctx, id, false, func(r *record) error {
+	sec, err = s.update(ctx, id, View{}, func(r *record) error {
 		unchanged = nil
 		if err := s.allowSecret(ConsumerAdd, who, r.Secret); err != nil {
 			return err
@@ -117,9 +117,6 @@ func (s *Service) AddConsumer(ctx context.Context, who Identity, id string, c Co
 	return sec, err
 }
 
-// errUnchanged ends an update that has nothing to write.
-var errUnchanged = errors.New("unchanged")
-
 // RemoveConsumer unregisters c (idempotent); a consumer is removed by the
 // project that registered it or the secret's project (Barbican's rule), or
 // by a service. When it was the last consumer and the secret's policy is
@@ -142,9 +139,8 @@ func (s *Service) RemoveConsumer(ctx context.Context, who Identity, id string, c
 		return nil, false, consumerErr(err)
 	}
 	var unchanged *Secret
-	var project string
-	sec, err = s.update(ctx, id, false, func(r *record) error {
-		unchanged, destroyed, project = nil, false, r.Project
+	sec, err = s.update(ctx, id, View{}, func(r *record) error {
+		unchanged, destroyed = nil, false
 		if err := s.allowSecret(ConsumerRemove, who, r.Secret); err != nil {
 			return err
 		}
@@ -174,12 +170,6 @@ func (s *Service) RemoveConsumer(ctx context.Context, who Identity, id string, c
 		destroyed = false
 		return nil, false, err
 	}
-	freed := usage{qConsumers: 1}
-	if destroyed {
-		s.owners.Delete(id)
-		freed[qSecrets] = 1
-	}
-	s.quotaFreed(project, freed)
 	return sec, destroyed, nil
 }
 
@@ -189,7 +179,7 @@ func (s *Service) ListConsumers(ctx context.Context, who Identity, id string, of
 	if err := who.Validate(); err != nil {
 		return nil, 0, err
 	}
-	l, err := s.visible(ctx, id)
+	l, err := s.read(ctx, id, View{})
 	if err != nil {
 		return nil, 0, err
 	}

@@ -168,7 +168,7 @@ func TestDeleteGuard(t *testing.T) {
 	if err := svc.DeleteSecret(ctx, admin, sec.ID, true); err != nil {
 		t.Fatal(err)
 	}
-	_, err = svc.GetSecret(ctx, admin, sec.ID)
+	_, err = svc.GetSecret(ctx, admin, sec.ID, kms.View{})
 	mustKind(t, err, kms.KindNotFound)
 }
 
@@ -211,7 +211,7 @@ func TestOnLastConsumerNeedsDeleteRight(t *testing.T) {
 	}
 	_, _, err := svc.RemoveConsumer(ctx, other, sec.ID, image1)
 	mustKind(t, err, kms.KindForbidden)
-	got, err := svc.GetSecret(ctx, creator, sec.ID)
+	got, err := svc.GetSecret(ctx, creator, sec.ID, kms.View{})
 	if err != nil || len(got.Consumers) != 1 {
 		t.Fatalf("refused removal changed the secret: %+v %v", got, err)
 	}
@@ -322,7 +322,7 @@ func TestRaceAddDeleteClone(t *testing.T) {
 		if deletes > 1 {
 			t.Fatalf("round %d: deleted %d times", round, deletes)
 		}
-		got, err := svc.GetSecret(ctx, creator, sec.ID)
+		got, err := svc.GetSecret(ctx, creator, sec.ID, kms.View{})
 		switch {
 		case deletes == 1 && len(added) > 0:
 			t.Fatalf("round %d: deleted although %d consumers were added", round, len(added))
@@ -373,7 +373,7 @@ func TestRaceOnLastConsumer(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	got, err := svc.GetSecret(ctx, creator, sec.ID)
+	got, err := svc.GetSecret(ctx, creator, sec.ID, kms.View{})
 	if err != nil || len(got.Consumers) != 1 || !got.Consumers[0].Same(pin) {
 		t.Fatalf("after the storm: %+v %v", got, err)
 	}

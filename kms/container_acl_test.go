@@ -33,7 +33,7 @@ func TestContainerACLPrivate(t *testing.T) {
 		mustKind(t, err, kms.KindForbidden)
 	}
 	// The ACL user of another project reads the container, not its secret.
-	_, err = svc.GetSecret(ctx, guest, sec)
+	_, err = svc.GetSecret(ctx, guest, sec, kms.View{})
 	mustKind(t, err, kms.KindForbidden)
 	// It may register a consumer (container_consumers:post), as a reader.
 	if _, err := svc.AddContainerConsumer(ctx, guest, c.ID, kms.ContainerConsumer{Name: "lb", URL: "u"}); err != nil {

@@ -86,9 +86,7 @@ func (s *Service) RemoveContainerConsumer(ctx context.Context, who Identity, id 
 	if err := validateContainerConsumer(c); err != nil {
 		return nil, err
 	}
-	removed := false
 	out, err = s.updateContainer(ctx, id, func(cur *Container) error {
-		removed = false
 		if err := s.allowContainer(ContainerConsumerUse, who, cur); err != nil {
 			return err
 		}
@@ -101,14 +99,10 @@ func (s *Service) RemoveContainerConsumer(ctx context.Context, who Identity, id 
 			return Forbidden("Not Allowed. Sorry, only the creator of a consumer can delete it.")
 		}
 		cur.Consumers = slices.Delete(cur.Consumers, i, i+1)
-		removed = true
 		return nil
 	})
 	if err != nil {
 		return nil, err
-	}
-	if removed {
-		s.quotaFreed(out.Project, usage{qConsumers: 1})
 	}
 	return s.live(ctx, out)
 }

@@ -87,21 +87,19 @@ func (s *Service) CreateContainer(ctx context.Context, who Identity, req Contain
 	}
 	key, ptr := containerKey(c.Project, c.ID), containerPointerKey(c.ID)
 	ops := []store.Op{store.Put(key, b), store.Put(ptr, []byte(c.Project))}
-	for range maxRetries {
+	busy := Conflict("the secrets of the container are being changed concurrently; try again")
+	err = s.mutate(ctx, "", busy, func() (edit, error) {
+		// A named secret changed meanwhile: a conflict checks them again.
 		cmps, err := s.containerSecretsCmps(ctx, who, c.Secrets)
 		if err != nil {
-			return nil, err
+			return edit{}, err
 		}
-		err = s.commit(ctx, "", "container "+c.ID, append(cmps, store.Cmp{Key: ptr}), ops)
-		if errors.Is(err, store.ErrConflict) {
-			continue // a named secret changed meanwhile: check again
-		}
-		if err != nil {
-			return nil, writeErr(err)
-		}
-		return c.clone(), nil
+		return edit{detail: "container " + c.ID, cmps: append(cmps, store.Cmp{Key: ptr}), ops: ops}, nil
+	})
+	if err != nil {
+		return nil, err
 	}
-	return nil, Conflict("the secrets of the container are being changed concurrently; try again")
+	return c.clone(), nil
 }
 
 // containerSecretsCmps checks every ref and returns comparisons that hold
@@ -267,27 +265,22 @@ func (s *Service) DeleteContainer(ctx context.Context, who Identity, id string) 
 	if err := who.Validate(); err != nil {
 		return err
 	}
-	defer lockWrites(id)()
-	for range maxRetries {
+	return s.mutate(ctx, id, containerBusy(id), func() (edit, error) {
 		c, version, err := s.loadContainer(ctx, id)
 		if err != nil {
-			return err
+			return edit{}, err
 		}
 		if err := s.allowContainer(ContainerDelete, who, c); err != nil {
-			return err
+			return edit{}, err
 		}
-		key := containerKey(c.Project, id)
-		err = s.commit(ctx, "", "container "+id, []store.Cmp{{Key: key, Version: version}},
-			[]store.Op{store.Delete(key), store.Delete(containerPointerKey(id))})
-		if errors.Is(err, store.ErrConflict) {
-			continue
-		}
-		if err != nil {
-			return writeErr(err)
-		}
-		s.quotaFreed(c.Project, usage{qContainers: 1, qConsumers: len(c.Consumers)})
-		return nil
-	}
+		e := removal(containerKey(c.Project, id), version, containerPointerKey(id), c.Project,
+			usage{qContainers: 1, qConsumers: len(c.Consumers)})
+		e.detail = "container " + id
+		return e, nil
+	})
+}
+
+func containerBusy(id string) error {
 	return Conflict("container %s is being changed concurrently; try again", id)
 }
 
@@ -299,37 +292,41 @@ func (s *Service) updateContainer(ctx context.Context, id string, fn func(c *Con
 }
 
 // updateContainerIf is updateContainer whose fn also returns comparisons
-// the write depends on (the versions of the secrets it checked).
+// the write depends on (the versions of the secrets it checked). The
+// consumers quota a removal gives back follows the commit.
 func (s *Service) updateContainerIf(ctx context.Context, id string, fn func(c *Container) ([]store.Cmp, error)) (*Container, error) {
-	defer lockWrites(id)()
-	for range maxRetries {
-		c, version, err := s.loadContainer(ctx, id)
+	var c *Container
+	err := s.mutate(ctx, id, containerBusy(id), func() (edit, error) {
+		cur, version, err := s.loadContainer(ctx, id)
 		if err != nil {
-			return nil, err
+			return edit{}, err
 		}
+		c = cur
+		had := len(c.Consumers)
 		cmps, err := fn(c)
-		if errors.Is(err, errUnchanged) {
-			return c, nil
-		} else if err != nil {
-			return nil, err
+		if err != nil {
+			return edit{}, err
 		}
 		c.Updated = s.clock() // a change touches the container, as Barbican's consumer changes do
 		b, err := s.encodeTagged(ctx, c.Project, "container:"+id, version+1, c)
 		if err != nil {
-			return nil, err
+			return edit{}, err
 		}
 		key := containerKey(c.Project, id)
-		cmps = append(cmps, store.Cmp{Key: key, Version: version})
-		err = s.commit(ctx, "", "container "+id, cmps, []store.Op{store.Put(key, b)})
-		if errors.Is(err, store.ErrConflict) {
-			continue
-		}
-		if err != nil {
-			return nil, writeErr(err)
-		}
-		return c, nil
+		return edit{
+			detail: "container " + id,
+			cmps:   append(cmps, store.Cmp{Key: key, Version: version}),
+			ops:    []store.Op{store.Put(key, b)},
+			after:  settle{project: c.Project, freed: consumersFreed(had, len(c.Consumers))},
+		}, nil
+	})
+	if errors.Is(err, errUnchanged) {
+		return c, nil // as read
 	}
-	return nil, Conflict("container %s is being changed concurrently; try again", id)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 // Secret refs of an existing container: Barbican's

@@ -95,7 +95,7 @@ func TestContainerLifecycleAndPolicy(t *testing.T) {
 	mustKind(t, err, kms.KindNotFound)
 	mustKind(t, svc.DeleteContainer(ctx, creator, c.ID), kms.KindNotFound)
 	// The secrets stay: a container only refers to them.
-	if _, err := svc.GetSecret(ctx, creator, a); err != nil {
+	if _, err := svc.GetSecret(ctx, creator, a, kms.View{}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -552,7 +552,7 @@ func TestContainerSecretAddRemove(t *testing.T) {
 		t.Errorf("message %q", err)
 	}
 	// The secrets stay.
-	if _, err := svc.GetSecret(ctx, creator, b); err != nil {
+	if _, err := svc.GetSecret(ctx, creator, b, kms.View{}); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -254,6 +254,10 @@ func (s *Service) newRecord(ctx context.Context, who Identity, project string, r
 	if r.State == Active {
 		r.ActivationDate = &now
 	}
+	if d := req.ActivationDate; d != nil {
+		t := d.UTC().Truncate(time.Microsecond)
+		r.ActivationDate = &t
+	}
 	if len(req.Payload) > 0 {
 		if err := s.seal(ctx, r, req.Payload, req.ContentType); err != nil {
 			return nil, err

@@ -51,7 +51,7 @@ func TestNovaEphemeralDisks(t *testing.T) {
 		if _, destroyed, err := svc.RemoveConsumer(ctx, creator, ids[i], disk); err != nil || !destroyed {
 			t.Fatalf("deleting %s: destroyed=%v %v", dev, destroyed, err)
 		}
-		_, err := svc.GetSecret(ctx, admin, ids[i])
+		_, err := svc.GetSecret(ctx, admin, ids[i], kms.View{})
 		mustKind(t, err, kms.KindNotFound)
 	}
 }
@@ -153,11 +153,8 @@ func TestDiskSecretDurableTogether(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		svc, err := kms.New(kms.Config{Store: st, Master: root})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return svc, func() { st.Close() }
+		// The store is reopened at the same path: the durability is the point.
+		return newServiceWith(t, kms.Config{Store: st, Master: root}), func() { st.Close() }
 	}
 	svc, closeStore := open()
 	sec, err := svc.CreateDiskSecret(ctx, creator, kms.DiskSecretRequest{Disk: volume1})
@@ -172,7 +169,7 @@ func TestDiskSecretDurableTogether(t *testing.T) {
 	closeStore()
 	svc, closeStore = open()
 	defer closeStore()
-	got, err := svc.GetSecret(ctx, creator, sec.ID)
+	got, err := svc.GetSecret(ctx, creator, sec.ID, kms.View{})
 	if err != nil || len(got.Consumers) != 1 || !got.Consumers[0].Same(volume1) || !got.HasPayload {
 		t.Fatalf("after reopen: %+v %v", got, err)
 	}

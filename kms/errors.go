@@ -25,6 +25,13 @@ const (
 	KindSingleValued                // an attribute that holds one value already has it
 	KindNoAttribute                 // the object has no such attribute
 	KindNoInstance                  // the attribute has no such instance
+	KindWrongState                  // the object's lifecycle state forbids the operation
+	KindReadOnly                    // the attribute cannot be changed (in the object's state)
+	KindMultiValued                 // the attribute has several instances: one cannot be set as the whole
+	KindUsage                       // the key's usage mask does not allow the operation
+	KindSensitive                   // the key is sensitive: used by the server, never returned
+	KindNotExtractable              // the key is not extractable: used by the server, never returned
+	KindCryptoFailure               // the cryptographic operation failed (a bad tag, padding or signature form)
 )
 
 // Error is the error type of every Service method. Msg is safe to show to the
@@ -51,6 +58,14 @@ func Conflict(format string, args ...any) error  { return newErr(KindConflict, f
 func TooLarge(format string, args ...any) error  { return newErr(KindTooLarge, format, args...) }
 func Unauthenticated(format string, args ...any) error {
 	return newErr(KindUnauthenticated, format, args...)
+}
+
+// WrongState is a refusal because of the object's lifecycle state.
+func WrongState(format string, args ...any) error { return newErr(KindWrongState, format, args...) }
+
+// CryptoFailure is an operation that ran and failed on the data given.
+func CryptoFailure(format string, args ...any) error {
+	return newErr(KindCryptoFailure, format, args...)
 }
 
 // Unavailable is a refusal because something the request needs is down.

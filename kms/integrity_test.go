@@ -4,13 +4,11 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/keywarden/keywarden/kms"
 	"github.com/keywarden/keywarden/kms/store"
-	"github.com/keywarden/keywarden/kms/store/bolt"
 	"github.com/keywarden/keywarden/kms/store/etcd"
 	"github.com/keywarden/keywarden/tests/etcdtest"
 )
@@ -22,11 +20,7 @@ import (
 func TestEditedStoreIsRefused(t *testing.T) {
 	for name, open := range map[string]func(t *testing.T) store.Store{
 		"bolt": func(t *testing.T) store.Store {
-			st, err := bolt.Open(filepath.Join(t.TempDir(), "kw.db"), bolt.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { st.Close() })
+			st, _ := newStore(t)
 			return st
 		},
 		"etcd": func(t *testing.T) store.Store {
@@ -42,10 +36,7 @@ func TestEditedStoreIsRefused(t *testing.T) {
 			st := open(t)
 			_, root := newStore(t)
 			audit := &memAudit{}
-			svc, err := kms.New(kms.Config{Store: st, Master: root, Audit: audit, Logger: slog.New(slog.DiscardHandler)})
-			if err != nil {
-				t.Fatal(err)
-			}
+			svc := newServiceWith(t, kms.Config{Store: st, Master: root, Audit: audit, Logger: slog.New(slog.DiscardHandler)})
 			mallory := kms.Identity{Project: "p9", User: "mallory", Roles: []string{kms.RoleCreator}}
 			private := storeKey(t, svc, creator, kms.CreateRequest{Name: "private"})
 			if _, err := svc.SetACL(ctx, creator, private.ID, kms.ACLChange{ProjectAccess: ptr(false)}); err != nil {
@@ -58,7 +49,7 @@ func TestEditedStoreIsRefused(t *testing.T) {
 			edit(t, st, creator.Project, private.ID, func(b []byte) []byte {
 				return bytes.Replace(b, []byte(`"acl":{`), []byte(`"acl":{"users":["mallory"],`), 1)
 			})
-			_, _, err = svc.GetPayload(ctx, mallory, private.ID)
+			_, _, err := svc.GetPayload(ctx, mallory, private.ID)
 			mustTampered(t, err)
 			_, _, err = svc.GetPayload(ctx, creator, private.ID)
 			mustTampered(t, err) // nothing of it is served, not even to its owner
@@ -67,7 +58,7 @@ func TestEditedStoreIsRefused(t *testing.T) {
 			edit(t, st, creator.Project, kept.ID, func(b []byte) []byte {
 				return bytes.Replace(b, []byte(`"name":"kept"`), []byte(`"name":"kept","deletion_policy":"on_last_consumer"`), 1)
 			})
-			_, err = svc.GetSecret(ctx, creator, kept.ID)
+			_, err = svc.GetSecret(ctx, creator, kept.ID, kms.View{})
 			mustTampered(t, err)
 
 			// 3. Put back an older copy after a change (the version moved).
@@ -76,7 +67,7 @@ func TestEditedStoreIsRefused(t *testing.T) {
 				t.Fatal(err)
 			}
 			edit(t, st, creator.Project, untouched.ID, func([]byte) []byte { return old })
-			_, err = svc.GetSecret(ctx, admin, untouched.ID)
+			_, err = svc.GetSecret(ctx, admin, untouched.ID, kms.View{})
 			mustTampered(t, err)
 
 			// Tampered records are not listed; the rest still is.

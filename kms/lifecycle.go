@@ -13,12 +13,12 @@ import (
 func (s *Service) Activate(ctx context.Context, who Identity, id string) (_ *Secret, err error) {
 	ctx = s.begin(ctx, who, "activate")
 	defer func() { s.record(ctx, who, "activate", id, err) }()
-	return s.update(ctx, id, true, func(r *record) error {
+	return s.update(ctx, id, anyState, func(r *record) error {
 		if err := s.allowSecret(SecretUpdate, who, r.Secret); err != nil {
 			return err
 		}
 		if r.State != PreActive {
-			return Conflict("secret %s is %s, only a pre-active object can be activated", id, r.State)
+			return WrongState("secret %s is %s, only a pre-active object can be activated", id, r.State)
 		}
 		now := s.clock()
 		r.State, r.ActivationDate = Active, &now
@@ -32,12 +32,12 @@ func (s *Service) SetActivationDate(ctx context.Context, who Identity, id string
 	ctx = s.begin(ctx, who, "activation_date_set")
 	defer func() { s.record(ctx, who, "activation_date_set", id, err) }()
 	at = at.UTC().Truncate(time.Microsecond)
-	return s.update(ctx, id, true, func(r *record) error {
+	return s.update(ctx, id, anyState, func(r *record) error {
 		if err := s.allowSecret(SecretUpdate, who, r.Secret); err != nil {
 			return err
 		}
 		if r.State != PreActive {
-			return Conflict("secret %s is %s: only a pre-active object's Activation Date can change", id, r.State)
+			return newErr(KindReadOnly, "secret %s is %s: only a pre-active object's Activation Date can change", id, r.State)
 		}
 		r.ActivationDate = &at
 		if !at.After(s.now()) {
@@ -64,7 +64,7 @@ func (s *Service) dueActivation(r *record) *record {
 func (s *Service) Revoke(ctx context.Context, who Identity, id string, compromised bool, date *time.Time) (_ *Secret, err error) {
 	ctx = s.begin(ctx, who, "revoke")
 	defer func() { s.record(ctx, who, "revoke", id, err) }()
-	return s.update(ctx, id, true, func(r *record) error {
+	return s.update(ctx, id, anyState, func(r *record) error {
 		if err := s.allowSecret(SecretUpdate, who, r.Secret); err != nil {
 			return err
 		}
@@ -76,13 +76,13 @@ func (s *Service) Revoke(ctx context.Context, who Identity, id string, compromis
 		}
 		switch {
 		case r.State == Destroyed:
-			return Conflict("secret %s is destroyed", id)
+			return WrongState("secret %s is destroyed", id)
 		case compromised:
 			if r.State != Compromised {
 				r.State, r.CompromiseDate = Compromised, when
 			}
 		case r.State == Compromised:
-			return Conflict("secret %s is compromised and cannot be deactivated", id)
+			return WrongState("secret %s is compromised and cannot be deactivated", id)
 		default:
 			r.State, r.DeactivationDate = Deactivated, &now
 		}
@@ -95,18 +95,19 @@ func (s *Service) Revoke(ctx context.Context, who Identity, id string, compromis
 func (s *Service) Destroy(ctx context.Context, who Identity, id string) (err error) {
 	ctx = s.begin(ctx, who, "destroy")
 	defer func() { s.record(ctx, who, "destroy", id, err) }()
-	_, err = s.update(ctx, id, true, func(r *record) error {
+	_, err = s.update(ctx, id, anyState, func(r *record) error {
 		if err := s.allowSecret(SecretDelete, who, r.Secret); err != nil {
 			return err
 		}
 		switch r.State {
 		case Active:
-			return Conflict("secret %s is active: revoke it before destroying it", id)
+			return WrongState("secret %s is active: revoke it before destroying it", id)
 		case Destroyed:
 			return NotFound("Secret not found.")
 		}
 		if len(r.Consumers) > 0 {
-			return Conflict("Secret has consumers and cannot be destroyed: %s.", consumerList(r.Consumers))
+			// In use: a state of its own that KMIP has no name for.
+			return WrongState("Secret has consumers and cannot be destroyed: %s.", consumerList(r.Consumers))
 		}
 		now := s.clock()
 		r.State, r.DestroyDate, r.Sealed, r.HasPayload = Destroyed, &now, nil, false

@@ -56,7 +56,7 @@ type ListQuery struct {
 	Attributes            map[string]string // all must match
 	Sort                  []SortKey         // default created ascending
 	Offset, Limit         int               // Limit <= 0: all
-	IncludeDestroyed      bool              // KMIP sees destroyed objects
+	View                  View              // which secrets are listed (view.go)
 	// ACLOnly lists, in any project, the secrets whose read ACL names the
 	// caller (Barbican's acl_only=true) instead of the caller's project.
 	ACLOnly bool
@@ -101,7 +101,7 @@ func (s *Service) listRecords(ctx context.Context, who Identity, q ListQuery) ([
 	now := s.now()
 	var out []*Secret
 	for _, sec := range candidates {
-		if sec.Expired(now) || (sec.State == Destroyed && !q.IncludeDestroyed) {
+		if !q.View.shows(sec, now) {
 			continue
 		}
 		if !q.match(sec) || s.allowSecret(SecretRead, who, sec) != nil {
@@ -128,9 +128,9 @@ func (q *ListQuery) unfiltered() bool {
 }
 
 // visibleEntry reports whether a summary (or record) passes what every
-// listing applies: not expired, destroyed only when asked, readable by who.
+// listing applies: in q's view (plain entries always are), readable by who.
 func (s *Service) visibleEntry(who Identity, sec *Secret, q *ListQuery, now time.Time) bool {
-	return !sec.Expired(now) && (sec.State != Destroyed || q.IncludeDestroyed) && s.allowSecret(SecretRead, who, sec) == nil
+	return q.View.shows(sec, now) && s.allowSecret(SecretRead, who, sec) == nil
 }
 
 // listByCreated pages the caller's project in (created, id) order, up or

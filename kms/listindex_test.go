@@ -197,6 +197,12 @@ func fillForLists(t *testing.T, svc *kms.Service, clk *tickClock, base time.Time
 			t.Fatal(err)
 		}
 	}
+	// A key pair writes two records in one transaction.
+	for range 2 {
+		if _, _, err := svc.CreateKeyPair(ctx, creator, kms.KeyPairRequest{Algorithm: "ec", BitLength: 256}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	clk.advance(5*time.Minute + 100*time.Second) // some expirations pass
 	clk.mu.Lock()
 	clk.step = 0 // the lists compared see the same now
@@ -221,8 +227,10 @@ func compareLists(t *testing.T, svc *kms.Service, base time.Time) {
 		{Algorithm: "aes", Offset: 3, Limit: 7}, {Mode: "XTS", Limit: 50}, {Type: kms.Symmetric},
 		{BitLength: 256, Sort: []kms.SortKey{{Field: "updated", Desc: true}}},
 		{Expiration: []kms.TimeFilter{{Op: "gt", T: base}}}, {State: kms.PreActive}, {State: kms.Active, Offset: 50, Limit: 50},
-		{State: kms.Compromised}, {IncludeDestroyed: true, Offset: 20, Limit: 50},
-		{IncludeDestroyed: true, Sort: desc, Offset: 2, Limit: 9}, {IncludeDestroyed: true, State: kms.Destroyed},
+		{State: kms.Compromised}, {View: kms.View{Destroyed: true}, Offset: 20, Limit: 50},
+		{View: kms.View{Destroyed: true}, Sort: desc, Offset: 2, Limit: 9}, {View: kms.View{Destroyed: true}, State: kms.Destroyed},
+		{View: kms.View{Expired: true}, Offset: 3, Limit: 40}, {View: kms.View{Expired: true, Destroyed: true}, Sort: desc, Limit: 30},
+		{View: kms.View{Expired: true}, Name: "n0", Offset: 2, Limit: 9},
 		{Created: []kms.TimeFilter{{Op: "gte", T: base.Add(30 * time.Second)}}, Limit: 10},
 		{Updated: []kms.TimeFilter{{Op: "lt", T: base.Add(20 * time.Second)}}, Offset: 4, Limit: 10},
 	}

@@ -14,7 +14,7 @@ func MetadataKey(k string) string { return strings.ToLower(k) }
 
 // GetMetadata returns the secret's user metadata.
 func (s *Service) GetMetadata(ctx context.Context, who Identity, id string) (map[string]string, error) {
-	l, err := s.visible(ctx, id)
+	l, err := s.read(ctx, id, View{})
 	if err != nil {
 		return nil, err
 	}
@@ -31,7 +31,7 @@ func (s *Service) ReplaceMetadata(ctx context.Context, who Identity, id string, 
 	if err := validateMetadata(m); err != nil {
 		return nil, err
 	}
-	sec, err := s.update(ctx, id, false, func(r *record) error {
+	sec, err := s.update(ctx, id, View{}, func(r *record) error {
 		if err := s.allowSecret(SecretMetaWrite, who, r.Secret); err != nil {
 			return err
 		}
@@ -53,7 +53,7 @@ func (s *Service) SetMetadatum(ctx context.Context, who Identity, id, key, value
 		return err
 	}
 	key = MetadataKey(key)
-	_, err = s.update(ctx, id, false, func(r *record) error {
+	_, err = s.update(ctx, id, View{}, func(r *record) error {
 		if err := s.allowSecret(SecretMetaWrite, who, r.Secret); err != nil {
 			return err
 		}
@@ -91,7 +91,7 @@ func (s *Service) DeleteMetadatum(ctx context.Context, who Identity, id, key str
 	ctx = s.begin(ctx, who, "metadata_delete")
 	defer func() { s.record(ctx, who, "metadata_delete", id, err) }()
 	key = MetadataKey(key)
-	_, err = s.update(ctx, id, false, func(r *record) error {
+	_, err = s.update(ctx, id, View{}, func(r *record) error {
 		if err := s.allowSecret(SecretMetaWrite, who, r.Secret); err != nil {
 			return err
 		}

@@ -72,6 +72,10 @@ type Order struct {
 	Created  time.Time    `json:"created"`
 	Updated  time.Time    `json:"updated"`
 	Request  OrderRequest `json:"request"`
+
+	// ContainerID is the rsa container of an asymmetric order (SecretID
+	// is then empty).
+	ContainerID string `json:"container_id,omitempty"`
 }
 
 // Extended reports whether the order uses anything Barbican does not have:
@@ -107,7 +111,9 @@ func (s *Service) CreateOrder(ctx context.Context, who Identity, req OrderReques
 		typ = Symmetric
 	case OrderPassphrase:
 		typ = Passphrase
-	case "asymmetric", "certificate":
+	case OrderAsymmetric:
+		return s.createAsymmetricOrder(ctx, who, req)
+	case "certificate":
 		return nil, Invalid("order type %q is not supported by this server", req.Type)
 	default:
 		return nil, Invalid("unknown order type %q", req.Type)
@@ -284,25 +290,16 @@ func (s *Service) DeleteOrder(ctx context.Context, who Identity, id string) (err
 	if err := who.Validate(); err != nil {
 		return err
 	}
-	for range maxRetries {
+	return s.mutate(ctx, "", Conflict("order %s is being changed concurrently; try again", id), func() (edit, error) {
 		o, version, err := s.loadOrder(ctx, id)
 		if err != nil {
-			return err
+			return edit{}, err
 		}
 		if err := s.policy.check(OrderDelete, who, o.target(), "order "+id); err != nil {
-			return err
+			return edit{}, err
 		}
-		key := orderKey(o.Project, id)
-		err = s.commit(ctx, o.SecretID, "order "+id+" (its secret stays)", []store.Cmp{{Key: key, Version: version}},
-			[]store.Op{store.Delete(key), store.Delete(orderPointerKey(id))})
-		if errors.Is(err, store.ErrConflict) {
-			continue
-		}
-		if err != nil {
-			return writeErr(err)
-		}
-		s.quotaFreed(o.Project, usage{qOrders: 1})
-		return nil
-	}
-	return Conflict("order %s is being changed concurrently; try again", id)
+		e := removal(orderKey(o.Project, id), version, orderPointerKey(id), o.Project, usage{qOrders: 1})
+		e.id, e.detail = o.SecretID, "order "+id+" (its secret stays)"
+		return e, nil
+	})
 }

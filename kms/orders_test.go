@@ -34,7 +34,7 @@ func TestKeyOrder(t *testing.T) {
 	mustKind(t, svc.DeleteOrder(ctx, creator, o.ID), kms.KindNotFound)
 	_, err = svc.GetOrder(ctx, creator, o.ID)
 	mustKind(t, err, kms.KindNotFound)
-	if _, err := svc.GetSecret(ctx, creator, o.SecretID); err != nil {
+	if _, err := svc.GetSecret(ctx, creator, o.SecretID, kms.View{}); err != nil {
 		t.Fatalf("deleting the order took its secret: %v", err)
 	}
 }
@@ -83,12 +83,12 @@ func TestPassphraseOrderForDisk(t *testing.T) {
 func TestOrderRules(t *testing.T) {
 	svc := newService(t)
 	for name, req := range map[string]kms.OrderRequest{
-		"asymmetric":   {Type: "asymmetric", BitLength: 2048},
-		"unknown type": {Type: "banana"},
-		"no bits":      {Type: kms.OrderKey},
-		"bad bits":     {Type: kms.OrderKey, BitLength: 100},
-		"not aes":      {Type: kms.OrderKey, Algorithm: "des", BitLength: 128},
-		"bad consumer": {Type: kms.OrderPassphrase, Consumer: &kms.Consumer{Service: "x"}},
+		"asymmetric, no algorithm": {Type: "asymmetric", BitLength: 2048},
+		"unknown type":             {Type: "banana"},
+		"no bits":                  {Type: kms.OrderKey},
+		"bad bits":                 {Type: kms.OrderKey, BitLength: 100},
+		"not aes":                  {Type: kms.OrderKey, Algorithm: "des", BitLength: 128},
+		"bad consumer":             {Type: kms.OrderPassphrase, Consumer: &kms.Consumer{Service: "x"}},
 	} {
 		_, err := svc.CreateOrder(ctx, creator, req)
 		if kms.KindOf(err) != kms.KindInvalid {

@@ -139,12 +139,10 @@ func (s *Service) collectOrphans(ctx context.Context, by Identity, rule consumer
 	var errs []error
 	for _, o := range found {
 		id := o.Secret.ID
-		var freed usage
-		_, err := s.update(s.begin(ctx, by, "orphan_delete"), id, true, func(r *record) error {
+		_, err := s.update(s.begin(ctx, by, "orphan_delete"), id, anyState, func(r *record) error {
 			if ok, _ := orphan(r.Secret, rule, s.now()); !ok {
 				return errNotOrphan
 			}
-			freed = usage{qSecrets: 1, qConsumers: len(r.Consumers)}
 			return errDelete
 		})
 		switch {
@@ -154,8 +152,6 @@ func (s *Service) collectOrphans(ctx context.Context, by Identity, rule consumer
 			errs = append(errs, err)
 			continue
 		}
-		s.owners.Delete(id)
-		s.quotaFreed(o.Secret.Project, freed)
 		deleted = append(deleted, id)
 	}
 	return deleted, errors.Join(errs...)

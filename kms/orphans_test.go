@@ -94,7 +94,7 @@ func TestOrphans(t *testing.T) {
 		t.Fatalf("collected %v; want %v", got, want)
 	}
 	for _, id := range []string{unused.ID, used.ID, kept.ID} {
-		if _, err := svc.GetSecret(ctx, admin, id); err != nil {
+		if _, err := svc.GetSecret(ctx, admin, id, kms.View{}); err != nil {
 			t.Fatalf("%s collected: %v", id, err)
 		}
 	}
@@ -118,7 +118,7 @@ func TestOrphansNeedServiceAdmin(t *testing.T) {
 		_, _, err := svc.Orphans(ctx, who, rule, true)
 		mustKind(t, err, kms.KindForbidden)
 	}
-	if _, err := svc.GetSecret(ctx, admin, unused.ID); err != nil {
+	if _, err := svc.GetSecret(ctx, admin, unused.ID, kms.View{}); err != nil {
 		t.Fatalf("a refused collection destroyed the secret: %v", err)
 	}
 	op := kms.Identity{Project: "ops", User: "oscar", Roles: []string{kms.RoleServiceAdmin}}
@@ -130,7 +130,7 @@ func TestOrphansNeedServiceAdmin(t *testing.T) {
 	if err != nil || !slices.Equal(destroyed, []string{unused.ID}) || len(found) != 1 {
 		t.Fatalf("collect: %v %v %v", orphanIDs(found), destroyed, err)
 	}
-	_, err = svc.GetSecret(ctx, admin, unused.ID)
+	_, err = svc.GetSecret(ctx, admin, unused.ID, kms.View{})
 	mustKind(t, err, kms.KindNotFound)
 	if got := audit.users(unused.ID); !slices.Contains(got, "oscar") {
 		t.Fatalf("collection audited as %v", got)

@@ -27,6 +27,7 @@ const (
 	SecretUpdate  Rule = "secret:put"
 	SecretDelete  Rule = "secret:delete"
 	SecretClone   Rule = "secret:clone"
+	SecretUse     Rule = "secret:use"
 	// ACLs of secrets and containers.
 	SecretACLRead   Rule = "secret_acls:get"
 	SecretACLChange Rule = "secret_acls:put_patch"
@@ -93,7 +94,7 @@ var baseRules = []ruleDef{
 // rules is the table itself, in the order docs/POLICY.md shows it.
 var rules = []ruleDef{
 	{SecretCreate, "rule:admin_or_writer", "create a secret in one's own project",
-		"POST /v1/secrets, POST /v1/orders (type key, passphrase); KMIP Create, Register"},
+		"POST /v1/secrets, POST /v1/orders (type key, passphrase); KMIP Create, Create Key Pair, Register"},
 	{SecretList, "rule:all_but_audit", "list the secrets of one's project (each listed only if secret:get allows it)",
 		"GET /v1/secrets; KMIP Locate"},
 	{SecretRead, "rule:object_read", "read a secret's metadata",
@@ -106,6 +107,8 @@ var rules = []ruleDef{
 		"DELETE /v1/secrets/{id}; KMIP Destroy"},
 	{SecretClone, "rule:object_decrypt", "clone a secret (the clone lands in the caller's project and needs secrets:post there)",
 		"POST /v1/secrets/{id}/clone"},
+	{SecretUse, "rule:object_decrypt", "use a key in a cryptographic operation on the server (the material stays there)",
+		"KMIP Encrypt, Decrypt, Sign, Signature Verify, MAC, MAC Verify"},
 	{SecretACLRead, "project_match and rule:all_but_audit", "read a secret's ACL",
 		"GET /v1/secrets/{id}/acl"},
 	{SecretACLChange, "rule:object_owner", "change a secret's ACL",
@@ -142,7 +145,7 @@ var rules = []ruleDef{
 		"GET /v1/containers/{id}/acl"},
 	{ContainerACLChange, "rule:object_owner", "change or remove a container's ACL",
 		"PUT/PATCH/DELETE /v1/containers/{id}/acl"},
-	{OrderCreate, "rule:admin_or_writer", "order a key or passphrase in one's own project",
+	{OrderCreate, "rule:admin_or_writer", "order a key, a passphrase or an RSA key pair (its secrets and rsa container) in one's own project",
 		"POST /v1/orders"},
 	{OrderList, "rule:all_but_audit", "list the orders of one's project",
 		"GET /v1/orders"},

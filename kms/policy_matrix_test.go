@@ -17,6 +17,7 @@ type matrixObjects struct {
 	secret, container, order string
 	lastConsumer             string // on_last_consumer secret with one consumer
 	plain                    string // no consumer: one a delete can remove
+	aesKey                   string // an AES key, for the cryptographic services
 }
 
 var (
@@ -47,6 +48,11 @@ func makeObjects(t *testing.T, svc *kms.Service, s policytest.Situation) matrixO
 	plain := storeKey(t, svc, matrixOwner, kms.CreateRequest{Name: "plain"})
 	o.plain = plain.ID
 	_, err = svc.SetACL(ctx, matrixOwner, plain.ID, acl)
+	must(err)
+	key := storeKey(t, svc, matrixOwner, kms.CreateRequest{Type: kms.Symmetric, Algorithm: "aes", Mode: "gcm",
+		Payload: make([]byte, 32), ContentType: kms.ContentTypeBinary})
+	o.aesKey = key.ID
+	_, err = svc.SetACL(ctx, matrixOwner, key.ID, acl)
 	must(err)
 	last := storeKey(t, svc, matrixOwner, kms.CreateRequest{Name: "last", DeletionPolicy: kms.OnLastConsumer})
 	o.lastConsumer = last.ID
@@ -81,7 +87,7 @@ var matrixOps = map[kms.Rule]func(svc *kms.Service, who kms.Identity, o matrixOb
 		return err
 	},
 	kms.SecretRead: func(svc *kms.Service, who kms.Identity, o matrixObjects) error {
-		_, err := svc.GetSecret(ctx, who, o.secret)
+		_, err := svc.GetSecret(ctx, who, o.secret, kms.View{})
 		return err
 	},
 	kms.SecretDecrypt: func(svc *kms.Service, who kms.Identity, o matrixObjects) error {
@@ -97,6 +103,10 @@ var matrixOps = map[kms.Rule]func(svc *kms.Service, who kms.Identity, o matrixOb
 	},
 	kms.SecretClone: func(svc *kms.Service, who kms.Identity, o matrixObjects) error {
 		_, err := svc.CloneSecret(ctx, who, o.secret, kms.CloneRequest{})
+		return err
+	},
+	kms.SecretUse: func(svc *kms.Service, who kms.Identity, o matrixObjects) error {
+		_, err := svc.Encrypt(ctx, who, o.aesKey, kms.CryptoParams{}, []byte("data"))
 		return err
 	},
 	kms.SecretACLRead: func(svc *kms.Service, who kms.Identity, o matrixObjects) error {
@@ -243,7 +253,7 @@ func snapshot(t *testing.T, svc *kms.Service, o matrixObjects) string {
 	t.Helper()
 	s := ""
 	for _, id := range []string{o.secret, o.lastConsumer, o.plain} {
-		sec, err := svc.GetSecret(ctx, matrixOwner, id)
+		sec, err := svc.GetSecret(ctx, matrixOwner, id, kms.View{})
 		if err != nil {
 			s += id + " gone; "
 			continue
@@ -276,11 +286,5 @@ func fmtACL(a *kms.ACL) string {
 }
 
 func newServiceOnMem(t *testing.T) *kms.Service {
-	t.Helper()
-	_, root := newStore(t)
-	svc, err := kms.New(kms.Config{Store: newMemStore(), Master: root})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return svc
+	return newServiceWith(t, kms.Config{Store: newMemStore()})
 }

@@ -124,7 +124,7 @@ func (s *Service) SetProjectQuotas(ctx context.Context, who Identity, project st
 		return err
 	}
 	key := quotaKey(project)
-	for range maxRetries {
+	return s.mutate(ctx, "", quotasBusy(project), func() (edit, error) {
 		now := s.clock()
 		pq := &ProjectQuotas{Project: project, Quotas: q, Created: now, Updated: now}
 		var version int64
@@ -137,22 +137,21 @@ func (s *Service) SetProjectQuotas(ctx context.Context, who Identity, project st
 			}
 			version = kv.Version
 		case !errors.Is(err, store.ErrNotFound):
-			return internal("read", err)
+			return edit{}, internal("read", err)
 		}
 		b, err := json.Marshal(pq)
 		if err != nil {
-			return internal("encode", err)
+			return edit{}, internal("encode", err)
 		}
-		err = s.commit(ctx, "", quotaDetail(project, q), []store.Cmp{{Key: key, Version: version}}, []store.Op{store.Put(key, b)})
-		if errors.Is(err, store.ErrConflict) {
-			continue
-		}
-		if err != nil {
-			return writeErr(err)
-		}
-		s.setSnapshotProject(ctx, project, q)
-		return nil
-	}
+		return edit{
+			detail: quotaDetail(project, q),
+			cmps:   []store.Cmp{{Key: key, Version: version}}, ops: []store.Op{store.Put(key, b)},
+			after: settle{then: func() { s.setSnapshotProject(ctx, project, q) }},
+		}, nil
+	})
+}
+
+func quotasBusy(project string) error {
 	return Conflict("the quotas of project %s are being changed concurrently; try again", project)
 }
 
@@ -168,22 +167,17 @@ func (s *Service) DeleteProjectQuotas(ctx context.Context, who Identity, project
 		return NotFound("Project quotas not found.")
 	}
 	key := quotaKey(project)
-	for range maxRetries {
+	return s.mutate(ctx, "", quotasBusy(project), func() (edit, error) {
 		kv, err := s.st.Get(ctx, key)
 		if errors.Is(err, store.ErrNotFound) {
-			return NotFound("Project quotas not found.")
+			return edit{}, NotFound("Project quotas not found.")
 		} else if err != nil {
-			return internal("read", err)
+			return edit{}, internal("read", err)
 		}
-		err = s.commit(ctx, "", "project "+project, []store.Cmp{{Key: key, Version: kv.Version}}, []store.Op{store.Delete(key)})
-		if errors.Is(err, store.ErrConflict) {
-			continue
-		}
-		if err != nil {
-			return writeErr(err)
-		}
-		s.setSnapshotProject(ctx, project, nil)
-		return nil
-	}
-	return Conflict("the quotas of project %s are being changed concurrently; try again", project)
+		return edit{
+			detail: "project " + project,
+			cmps:   []store.Cmp{{Key: key, Version: kv.Version}}, ops: []store.Op{store.Delete(key)},
+			after: settle{then: func() { s.setSnapshotProject(ctx, project, nil) }},
+		}, nil
+	})
 }

@@ -4,17 +4,14 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/keywarden/keywarden/crypto"
 	"github.com/keywarden/keywarden/kms"
 	"github.com/keywarden/keywarden/kms/store"
-	"github.com/keywarden/keywarden/kms/store/bolt"
 )
 
 var serviceAdmin = kms.Identity{Project: "ops", User: "quota-admin", Roles: []string{kms.RoleServiceAdmin}}
@@ -30,11 +27,7 @@ func quotaNodes(t testing.TB, n int, def kms.Quotas) []*kms.Service {
 	st, root := newStore(t)
 	var out []*kms.Service
 	for range n {
-		svc, err := kms.New(kms.Config{Store: st, Master: root, Quotas: def})
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, svc)
+		out = append(out, newServiceWith(t, kms.Config{Store: st, Master: root, Quotas: def}))
 	}
 	return out
 }
@@ -102,13 +95,7 @@ func TestQuotaDefaults(t *testing.T) {
 		t.Fatalf("a refused create wrote: %d secrets", n)
 	}
 
-	dir := t.TempDir()
-	st, err := bolt.Open(filepath.Join(dir, "kw.db"), bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	root, _, _ := crypto.LoadOrCreateRootKey(filepath.Join(dir, "root.key"))
+	st, root := newStore(t)
 	if _, err := kms.New(kms.Config{Store: st, Master: root, Quotas: kms.Quotas{"transport_keys": 1}}); err == nil {
 		t.Fatal("an unknown quota kind was accepted")
 	}
@@ -527,10 +514,7 @@ func (m *memStore) Close() error { return nil }
 // counts anything), and with a finite quota on the creating project (the
 // count in memory, recounted every quotaCountMaxAge).
 func BenchmarkCreateSecretQuota(b *testing.B) {
-	root, _, err := crypto.LoadOrCreateRootKey(filepath.Join(b.TempDir(), "root.key"))
-	if err != nil {
-		b.Fatal(err)
-	}
+	_, root := newStore(b)
 	for _, bc := range []struct {
 		name string
 		set  map[string]kms.Quotas
@@ -540,10 +524,7 @@ func BenchmarkCreateSecretQuota(b *testing.B) {
 		{"finite", map[string]kms.Quotas{"p1": {kms.QuotaSecrets: 1 << 30}}},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			svc, err := kms.New(kms.Config{Store: newMemStore(), Master: root})
-			if err != nil {
-				b.Fatal(err)
-			}
+			svc := newServiceWith(b, kms.Config{Store: newMemStore(), Master: root})
 			for p, q := range bc.set {
 				if err := svc.SetProjectQuotas(ctx, serviceAdmin, p, q); err != nil {
 					b.Fatal(err)

@@ -1,24 +1,15 @@
 package kms_test
 
 import (
-	"path/filepath"
 	"testing"
 
-	"github.com/keywarden/keywarden/crypto"
 	"github.com/keywarden/keywarden/kms"
-	"github.com/keywarden/keywarden/kms/store/bolt"
 )
 
 func TestRotateMaster(t *testing.T) {
-	dir := t.TempDir()
-	st, err := bolt.Open(filepath.Join(dir, "kw.db"), bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	oldKey, _, _ := crypto.LoadOrCreateRootKey(filepath.Join(dir, "old.key"))
-	newKey, _, _ := crypto.LoadOrCreateRootKey(filepath.Join(dir, "new.key"))
-	before, _ := kms.New(kms.Config{Store: st, Master: oldKey})
+	st, oldKey := newStore(t)
+	_, newKey := newStore(t)
+	before := newServiceWith(t, kms.Config{Store: st, Master: oldKey})
 	ids := map[string]string{}
 	for _, p := range []string{"p1", "p2", "p:3"} {
 		who := kms.Identity{Project: p, Roles: []string{kms.RoleAdmin}}
@@ -34,8 +25,8 @@ func TestRotateMaster(t *testing.T) {
 			t.Fatalf("rotate: %d %v", n, err)
 		}
 	}
-	after, _ := kms.New(kms.Config{Store: st, Master: newKey})
-	stale, _ := kms.New(kms.Config{Store: st, Master: oldKey})
+	after := newServiceWith(t, kms.Config{Store: st, Master: newKey})
+	stale := newServiceWith(t, kms.Config{Store: st, Master: oldKey})
 	for p, id := range ids {
 		who := kms.Identity{Project: p, Roles: []string{kms.RoleAdmin}}
 		_, pt, err := after.GetPayload(ctx, who, id)

@@ -29,9 +29,9 @@ type CreateRequest struct {
 	// State is the initial state (default Active, Barbican's behaviour;
 	// KMIP creates objects PreActive unless activated).
 	State State
-	// ActivationDate (KMIP) activates the secret at that time: a date that
-	// has come makes it Active now, a future one leaves it PreActive until
-	// then.
+	// ActivationDate (KMIP) activates the secret at that time, whatever
+	// State says: a date that has come makes it Active now, a future one
+	// leaves it PreActive until then.
 	ActivationDate *time.Time
 }
 
@@ -81,6 +81,14 @@ func (s *Service) validateCreate(req *CreateRequest) error {
 	default:
 		return Invalid("a new secret cannot be %s", req.State)
 	}
+	if d := req.ActivationDate; d != nil {
+		// The date decides: one that has come activates the secret now, a
+		// future one leaves it pre-active until it comes (dueActivation).
+		req.State = PreActive
+		if !d.After(s.now()) {
+			req.State = Active
+		}
+	}
 	if err := validateMetadata(req.Metadata); err != nil {
 		return err
 	}
@@ -106,25 +114,9 @@ func (s *Service) CreateSecret(ctx context.Context, who Identity, req CreateRequ
 		return nil, err
 	}
 	defer func() { hold.release(err == nil) }()
-	now := s.clock()
-	r := &record{Secret: &Secret{
-		ID: newSecretID(), Project: who.Project, Creator: who.User, CreatorSource: who.Source,
-		Name: req.Name, Type: req.Type, Algorithm: req.Algorithm, BitLength: req.BitLength,
-		Mode: req.Mode, Expiration: req.Expiration, State: req.State, Created: now, Updated: now,
-		Metadata: normalizeMetadata(req.Metadata), Attributes: req.Attributes,
-		DeletionPolicy: req.DeletionPolicy, Encryption: req.Encryption,
-	}}
-	if r.State == Active {
-		r.ActivationDate = &now
-	}
-	if d := req.ActivationDate; d != nil {
-		t := d.UTC().Truncate(time.Microsecond)
-		r.ActivationDate = &t
-	}
-	if len(req.Payload) > 0 {
-		if err := s.seal(ctx, r, req.Payload, req.ContentType); err != nil {
-			return nil, err
-		}
+	r, err := s.newRecord(ctx, who, who.Project, req)
+	if err != nil {
+		return nil, err
 	}
 	if err := s.insert(ctx, r); err != nil {
 		return nil, err
@@ -155,21 +147,42 @@ func (s *Service) insert(ctx context.Context, r *record, extra ...store.Op) erro
 	if err != nil {
 		return err
 	}
-	key := recordKey(r.Project, r.ID)
-	ops := append([]store.Op{store.Put(key, b), store.Put(pointerKey(r.ID), []byte(r.Project))}, extra...)
-	ops = append(ops, aclIndexOps(nil, r.Secret)...)
-	ops = append(ops, s.listIndexOps(nil, r.Secret)...)
+	e := s.creation(r, b, joinDetail("project "+r.Project, secretDiff(nil, r.Secret)))
+	e.ops = append(e.ops, extra...)
 	marker := s.markerOps()
-	ops = append(ops, marker...)
-	err = s.commit(ctx, r.ID, joinDetail("project "+r.Project, secretDiff(nil, r.Secret)), []store.Cmp{{Key: pointerKey(r.ID)}}, ops)
-	if err != nil {
-		return writeErr(err)
-	}
-	if marker != nil {
+	e.ops = append(e.ops, marker...)
+	err = s.mutate(ctx, "", nil, once(e, Conflict("secret %s already exists", r.ID)))
+	if err == nil && marker != nil {
 		s.listMarkerPending.Store(false)
 	}
-	s.owners.Store(r.ID, r.Project)
-	return nil
+	return err
+}
+
+// creation is the edit that writes the new secret r, encoded as b: its
+// record, its id pointer (which must not exist yet), its ACL index and its
+// list index entry.
+func (s *Service) creation(r *record, b []byte, detail string) edit {
+	ops := []store.Op{store.Put(recordKey(r.Project, r.ID), b), store.Put(pointerKey(r.ID), []byte(r.Project))}
+	ops = append(ops, aclIndexOps(nil, r.Secret)...)
+	return edit{
+		id: r.ID, detail: detail,
+		cmps:  []store.Cmp{{Key: pointerKey(r.ID)}},
+		ops:   append(ops, s.listIndexOps(nil, r.Secret)...),
+		after: settle{project: r.Project, owned: r.ID},
+	}
+}
+
+// once decides e for a create under fresh keys: there is nothing to read
+// again, so a conflict (the keys were taken meanwhile) ends with taken.
+func once(e edit, taken error) func() (edit, error) {
+	tried := false
+	return func() (edit, error) {
+		if tried {
+			return edit{}, taken
+		}
+		tried = true
+		return e, nil
+	}
 }
 
 // GenerateRequest asks the server to make the material: a symmetric key of
@@ -258,7 +271,7 @@ func (s *Service) PutPayload(ctx context.Context, who Identity, id string, paylo
 	if len(payload) > s.maxPayload {
 		return TooLarge("payload is larger than %d bytes", s.maxPayload)
 	}
-	_, err = s.update(ctx, id, false, func(r *record) error {
+	_, err = s.update(ctx, id, View{}, func(r *record) error {
 		if err := s.allowSecret(SecretUpdate, who, r.Secret); err != nil {
 			return err
 		}
@@ -270,27 +283,13 @@ func (s *Service) PutPayload(ctx context.Context, who Identity, id string, paylo
 	return err
 }
 
-// GetSecret returns a secret's metadata.
-func (s *Service) GetSecret(ctx context.Context, who Identity, id string) (*Secret, error) {
-	l, err := s.visible(ctx, id)
+// GetSecret returns a secret's metadata as v sees it: the zero View is
+// live secrets only; a destroyed object keeps its attributes for a caller
+// that asks for destroyed ones too.
+func (s *Service) GetSecret(ctx context.Context, who Identity, id string, v View) (*Secret, error) {
+	l, err := s.read(ctx, id, v)
 	if err != nil {
 		return nil, err
-	}
-	if err := s.allowSecret(SecretRead, who, l.rec.Secret); err != nil {
-		return nil, err
-	}
-	return l.rec.Secret.Clone(), nil
-}
-
-// GetObject returns a secret whatever its state, destroyed included (KMIP
-// keeps a destroyed object's attributes); expired secrets are still gone.
-func (s *Service) GetObject(ctx context.Context, who Identity, id string) (*Secret, error) {
-	l, err := s.load(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	if l.rec.Expired(s.now()) {
-		return nil, NotFound("Secret not found.")
 	}
 	if err := s.allowSecret(SecretRead, who, l.rec.Secret); err != nil {
 		return nil, err
@@ -302,11 +301,14 @@ func (s *Service) GetObject(ctx context.Context, who Identity, id string) (*Secr
 // crypto.Zero the plaintext when done.
 func (s *Service) GetPayload(ctx context.Context, who Identity, id string) (sec *Secret, payload []byte, err error) {
 	defer func() { s.record(ctx, who, "read_payload", id, err) }()
-	l, err := s.visible(ctx, id)
+	l, err := s.read(ctx, id, View{})
 	if err != nil {
 		return nil, nil, err
 	}
 	if err := s.allowSecret(SecretDecrypt, who, l.rec.Secret); err != nil {
+		return nil, nil, err
+	}
+	if err := extractable(l.rec.Secret); err != nil {
 		return nil, nil, err
 	}
 	if !l.rec.HasPayload || l.rec.Sealed == nil {
@@ -324,10 +326,7 @@ func (s *Service) GetPayload(ctx context.Context, who Identity, id string) (sec 
 func (s *Service) DeleteSecret(ctx context.Context, who Identity, id string, force bool) (err error) {
 	ctx = s.begin(ctx, who, "delete")
 	defer func() { s.record(ctx, who, "delete", id, err) }()
-	var project string
-	var freed usage
-	_, err = s.update(ctx, id, false, func(r *record) error {
-		project, freed = r.Project, usage{qSecrets: 1, qConsumers: len(r.Consumers)}
+	_, err = s.update(ctx, id, View{}, func(r *record) error {
 		if err := s.allowSecret(SecretDelete, who, r.Secret); err != nil {
 			return err
 		}
@@ -341,10 +340,6 @@ func (s *Service) DeleteSecret(ctx context.Context, who Identity, id string, for
 		}
 		return errDelete
 	})
-	if err == nil {
-		s.owners.Delete(id)
-		s.quotaFreed(project, freed)
-	}
 	return err
 }
 

@@ -215,71 +215,51 @@ func decodeRecord(b []byte) (*record, error) {
 	return r, nil
 }
 
-// visible loads a secret the way Barbican sees it: expired and destroyed
-// secrets do not exist.
-func (s *Service) visible(ctx context.Context, id string) (loaded, error) {
-	l, err := s.load(ctx, id)
-	if err != nil {
-		return l, err
-	}
-	if l.rec.State == Destroyed || l.rec.Expired(s.now()) {
-		return loaded{}, NotFound("Secret not found.")
-	}
-	return l, nil
-}
-
-// maxRetries bounds compare-and-swap retries under contention.
-const maxRetries = 64
-
-// update applies fn to the current record and writes it back with
-// compare-and-swap, retrying on a concurrent change. fn may return
-// errDelete to remove the secret instead.
-func (s *Service) update(ctx context.Context, id string, hidden bool, fn func(r *record) error) (*Secret, error) {
-	defer lockWrites(id)() // writers of one secret queue instead of starving (consumers.go)
-	for range maxRetries {
-		var l loaded
-		var err error
-		if hidden {
-			l, err = s.load(ctx, id)
-		} else {
-			l, err = s.visible(ctx, id)
-		}
+// update applies fn to the current record, as v sees it, and writes it
+// back through mutate (mutate.go). fn may return errDelete to remove the
+// secret instead, or errUnchanged to write nothing. The quota a delete or
+// a removed consumer gives back follows the commit.
+func (s *Service) update(ctx context.Context, id string, v View, fn func(r *record) error) (*Secret, error) {
+	var out *Secret
+	busy := Conflict("secret %s is being changed concurrently; try again", id)
+	err := s.mutate(ctx, id, busy, func() (edit, error) {
+		l, err := s.read(ctx, id, v)
 		if err != nil {
-			return nil, err
+			return edit{}, err
 		}
 		before := l.rec.Secret
-		l.rec = l.rec.clone() // the loaded record may be shared through the cache
-		err = fn(l.rec)
-		key := recordKey(l.rec.Project, id)
-		var ops []store.Op
-		var diff string
+		r := l.rec.clone() // the loaded record may be shared through the cache
+		err = fn(r)
+		key := recordKey(r.Project, id)
 		switch {
 		case errors.Is(err, errDelete):
-			ops = append([]store.Op{store.Delete(key), store.Delete(pointerKey(id))}, aclIndexOps(before, nil)...)
-			ops = append(ops, s.listIndexOps(before, nil)...)
-			diff = secretDiff(before, nil)
+			e := removal(key, l.version, pointerKey(id), r.Project,
+				usage{qSecrets: 1, qConsumers: len(before.Consumers)})
+			e.id, e.detail, e.after.gone = id, secretDiff(before, nil), id
+			e.ops = append(e.ops, aclIndexOps(before, nil)...)
+			e.ops = append(e.ops, s.listIndexOps(before, nil)...)
+			out = r.Secret
+			return e, nil
 		case err != nil:
-			return nil, err
-		default:
-			l.rec.Updated = s.clock()
-			b, err := s.encodeRecord(ctx, l.rec, l.version+1)
-			if err != nil {
-				return nil, err
-			}
-			ops = append([]store.Op{store.Put(key, b)}, aclIndexOps(before, l.rec.Secret)...)
-			ops = append(ops, s.listIndexOps(before, l.rec.Secret)...)
-			diff = secretDiff(before, l.rec.Secret)
+			return edit{}, err
 		}
-		err = s.commit(ctx, id, diff, []store.Cmp{{Key: key, Version: l.version}}, ops)
-		if errors.Is(err, store.ErrConflict) {
-			continue
-		}
+		r.Updated = s.clock()
+		b, err := s.encodeRecord(ctx, r, l.version+1)
 		if err != nil {
-			return nil, writeErr(err)
+			return edit{}, err
 		}
-		return l.rec.Secret.Clone(), nil
+		out = r.Secret
+		return edit{
+			id: id, detail: secretDiff(before, r.Secret),
+			cmps:  []store.Cmp{{Key: key, Version: l.version}},
+			ops:   append(append([]store.Op{store.Put(key, b)}, aclIndexOps(before, r.Secret)...), s.listIndexOps(before, r.Secret)...),
+			after: settle{project: r.Project, freed: consumersFreed(len(before.Consumers), len(r.Consumers))},
+		}, nil
+	})
+	if err != nil {
+		return nil, err
 	}
-	return nil, Conflict("secret %s is being changed concurrently; try again", id)
+	return out.Clone(), nil
 }
 
 // errDelete is returned by an update function to delete the record.

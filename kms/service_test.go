@@ -61,15 +61,15 @@ func TestCreateReadPayload(t *testing.T) {
 		t.Fatalf("payload %q type %q", pt, got.ContentType)
 	}
 	// audit may read metadata but not the payload.
-	if _, err := svc.GetSecret(ctx, auditor, sec.ID); err != nil {
+	if _, err := svc.GetSecret(ctx, auditor, sec.ID, kms.View{}); err != nil {
 		t.Fatal(err)
 	}
 	_, _, err = svc.GetPayload(ctx, auditor, sec.ID)
 	mustKind(t, err, kms.KindForbidden)
 	// Another project: forbidden, not hidden.
-	_, err = svc.GetSecret(ctx, other, sec.ID)
+	_, err = svc.GetSecret(ctx, other, sec.ID, kms.View{})
 	mustKind(t, err, kms.KindForbidden)
-	_, err = svc.GetSecret(ctx, admin, "00000000-0000-0000-0000-000000000000")
+	_, err = svc.GetSecret(ctx, admin, "00000000-0000-0000-0000-000000000000", kms.View{})
 	mustKind(t, err, kms.KindNotFound)
 }
 
@@ -117,11 +117,11 @@ func TestExpiredIsGone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := svc.GetSecret(ctx, creator, sec.ID); err != nil {
+	if _, err := svc.GetSecret(ctx, creator, sec.ID, kms.View{}); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(200 * time.Millisecond)
-	_, err = svc.GetSecret(ctx, creator, sec.ID)
+	_, err = svc.GetSecret(ctx, creator, sec.ID, kms.View{})
 	mustKind(t, err, kms.KindNotFound)
 	list, total, err := svc.ListSecrets(ctx, creator, kms.ListQuery{})
 	if err != nil || total != 0 || len(list) != 0 {
@@ -263,8 +263,8 @@ func TestKMIPLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = svc.Activate(ctx, creator, sec.ID)
-	mustKind(t, err, kms.KindConflict)
-	mustKind(t, svc.Destroy(ctx, creator, sec.ID), kms.KindConflict)
+	mustKind(t, err, kms.KindWrongState)
+	mustKind(t, svc.Destroy(ctx, creator, sec.ID), kms.KindWrongState)
 	_, err = svc.Revoke(ctx, observer, sec.ID, false, nil)
 	mustKind(t, err, kms.KindForbidden)
 	got, err := svc.Revoke(ctx, creator, sec.ID, false, nil)
@@ -274,11 +274,11 @@ func TestKMIPLifecycle(t *testing.T) {
 	if err := svc.Destroy(ctx, creator, sec.ID); err != nil {
 		t.Fatal(err)
 	}
-	obj, err := svc.GetObject(ctx, creator, sec.ID)
+	obj, err := svc.GetSecret(ctx, creator, sec.ID, kms.View{Destroyed: true})
 	if err != nil || obj.State != kms.Destroyed || obj.HasPayload {
 		t.Fatalf("destroyed object: %+v %v", obj, err)
 	}
-	_, err = svc.GetSecret(ctx, creator, sec.ID)
+	_, err = svc.GetSecret(ctx, creator, sec.ID, kms.View{})
 	mustKind(t, err, kms.KindNotFound)
 	_, _, err = svc.GetPayload(ctx, creator, sec.ID)
 	mustKind(t, err, kms.KindNotFound)

@@ -56,6 +56,7 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		"auth:\n  keystone:\n    auth_url: http://k:5000/v3\n": "username",
 		"auth:\n  keystone:\n    auth_url: http://k\n    username: u\n    password_file: /p\n    project_name: s\n    cache_seconds: -1\n": "cache_seconds",
 		"auth:\n  keystone:\n    authurl: http://k\n": "authurl",
+		"auth:\n  keystone:\n    auth_url: http://k\n    username: u\n    password_file: /p\n    project_name: s\n    revocation_poll: 1ms\n": "revocation_poll",
 	} {
 		path := filepath.Join(t.TempDir(), "kw.yaml")
 		os.WriteFile(path, []byte(body), 0o600)

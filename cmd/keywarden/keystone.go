@@ -23,6 +23,9 @@ type keystoneConfig struct {
 	UserDomainName    string `yaml:"user_domain_name"`
 	ProjectDomainName string `yaml:"project_domain_name"`
 	CacheSeconds      int    `yaml:"cache_seconds"` // 0: no cache
+	// RevocationPoll is how often revocation events are fetched: the
+	// longest a revoked token still works (default 2 s).
+	RevocationPoll time.Duration `yaml:"revocation_poll"`
 }
 
 func (k *keystoneConfig) enabled() bool { return k.AuthURL != "" }
@@ -39,6 +42,10 @@ func (k *keystoneConfig) check() error {
 	if k.CacheSeconds < 0 {
 		return fmt.Errorf("config: auth.keystone.cache_seconds must not be negative, got %d", k.CacheSeconds)
 	}
+	if k.RevocationPoll < 0 || (k.RevocationPoll > 0 && k.RevocationPoll < 100*time.Millisecond) {
+		return fmt.Errorf("config: auth.keystone.revocation_poll must be at least 100ms (0: the default %s), got %s",
+			keystone.DefaultPollEvery, k.RevocationPoll)
+	}
 	return nil
 }
 
@@ -54,6 +61,6 @@ func (k *keystoneConfig) validator(log *slog.Logger) (*keystone.Validator, error
 	return keystone.New(keystone.Config{
 		AuthURL: k.AuthURL, Username: k.Username, Password: pw, ProjectName: k.ProjectName,
 		UserDomainName: k.UserDomainName, ProjectDomainName: k.ProjectDomainName,
-		CacheTime: time.Duration(k.CacheSeconds) * time.Second, Logger: log,
+		CacheTime: time.Duration(k.CacheSeconds) * time.Second, PollEvery: k.RevocationPoll, Logger: log,
 	})
 }

@@ -138,7 +138,7 @@ func (o kmipOptions) check() error {
 
 // startKMIP creates the CA and server certificate in dataDir on first run,
 // logs where they are, listens on opts.Addr and serves in the background.
-func startKMIP(ctx context.Context, svc *kms.Service, dataDir string, opts kmipOptions, m *metrics, log *slog.Logger) (addr string, shutdown func(context.Context) error, err error) {
+func startKMIP(ctx context.Context, svc *kms.Service, dataDir string, opts kmipOptions, m *metrics, log *slog.Logger) (addr string, srv *kmip.Server, err error) {
 	ca, created, err := pki.LoadOrCreateWith(kmipCADir(dataDir), pki.Lifetimes{
 		CA: time.Duration(opts.CAValidity), Server: time.Duration(opts.ServerCertValidity)})
 	if err != nil {
@@ -212,7 +212,7 @@ func startKMIP(ctx context.Context, svc *kms.Service, dataDir string, opts kmipO
 	if m != nil {
 		kcfg.Observe, kcfg.ObserveConn = m.observeKMIP, m.observeKMIPConn
 	}
-	srv, err := kmip.NewServer(kcfg)
+	srv, err = kmip.NewServer(kcfg)
 	if err != nil {
 		return "", nil, err
 	}
@@ -231,7 +231,7 @@ func startKMIP(ctx context.Context, svc *kms.Service, dataDir string, opts kmipO
 	log.Info("kmip: serving KMIP 1.0-1.4, 2.0, 2.1 over mutual TLS", "addr", ln.Addr().String(),
 		"ca", filepath.Join(ca.Dir(), pki.CAFile), "crl", crlFile, "revoked", ids.RevokedCount(),
 		"client_certs", "keywarden pki issue-client --data-dir "+dataDir+" --project P --user U --roles admin --out DIR")
-	return ln.Addr().String(), srv.Shutdown, nil
+	return ln.Addr().String(), srv, nil
 }
 
 // loadKeyPair loads a server certificate whose key file is held to the

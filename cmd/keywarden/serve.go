@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,6 +18,7 @@ import (
 	"github.com/keywarden/keywarden/barbican"
 	"github.com/keywarden/keywarden/consumers"
 	"github.com/keywarden/keywarden/crypto"
+	"github.com/keywarden/keywarden/kmip"
 	"github.com/keywarden/keywarden/kms"
 	"github.com/keywarden/keywarden/kms/audit"
 	"github.com/keywarden/keywarden/kms/store"
@@ -221,17 +223,40 @@ func serve(ctx context.Context, cfg config) error {
 	api, err := barbican.New(barbican.Config{
 		Service: st.svc, Auth: auth, NoAuth: cfg.Auth.InsecureNoAuth,
 		HostHref: cfg.REST.HostHref, MaxBody: cfg.REST.MaxBody, Logger: log, Observe: observeREST,
+		OrphanRule: consumers.OrphanRule{Grace: cfg.Orphans.Grace, OlderThan: cfg.Orphans.OlderThan},
 	})
 	if err != nil {
 		return err
 	}
+	// KMIP first: its handler is also served on the REST listener
+	// (KMIP over HTTPS, kmip.HTTPPath).
+	kmipShutdown := func(context.Context) error { return nil }
+	kmipAddr := "off"
+	var handler http.Handler = api
+	restTLS := crypto.ServerTLS(cfg.REST.LegacyCipherSuites)
+	if cfg.KMIP.Addr != "" {
+		var ksrv *kmip.Server
+		kmipAddr, ksrv, err = startKMIP(ctx, st.svc, cfg.DataDir, cfg.KMIP, m, log)
+		if err != nil {
+			return fmt.Errorf("kmip: %w", err)
+		}
+		kmipShutdown = ksrv.Shutdown
+		mux := http.NewServeMux()
+		mux.Handle(kmip.HTTPPath, ksrv.HTTPHandler())
+		mux.Handle("/", api)
+		handler = mux
+		// Ask for a client certificate; only the KMIP path needs one and
+		// verifies it (a Barbican client without one is unaffected).
+		restTLS.ClientAuth = tls.RequestClientCert
+	}
 	ln, err := net.Listen("tcp", cfg.REST.Addr)
 	if err != nil {
+		kmipShutdown(context.Background())
 		return fmt.Errorf("rest: %w", err)
 	}
 	srv := &http.Server{
-		TLSConfig: crypto.ServerTLS(cfg.REST.LegacyCipherSuites),
-		Handler:   api, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 60 * time.Second,
+		TLSConfig: restTLS,
+		Handler:   handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 60 * time.Second,
 		WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
@@ -248,17 +273,12 @@ func serve(ctx context.Context, cfg config) error {
 		scheme = "https"
 	}
 
-	kmipShutdown := func(context.Context) error { return nil }
-	kmipAddr := "off"
-	if cfg.KMIP.Addr != "" {
-		kmipAddr, kmipShutdown, err = startKMIP(ctx, st.svc, cfg.DataDir, cfg.KMIP, m, log)
-		if err != nil {
-			srv.Close()
-			return fmt.Errorf("kmip: %w", err)
-		}
-	}
 	log.Info("keywarden started", "version", version, "rest", scheme+"://"+ln.Addr().String(),
 		"kmip", kmipAddr, "metrics", metricsAddr, "data_dir", cfg.DataDir, "store", storeDesc(cfg), "master_key", st.master.ID(), "audit", cfg.Audit.Path)
+	if cfg.KMIP.Addr != "" {
+		log.Info("kmip: also served over HTTPS (TTLV, XML, JSON), same client certificates",
+			"url", scheme+"://"+ln.Addr().String()+kmip.HTTPPath, "needs", "rest.tls_cert (plain HTTP is refused there)")
+	}
 	if cfg.Auth.InsecureNoAuth {
 		log.Warn("INSECURE: --insecure-noauth is on; any caller can act as any project via X-Project-Id")
 	} else if len(st.tokenKy) > 0 {

@@ -19,10 +19,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keywarden/keywarden/crypto"
 	"github.com/keywarden/keywarden/kms"
 	"github.com/keywarden/keywarden/kms/audit"
-	"github.com/keywarden/keywarden/kms/store/bolt"
+	"github.com/keywarden/keywarden/kms/kmstest"
 )
 
 func open(t *testing.T, path string, opts audit.Options) *audit.Log {
@@ -306,19 +305,9 @@ func TestWriteFailureAccounting(t *testing.T) {
 
 // The trail of a real Service: who did what, never the material.
 func TestServiceTrail(t *testing.T) {
-	dir := t.TempDir()
-	st, err := bolt.Open(filepath.Join(dir, "kw.db"), bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	root, _, _ := crypto.LoadOrCreateRootKey(filepath.Join(dir, "root.key"))
-	path := filepath.Join(dir, "audit.log")
+	path := filepath.Join(t.TempDir(), "audit.log")
 	l := open(t, path, audit.Options{})
-	svc, err := kms.New(kms.Config{Store: st, Master: root, Audit: l})
-	if err != nil {
-		t.Fatal(err)
-	}
+	svc := kmstest.Service(t, kms.Config{Audit: l})
 	who := kms.Identity{Project: "p1", User: "bob", Roles: []string{kms.RoleCreator}}
 	ctx := kms.WithRequestID(t.Context(), "req-42")
 	secret := "TOP-SECRET-PASSPHRASE-VALUE"

@@ -18,14 +18,8 @@ import (
 // verifies the chain with --os-cacert, and plain HTTP gets no secret.
 func TestRESTOverTLS(t *testing.T) {
 	need(t, "openstack")
-	dir := t.TempDir()
-	srv := testserver.Start(t, testserver.Options{DataDir: dir, KMIP: true}) // makes the CA and server certificate
-	srv.Stop(t)
+	srv, dir, cfg := startRESTOverTLS(t, false)
 	pki := filepath.Join(dir, "kmip")
-	cfg := filepath.Join(dir, "tls.yaml")
-	os.WriteFile(cfg, []byte(fmt.Sprintf("rest:\n  tls_cert: %s\n  tls_key: %s\n",
-		filepath.Join(pki, "server.pem"), filepath.Join(pki, "server-key.pem"))), 0o600)
-	srv = testserver.Start(t, testserver.Options{DataDir: dir, Args: []string{"--config", cfg}})
 	if !strings.Contains(srv.Log(), "rest=https://") {
 		t.Fatalf("start-up line does not say https:\n%s", srv.Log())
 	}
@@ -70,4 +64,19 @@ func TestRESTOverTLS(t *testing.T) {
 			t.Fatalf("plain HTTP to the TLS port: %d", resp.StatusCode)
 		}
 	}
+}
+
+// startRESTOverTLS runs the binary with REST over TLS, its certificate the
+// one the built-in CA issued (a first start with KMIP makes them), KMIP on
+// or off; it returns the server, its data dir and its config file.
+func startRESTOverTLS(t *testing.T, withKMIP bool) (*testserver.Server, string, string) {
+	t.Helper()
+	dir := t.TempDir()
+	srv := testserver.Start(t, testserver.Options{DataDir: dir, KMIP: true})
+	srv.Stop(t)
+	pki := filepath.Join(dir, "kmip")
+	cfg := filepath.Join(dir, "tls.yaml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf("rest:\n  tls_cert: %s\n  tls_key: %s\n",
+		filepath.Join(pki, "server.pem"), filepath.Join(pki, "server-key.pem"))), 0o600)
+	return testserver.Start(t, testserver.Options{DataDir: dir, KMIP: withKMIP, Args: []string{"--config", cfg}}), dir, cfg
 }

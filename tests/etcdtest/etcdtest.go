@@ -31,6 +31,13 @@ func Start(t testing.TB) string {
 	return start(t, "http", nil, http.DefaultClient)
 }
 
+// StartWith is Start with more etcd flags, e.g. a small
+// --quota-backend-bytes.
+func StartWith(t testing.TB, flags ...string) string {
+	t.Helper()
+	return start(t, "http", flags, http.DefaultClient)
+}
+
 // TLS are the files of an etcd served over TLS with client certificates.
 type TLS struct {
 	CertFile, KeyFile string // the server's

@@ -14,11 +14,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keywarden/keywarden/crypto"
 	"github.com/keywarden/keywarden/kmip"
 	"github.com/keywarden/keywarden/kmip/pki"
 	"github.com/keywarden/keywarden/kms"
-	"github.com/keywarden/keywarden/kms/store/bolt"
+	"github.com/keywarden/keywarden/kms/kmstest"
 )
 
 var (
@@ -69,19 +68,7 @@ func startServer(t testing.TB, opts ...func(*kmip.Config)) *server {
 	t.Helper()
 	ca := sharedCA(t)
 	dir := t.TempDir()
-	st, err := bolt.Open(filepath.Join(dir, "keywarden.db"), bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	rk, _, err := crypto.LoadOrCreateRootKey(filepath.Join(dir, "root.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc, err := kms.New(kms.Config{Store: st, Master: rk})
-	if err != nil {
-		t.Fatal(err)
-	}
+	svc := kmstest.Service(t, kms.Config{})
 	cert, err := tls.LoadX509KeyPair(filepath.Join(ca.Dir(), pki.ServerFile), filepath.Join(ca.Dir(), pki.ServerKeyFile))
 	if err != nil {
 		t.Fatal(err)

@@ -151,7 +151,7 @@ func TestOVHClient(t *testing.T) {
 			if err != nil || attrs.Attribute[0].AttributeValue != ovh.StateDestroyedCompromised {
 				t.Fatalf("state after compromise and destroy: %+v %v", attrs, err)
 			}
-			sec, err := s.svc.GetObject(ctx, who("ovhproj", "carol", "admin"), id)
+			sec, err := s.svc.GetSecret(ctx, who("ovhproj", "carol", "admin"), id, kms.View{Destroyed: true})
 			if err != nil || sec.State != kms.Destroyed || sec.CompromiseDate == nil {
 				t.Fatalf("service view: %+v %v", sec, err)
 			}
@@ -167,7 +167,7 @@ func TestOVHClient(t *testing.T) {
 				t.Fatal(err)
 			}
 			newID := out[0].(*payloads.CreateResponsePayload).UniqueIdentifier
-			if sec, _ := s.svc.GetObject(ctx, who("ovhproj", "carol", "admin"), newID); sec == nil || sec.State != kms.Active {
+			if sec, _ := s.svc.GetSecret(ctx, who("ovhproj", "carol", "admin"), newID, kms.View{Destroyed: true}); sec == nil || sec.State != kms.Active {
 				t.Fatalf("batched activate: %+v", sec)
 			}
 		})

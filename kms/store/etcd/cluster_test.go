@@ -65,7 +65,7 @@ func TestTwoNodesShareOneCluster(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	got, err := b.GetSecret(ctx, who, sec.ID)
+	got, err := b.GetSecret(ctx, who, sec.ID, kms.View{})
 	if err != nil || len(got.Consumers) != 20 {
 		t.Fatalf("consumers after concurrent adds from two nodes: %d (%v)", len(got.Consumers), err)
 	}
@@ -77,7 +77,7 @@ func TestTwoNodesShareOneCluster(t *testing.T) {
 	if err := b.DeleteSecret(ctx, who, sec.ID, true); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.GetSecret(ctx, who, sec.ID); kms.KindOf(err) != kms.KindNotFound {
+	if _, err := a.GetSecret(ctx, who, sec.ID, kms.View{}); kms.KindOf(err) != kms.KindNotFound {
 		t.Fatalf("node a still sees a secret node b deleted: %v", err)
 	}
 }

@@ -308,6 +308,9 @@ func (s *Store) wrap(err error) error {
 	if unavailable(err) {
 		return fmt.Errorf("etcd store: %w: %w", store.ErrUnavailable, err)
 	}
+	if noSpace(err) { // the cluster's quota alarm: writes resume after compaction and defrag
+		return fmt.Errorf("etcd store: %w: %w", store.ErrFull, err)
+	}
 	return fmt.Errorf("etcd store: %w", err)
 }
 
@@ -326,6 +329,14 @@ func unavailable(err error) bool {
 		return true
 	}
 	return false
+}
+
+// noSpace tells etcd's "database space exceeded" (the backend quota's
+// NOSPACE alarm), which refuses every write until an operator compacts,
+// defragments and disarms the alarm.
+func noSpace(err error) bool {
+	return errors.Is(err, rpctypes.ErrNoSpace) || errors.Is(err, rpctypes.ErrGRPCNoSpace) ||
+		strings.Contains(err.Error(), rpctypes.ErrGRPCNoSpace.Error())
 }
 
 // Close implements store.Store.

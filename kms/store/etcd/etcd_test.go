@@ -59,3 +59,30 @@ func TestClusterDownIsUnavailable(t *testing.T) {
 		t.Fatalf("txn: %v", err)
 	}
 }
+
+// TestQuotaExceededIsFull: a cluster past its backend quota (the NOSPACE
+// alarm, "database space exceeded") refuses writes as store.ErrFull — the
+// service answers 503, not 500 — while reads go on.
+func TestQuotaExceededIsFull(t *testing.T) {
+	endpoint := etcdtest.StartWith(t, "--quota-backend-bytes", fmt.Sprint(1<<20))
+	s, err := Open(Config{Endpoints: []string{endpoint}, DialTimeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	if err := s.Txn(ctx, nil, []store.Op{store.Put("first", []byte("v"))}); err != nil {
+		t.Fatal(err)
+	}
+	value := make([]byte, 64<<10)
+	var full error
+	for i := 0; i < 64 && full == nil; i++ {
+		full = s.Txn(ctx, nil, []store.Op{store.Put(fmt.Sprintf("fill/%d", i), value)})
+	}
+	if !errors.Is(full, store.ErrFull) {
+		t.Fatalf("writing past a 1 MiB quota: %v, want store.ErrFull", full)
+	}
+	if _, err := s.Get(ctx, "first"); err != nil {
+		t.Fatalf("read after NOSPACE: %v", err)
+	}
+}

@@ -79,6 +79,70 @@ def lifecycle(client, out, tag):
         out["get_destroyed"] = e.reason.name
 
 
+def crypto(client, out, tag):
+    """Key pairs and the cryptographic services; the Go test checks the
+    results against Go's crypto."""
+    E = enums
+    M = E.CryptographicUsageMask
+    pub, priv = client.create_key_pair(E.CryptographicAlgorithm.RSA, 2048,
+                                       public_name="py-rsa-pub-" + tag, public_usage_mask=[M.VERIFY, M.ENCRYPT],
+                                       private_name="py-rsa-" + tag, private_usage_mask=[M.SIGN, M.DECRYPT])
+    out["rsa_public_id"], out["rsa_private_id"] = pub, priv
+    try:
+        client.sign(b"too early", uid=priv)
+        out["sign_preactive"] = "accepted"
+    except exceptions.KmipOperationFailure as e:
+        out["sign_preactive"] = e.reason.name
+    client.activate(pub)
+    client.activate(priv)
+    pss = {"cryptographic_algorithm": E.CryptographicAlgorithm.RSA, "hashing_algorithm": E.HashingAlgorithm.SHA_256,
+           "padding_method": E.PaddingMethod.PSS}
+    sig = client.sign(b"pykmip message", uid=priv, cryptographic_parameters=pss)
+    out["rsa_pss_sig"] = sig.hex()
+    out["rsa_pss_valid"] = client.signature_verify(b"pykmip message", sig, uid=pub, cryptographic_parameters=pss).name
+    out["rsa_pss_other"] = client.signature_verify(b"other", sig, uid=pub, cryptographic_parameters=pss).name
+    out["rsa_public"] = client.get(pub).value.hex()
+    oaep = {"cryptographic_algorithm": E.CryptographicAlgorithm.RSA, "hashing_algorithm": E.HashingAlgorithm.SHA_1,
+            "padding_method": E.PaddingMethod.OAEP}
+    ct, _ = client.encrypt(b"pykmip secret", uid=pub, cryptographic_parameters=oaep)
+    out["rsa_oaep_roundtrip"] = client.decrypt(ct, uid=priv, cryptographic_parameters=oaep).decode()
+    try:
+        client.sign(b"x", uid=pub, cryptographic_parameters=pss)
+        out["sign_with_public"] = "accepted"
+    except exceptions.KmipOperationFailure as e:
+        out["sign_with_public"] = e.reason.name
+
+    epub, epriv = client.create_key_pair(E.CryptographicAlgorithm.EC, 256,
+                                         public_usage_mask=[M.VERIFY], private_usage_mask=[M.SIGN])
+    client.activate(epub)
+    client.activate(epriv)
+    ecdsa = {"digital_signature_algorithm": E.DigitalSignatureAlgorithm.ECDSA_WITH_SHA256}
+    sig = client.sign(b"pykmip message", uid=epriv, cryptographic_parameters=ecdsa)
+    out["ecdsa_sig"] = sig.hex()
+    out["ecdsa_valid"] = client.signature_verify(b"pykmip message", sig, uid=epub, cryptographic_parameters=ecdsa).name
+    out["ec_public"] = client.get(epub).value.hex()
+
+    key = client.create(E.CryptographicAlgorithm.AES, 256, cryptographic_usage_mask=[M.ENCRYPT, M.DECRYPT])
+    client.activate(key)
+    cbc = {"cryptographic_algorithm": E.CryptographicAlgorithm.AES, "block_cipher_mode": E.BlockCipherMode.CBC,
+           "padding_method": E.PaddingMethod.PKCS5}
+    ct, iv = client.encrypt(b"pykmip data to encrypt", uid=key, cryptographic_parameters=cbc)
+    out["aes_cbc_ct"], out["aes_cbc_iv"] = ct.hex(), iv.hex()
+    out["aes_cbc_roundtrip"] = client.decrypt(ct, uid=key, cryptographic_parameters=cbc, iv_counter_nonce=iv).decode()
+    out["aes_key"] = client.get(key).value.hex()
+
+    hk = client.create(E.CryptographicAlgorithm.HMAC_SHA256, 256, cryptographic_usage_mask=[M.MAC_GENERATE])
+    client.activate(hk)
+    _, mac = client.mac(b"pykmip mac data", uid=hk, algorithm=E.CryptographicAlgorithm.HMAC_SHA256)
+    out["hmac"], out["hmac_key"] = mac.hex(), client.get(hk).value.hex()
+    try:
+        client.encrypt(b"x", uid=hk, cryptographic_parameters=cbc)
+        out["encrypt_with_mac_key"] = "accepted"
+    except exceptions.KmipOperationFailure as e:
+        out["encrypt_with_mac_key"] = e.reason.name
+        out["encrypt_with_mac_key_msg"] = str(e)
+
+
 def get_one(client, out, uid):
     got = client.get(uid)
     out["value"] = got.value.hex()
@@ -94,6 +158,8 @@ def main():
         client.open()
         if scenario == "lifecycle":
             lifecycle(client, out, version)
+        elif scenario == "crypto":
+            crypto(client, out, version)
         elif scenario.startswith("get:"):
             get_one(client, out, scenario[4:])
         elif scenario == "discover":
