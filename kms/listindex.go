@@ -48,8 +48,12 @@ func fencePrefix(level int, project string) string {
 
 const listIndexMarker = "m/list-index"
 
-// listIndexBuildTimeout bounds the one-time build at start-up.
-const listIndexBuildTimeout = time.Hour
+// listIndexBuildTimeout bounds the one-time build at start-up;
+// listIndexCheckTimeout the marker read that every start-up does.
+const (
+	listIndexBuildTimeout = time.Hour
+	listIndexCheckTimeout = 10 * time.Second
+)
 
 // listSuffix is an entry's key after its prefix; its id starts at
 // listIDAt.
@@ -348,12 +352,17 @@ func (s *Service) listIndexReady(ctx context.Context) bool {
 // record is unchanged and the entry absent, so a build that was cut short,
 // or runs on two nodes at once, only finishes the work.
 func (s *Service) buildListIndex(ctx context.Context) error {
-	if _, err := s.st.Get(ctx, listIndexMarker); err == nil {
+	// The usual start-up reads only these two: a store that does not
+	// answer soon (etcd without quorum) must not hold start-up for the
+	// build's long timeout.
+	quick, cancel := context.WithTimeout(ctx, listIndexCheckTimeout)
+	defer cancel()
+	if _, err := s.st.Get(quick, listIndexMarker); err == nil {
 		return nil
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
-	if kvs, err := s.st.List(ctx, recordsPrefix(), "", 1); err != nil {
+	if kvs, err := s.st.List(quick, recordsPrefix(), "", 1); err != nil {
 		return err
 	} else if len(kvs) == 0 {
 		// Nothing to index: the first record written brings the marker
