@@ -63,3 +63,42 @@ func (c *recordCache) forget(id string) {
 func (r *record) clone() *record {
 	return &record{Secret: r.Secret.Clone(), Sealed: r.Sealed}
 }
+
+// ownerCache maps secret id → project, so a read skips the pointer. A
+// secret never changes project, so an entry goes stale only by deletion,
+// which the record read catches. Bounded like the record cache: a server
+// that created a million secrets must not hold a million entries.
+type ownerCache struct {
+	mu      sync.RWMutex
+	entries map[string]string
+	max     int
+}
+
+func newOwnerCache(max int) *ownerCache {
+	return &ownerCache{entries: make(map[string]string, 1024), max: max}
+}
+
+func (c *ownerCache) Load(id string) (string, bool) {
+	c.mu.RLock()
+	p, ok := c.entries[id]
+	c.mu.RUnlock()
+	return p, ok
+}
+
+func (c *ownerCache) Store(id, project string) {
+	c.mu.Lock()
+	if _, ok := c.entries[id]; !ok && len(c.entries) >= c.max {
+		for k := range c.entries { // evict an arbitrary entry, as recordCache does
+			delete(c.entries, k)
+			break
+		}
+	}
+	c.entries[id] = project
+	c.mu.Unlock()
+}
+
+func (c *ownerCache) Delete(id string) {
+	c.mu.Lock()
+	delete(c.entries, id)
+	c.mu.Unlock()
+}

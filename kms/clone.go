@@ -175,7 +175,7 @@ func (s *Service) CloneSecret(ctx context.Context, who Identity, id string, req 
 			return edit{}, err
 		}
 		out = r.Secret
-		e := creation(r, b, joinDetail(fmt.Sprintf("clone of secret %s (project %s) into project %s", id, src.Project, project),
+		e := s.creation(r, b, joinDetail(fmt.Sprintf("clone of secret %s (project %s) into project %s", id, src.Project, project),
 			secretDiff(nil, r.Secret)))
 		// The source must be unchanged (or not gone) when the copy lands.
 		e.cmps = append(e.cmps, store.Cmp{Key: recordKey(src.Project, id), Version: l.version})

@@ -127,6 +127,7 @@ func (s *Service) buildPair(ctx context.Context, who Identity, req KeyPairReques
 	}
 	extra = append([]store.Op{store.Put(recordKey(ru.Project, ru.ID), b), store.Put(pointerKey(ru.ID), []byte(ru.Project))},
 		aclIndexOps(nil, ru.Secret)...)
+	extra = append(extra, s.listIndexOps(nil, ru.Secret)...)
 	return rp, ru, extra, nil
 }
 

@@ -16,6 +16,11 @@ import (
 //	cp/<id>, c/<project>/<id>  → container pointer, container JSON + tag (secret refs, consumers, ACL; no key material)
 //	op/<id>, o/<project>/<id>  → order pointer, order JSON
 //	q/<project>                → project quotas JSON
+//	l/<project>/<created>/<id> → secret summary            list index, plain entries (listindex.go)
+//	lx/<project>/<created>/<id>→ secret summary            list index, set aside: destroyed, expiring, private, ACL users
+//	n/<project>                → counter (8 bytes)          number of l/ entries, kept by store Add ops
+//	n1/ n2/ n3/<project>/<window> → counter                 l/ entries per creation-time window (fences)
+//	m/list-index               → "1"                        every record has its list index entry
 //
 // Projects (and ACL sources and users) are escaped in keys, so one
 // project's prefix never covers another's.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/keywarden/keywarden/crypto"
+	"github.com/keywarden/keywarden/kms/store"
 )
 
 // TimeFilter compares a timestamp: Op is one of gt, gte, lt, lte.
@@ -63,6 +64,10 @@ type ListQuery struct {
 
 // ListSecrets returns the caller's project's secrets that match q and that
 // the caller may read, one page of them, and the total number matching.
+// The page comes from the list index (listindex.go): without filters or
+// with created order, at a cost that does not grow with the offset; with
+// them, from a scan of the index's summaries. Only the page's records are
+// read, and each is checked as a record is everywhere.
 func (s *Service) ListSecrets(ctx context.Context, who Identity, q ListQuery) ([]*Secret, int, error) {
 	if err := who.Validate(); err != nil {
 		return nil, 0, err
@@ -75,6 +80,20 @@ func (s *Service) ListSecrets(ctx context.Context, who Identity, q ListQuery) ([
 			return nil, 0, Invalid("cannot sort by %q", k.Field)
 		}
 	}
+	if q.ACLOnly || !s.listIndexReady(ctx) {
+		return s.listRecords(ctx, who, q)
+	}
+	if q.unfiltered() && (len(q.Sort) == 0 || (len(q.Sort) == 1 && q.Sort[0].Field == "created")) && s.plainUniform(who) {
+		return s.listByCreated(ctx, who, q)
+	}
+	return s.listSummaries(ctx, who, q)
+}
+
+// listRecords is the listing without the index: every candidate record
+// read, checked and decoded. It serves acl_only lists (the ACL index names
+// the candidates), stores whose index is not built yet, and tests as the
+// oracle of the indexed paths.
+func (s *Service) listRecords(ctx context.Context, who Identity, q ListQuery) ([]*Secret, int, error) {
 	candidates, err := s.listCandidates(ctx, who, q.ACLOnly)
 	if err != nil {
 		return nil, 0, err
@@ -99,6 +118,330 @@ func (s *Service) ListSecrets(ctx context.Context, who Identity, q ListQuery) ([
 		out = out[:q.Limit]
 	}
 	return out, total, nil
+}
+
+// unfiltered reports whether q keeps every secret the caller may see.
+func (q *ListQuery) unfiltered() bool {
+	return q.Name == "" && q.Algorithm == "" && q.Mode == "" && q.ExactName == "" && q.BitLength == 0 &&
+		q.Type == "" && q.State == "" && len(q.Created) == 0 && len(q.Updated) == 0 && len(q.Expiration) == 0 &&
+		len(q.Attributes) == 0
+}
+
+// visibleEntry reports whether a summary (or record) passes what every
+// listing applies: in q's view (plain entries always are), readable by who.
+func (s *Service) visibleEntry(who Identity, sec *Secret, q *ListQuery, now time.Time) bool {
+	return q.View.shows(sec, now) && s.allowSecret(SecretRead, who, sec) == nil
+}
+
+// listByCreated pages the caller's project in (created, id) order, up or
+// down. Every plain entry is visible to who (plainUniform), so their count
+// is the counter and position p is p keys into l/; the set-aside entries
+// that who may see are merged in. The page [lo, hi) in ascending order
+// starts at plain position lo-c, where c set-aside entries come before it.
+func (s *Service) listByCreated(ctx context.Context, who Identity, q ListQuery) ([]*Secret, int, error) {
+	now := s.now()
+	aside := listAsidePrefix(who.Project)
+	var extra []string // visible set-aside suffixes, ascending
+	var bad error
+	err := store.Scan(ctx, s.st, aside, "", func(k string, v []byte) bool {
+		sec, err := decodeSummary(who.Project, k[len(aside):], v)
+		if err != nil {
+			bad = err
+			return false
+		}
+		if s.visibleEntry(who, sec, &q, now) {
+			extra = append(extra, k[len(aside):])
+		}
+		return true
+	})
+	if err == nil {
+		err = bad
+	}
+	if err != nil {
+		return nil, 0, internal("list", err)
+	}
+	plain, err := s.listCount(ctx, who.Project)
+	if err != nil {
+		return nil, 0, internal("list", err)
+	}
+	total := plain + len(extra)
+	lo, hi := min(max(q.Offset, 0), total), total
+	if q.Limit > 0 {
+		hi = min(lo+q.Limit, total)
+	}
+	desc := len(q.Sort) == 1 && q.Sort[0].Desc
+	if desc {
+		lo, hi = total-hi, total-lo
+	}
+	suffixes, err := s.mergePage(ctx, who.Project, extra, lo, hi)
+	if err != nil {
+		return nil, 0, err
+	}
+	if desc {
+		// Newest first; equal times keep ids ascending, as sortSecrets
+		// orders them (exact within a page).
+		slices.Reverse(suffixes)
+		slices.SortStableFunc(suffixes, func(a, b string) int { return -strings.Compare(a[:listIDAt], b[:listIDAt]) })
+	}
+	out, err := s.pageRecords(ctx, who, &q, suffixes)
+	return out, total, err
+}
+
+// mergePage returns the suffixes at ascending positions [lo, hi) of the
+// merge of the plain entries with extra.
+func (s *Service) mergePage(ctx context.Context, project string, extra []string, lo, hi int) ([]string, error) {
+	need := hi - lo
+	if need <= 0 {
+		return nil, nil
+	}
+	prefix := listPrefix(project)
+	p0 := max(0, lo-len(extra))
+	start, err := s.plainKeyAt(ctx, project, p0)
+	if err != nil {
+		return nil, internal("list", err)
+	}
+	// si: the set-aside entries before start. At p0 == 0 the merge starts
+	// from the very first entry; there may be no plain entry at all.
+	si := 0
+	switch {
+	case p0 > 0 && start == "": // fewer plain entries than counted: deleted since
+		si = len(extra)
+	case p0 > 0:
+		si, _ = slices.BinarySearch(extra, start[len(prefix):])
+	}
+	skip := lo - p0 - si // extra[:si] and plain[:p0] come first: lo-p0 = len(extra) >= si when p0 > 0
+	out := make([]string, 0, need)
+	take := func(suffix string) bool {
+		if skip > 0 {
+			skip--
+			return true
+		}
+		out = append(out, suffix)
+		return len(out) < need
+	}
+	if start != "" {
+		err = store.Scan(ctx, s.st, prefix, start[len(prefix):], func(k string, _ []byte) bool {
+			suffix := k[len(prefix):]
+			for si < len(extra) && extra[si] < suffix {
+				si++
+				if !take(extra[si-1]) {
+					return false
+				}
+			}
+			return take(suffix)
+		})
+		if err != nil {
+			return nil, internal("list", err)
+		}
+	}
+	for ; si < len(extra) && len(out) < need; si++ {
+		take(extra[si])
+	}
+	return out, nil
+}
+
+// pageRecords reads the records of a page's entries, checked as every
+// read is; one deleted or changed since the index was read is left out.
+func (s *Service) pageRecords(ctx context.Context, who Identity, q *ListQuery, suffixes []string) ([]*Secret, error) {
+	now := s.now()
+	out := make([]*Secret, 0, len(suffixes))
+	for _, suffix := range suffixes {
+		id := suffix[listIDAt:]
+		kv, err := s.st.Get(ctx, recordKey(who.Project, id))
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		} else if err != nil {
+			return nil, internal("read", err)
+		}
+		r, err := s.openRecord(ctx, who.Project, id, kv)
+		if KindOf(err) == KindInternal && errors.Is(err, crypto.ErrTampered) {
+			continue // audited; an edited record is not listed
+		} else if err != nil {
+			return nil, err
+		}
+		sec := s.dueActivation(r).Secret
+		if s.visibleEntry(who, sec, q, now) {
+			out = append(out, sec)
+		}
+	}
+	return out, nil
+}
+
+// listSummaries answers a filtered or otherwise sorted list from the
+// index's summaries: no record is decoded but the page's (and, for a KMIP
+// attribute filter, those whose summary matches). In created order the
+// two prefixes are merged as they stream, keeping only the page; in any
+// other, only the first offset+limit in order are kept while scanning.
+func (s *Service) listSummaries(ctx context.Context, who Identity, q ListQuery) ([]*Secret, int, error) {
+	if len(q.Sort) == 0 || (len(q.Sort) == 1 && q.Sort[0].Field == "created") {
+		return s.listSummariesByCreated(ctx, who, q)
+	}
+	keep := 0
+	if q.Limit > 0 {
+		keep = max(q.Offset, 0) + q.Limit
+	}
+	var found []*Secret
+	total := 0
+	for _, prefix := range []string{listPrefix(who.Project), listAsidePrefix(who.Project)} {
+		err := s.scanMatching(ctx, who, &q, prefix, func(_ string, sec *Secret) {
+			total++
+			kept := *sec // sec is the scan's scratch
+			found = append(found, &kept)
+			if keep > 0 && len(found) >= 2*keep+1024 {
+				sortSecrets(found, q.Sort)
+				clear(found[keep:])
+				found = found[:keep]
+			}
+		})
+		if err != nil {
+			return nil, 0, err
+		}
+	}
+	sortSecrets(found, q.Sort)
+	found = found[min(max(q.Offset, 0), len(found)):]
+	if q.Limit > 0 && len(found) > q.Limit {
+		found = found[:q.Limit]
+	}
+	suffixes := make([]string, len(found))
+	for i, sec := range found {
+		suffixes[i] = listSuffix(sec.Created, sec.ID)
+	}
+	out, err := s.pageRecords(ctx, who, &q, suffixes)
+	return out, total, err
+}
+
+// listSummariesByCreated streams the matching entries in (created, id)
+// order: the set-aside ones first collected, the plain ones merged in as
+// the scan goes. Ascending, it keeps the page; descending, the last
+// offset+limit (a ring), since positions count from the end.
+func (s *Service) listSummariesByCreated(ctx context.Context, who Identity, q ListQuery) ([]*Secret, int, error) {
+	var extra []string
+	err := s.scanMatching(ctx, who, &q, listAsidePrefix(who.Project), func(suffix string, _ *Secret) {
+		extra = append(extra, suffix)
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	desc := len(q.Sort) == 1 && q.Sort[0].Desc
+	offset := max(q.Offset, 0)
+	keep := -1 // all
+	if q.Limit > 0 {
+		keep = offset + q.Limit
+	}
+	var page []string // ascending: the page; descending: a ring of the last keep
+	total := 0
+	emit := func(suffix string) {
+		switch {
+		case desc && keep > 0 && len(page) == keep: // the ring is full
+			page[total%keep] = suffix
+		case desc:
+			page = append(page, suffix)
+		case total >= offset && (keep < 0 || total < keep):
+			page = append(page, suffix)
+		}
+		total++
+	}
+	si := 0
+	err = s.scanMatching(ctx, who, &q, listPrefix(who.Project), func(suffix string, _ *Secret) {
+		for si < len(extra) && extra[si] < suffix {
+			emit(extra[si])
+			si++
+		}
+		emit(suffix)
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	for ; si < len(extra); si++ {
+		emit(extra[si])
+	}
+	if desc {
+		if keep > 0 && len(page) == keep {
+			r := total % keep // the ring's oldest
+			page = append(page[r:], page[:r]...)
+		}
+		slices.Reverse(page)
+		page = page[min(offset, len(page)):]
+		if q.Limit > 0 && len(page) > q.Limit {
+			page = page[:q.Limit]
+		}
+		slices.SortStableFunc(page, func(a, b string) int { return -strings.Compare(a[:listIDAt], b[:listIDAt]) })
+	}
+	out, err := s.pageRecords(ctx, who, &q, page)
+	return out, total, err
+}
+
+// scanMatching calls fn with each entry under prefix (of who's project)
+// that matches q and that who may see, in key order. sec is reused for
+// the next entry: fn copies what it keeps.
+func (s *Service) scanMatching(ctx context.Context, who Identity, q *ListQuery, prefix string, fn func(suffix string, sec *Secret)) error {
+	now := s.now()
+	sq := *q
+	sq.Attributes = nil // not in summaries: checked on the record
+	trusted := prefix == listPrefix(who.Project) && s.plainUniform(who)
+	var bad error
+	sec := &Secret{}
+	err := store.Scan(ctx, s.st, prefix, "", func(k string, v []byte) bool {
+		suffix := k[len(prefix):]
+		if err := decodeSummaryInto(sec, who.Project, suffix, v); err != nil {
+			bad = err
+			return false
+		}
+		dueActivationOf(sec, now)
+		if !sq.match(sec) || (!trusted && !s.visibleEntry(who, sec, q, now)) {
+			return true
+		}
+		if len(q.Attributes) > 0 {
+			ok, err := s.attributesMatch(ctx, who.Project, sec.ID, q.Attributes)
+			if err != nil {
+				bad = err
+				return false
+			}
+			if !ok {
+				return true
+			}
+		}
+		fn(suffix, sec)
+		return true
+	})
+	if err == nil {
+		err = bad
+	}
+	if err != nil {
+		return internal("list", err)
+	}
+	return nil
+}
+
+// attributesMatch reads a secret's record to check KMIP attributes, which
+// summaries do not hold.
+func (s *Service) attributesMatch(ctx context.Context, project, id string, attrs map[string]string) (bool, error) {
+	kv, err := s.st.Get(ctx, recordKey(project, id))
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	} else if err != nil {
+		return false, err
+	}
+	r, err := s.openRecord(ctx, project, id, kv)
+	if errors.Is(err, crypto.ErrTampered) {
+		return false, nil
+	} else if err != nil {
+		return false, err
+	}
+	for k, v := range attrs {
+		if got, ok := r.Attributes[k]; !ok || got != v {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// dueActivationOf is dueActivation on a summary.
+func dueActivationOf(sec *Secret, now time.Time) *Secret {
+	if sec.State == PreActive && sec.ActivationDate != nil && !sec.ActivationDate.After(now) {
+		sec.State = Active
+	}
+	return sec
 }
 
 // listCandidates reads the secrets a listing looks at: the caller's project,
@@ -144,7 +487,28 @@ func (s *Service) listCandidates(ctx context.Context, who Identity, aclOnly bool
 }
 
 func containsFold(s, sub string) bool {
-	return sub == "" || strings.Contains(strings.ToLower(s), strings.ToLower(sub))
+	if sub == "" {
+		return true
+	}
+	if ascii(s) && ascii(sub) {
+		// Without allocating: a summary scan tries every secret.
+		for i := 0; i+len(sub) <= len(s); i++ {
+			if strings.EqualFold(s[i:i+len(sub)], sub) {
+				return true
+			}
+		}
+		return false
+	}
+	return strings.Contains(strings.ToLower(s), strings.ToLower(sub))
+}
+
+func ascii(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
 
 func (q *ListQuery) match(s *Secret) bool {

@@ -147,19 +147,27 @@ func (s *Service) insert(ctx context.Context, r *record, extra ...store.Op) erro
 	if err != nil {
 		return err
 	}
-	e := creation(r, b, joinDetail("project "+r.Project, secretDiff(nil, r.Secret)))
+	e := s.creation(r, b, joinDetail("project "+r.Project, secretDiff(nil, r.Secret)))
 	e.ops = append(e.ops, extra...)
-	return s.mutate(ctx, "", nil, once(e, Conflict("secret %s already exists", r.ID)))
+	marker := s.markerOps()
+	e.ops = append(e.ops, marker...)
+	err = s.mutate(ctx, "", nil, once(e, Conflict("secret %s already exists", r.ID)))
+	if err == nil && marker != nil {
+		s.listMarkerPending.Store(false)
+	}
+	return err
 }
 
 // creation is the edit that writes the new secret r, encoded as b: its
-// record, its id pointer (which must not exist yet) and its ACL index.
-func creation(r *record, b []byte, detail string) edit {
+// record, its id pointer (which must not exist yet), its ACL index and its
+// list index entry.
+func (s *Service) creation(r *record, b []byte, detail string) edit {
 	ops := []store.Op{store.Put(recordKey(r.Project, r.ID), b), store.Put(pointerKey(r.ID), []byte(r.Project))}
+	ops = append(ops, aclIndexOps(nil, r.Secret)...)
 	return edit{
 		id: r.ID, detail: detail,
 		cmps:  []store.Cmp{{Key: pointerKey(r.ID)}},
-		ops:   append(ops, aclIndexOps(nil, r.Secret)...),
+		ops:   append(ops, s.listIndexOps(nil, r.Secret)...),
 		after: settle{project: r.Project, owned: r.ID},
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -62,9 +63,16 @@ type Service struct {
 	log          *slog.Logger
 	orphanMinAge time.Duration
 
-	owners sync.Map
+	owners *ownerCache
 	cache  *recordCache
 	quotas *quotaState
+
+	// listIndex: every record has its list index entry (listindex.go).
+	listIndex   atomic.Bool
+	listIndexMu sync.Mutex
+	// listMarkerPending: the store had no record at start-up, so the
+	// marker is still to be written, with the first new record.
+	listMarkerPending atomic.Bool
 }
 
 // New builds a Service.
@@ -75,7 +83,7 @@ func New(cfg Config) (*Service, error) {
 	s := &Service{
 		st: cfg.Store, keys: cfg.Keyring, maxPayload: cfg.MaxPayload,
 		passphrase: cfg.Passphrase, now: cfg.Now, audit: cfg.Audit,
-		cache: newRecordCache(65536),
+		cache: newRecordCache(65536), owners: newOwnerCache(1 << 18),
 	}
 	var err error
 	if s.policy, err = NewPolicy(cfg.Policy); err != nil {
@@ -111,6 +119,11 @@ func New(cfg Config) (*Service, error) {
 	if s.audit == nil {
 		s.audit = nopAuditor{}
 	}
+	// A store from before the list index gets it now, once; a failure
+	// leaves lists on the whole-project read until a later list builds it.
+	ctx, cancel := context.WithTimeout(context.Background(), listIndexBuildTimeout)
+	s.listIndexReady(ctx)
+	cancel()
 	return s, nil
 }
 
@@ -179,7 +192,7 @@ func (s *Service) load(ctx context.Context, id string) (loaded, error) {
 		project = string(kv.Value)
 		s.owners.Store(id, project)
 	}
-	kv, err := s.st.Get(ctx, recordKey(project.(string), id))
+	kv, err := s.st.Get(ctx, recordKey(project, id))
 	if errors.Is(err, store.ErrNotFound) {
 		s.owners.Delete(id)
 		s.cache.forget(id)
@@ -187,7 +200,7 @@ func (s *Service) load(ctx context.Context, id string) (loaded, error) {
 	} else if err != nil {
 		return loaded{}, internal("read", err)
 	}
-	r, err := s.openRecord(ctx, project.(string), id, kv)
+	r, err := s.openRecord(ctx, project, id, kv)
 	if err != nil {
 		return loaded{}, err
 	}
@@ -224,6 +237,7 @@ func (s *Service) update(ctx context.Context, id string, v View, fn func(r *reco
 				usage{qSecrets: 1, qConsumers: len(before.Consumers)})
 			e.id, e.detail, e.after.gone = id, secretDiff(before, nil), id
 			e.ops = append(e.ops, aclIndexOps(before, nil)...)
+			e.ops = append(e.ops, s.listIndexOps(before, nil)...)
 			out = r.Secret
 			return e, nil
 		case err != nil:
@@ -238,7 +252,7 @@ func (s *Service) update(ctx context.Context, id string, v View, fn func(r *reco
 		return edit{
 			id: id, detail: secretDiff(before, r.Secret),
 			cmps:  []store.Cmp{{Key: key, Version: l.version}},
-			ops:   append([]store.Op{store.Put(key, b)}, aclIndexOps(before, r.Secret)...),
+			ops:   append(append([]store.Op{store.Put(key, b)}, aclIndexOps(before, r.Secret)...), s.listIndexOps(before, r.Secret)...),
 			after: settle{project: r.Project, freed: consumersFreed(len(before.Consumers), len(r.Consumers))},
 		}, nil
 	})

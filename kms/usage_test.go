@@ -39,7 +39,7 @@ func TestAttributeAndUsageRules(t *testing.T) {
 	if err := get().Usable(kms.UseEncrypt | kms.UseDecrypt); err != nil {
 		t.Fatalf("within the mask: %v", err)
 	}
-	mustKind(t, get().Usable(kms.UseEncrypt | kms.UseSign), kms.KindUsage)
+	mustKind(t, get().Usable(kms.UseEncrypt|kms.UseSign), kms.KindUsage)
 	// The Activation Date of an active object is read-only.
 	_, err = svc.SetActivationDate(ctx, creator, sec.ID, get().Created)
 	mustKind(t, err, kms.KindReadOnly)

@@ -17,6 +17,12 @@ import (
 // trade bounded, so a large live heap makes the collector work harder
 // instead of growing the process towards OOM.
 //
+// The limit is capped (maxMemoryLimit): a share of a large host let a
+// one-off scan of a big project leave the heap at five times its live
+// size for as long as GOGC allowed (issue 14: 2–5 GB RSS). The live heap
+// is bounded (record cache, KEKs, tokens) and lists stream, so the cap
+// costs collections only, and RSS stays under 512 MiB.
+//
 // Both apply only when the operator has not chosen: GOGC and GOMEMLIMIT in
 // the environment always win.
 
@@ -25,9 +31,10 @@ const (
 	tunedGCPercent = 400
 	// The soft memory limit, when GOMEMLIMIT is unset, is this share of the
 	// memory available to the process (cgroup limit or physical memory),
-	// never less than minMemoryLimit.
+	// never less than minMemoryLimit nor more than maxMemoryLimit.
 	memoryLimitShare = 0.5
 	minMemoryLimit   = 256 << 20
+	maxMemoryLimit   = 384 << 20
 )
 
 // tuneRuntime sets GOGC and the soft memory limit unless the environment
@@ -41,7 +48,7 @@ func tuneRuntime() string {
 	}
 	if os.Getenv("GOMEMLIMIT") == "" {
 		if avail := availableMemory(); avail > 0 {
-			limit := max(int64(float64(avail)*memoryLimitShare), minMemoryLimit)
+			limit := min(max(int64(float64(avail)*memoryLimitShare), minMemoryLimit), maxMemoryLimit)
 			debug.SetMemoryLimit(limit)
 			if len(did) > 0 {
 				did = append(did, ' ')

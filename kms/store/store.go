@@ -8,7 +8,9 @@ package store
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
+	"strings"
 )
 
 var (
@@ -44,12 +46,31 @@ type Cmp struct {
 	Version int64
 }
 
-// Op is one write of a transaction: a Put, or a Delete when Delete is set.
+// Op is one write of a transaction: a Put, a Delete when Delete is set, or
+// an addition to a counter when Add is not zero.
 type Op struct {
 	Key    string
 	Value  []byte
 	Delete bool
+	// Add adds to the counter at Key (CounterValue's encoding; absent is
+	// 0) atomically with the rest of the transaction, without the caller
+	// comparing the counter's version: concurrent adders never conflict.
+	Add int64
 }
+
+// Add returns an Op that adds delta to the counter at key.
+func Add(key string, delta int64) Op { return Op{Key: key, Add: delta} }
+
+// CounterValue decodes a counter written by Add ops: 8 bytes big-endian.
+func CounterValue(v []byte) int64 {
+	if len(v) != 8 {
+		return 0
+	}
+	return int64(binary.BigEndian.Uint64(v))
+}
+
+// EncodeCounter is CounterValue's inverse, for backends.
+func EncodeCounter(n int64) []byte { return binary.BigEndian.AppendUint64(nil, uint64(n)) }
 
 // Put returns an Op that writes value under key.
 func Put(key string, value []byte) Op { return Op{Key: key, Value: value} }
@@ -76,4 +97,70 @@ type Store interface {
 	Txn(ctx context.Context, cmps []Cmp, ops []Op) error
 	// Close releases the backend; in-flight transactions finish first.
 	Close() error
+}
+
+// Scanner is implemented by backends that can walk a range of keys without
+// copying each value out, and skip keys without reading values. Callers use
+// the package functions Scan and Nth, which fall back to List.
+type Scanner interface {
+	// Scan calls fn for each entry under prefix from the first key >=
+	// prefix+after, in key order, until fn returns false. value is only
+	// valid during the call. The walk sees one consistent snapshot on bolt;
+	// on etcd, one per page.
+	Scan(ctx context.Context, prefix, after string, fn func(key string, value []byte) bool) error
+	// Nth returns the key of the n-th entry (0-based) under prefix from
+	// prefix+after, or "" when there are not that many.
+	Nth(ctx context.Context, prefix, after string, n int) (string, error)
+}
+
+// Counter is implemented by backends that count the keys under a prefix
+// on their side without sending them (etcd's count-only range), where
+// keeping a counter would make concurrent writers conflict: kms then
+// counts instead of adding.
+type Counter interface {
+	Count(ctx context.Context, prefix string) (int64, error)
+}
+
+// scanPage is how many entries the List fallback reads at a time.
+const scanPage = 512
+
+// Scan walks the entries under prefix (see Scanner) on any Store.
+func Scan(ctx context.Context, s Store, prefix, after string, fn func(key string, value []byte) bool) error {
+	if sc, ok := s.(Scanner); ok {
+		return sc.Scan(ctx, prefix, after, fn)
+	}
+	for {
+		kvs, err := s.List(ctx, prefix, after, scanPage)
+		if err != nil {
+			return err
+		}
+		for _, kv := range kvs {
+			if !fn(kv.Key, kv.Value) {
+				return nil
+			}
+		}
+		if len(kvs) < scanPage {
+			return nil
+		}
+		after = strings.TrimPrefix(kvs[len(kvs)-1].Key, prefix) + "\x00"
+	}
+}
+
+// Nth returns the key of the n-th entry under prefix from prefix+after (see
+// Scanner) on any Store.
+func Nth(ctx context.Context, s Store, prefix, after string, n int) (string, error) {
+	if sc, ok := s.(Scanner); ok {
+		return sc.Nth(ctx, prefix, after, n)
+	}
+	var key string
+	i := 0
+	err := Scan(ctx, s, prefix, after, func(k string, _ []byte) bool {
+		if i == n {
+			key = k
+			return false
+		}
+		i++
+		return true
+	})
+	return key, err
 }

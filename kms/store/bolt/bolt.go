@@ -67,7 +67,10 @@ type Store struct {
 	closeErr  error
 }
 
-var _ store.Store = (*Store)(nil)
+var (
+	_ store.Store   = (*Store)(nil)
+	_ store.Scanner = (*Store)(nil)
+)
 
 // Open opens or creates the store at path (mode 0600).
 func Open(path string, opts Options) (*Store, error) {
@@ -200,6 +203,61 @@ func (s *Store) List(ctx context.Context, prefix, after string, limit int) ([]st
 	return out, nil
 }
 
+// Scan implements store.Scanner: one read transaction, values not copied.
+func (s *Store) Scan(ctx context.Context, prefix, after string, fn func(key string, value []byte) bool) error {
+	if err := s.readable(ctx); err != nil {
+		return err
+	}
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		p := []byte(prefix)
+		c := tx.Bucket(dataBucket).Cursor()
+		n := 0
+		for k, v := c.Seek([]byte(prefix + after)); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
+			if n++; n%4096 == 0 {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+			}
+			if len(v) < 8 {
+				return fmt.Errorf("bolt: corrupt entry %q: %d bytes", k, len(v))
+			}
+			if !fn(string(k), v[8:]) {
+				return nil
+			}
+		}
+		return nil
+	})
+	return closedErr(err)
+}
+
+// Nth implements store.Scanner: the cursor steps over keys without reading
+// or copying their values, so a deep offset costs only the steps.
+func (s *Store) Nth(ctx context.Context, prefix, after string, n int) (string, error) {
+	if err := s.readable(ctx); err != nil {
+		return "", err
+	}
+	var key string
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		p := []byte(prefix)
+		c := tx.Bucket(dataBucket).Cursor()
+		k, _ := c.Seek([]byte(prefix + after))
+		for i := 0; k != nil && bytes.HasPrefix(k, p); i++ {
+			if i == n {
+				key = string(k)
+				return nil
+			}
+			if i%65536 == 0 {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+			}
+			k, _ = c.Next()
+		}
+		return nil
+	})
+	return key, closedErr(err)
+}
+
 func (s *Store) readable(ctx context.Context) error {
 	if s.closed.Load() {
 		return store.ErrClosed
@@ -225,6 +283,20 @@ func decode(key string, raw []byte) (store.KV, error) {
 		Value:   bytes.Clone(raw[8:]),
 		Version: int64(binary.BigEndian.Uint64(raw[:8])),
 	}, nil
+}
+
+// Usage is the space of the data: bytes of pages in use by the keys and
+// values, bytes those pages take, and the file's size. It walks the tree:
+// for benchmarks and reports, not the request path.
+func (s *Store) Usage() (inuse, pages, file int64, err error) {
+	err = s.db.View(func(tx *bbolt.Tx) error {
+		st := tx.Bucket(dataBucket).Stats()
+		inuse = int64(st.BranchInuse + st.LeafInuse)
+		pages = int64(st.BranchAlloc + st.LeafAlloc)
+		file = tx.Size()
+		return nil
+	})
+	return inuse, pages, file, closedErr(err)
 }
 
 // Stats returns the committer's counters.

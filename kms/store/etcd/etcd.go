@@ -9,11 +9,14 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/keywarden/keywarden/kms/store"
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
@@ -39,9 +42,15 @@ type Store struct {
 	cli    *clientv3.Client
 	prefix string
 	closed atomic.Bool
+	// counters caches counterState by key, so an Add usually needs no read.
+	counters sync.Map
 }
 
-var _ store.Store = (*Store)(nil)
+var (
+	_ store.Store   = (*Store)(nil)
+	_ store.Scanner = (*Store)(nil)
+	_ store.Counter = (*Store)(nil)
+)
 
 // Open connects and checks the cluster answers within DialTimeout.
 func Open(cfg Config) (*Store, error) {
@@ -121,7 +130,10 @@ func (s *Store) List(ctx context.Context, prefix, after string, limit int) ([]st
 	return out, nil
 }
 
-// Txn implements store.Store.
+// Txn implements store.Store. Add ops become a Put of the counter's new
+// value under a compare of its mod revision; when only those compares fail
+// (another adder came first), the transaction is sent again with the values
+// the failure returned, so adders never see a conflict of their own.
 func (s *Store) Txn(ctx context.Context, cmps []store.Cmp, ops []store.Op) error {
 	if err := s.check(ctx); err != nil {
 		return err
@@ -134,25 +146,160 @@ func (s *Store) Txn(ctx context.Context, cmps []store.Cmp, ops []store.Op) error
 		ifs = append(ifs, clientv3.Compare(clientv3.Version(s.prefix+c.Key), "=", c.Version))
 	}
 	thens := make([]clientv3.Op, 0, len(ops))
+	adds := map[string]int64{}
+	var addKeys []string
 	for _, op := range ops {
 		if op.Key == "" {
 			return errors.New("etcd store: empty key")
 		}
-		if op.Delete {
+		switch {
+		case op.Delete:
 			thens = append(thens, clientv3.OpDelete(s.prefix+op.Key))
-		} else {
+		case op.Add != 0:
+			if _, ok := adds[op.Key]; !ok {
+				addKeys = append(addKeys, op.Key)
+			}
+			adds[op.Key] += op.Add
+		default:
 			thens = append(thens, clientv3.OpPut(s.prefix+op.Key, string(op.Value)))
 		}
 	}
-	resp, err := s.cli.Txn(ctx).If(ifs...).Then(thens...).Commit()
-	if err != nil {
-		return s.wrap(err)
+	if len(addKeys) == 0 {
+		resp, err := s.cli.Txn(ctx).If(ifs...).Then(thens...).Commit()
+		if err != nil {
+			return s.wrap(err)
+		}
+		if !resp.Succeeded {
+			return store.ErrConflict
+		}
+		return nil
 	}
-	if !resp.Succeeded {
-		return store.ErrConflict
+	// The counters' current values: from the last answer, else read.
+	cur := make(map[string]counterState, len(addKeys))
+	for _, k := range addKeys {
+		if c, ok := s.counters.Load(k); ok {
+			cur[k] = c.(counterState)
+			continue
+		}
+		resp, err := s.cli.Get(ctx, s.prefix+k)
+		if err != nil {
+			return s.wrap(err)
+		}
+		cur[k] = counterOf(resp.Kvs)
 	}
-	return nil
+	for {
+		ifc, thenc, elsec := slices.Clone(ifs), slices.Clone(thens), []clientv3.Op(nil)
+		for _, k := range addKeys {
+			c := cur[k]
+			ifc = append(ifc, clientv3.Compare(clientv3.ModRevision(s.prefix+k), "=", c.modRev))
+			thenc = append(thenc, clientv3.OpPut(s.prefix+k, string(store.EncodeCounter(c.value+adds[k]))))
+			elsec = append(elsec, clientv3.OpGet(s.prefix+k))
+		}
+		resp, err := s.cli.Txn(ctx).If(ifc...).Then(thenc...).Else(elsec...).Commit()
+		if err != nil {
+			for _, k := range addKeys {
+				s.counters.Delete(k)
+			}
+			return s.wrap(err)
+		}
+		if resp.Succeeded {
+			for _, k := range addKeys {
+				s.counters.Store(k, counterState{value: cur[k].value + adds[k], modRev: resp.Header.Revision})
+			}
+			return nil
+		}
+		moved := false
+		for i, k := range addKeys {
+			c := counterOf(resp.Responses[i].GetResponseRange().Kvs)
+			s.counters.Store(k, c)
+			if c != cur[k] {
+				moved = true
+			}
+			cur[k] = c
+		}
+		if !moved {
+			return store.ErrConflict // the caller's own compares failed
+		}
+		if err := s.check(ctx); err != nil {
+			return err
+		}
+	}
 }
+
+// counterState is a counter as last seen: its value and mod revision (0:
+// absent).
+type counterState struct {
+	value  int64
+	modRev int64
+}
+
+func counterOf(kvs []*mvccpb.KeyValue) counterState {
+	if len(kvs) == 0 {
+		return counterState{}
+	}
+	return counterState{value: store.CounterValue(kvs[0].Value), modRev: kvs[0].ModRevision}
+}
+
+// Scan implements store.Scanner, a page of keys and values at a time.
+func (s *Store) Scan(ctx context.Context, prefix, after string, fn func(key string, value []byte) bool) error {
+	for {
+		kvs, err := s.List(ctx, prefix, after, scanPage)
+		if err != nil {
+			return err
+		}
+		for _, kv := range kvs {
+			if !fn(kv.Key, kv.Value) {
+				return nil
+			}
+		}
+		if len(kvs) < scanPage {
+			return nil
+		}
+		after = kvs[len(kvs)-1].Key[len(prefix):] + "\x00"
+	}
+}
+
+// Nth implements store.Scanner: keys only, a page at a time. etcd cannot
+// skip without sending the keys, so a deep offset costs their transfer.
+func (s *Store) Nth(ctx context.Context, prefix, after string, n int) (string, error) {
+	if err := s.check(ctx); err != nil {
+		return "", err
+	}
+	full := s.prefix + prefix
+	for {
+		page := min(n+1, 8192)
+		resp, err := s.cli.Get(ctx, full+after, clientv3.WithRange(clientv3.GetPrefixRangeEnd(full)),
+			clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend), clientv3.WithKeysOnly(), clientv3.WithLimit(int64(page)))
+		if err != nil {
+			return "", s.wrap(err)
+		}
+		if n < len(resp.Kvs) {
+			return string(resp.Kvs[n].Key[len(s.prefix):]), nil
+		}
+		if len(resp.Kvs) < page {
+			return "", nil
+		}
+		n -= len(resp.Kvs)
+		after = string(resp.Kvs[len(resp.Kvs)-1].Key[len(full):]) + "\x00"
+	}
+}
+
+// Count implements store.Counter: etcd counts the range in its index and
+// sends only the number.
+func (s *Store) Count(ctx context.Context, prefix string) (int64, error) {
+	if err := s.check(ctx); err != nil {
+		return 0, err
+	}
+	full := s.prefix + prefix
+	resp, err := s.cli.Get(ctx, full, clientv3.WithRange(clientv3.GetPrefixRangeEnd(full)), clientv3.WithCountOnly())
+	if err != nil {
+		return 0, s.wrap(err)
+	}
+	return resp.Count, nil
+}
+
+// scanPage is how many entries Scan reads per request.
+const scanPage = 1024
 
 func (s *Store) wrap(err error) error {
 	if s.closed.Load() {

@@ -35,6 +35,9 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Copies", testCopies},
 		{"Context", testContext},
 		{"Closed", testClosed},
+		{"Add", testAdd},
+		{"ConcurrentAdd", testConcurrentAdd},
+		{"ScanNth", testScanNth},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,0 +1,117 @@
+package kms
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+
+	"github.com/keywarden/keywarden/kms/store"
+)
+
+// ListRecords is the listing without the index, the oracle of the indexed
+// paths.
+func (s *Service) ListRecords(ctx context.Context, who Identity, q ListQuery) ([]*Secret, int, error) {
+	if err := s.allowProject(SecretList, who); err != nil {
+		return nil, 0, err
+	}
+	return s.listRecords(ctx, who, q)
+}
+
+// CheckListIndex compares a full read of project's records with its list
+// index and counter: one entry per record, under the right prefix, with
+// the record's summary, and nothing else.
+func (s *Service) CheckListIndex(ctx context.Context, project string) error {
+	want := map[string][]byte{}
+	plain := 0
+	kvs, err := s.st.List(ctx, projectPrefix(project), "", 0)
+	if err != nil {
+		return err
+	}
+	for _, kv := range kvs {
+		r, err := s.openRecord(ctx, project, kv.Key[len(projectPrefix(project)):], kv)
+		if err != nil {
+			return err
+		}
+		want[listKey(r.Secret)] = encodeSummary(r.Secret)
+		if plainEntry(r.Secret) {
+			plain++
+		}
+	}
+	got := 0
+	for _, prefix := range []string{listPrefix(project), listAsidePrefix(project)} {
+		err := store.Scan(ctx, s.st, prefix, "", func(k string, v []byte) bool {
+			got++
+			if w, ok := want[k]; !ok {
+				err = fmt.Errorf("index entry %s has no record", k)
+			} else if !bytes.Equal(w, v) {
+				err = fmt.Errorf("index entry %s differs from its record's summary", k)
+			}
+			return err == nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	if got != len(want) {
+		return fmt.Errorf("%d index entries for %d records", got, len(want))
+	}
+	n, err := s.listCount(ctx, project)
+	if err != nil {
+		return err
+	}
+	if n != plain {
+		return fmt.Errorf("counter %d, plain entries %d", n, plain)
+	}
+	if _, counts := s.st.(store.Counter); counts {
+		return nil // the store counts: no counters, no fences
+	}
+	// Every fence counts the plain entries of its window.
+	for level, digits := range fenceDigits {
+		count := map[string]int64{}
+		err := store.Scan(ctx, s.st, listPrefix(project), "", func(k string, _ []byte) bool {
+			count[k[len(listPrefix(project)):][:digits]]++
+			return true
+		})
+		if err != nil {
+			return err
+		}
+		fp := fencePrefix(level, project)
+		err = store.Scan(ctx, s.st, fp, "", func(k string, v []byte) bool {
+			if c := store.CounterValue(v); c != count[k[len(fp):]] {
+				err = fmt.Errorf("fence %s counts %d, its window holds %d", k, c, count[k[len(fp):]])
+			}
+			delete(count, k[len(fp):])
+			return err == nil
+		})
+		if err != nil {
+			return err
+		}
+		if len(count) > 0 {
+			return fmt.Errorf("level %d: windows without a fence: %v", level, count)
+		}
+	}
+	return nil
+}
+
+// DropListIndex removes the index and its marker, as a store written
+// before the index has none.
+func (s *Service) DropListIndex(ctx context.Context) error {
+	var ops []store.Op
+	for _, prefix := range []string{"l/", "lx/", "n/", "n1/", "n2/", "n3/", listIndexMarker} {
+		kvs, err := s.st.List(ctx, prefix, "", 0)
+		if err != nil {
+			return err
+		}
+		for _, kv := range kvs {
+			ops = append(ops, store.Delete(kv.Key))
+		}
+	}
+	for len(ops) > 0 {
+		n := min(len(ops), 100)
+		if err := s.st.Txn(ctx, nil, ops[:n]); err != nil {
+			return err
+		}
+		ops = ops[n:]
+	}
+	return nil
+}
