@@ -109,14 +109,10 @@ func opRekeyKeyPair(c *opCtx, p item) *opError {
 // replacementLink encodes the Link of a re-key: Replacement Object Link on
 // the old object, Replaced Object Link on the new one.
 func replacementLink(replacement bool, peer string) (string, string) {
-	t := kmip14.LinkTypeReplacedObjectLink
 	if replacement {
-		t = kmip14.LinkTypeReplacementObjectLink
+		return linkAttr(kmip14.LinkTypeReplacementObjectLink, peer)
 	}
-	var w writer
-	w.enum(kmip14.TagLinkType, uint32(t))
-	w.text(kmip14.TagLinkedObjectIdentifier, peer)
-	return "Link", encodeValue(item{typ: ttlv.TypeStructure, val: w.b})
+	return linkAttr(kmip14.LinkTypeReplacedObjectLink, peer)
 }
 
 // linked is the object sec's first Link of type t names, or "".
