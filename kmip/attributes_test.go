@@ -127,7 +127,8 @@ func TestAttributeOperations2x(t *testing.T) {
 			vendors++
 		}
 	}
-	if !slices.Contains(tags, ttlv.EnumValue(kmip14.TagState)) || vendors != 1 {
+	// The client's vendor attribute and x-keywarden-deletion-policy.
+	if !slices.Contains(tags, ttlv.EnumValue(kmip14.TagState)) || vendors != 2 {
 		t.Fatalf("attribute list: %v, %d vendor", tags, vendors)
 	}
 	// A future Activation Date schedules a pre-active object's activation;
