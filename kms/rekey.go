@@ -100,11 +100,9 @@ func (s *Service) rekey(ctx context.Context, who Identity, ids []string, req Rek
 			}
 		}
 		if hold.pc == nil {
-			n := 1
-			if pair {
-				n = 2
-			}
-			h, err := s.holdQuota(ctx, olds[0].rec.Project, usage{qSecrets: n})
+			// One new secret per old one (a private key without its public
+			// half gets a replacement private key only).
+			h, err := s.holdQuota(ctx, olds[0].rec.Project, usage{qSecrets: len(ids)})
 			if err != nil {
 				return edit{}, err
 			}
