@@ -2,6 +2,7 @@ package kmip
 
 import (
 	"bytes"
+	"slices"
 	"testing"
 	"time"
 
@@ -132,4 +133,23 @@ func TestRekeyKeyPair(t *testing.T) {
 
 func op2(o kmip14.Operation, privID string) op {
 	return op{op: o, payload: []ttlv.Value{v(kmip14.TagPrivateKeyUniqueIdentifier, privID)}}
+}
+
+// TestQueryListsRekey: Query names Re-key from 1.0 and Re-key Key Pair
+// from 1.1, the versions that define them.
+func TestQueryListsRekey(t *testing.T) {
+	e := newEnv(t)
+	c := e.dial("p1")
+	for _, ver := range []version{{1, 0}, {1, 1}, {2, 1}} {
+		c.ver = ver
+		q := c.do(op{op: kmip14.OperationQuery, payload: []ttlv.Value{v(kmip14.TagQueryFunction, kmip14.QueryFunctionQueryOperations)}}).ok(0)
+		var ops []ttlv.EnumValue
+		for _, o := range all(q, kmip14.TagOperation) {
+			ops = append(ops, o.Value.(ttlv.EnumValue))
+		}
+		if !slices.Contains(ops, ttlv.EnumValue(kmip14.OperationReKey)) ||
+			slices.Contains(ops, ttlv.EnumValue(kmip14.OperationReKeyKeyPair)) != (ver != version{1, 0}) {
+			t.Fatalf("%v: Query lists %v", ver, ops)
+		}
+	}
 }
