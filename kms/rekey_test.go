@@ -56,6 +56,9 @@ func TestRekeySymmetric(t *testing.T) {
 	if !bytes.Equal(p1, bytes.Repeat([]byte{7}, 32)) || len(p2) != 32 || bytes.Equal(p1, p2) {
 		t.Fatal("material: old kept, new fresh")
 	}
+	if err := svc.CheckListIndex(ctx, "p1"); err != nil {
+		t.Fatal(err)
+	}
 	if n := countActions(audit, "rekey", "ok"); n != 1 {
 		t.Fatalf("%d rekey records", n)
 	}
@@ -143,4 +146,18 @@ func TestRekeyKeyPair(t *testing.T) {
 	}
 	_, _, err = svc.RekeyKeyPair(ctx, creator, pub.ID, priv.ID, req)
 	mustKind(t, err, kms.KindInvalid)
+	// The list index follows: the old halves lost their names, two new
+	// secrets were written in the same transaction.
+	if err := svc.CheckListIndex(ctx, "p1"); err != nil {
+		t.Fatal(err)
+	}
+	list, _, err := svc.ListSecrets(ctx, creator, kms.ListQuery{Name: "k"})
+	for _, l := range list { // "k" and "k.pub": the new halves only
+		if l.ID != np.ID && l.ID != nu.ID {
+			t.Fatalf("list by name found %s (%q)", l.ID, l.Name)
+		}
+	}
+	if err != nil || len(list) != 2 {
+		t.Fatalf("list by name: %v %v", list, err)
+	}
 }
