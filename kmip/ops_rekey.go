@@ -19,7 +19,7 @@ import (
 
 // rekeyRequest reads the Offset and refuses request attributes.
 func rekeyRequest(p item) (kms.RekeyRequest, *opError) {
-	req := kms.RekeyRequest{Link: replacementLink, Carry: func(name string) bool { return name != "Link" }}
+	req := kms.RekeyRequest{Link: replacementLink, Carry: func(name string) bool { return name != "Link" }, Shift: shiftDate}
 	f := p.fields()
 	for m, ok := f.next(); ok; m, ok = f.next() {
 		switch m.tag {
@@ -134,4 +134,21 @@ func linked(sec *kms.Secret, t kmip14.LinkType) string {
 		}
 	}
 	return ""
+}
+
+// shiftDate moves a Process Start or Protect Stop Date by by (the other
+// dates are kms fields, which kms shifts).
+func shiftDate(name, value string, by time.Duration) string {
+	if name != "Process Start Date" && name != "Protect Stop Date" {
+		return value
+	}
+	v, ok := decodeValue(value)
+	if !ok {
+		return value
+	}
+	t, perr := v.datetime()
+	if perr != nil {
+		return value
+	}
+	return encodeValue(timeItem(t.Add(by)))
 }

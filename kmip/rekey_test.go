@@ -16,7 +16,8 @@ import (
 func TestRekeySymmetric(t *testing.T) {
 	e := newEnv(t)
 	c := e.dial("p1")
-	old := uidOf(c.do(createAES(c.ver, 256, "Name", nameVal("disk-key"), "Object Group", "g1",
+	start := time.Now().Add(10 * time.Minute).Truncate(time.Second)
+	old := uidOf(c.do(createAES(c.ver, 256, "Name", nameVal("disk-key"), "Object Group", "g1", "Process Start Date", start,
 		"Cryptographic Usage Mask", kmip14.CryptographicUsageMaskEncrypt|kmip14.CryptographicUsageMaskDecrypt)).ok(0))
 	c.do(byID(kmip14.OperationActivate, old)).ok(0)
 	data := []byte("sealed before the re-key")
@@ -46,6 +47,11 @@ func TestRekeySymmetric(t *testing.T) {
 	}
 	if a := n.ActivationDate; a == nil || a.Before(before.Add(time.Hour-time.Second)) || a.After(time.Now().Add(time.Hour)) {
 		t.Fatalf("Activation Date %v is not the re-key time + Offset", a)
+	}
+	// The Process Start Date moved as far as the activation did.
+	ps, _ := decodeValue(n.Attributes["Process Start Date"])
+	if got, perr := ps.datetime(); perr != nil || got.Sub(start) < time.Hour-2*time.Second || got.Sub(start) > time.Hour+2*time.Second {
+		t.Fatalf("Process Start Date %v (was %v): not shifted by the activation's move", got, start)
 	}
 	// Locate by name finds the replacement only.
 	loc := c.do(op{op: kmip14.OperationLocate, payload: []ttlv.Value{attr1("Name", nameVal("disk-key"))}}).ok(0)

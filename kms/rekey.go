@@ -32,6 +32,9 @@ type RekeyRequest struct {
 	// Carry, when set, chooses which of the old object's adapter
 	// attributes the replacement keeps (links to other objects must not).
 	Carry func(name string) bool
+	// Shift, when set, moves a carried attribute holding a date (KMIP
+	// Process Start and Protect Stop Date) by the activation's shift.
+	Shift func(name, value string, by time.Duration) string
 	// PairLink links the halves of a re-keyed pair, as KeyPairRequest.Link.
 	PairLink func(toPublic bool, peer string) (name, value string)
 }
@@ -223,11 +226,27 @@ func (s *Service) rekeyEdit(ctx context.Context, who Identity, olds []loaded, pa
 // a pair half), the old object's attributes, dates shifted by the offset.
 func (s *Service) replacement(ctx context.Context, who Identity, old *record, pair bool, material []byte, req RekeyRequest) (*record, error) {
 	now := s.clock()
+	// With an Offset every date of the old key moves by as much as its
+	// activation does (KMIP 1.4 §4.4); without one they are kept.
+	var act *time.Time
+	var shift time.Duration
+	if req.Offset != nil {
+		a := now.Add(*req.Offset).UTC().Truncate(time.Microsecond)
+		act = &a
+		if old.ActivationDate != nil {
+			shift = a.Sub(*old.ActivationDate)
+		}
+	}
 	attrs := map[string]string{}
 	for k, v := range old.Attributes {
-		if name, _ := ParseInstanceKey(k); req.Carry == nil || req.Carry(name) {
-			attrs[k] = v
+		name, _ := ParseInstanceKey(k)
+		if req.Carry != nil && !req.Carry(name) {
+			continue
 		}
+		if shift != 0 && req.Shift != nil {
+			v = req.Shift(name, v, shift)
+		}
+		attrs[k] = v
 	}
 	attrs = reindex(attrs)
 	cr := CreateRequest{
@@ -265,13 +284,12 @@ func (s *Service) replacement(ctx context.Context, who Identity, old *record, pa
 		r.ACL = &a
 	}
 	r.ActivationDate, r.DeactivationDate = old.ActivationDate, old.DeactivationDate
-	if req.Offset != nil {
-		a := now.Add(*req.Offset).UTC().Truncate(time.Microsecond)
-		if old.ActivationDate != nil && old.DeactivationDate != nil {
-			d := a.Add(old.DeactivationDate.Sub(*old.ActivationDate))
+	if act != nil {
+		r.ActivationDate = act
+		if old.DeactivationDate != nil && shift != 0 {
+			d := old.DeactivationDate.Add(shift)
 			r.DeactivationDate = &d
 		}
-		r.ActivationDate = &a
 	}
 	switch {
 	case r.DeactivationDate != nil && !r.DeactivationDate.After(now):
