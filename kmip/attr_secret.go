@@ -129,7 +129,7 @@ func attributesOf(sec *kms.Secret, v version, names []string) []outAttr {
 			out = append(out, outAttr{name: n, index: idx, val: it})
 		}
 	}
-	for _, va := range vendorAttrs(sec) {
+	for _, va := range vendorAttrs(sec, names == nil) {
 		if want(va.name) {
 			out = append(out, va)
 		}

@@ -70,9 +70,14 @@ func parseConsumer(v item) (kms.Consumer, *opError) {
 func textItem(s string) item { return item{typ: ttlv.TypeTextString, val: []byte(s)} }
 
 // vendorAttrs are sec's consumers and deletion policy, as Get Attributes
-// lists them.
-func vendorAttrs(sec *kms.Secret) []outAttr {
-	out := []outAttr{{name: attrDeletionPolicy, val: textItem(string(sec.EffectivePolicy()))}}
+// lists them. The default policy (retain) is listed only when asked for
+// (all: the request names no attribute): a client that never used these
+// attributes then sees none (PyKMIP 2.0 fails on any Vendor Attribute).
+func vendorAttrs(sec *kms.Secret, all bool) []outAttr {
+	var out []outAttr
+	if p := sec.EffectivePolicy(); !all || p != kms.Retain {
+		out = append(out, outAttr{name: attrDeletionPolicy, val: textItem(string(p))})
+	}
 	for i, c := range sec.Consumers {
 		out = append(out, outAttr{name: attrConsumer, index: int32(i), val: textItem(consumerValue(c))})
 	}

@@ -111,6 +111,21 @@ func TestVendorConsumers1x(t *testing.T) {
 	e := newEnv(t)
 	c := e.dial("p1")
 	id := uidOf(c.do(createAES(c.ver, 128)).ok(0))
+	// Unused, they are not listed unless asked for (PyKMIP 2.0 refuses
+	// any Vendor Attribute in a Get Attributes of all).
+	listed := all(c.do(byID(kmip14.OperationGetAttributes, id)).ok(0), tagAttribute)
+	for _, a := range listed {
+		if n, _ := get(a, tagAttributeName).(string); isVendorAttr(n) {
+			t.Fatalf("Get Attributes lists %s", n)
+		}
+	}
+	if len(listed) < 4 {
+		t.Fatalf("Get Attributes listed %d attributes", len(listed))
+	}
+	if p, _ := get(c.do(byID(kmip14.OperationGetAttributes, id, v(tagAttributeName, attrDeletionPolicy))).ok(0),
+		tagAttribute, tagAttributeValue).(string); p != "retain" {
+		t.Fatalf("deletion policy asked for: %q", p)
+	}
 	r := c.do(byID(kmip14.OperationAddAttribute, id, attr1("x-keywarden-consumer", "cinder/volume/v1")),
 		byID(kmip14.OperationAddAttribute, id, attr1("x-keywarden-consumer", "cinder/volume/v2")))
 	if get(r.ok(1), tagAttribute, tagAttributeIndex) != int32(1) {
