@@ -129,6 +129,11 @@ func attributesOf(sec *kms.Secret, v version, names []string) []outAttr {
 			out = append(out, outAttr{name: n, index: idx, val: it})
 		}
 	}
+	for _, va := range vendorAttrs(sec, names == nil) {
+		if want(va.name) {
+			out = append(out, va)
+		}
+	}
 	// A secret made over REST has a mode but no Cryptographic Parameters.
 	if m, ok := modeToKMIP(sec.Mode); ok && !hasParams && want(attrParameters) {
 		var w writer

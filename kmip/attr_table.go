@@ -280,6 +280,9 @@ func modeFromKMIP(v uint32) string {
 // settable checks that a client may set attribute a (and that its value
 // has a plausible shape).
 func settable(a attr) *opError {
+	if isVendorAttr(a.name) { // a change of its own (attr_vendor.go), on an existing object
+		return invalidField("%s is added to an existing object with Add Attribute", a.name)
+	}
 	if readOnly[a.name] {
 		return errf(kmip20.ResultReasonReadOnlyAttribute, "the %s attribute is set by the server", a.name)
 	}

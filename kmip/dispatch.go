@@ -57,6 +57,8 @@ func init() {
 		uint32(kmip14.OperationRevoke):           {opRevoke, v10},
 		uint32(kmip14.OperationDestroy):          {opDestroy, v10},
 		uint32(kmip14.OperationCreateKeyPair):    {opCreateKeyPair, v10},
+		uint32(kmip14.OperationReKey):            {opRekey, v10},
+		uint32(kmip14.OperationReKeyKeyPair):     {opRekeyKeyPair, version{1, 1}},
 		uint32(kmip14.OperationEncrypt):          {opEncrypt, v12},
 		uint32(kmip14.OperationDecrypt):          {opDecrypt, v12},
 		uint32(kmip14.OperationSign):             {opSign, v12},
@@ -82,7 +84,7 @@ func supportedOps(v version) []uint32 {
 		kmip20.OperationCreateKeyPair, kmip20.OperationEncrypt, kmip20.OperationDecrypt,
 		kmip20.OperationSign, kmip20.OperationSignatureVerify, kmip20.OperationMAC,
 		kmip20.OperationMACVerify, kmip20.OperationHash, kmip20.OperationRNGRetrieve,
-		kmip20.OperationRNGSeed,
+		kmip20.OperationRNGSeed, kmip20.OperationReKey, kmip20.OperationReKeyKeyPair,
 	} {
 		if o, ok := operations[uint32(op)]; ok && v.atLeast(o.since.major, o.since.minor) {
 			out = append(out, uint32(op))

@@ -209,6 +209,9 @@ func opAddAttribute(c *opCtx, p item) *opError {
 	if done {
 		return perr
 	}
+	if isVendorAttr(a.name) {
+		return c.vendorChange(p, kms.AttrAdd, a, false)
+	}
 	if perr := settable(a); perr != nil {
 		return perr
 	}
@@ -233,6 +236,9 @@ func opModifyAttribute(c *opCtx, p item) *opError {
 	}
 	if hasCur && cur.name != a.name {
 		return invalidField("the Current and New Attribute name different attributes")
+	}
+	if isVendorAttr(a.name) {
+		return c.vendorChange(p, kms.AttrModify, a, false)
 	}
 	if perr := settable(a); perr != nil {
 		return perr
@@ -302,6 +308,13 @@ func opDeleteAttribute(c *opCtx, p item) *opError {
 	if a.name == "" {
 		return missingData("Delete Attribute needs an attribute name or reference")
 	}
+	if isVendorAttr(a.name) {
+		kind := kms.AttrDelete
+		if all {
+			kind = kms.AttrDeleteAll
+		}
+		return c.vendorChange(p, kind, a, a.val.typ != 0)
+	}
 	if perr := settable(a); perr != nil {
 		return perr
 	}
@@ -319,6 +332,9 @@ func opSetAttribute(c *opCtx, p item) *opError {
 	a, done, perr := c.newAttr(p, "Set Attribute needs a New Attribute")
 	if done {
 		return perr
+	}
+	if isVendorAttr(a.name) {
+		return c.vendorChange(p, kms.AttrSet, a, false)
 	}
 	if perr := settable(a); perr != nil {
 		return perr

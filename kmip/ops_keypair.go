@@ -142,10 +142,14 @@ func opCreateKeyPair(c *opCtx, p item) *opError {
 
 // pairLink encodes the Link attribute of one half of a pair.
 func pairLink(toPublic bool, peer string) (string, string) {
-	t := kmip14.LinkTypePrivateKeyLink
 	if toPublic {
-		t = kmip14.LinkTypePublicKeyLink
+		return linkAttr(kmip14.LinkTypePublicKeyLink, peer)
 	}
+	return linkAttr(kmip14.LinkTypePrivateKeyLink, peer)
+}
+
+// linkAttr is a Link attribute of type t to peer, in the stored form.
+func linkAttr(t kmip14.LinkType, peer string) (string, string) {
 	var w writer
 	w.enum(kmip14.TagLinkType, uint32(t))
 	w.text(kmip14.TagLinkedObjectIdentifier, peer)

@@ -301,7 +301,7 @@ func TestUnsupportedOperations(t *testing.T) {
 	c := e.dial("unsup")
 	cont := []ttlv.Value{v(kmip14.TagBatchErrorContinuationOption, kmip14.BatchErrorContinuationOptionContinue)}
 	r := decodeResp(t, c.roundTrip(requestMsg(t, c.ver, cont,
-		op{op: kmip14.OperationReKey, payload: []ttlv.Value{v(tagUniqueIdentifier, "x")}},
+		op{op: kmip14.OperationCertify, payload: []ttlv.Value{v(tagUniqueIdentifier, "x")}},
 		op{op: kmip14.OperationDeriveKey},
 		// Set Attribute is a 2.x operation.
 		op{op: kmip14.Operation(kmip20.OperationSetAttribute), payload: []ttlv.Value{v(tagUniqueIdentifier, "x")}},

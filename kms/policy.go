@@ -94,7 +94,7 @@ var baseRules = []ruleDef{
 // rules is the table itself, in the order docs/POLICY.md shows it.
 var rules = []ruleDef{
 	{SecretCreate, "rule:admin_or_writer", "create a secret in one's own project",
-		"POST /v1/secrets, POST /v1/orders (type key, passphrase); KMIP Create, Create Key Pair, Register"},
+		"POST /v1/secrets, POST /v1/orders (type key, passphrase); KMIP Create, Create Key Pair, Register, Re-key, Re-key Key Pair"},
 	{SecretList, "rule:all_but_audit", "list the secrets of one's project (each listed only if secret:get allows it)",
 		"GET /v1/secrets; KMIP Locate"},
 	{SecretRead, "rule:object_read", "read a secret's metadata",
@@ -102,7 +102,7 @@ var rules = []ruleDef{
 	{SecretDecrypt, "rule:object_decrypt", "read the payload of a secret",
 		"GET /v1/secrets/{id}/payload; KMIP Get"},
 	{SecretUpdate, "rule:object_write", "change a secret: upload its payload, its lifecycle state, its attributes",
-		"PUT /v1/secrets/{id}; KMIP Activate, Revoke, Add/Modify/Delete/Set Attribute"},
+		"PUT /v1/secrets/{id}; KMIP Activate, Revoke, Add/Modify/Delete/Set Attribute, Re-key, Re-key Key Pair (the old key)"},
 	{SecretDelete, "rule:object_write", "delete or destroy a secret (force with consumers: also rule:project_admin)",
 		"DELETE /v1/secrets/{id}; KMIP Destroy"},
 	{SecretClone, "rule:object_decrypt", "clone a secret (the clone lands in the caller's project and needs secrets:post there)",

@@ -46,6 +46,10 @@ const policyDocTail = `
   Nova, Cinder and Glance act with the token of the project they work for (as castellan does).
   A clone needs ` + "`secret:clone`" + ` on the source and ` + "`secrets:post`" + ` in the caller's project; the
   audit trail names both.
+- **Re-key** (KMIP Re-key, Re-key Key Pair) needs ` + "`secret:put`" + ` on the old key (it loses its Name
+  and gains a link) and ` + "`secrets:post`" + ` in its project (the replacement is a new secret, and
+  takes quota like a create). No rule of its own: whoever may change a key and create keys may
+  replace it, which is what both Barbican and KMIP users expect, and it leaves no new knob to forget.
 - **Consumers** are removed by the project that registered them or by the secret's project
   (Barbican's rule), and only by a caller ` + "`secret_consumers:delete`" + ` admits.
 - **Force-deleting** a secret that has consumers (microversion 1.2 ` + "`?force=true`" + `) needs
