@@ -291,7 +291,7 @@ func TestBatchErrorContinuation(t *testing.T) {
 	r.ok(0)
 	r.failed(1, uint32(kmip14.ResultReasonItemNotFound))
 	r.ok(2)
-	// Undo is not offered.
+	// Undo of a state change is refused (see TestBatchUndo).
 	undo := []ttlv.Value{v(kmip14.TagBatchErrorContinuationOption, kmip14.BatchErrorContinuationOptionUndo)}
 	decodeResp(t, c.roundTrip(requestMsg(t, c.ver, undo, good))).failed(0, uint32(kmip14.ResultReasonFeatureNotSupported))
 }
