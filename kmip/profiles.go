@@ -18,10 +18,11 @@ type profile struct {
 }
 
 // claimedProfiles are the profiles this server passes. Not claimed:
+// Baseline Server Basic (its Basic Authentication Suite is TLS 1.0 with RSA
+// key transport; this server speaks TLS 1.2+ with forward secrecy),
 // Advanced Cryptographic (Encrypt and Decrypt are not streamed) and Suite B
 // minLOS 128/192 (the CA signs with RSA; Suite B needs an ECDSA chain).
 var claimedProfiles = []profile{
-	{kmip14.ProfileNameBaselineServerBasicKMIPV1_3, kmip14.ProfileNameBaselineServerBasicKMIPV1_4},
 	{kmip14.ProfileNameBaselineServerTLSV1_2KMIPV1_3, kmip14.ProfileNameBaselineServerTLSV1_2KMIPV1_4},
 	{kmip14.ProfileNameSymmetricKeyLifecycleServerKMIPV1_3, kmip14.ProfileNameSymmetricKeyLifecycleServerKMIPV1_4},
 	{kmip14.ProfileNameAsymmetricKeyLifecycleServerKMIPV1_3, kmip14.ProfileNameAsymmetricKeyLifecycleServerKMIPV1_4},

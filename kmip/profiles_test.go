@@ -147,6 +147,24 @@ func TestProfileBaselineServer(t *testing.T) {
 		}})
 }
 
+// The Basic Authentication Suite of Baseline Server Basic is TLS 1.0 with
+// RSA key transport (TLS_RSA_WITH_AES_128_CBC_SHA).
+func TestProfileBaselineServerBasic(t *testing.T) {
+	runProfile(t, serverProfile{name: "Baseline Server Basic", enum: kmip14.ProfileNameBaselineServerBasicKMIPV1_4,
+		ops: withOps(kmip14.OperationCreate, kmip14.OperationRegister),
+		probe: func(t *testing.T, e *env, c *client) []string {
+			tc := e.clientTLS(clientCert(t, "profile", "user-profile", admin...))
+			tc.MinVersion, tc.MaxVersion = tls.VersionTLS10, tls.VersionTLS10
+			tc.CipherSuites = []uint16{tls.TLS_RSA_WITH_AES_128_CBC_SHA}
+			conn, err := tls.Dial("tcp", e.addr, tc)
+			if err != nil {
+				return []string{"TLS 1.0 with TLS_RSA_WITH_AES_128_CBC_SHA: " + err.Error()}
+			}
+			conn.Close()
+			return nil
+		}})
+}
+
 func TestProfileSymmetricKeyLifecycleServer(t *testing.T) {
 	runProfile(t, serverProfile{name: "Symmetric Key Lifecycle Server", enum: kmip14.ProfileNameSymmetricKeyLifecycleServerKMIPV1_4,
 		ops: withOps(kmip14.OperationCreate, kmip14.OperationRegister),
