@@ -5,6 +5,7 @@ package kmip
 // Secret.Generated); this file words them for the client's version.
 
 import (
+	"bytes"
 	"crypto/fips140"
 
 	"github.com/gemalto/kmip-go/kmip14"
@@ -84,4 +85,32 @@ func rngItem() item {
 		w.enum(kmip14.TagDRBGAlgorithm, uint32(kmip14.DRBGAlgorithmUnspecified))
 	}
 	return item{typ: ttlv.TypeStructure, val: w.b}
+}
+
+// serverAttrMatch is the Locate predicate of a Digest (its Hashing
+// Algorithm and Digest Value; the Key Format Type is not compared, since it
+// names a format, not the material) or a Random Number Generator value.
+func serverAttrMatch(a attr) (func(*kms.Secret) bool, *opError) {
+	if a.name == attrRNG {
+		want := encodeValue(a.val)
+		return func(s *kms.Secret) bool { return s.Generated && encodeValue(rngItem()) == want }, nil
+	}
+	if perr := a.val.structure(); perr != nil {
+		return nil, perr
+	}
+	alg, ok := a.val.find(kmip14.TagHashingAlgorithm)
+	val, ok2 := a.val.find(kmip14.TagDigestValue)
+	if !ok || !ok2 {
+		return nil, missingData("a Digest needs its Hashing Algorithm and Digest Value")
+	}
+	h, perr := alg.enum()
+	if perr != nil {
+		return nil, perr
+	}
+	want, perr := val.bytes()
+	if perr != nil {
+		return nil, perr
+	}
+	sha256 := h == uint32(kmip14.HashingAlgorithmSHA_256)
+	return func(s *kms.Secret) bool { return sha256 && s.Digest != nil && bytes.Equal(s.Digest.SHA256, want) }, nil
 }

@@ -72,6 +72,15 @@ func TestDigestAndRNG(t *testing.T) {
 			if hasRNG(key) != ver.atLeast(1, 3) {
 				t.Fatalf("RNG on a created key at %v", ver)
 			}
+			// Locate by Digest: the key whose material it hashes, nothing else.
+			sum := sha256.Sum256(material(key, kmip14.TagSymmetricKey))
+			for want, val := range map[int][]byte{1: sum[:], 0: make([]byte, 32)} {
+				d := st(kmip14.TagDigest, v(kmip14.TagHashingAlgorithm, kmip14.HashingAlgorithmSHA_256), v(kmip14.TagDigestValue, val))
+				r := c.do(op{op: kmip14.OperationLocate, payload: []ttlv.Value{attr1OrAttrs(ver, "Digest", d)}}).ok(0)
+				if u := all(r, tagUniqueIdentifier); len(u) != want || (want == 1 && u[0].Value != key) {
+					t.Fatalf("Locate by Digest: %v", u)
+				}
+			}
 			// A pair: both halves, hashed in the DER a Get answers.
 			priv, pub := createPair(c, kmip14.CryptographicAlgorithmEC, 256, kmip14.CryptographicUsageMaskSign, kmip14.CryptographicUsageMaskVerify)
 			checkDigest(priv, kmip14.TagPrivateKey, kmip14.KeyFormatTypePKCS_8)

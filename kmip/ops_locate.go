@@ -165,6 +165,12 @@ func locateQuery(attrs []attr) (q kms.ListQuery, match []func(*kms.Secret) bool,
 			}
 			none = none || v != uint32(kmip14.CertificateTypeX_509)
 			match = append(match, func(s *kms.Secret) bool { return s.Type == kms.Certificate })
+		case attrDigest, attrRNG:
+			ok, perr := serverAttrMatch(a)
+			if perr != nil {
+				return q, nil, false, perr
+			}
+			match = append(match, ok)
 		default:
 			if dateAttrs[a.name] {
 				t, perr := a.val.datetime()
