@@ -159,8 +159,7 @@ func (s *Server) item(c *opCtx, r *response, bi batchItem) *opError {
 		return perr
 	}
 	c.w.end()
-	r.endItem()
-	return nil
+	return r.endItem()
 }
 
 func (s *Server) observeItem(bi batchItem, perr *opError, d time.Duration) {

@@ -380,6 +380,11 @@ func TestMaximumResponseSize(t *testing.T) {
 	if bytes.Contains(r.raw, []byte("Symmetric")) || len(r.raw) > 400 {
 		t.Fatal("the oversized payload leaked into the response")
 	}
+	// Response Too Large is a failure like any other: Stop ends the batch.
+	r = decodeResp(t, c.roundTrip(requestMsg(t, c.ver, small, byID(kmip14.OperationGet, id), byID(kmip14.OperationGet, id))))
+	if len(r.items) != 1 {
+		t.Fatalf("Stop after Response Too Large answered %d items", len(r.items))
+	}
 }
 
 // TestCreateSecretData: Create of a Secret Data object generates a
