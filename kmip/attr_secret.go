@@ -111,6 +111,11 @@ func attributesOf(sec *kms.Secret, v version, names []string) []outAttr {
 			out = append(out, outAttr{name: n, val: it})
 		}
 	}
+	for _, a := range serverAttrs(sec, v, names != nil) {
+		if want(a.name) {
+			out = append(out, a)
+		}
+	}
 	keys := make([]string, 0, len(sec.Attributes))
 	for k := range sec.Attributes {
 		keys = append(keys, k)

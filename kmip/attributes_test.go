@@ -217,10 +217,15 @@ func TestLocate(t *testing.T) {
 			want(got, 2)
 			_, got = locate(nil, "Cryptographic Algorithm", kmip14.CryptographicAlgorithmDES3)
 			want(got)
-			n, got := locate([]ttlv.Value{v(kmip14.TagMaximumItems, 2), v(kmip14.TagOffsetItems, 1)}, "Object Type", kmip14.ObjectTypeSymmetricKey)
-			want(got, 1, 2)
-			if ver.atLeast(1, 3) && n != 5 {
-				t.Fatalf("Located Items %d", n)
+			if ver.atLeast(1, 3) { // Offset Items is a 1.3 member
+				n, got := locate([]ttlv.Value{v(kmip14.TagMaximumItems, 2), v(kmip14.TagOffsetItems, 1)}, "Object Type", kmip14.ObjectTypeSymmetricKey)
+				want(got, 1, 2)
+				if n != 5 {
+					t.Fatalf("Located Items %d", n)
+				}
+			} else {
+				_, got := locate([]ttlv.Value{v(kmip14.TagMaximumItems, 2)}, "Object Type", kmip14.ObjectTypeSymmetricKey)
+				want(got, 0, 1)
 			}
 			// Dates: a range around now finds everything made here.
 			_, got = locate(nil, "Initial Date", time.Now().Add(-time.Hour), "Initial Date", time.Now().Add(time.Hour),

@@ -106,7 +106,7 @@ func (s *Server) process(ctx context.Context, who kms.Identity, msg []byte, w *w
 			"KMIP %d.%d is not served; this server speaks KMIP 1.0-1.4, 2.0 and 2.1", h.ver.major, h.ver.minor)
 	}
 	if perr == nil && h.onError == batchUndo {
-		perr = notSupported("the Undo batch error option is not supported")
+		perr = undoable(items)
 	}
 	var r response
 	if perr != nil {
@@ -121,18 +121,22 @@ func (s *Server) process(ctx context.Context, who kms.Identity, msg []byte, w *w
 	}
 	r.start(w, h.ver, now, h.clientCorr, h.maxResponse)
 	c := opCtx{ctx: ctx, svc: s.svc, who: who, ver: h.ver, now: now, w: w}
-	failed := false
+	var done []answered // kept for Undo only
 	for _, bi := range items {
-		if failed && h.onError == batchStop {
-			break
-		}
 		start := time.Now()
+		mark := len(w.b)
 		perr := s.item(&c, &r, bi)
-		if perr != nil {
-			failed = true
-		}
 		if s.observe != nil {
 			s.observeItem(bi, perr, time.Since(start))
+		}
+		if h.onError == batchUndo {
+			done = append(done, answered{bi, mark})
+		}
+		// Stop and Undo: the items after a failure are neither run nor
+		// answered; Undo also marks the earlier ones Operation Undone.
+		if perr != nil && h.onError != batchContinue {
+			r.undo(done)
+			break
 		}
 	}
 	r.finish()
@@ -157,8 +161,7 @@ func (s *Server) item(c *opCtx, r *response, bi batchItem) *opError {
 		return perr
 	}
 	c.w.end()
-	r.endItem()
-	return nil
+	return r.endItem()
 }
 
 func (s *Server) observeItem(bi batchItem, perr *opError, d time.Duration) {

@@ -69,6 +69,18 @@ func fuzzSeeds(t testing.TB) [][]byte {
 		// Create Key Pair, Activate the private key and Sign with it.
 		out = append(out, requestMsg(t, ver, nil, ecPair(ver), byID(kmip14.OperationActivate, ""),
 			byID(kmip14.OperationSign, "", v(kmip14.TagData, []byte("m")))))
+		// Locate with the version-bound members, Query's later functions,
+		// and an Undo batch of reads whose second item fails.
+		out = append(out, requestMsg(t, ver, nil, op{op: kmip14.OperationLocate, payload: []ttlv.Value{
+			v(kmip14.TagOffsetItems, 1), v(kmip14.TagStorageStatusMask, 5),
+			v(kmip14.TagObjectGroupMember, kmip14.ObjectGroupMemberGroupMemberDefault), attr1OrAttrs(ver, "Object Group", "g"),
+			attr1OrAttrs(ver, "Digest", st(kmip14.TagDigest, v(kmip14.TagHashingAlgorithm, kmip14.HashingAlgorithmSHA_256),
+				v(kmip14.TagDigestValue, []byte{1})))}}))
+		out = append(out, requestMsg(t, ver, nil, op{op: kmip14.OperationQuery, payload: []ttlv.Value{
+			v(kmip14.TagQueryFunction, kmip14.QueryFunctionQueryProfiles), v(kmip14.TagQueryFunction, kmip14.QueryFunctionQueryCapabilities),
+			v(kmip14.TagQueryFunction, kmip14.QueryFunctionQueryRNGs)}}))
+		out = append(out, requestMsg(t, ver, []ttlv.Value{v(kmip14.TagBatchErrorContinuationOption, kmip14.BatchErrorContinuationOptionUndo)},
+			byID(kmip14.OperationGetAttributes, id), byID(kmip14.OperationGet, id), byID(kmip14.OperationLocate, "")))
 		// A batch: Create, Activate and Get through the ID Placeholder.
 		out = append(out, requestMsg(t, ver, []ttlv.Value{v(kmip14.TagBatchErrorContinuationOption, kmip14.BatchErrorContinuationOptionContinue)},
 			createAES(ver, 128), byID(kmip14.OperationActivate, ""), byID(kmip14.OperationGet, "")))

@@ -348,15 +348,19 @@ func (r *response) itemHead(status uint32) {
 }
 
 // endItem closes a successful item, or turns it into Response Too Large
-// when it took the response over the client's Maximum Response Size.
-func (r *response) endItem() {
+// when it took the response over the client's Maximum Response Size (and
+// returns that failure, which stops a batch like any other).
+func (r *response) endItem() *opError {
 	r.w.end()
 	r.count++
 	if r.maxSize > 0 && len(r.w.b) > r.maxSize {
 		r.count--
-		r.fail(errf(kmip20.ResultReasonResponseTooLarge,
-			"the response is larger than the Maximum Response Size of %d bytes", r.maxSize))
+		perr := errf(kmip20.ResultReasonResponseTooLarge,
+			"the response is larger than the Maximum Response Size of %d bytes", r.maxSize)
+		r.fail(perr)
+		return perr
 	}
+	return nil
 }
 
 // fail discards what the current item wrote (zeroing it: it may hold key

@@ -34,15 +34,8 @@ func asymDER(sec *kms.Secret, payload []byte) ([]byte, uint32) {
 	if blk, _ := pem.Decode(payload); blk != nil {
 		der, blockType = blk.Bytes, blk.Type
 	}
-	switch blockType {
-	case "RSA PRIVATE KEY", "RSA PUBLIC KEY":
-		return der, fmtPKCS1
-	case "PRIVATE KEY":
-		return der, fmtPKCS8
-	case "EC PRIVATE KEY":
-		return der, fmtECPrivate
-	case "PUBLIC KEY":
-		return der, fmtX509
+	if f, ok := pemFormat(blockType); ok {
+		return der, f
 	}
 	if it, ok := decodeValue(sec.Attributes[attrKeyFormatType]); ok {
 		v, _ := it.enum()
@@ -61,6 +54,21 @@ func asymDER(sec *kms.Secret, payload []byte) ([]byte, uint32) {
 		return der, fmtECPrivate
 	}
 	return der, fmtPKCS1
+}
+
+// pemFormat is the Key Format Type of the DER in a PEM block of this type.
+func pemFormat(blockType string) (uint32, bool) {
+	switch blockType {
+	case "RSA PRIVATE KEY", "RSA PUBLIC KEY":
+		return fmtPKCS1, true
+	case "PRIVATE KEY":
+		return fmtPKCS8, true
+	case "EC PRIVATE KEY":
+		return fmtECPrivate, true
+	case "PUBLIC KEY":
+		return fmtX509, true
+	}
+	return 0, false
 }
 
 // convertKey re-encodes an RSA key between the formats Go can read and

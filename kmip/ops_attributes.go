@@ -60,7 +60,11 @@ func opGetAttributeList(c *opCtx, p item) *opError {
 	}
 	c.writeUID(sec.ID)
 	seen := map[string]bool{}
-	for _, a := range attributesOf(sec, c.ver, nil) {
+	all := attributesOf(sec, c.ver, nil)
+	if hasRNG(sec, c.ver) {
+		all = append(all, outAttr{name: attrRNG})
+	}
+	for _, a := range all {
 		if seen[a.name] {
 			continue
 		}

@@ -38,8 +38,22 @@ func opDiscoverVersions(c *opCtx, p item) *opError {
 	return nil
 }
 
-// opQuery answers Query Operations, Query Objects and Query Server
-// Information; other query functions have nothing to report here.
+// queryFunctions: the first version that defines each Query Function.
+var queryFunctions = map[uint32]version{
+	uint32(kmip14.QueryFunctionQueryOperations): {1, 0}, uint32(kmip14.QueryFunctionQueryObjects): {1, 0},
+	uint32(kmip14.QueryFunctionQueryServerInformation): {1, 0}, uint32(kmip14.QueryFunctionQueryApplicationNamespaces): {1, 0},
+	uint32(kmip14.QueryFunctionQueryExtensionList): {1, 1}, uint32(kmip14.QueryFunctionQueryExtensionMap): {1, 1},
+	uint32(kmip14.QueryFunctionQueryAttestationTypes): {1, 2}, uint32(kmip14.QueryFunctionQueryRNGs): {1, 3},
+	uint32(kmip14.QueryFunctionQueryValidations): {1, 3}, uint32(kmip14.QueryFunctionQueryProfiles): {1, 3},
+	uint32(kmip14.QueryFunctionQueryCapabilities): {1, 3}, uint32(kmip14.QueryFunctionQueryClientRegistrationMethods): {1, 3},
+	13: {2, 0}, 14: {2, 0}, // Query Defaults Information, Query Storage Protection Masks
+}
+
+// opQuery answers the Query Functions the client's version defines, in the
+// order the version lays out the response. Those with nothing to report
+// here (application namespaces, extensions, attestation, validations,
+// client registration, defaults, storage protection masks) answer nothing.
+// A function the version does not define is an Invalid Field.
 func opQuery(c *opCtx, p item) *opError {
 	want := map[uint32]bool{}
 	f := p.fields()
@@ -50,6 +64,9 @@ func opQuery(c *opCtx, p item) *opError {
 		v, perr := m.enum()
 		if perr != nil {
 			return perr
+		}
+		if since, ok := queryFunctions[v]; !ok || !c.ver.atLeast(since.major, since.minor) {
+			return invalidField("Query Function %s is not defined in KMIP %d.%d", kmip14.QueryFunction(v), c.ver.major, c.ver.minor)
 		}
 		want[v] = true
 	}
@@ -76,6 +93,15 @@ func opQuery(c *opCtx, p item) *opError {
 			w.text(kmip20.TagServerVersion, "1")
 		}
 		w.end()
+	}
+	if want[uint32(kmip14.QueryFunctionQueryRNGs)] {
+		w.item(kmip14.TagRNGParameters, rngItem())
+	}
+	if want[uint32(kmip14.QueryFunctionQueryProfiles)] {
+		writeProfiles(c)
+	}
+	if want[uint32(kmip14.QueryFunctionQueryCapabilities)] {
+		writeCapabilities(c)
 	}
 	return nil
 }

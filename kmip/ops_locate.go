@@ -25,53 +25,25 @@ var dateAttrs = map[string]bool{
 // (one value: equal; two: a range), Object Group, custom attributes and any
 // other stored attribute. Maximum Items and Offset Items page the result.
 // Objects of other projects are never seen: the service lists only the
-// caller's, and only those it may read.
+// caller's, and only those it may read. The request and the response have
+// the members the client's version defines (see locateRequest).
 func opLocate(c *opCtx, p item) *opError {
-	var maxItems, offset, mask int32
-	var hasMask bool
-	var attrs []attr
-	f := p.fields()
-	for m, ok := f.next(); ok; m, ok = f.next() {
-		var perr *opError
-		switch m.tag {
-		case kmip14.TagMaximumItems:
-			maxItems, perr = m.integer()
-		case kmip14.TagOffsetItems:
-			offset, perr = m.integer()
-		case kmip14.TagStorageStatusMask:
-			mask, perr = m.integer()
-			hasMask = true
-		case kmip14.TagObjectGroupMember:
-			// Fresh / default group members are not distinguished here.
-			_, perr = m.enum()
-		case tagAttribute:
-			var a attr
-			a, perr = readAttribute(m)
-			attrs = append(attrs, a)
-		case tagAttributes:
-			var as []attr
-			as, perr = readAttributes(m)
-			attrs = append(attrs, as...)
-		}
-		if perr != nil {
-			return perr
-		}
-	}
-	if maxItems < 0 || offset < 0 {
-		return invalidField("Maximum Items and Offset Items cannot be negative")
-	}
-	q, match, none, perr := locateQuery(attrs)
+	lr, perr := locateRequest(c.ver, p)
 	if perr != nil {
 		return perr
 	}
-	if hasMask {
-		if mask&storageDestroyed != 0 {
+	q, match, none, perr := locateQuery(lr.attrs)
+	if perr != nil {
+		return perr
+	}
+	if lr.hasMask {
+		if lr.mask&storageDestroyed != 0 {
 			q.View.Destroyed = true
 		}
 		switch {
-		case mask&(storageOnline|storageDestroyed) == 0:
+		case lr.mask&(storageOnline|storageDestroyed) == 0:
 			none = true // archival storage only: nothing is archived here
-		case mask&storageOnline == 0:
+		case lr.mask&storageOnline == 0:
 			match = append(match, func(s *kms.Secret) bool { return s.State == kms.Destroyed })
 		}
 	}
@@ -91,11 +63,15 @@ func opLocate(c *opCtx, p item) *opError {
 			found = append(found, s)
 		}
 	}
-	total := len(found)
-	found = found[min(int(offset), len(found)):]
-	if maxItems > 0 && len(found) > int(maxItems) {
-		found = found[:maxItems]
+	if lr.groupMember != 0 {
+		found = groupMember(found)
 	}
+	total := len(found)
+	found = found[min(int(lr.offset), len(found)):]
+	if lr.maxItems > 0 && len(found) > int(lr.maxItems) {
+		found = found[:lr.maxItems]
+	}
+	// Located Items is a 1.3 member; 1.0-1.2 answer Unique Identifiers only.
 	if c.ver.atLeast(1, 3) {
 		c.w.integer(kmip14.TagLocatedItems, int32(total))
 	}
@@ -106,6 +82,22 @@ func opLocate(c *opCtx, p item) *opError {
 		c.placeholder = found[0].ID
 	}
 	return nil
+}
+
+// groupMember answers Object Group Member = Group Member Default: this
+// server's policy is that a group's default member is its newest object.
+// The list comes in creation order.
+func groupMember(found []*kms.Secret) []*kms.Secret {
+	if len(found) == 0 {
+		return nil
+	}
+	newest := found[0]
+	for _, s := range found[1:] {
+		if !s.Created.Before(newest.Created) {
+			newest = s
+		}
+	}
+	return []*kms.Secret{newest}
 }
 
 // locateQuery turns Locate attributes into a service query (what the store
@@ -173,6 +165,12 @@ func locateQuery(attrs []attr) (q kms.ListQuery, match []func(*kms.Secret) bool,
 			}
 			none = none || v != uint32(kmip14.CertificateTypeX_509)
 			match = append(match, func(s *kms.Secret) bool { return s.Type == kms.Certificate })
+		case attrDigest, attrRNG:
+			ok, perr := serverAttrMatch(a)
+			if perr != nil {
+				return q, nil, false, perr
+			}
+			match = append(match, ok)
 		default:
 			if dateAttrs[a.name] {
 				t, perr := a.val.datetime()

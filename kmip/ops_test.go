@@ -291,7 +291,7 @@ func TestBatchErrorContinuation(t *testing.T) {
 	r.ok(0)
 	r.failed(1, uint32(kmip14.ResultReasonItemNotFound))
 	r.ok(2)
-	// Undo is not offered.
+	// Undo of a state change is refused (see TestBatchUndo).
 	undo := []ttlv.Value{v(kmip14.TagBatchErrorContinuationOption, kmip14.BatchErrorContinuationOptionUndo)}
 	decodeResp(t, c.roundTrip(requestMsg(t, c.ver, undo, good))).failed(0, uint32(kmip14.ResultReasonFeatureNotSupported))
 }
@@ -379,6 +379,11 @@ func TestMaximumResponseSize(t *testing.T) {
 	r.failed(0, uint32(kmip14.ResultReasonResponseTooLarge))
 	if bytes.Contains(r.raw, []byte("Symmetric")) || len(r.raw) > 400 {
 		t.Fatal("the oversized payload leaked into the response")
+	}
+	// Response Too Large is a failure like any other: Stop ends the batch.
+	r = decodeResp(t, c.roundTrip(requestMsg(t, c.ver, small, byID(kmip14.OperationGet, id), byID(kmip14.OperationGet, id))))
+	if len(r.items) != 1 {
+		t.Fatalf("Stop after Response Too Large answered %d items", len(r.items))
 	}
 }
 

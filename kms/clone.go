@@ -150,6 +150,7 @@ func (s *Service) CloneSecret(ctx context.Context, who Identity, id string, req 
 			return edit{}, err
 		}
 		r.ID, r.ClonedFrom, r.ContentType, r.HasPayload = newID, id, src.ContentType, true
+		r.Digest, r.Generated = src.Digest.clone(), src.Generated // the same material
 		r.Created, r.Updated = now, now
 		if src.Encryption != nil {
 			e := *src.Encryption

@@ -249,7 +249,7 @@ func (s *Service) newRecord(ctx context.Context, who Identity, project string, r
 		Name: req.Name, Type: req.Type, Algorithm: req.Algorithm, BitLength: req.BitLength,
 		Mode: req.Mode, Expiration: req.Expiration, State: req.State, Created: now, Updated: now,
 		Metadata: normalizeMetadata(req.Metadata), Attributes: req.Attributes,
-		DeletionPolicy: req.DeletionPolicy, Encryption: req.Encryption,
+		DeletionPolicy: req.DeletionPolicy, Encryption: req.Encryption, Generated: req.generated,
 	}}
 	if r.State == Active {
 		r.ActivationDate = &now
@@ -275,7 +275,7 @@ func (s *Service) buildDisk(ctx context.Context, who Identity, p *diskPlan) (*re
 	}
 	defer crypto.Zero(material)
 	cr := p.create
-	cr.Payload = material
+	cr.Payload, cr.generated = material, true
 	r, err := s.newRecord(ctx, who, p.project, cr)
 	if err != nil {
 		return nil, err

@@ -111,6 +111,7 @@ func (s *Service) buildPair(ctx context.Context, who Identity, req KeyPairReques
 	}
 	defer crypto.Zero(privPEM)
 	req.Private.Payload, req.Public.Payload = privPEM, pubPEM
+	req.Private.generated, req.Public.generated = true, true
 	if rp, err = s.newRecord(ctx, who, who.Project, req.Private); err != nil {
 		return nil, nil, nil, err
 	}

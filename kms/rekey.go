@@ -269,7 +269,7 @@ func (s *Service) replacement(ctx context.Context, who Identity, old *record, pa
 	} else {
 		cr.ContentType = ContentTypeBinary
 	}
-	cr.Payload = material
+	cr.Payload, cr.generated = material, true // fresh material from the server's generator
 	r, err := s.newRecord(ctx, who, old.Project, cr)
 	if err != nil {
 		return nil, err

@@ -38,6 +38,11 @@ func TestRekeySymmetric(t *testing.T) {
 	if nu.ID == old.ID || nu.Name != "disk" || nu.BitLength != 256 || nu.Attributes["Object Group"] != "g" || nu.State != kms.PreActive {
 		t.Fatalf("replacement %+v", nu)
 	}
+	// Fresh material from the server's generator: its own Digest, and the
+	// Random Number Generator attribute's source.
+	if !nu.Generated || nu.Digest == nil || (old.Digest != nil && string(nu.Digest.SHA256) == string(old.Digest.SHA256)) {
+		t.Fatalf("replacement generated %v, digest %+v (old %+v)", nu.Generated, nu.Digest, old.Digest)
+	}
 	if nu.Attributes["Link"] != "replaced:"+old.ID || len(nu.Attributes) != 2 {
 		t.Fatalf("replacement attributes %v", nu.Attributes)
 	}

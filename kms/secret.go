@@ -113,6 +113,13 @@ type Secret struct {
 	ClonedFrom     string            `json:"cloned_from,omitempty"`
 	Encryption     *DiskEncryption   `json:"encryption,omitempty"`
 	HasPayload     bool              `json:"has_payload"`
+
+	// Digest is the SHA-256 of the material (see digestOf); nil before a
+	// payload, for types that get none, and on records made before it.
+	Digest *MaterialDigest `json:"digest,omitempty"`
+	// Generated: the server made the material with its random generator
+	// (KMIP's Random Number Generator attribute describes that generator).
+	Generated bool `json:"generated,omitempty"`
 }
 
 // Expired reports whether the secret's expiration has passed at now.
@@ -135,5 +142,6 @@ func (s *Secret) Clone() *Secret {
 		e := *s.Encryption
 		c.Encryption = &e
 	}
+	c.Digest = s.Digest.clone()
 	return &c
 }

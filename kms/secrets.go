@@ -33,6 +33,9 @@ type CreateRequest struct {
 	// State says: a date that has come makes it Active now, a future one
 	// leaves it PreActive until then.
 	ActivationDate *time.Time
+
+	// generated: the server generated Payload (set by kms's generators only).
+	generated bool
 }
 
 const maxBitLength = 32767
@@ -138,6 +141,7 @@ func (s *Service) seal(ctx context.Context, r *record, payload []byte, contentTy
 		return internal("seal", err)
 	}
 	r.Sealed, r.HasPayload, r.ContentType = env, true, contentType
+	r.Digest = digestOf(r.Type, payload)
 	return nil
 }
 
@@ -215,7 +219,7 @@ func (s *Service) GenerateSecret(ctx context.Context, who Identity, req Generate
 		return nil, err
 	}
 	defer crypto.Zero(material)
-	req.Payload = material
+	req.Payload, req.generated = material, true
 	return s.CreateSecret(ctx, who, req.CreateRequest)
 }
 

@@ -251,3 +251,39 @@ func TestPyKMIPCrypto(t *testing.T) {
 		})
 	}
 }
+
+// TestPyKMIPLocate12: PyKMIP at KMIP 1.2 locates by name, pages with
+// Maximum Items and filters on the Storage Status Mask; its Offset Items, a
+// 1.3 member, is refused as an Invalid Field. At 1.4 Offset Items pages.
+func TestPyKMIPLocate12(t *testing.T) {
+	s := startServer(t)
+	dir := s.clientFiles(t, "pyloc", "alice", "admin")
+	for _, version := range []string{"1.2", "1.4"} {
+		t.Run(version, func(t *testing.T) {
+			res, err := pykmip(t, s, dir, version, "locate")
+			if err != nil {
+				t.Fatalf("%v: %v", err, res)
+			}
+			ids, _ := res["ids"].([]any)
+			if len(ids) != 3 {
+				t.Fatalf("ids %v", res["ids"])
+			}
+			if got := res["by_name"]; !equalJSON(got, []any{ids[1]}) {
+				t.Errorf("by name: %v", got)
+			}
+			if got, _ := res["first_two"].([]any); len(got) != 2 {
+				t.Errorf("Maximum Items 2: %v", got)
+			}
+			if got := res["online"]; !equalJSON(got, []any{ids[1]}) {
+				t.Errorf("On-line mask: %v", got)
+			}
+			want := "INVALID_FIELD"
+			if version != "1.2" {
+				want = "accepted"
+			}
+			if got := res["offset_items"]; got != want {
+				t.Errorf("Offset Items at %s: %v, want %s", version, got, want)
+			}
+		})
+	}
+}

@@ -143,6 +143,26 @@ def crypto(client, out, tag):
         out["encrypt_with_mac_key_msg"] = str(e)
 
 
+def locate(client, out, tag):
+    """Locate as the version defines it: paging and the storage mask;
+    Offset Items is refused below 1.3."""
+    f = attribute_factory.AttributeFactory()
+    ids = [client.create(enums.CryptographicAlgorithm.AES, 128,
+                         name="pyloc-%s-%d" % (tag, i)) for i in range(3)]
+    out["ids"] = ids
+    by_name = f.create_attribute(enums.AttributeType.NAME, "pyloc-%s-1" % tag)
+    out["by_name"] = client.locate(attributes=[by_name])
+    algo = f.create_attribute(enums.AttributeType.CRYPTOGRAPHIC_ALGORITHM,
+                              enums.CryptographicAlgorithm.AES)
+    out["first_two"] = client.locate(maximum_items=2, attributes=[algo])
+    out["online"] = client.locate(storage_status_mask=1, attributes=[by_name])
+    try:
+        client.locate(offset_items=1, attributes=[algo])
+        out["offset_items"] = "accepted"
+    except exceptions.KmipOperationFailure as e:
+        out["offset_items"] = e.reason.name
+
+
 def get_one(client, out, uid):
     got = client.get(uid)
     out["value"] = got.value.hex()
@@ -160,6 +180,8 @@ def main():
             lifecycle(client, out, version)
         elif scenario == "crypto":
             crypto(client, out, version)
+        elif scenario == "locate":
+            locate(client, out, version)
         elif scenario.startswith("get:"):
             get_one(client, out, scenario[4:])
         elif scenario == "discover":

@@ -1,0 +1,116 @@
+package kmip
+
+// Attributes the server derives and clients never set: Digest and Random
+// Number Generator. kms computes and keeps what they say (Secret.Digest,
+// Secret.Generated); this file words them for the client's version.
+
+import (
+	"bytes"
+	"crypto/fips140"
+
+	"github.com/gemalto/kmip-go/kmip14"
+	"github.com/gemalto/kmip-go/ttlv"
+
+	"github.com/keywarden/keywarden/kms"
+)
+
+const (
+	attrDigest = "Digest"
+	attrRNG    = "Random Number Generator"
+)
+
+// serverAttrs lists the derived attributes sec has, as version v knows
+// them. Random Number Generator only when named: PyKMIP 0.10 cannot decode
+// it and fails a whole all-attributes answer that holds it, so it is kept
+// out of that answer (Get Attribute List still names it).
+func serverAttrs(sec *kms.Secret, v version, named bool) []outAttr {
+	var out []outAttr
+	if it, ok := digestItem(sec, v); ok {
+		out = append(out, outAttr{name: attrDigest, val: it})
+	}
+	if named && hasRNG(sec, v) {
+		out = append(out, outAttr{name: attrRNG, val: rngItem()})
+	}
+	return out
+}
+
+func hasRNG(sec *kms.Secret, v version) bool { return sec.Generated && definedAt(attrRNG, v) }
+
+// digestItem is the Digest of sec's material: SHA-256, and (from 1.1) the
+// Key Format Type of the material hashed — the format a Get answers by
+// default, so a client can check what it got.
+func digestItem(sec *kms.Secret, v version) (item, bool) {
+	d := sec.Digest
+	if d == nil {
+		return item{}, false
+	}
+	var w writer
+	w.enum(kmip14.TagHashingAlgorithm, uint32(kmip14.HashingAlgorithmSHA_256))
+	w.bytes(kmip14.TagDigestValue, d.SHA256)
+	if f, ok := digestFormat(sec); ok && v.atLeast(1, 1) {
+		w.enum(kmip14.TagKeyFormatType, f)
+	}
+	return item{typ: ttlv.TypeStructure, val: w.b}, true
+}
+
+func digestFormat(sec *kms.Secret) (uint32, bool) {
+	switch sec.Type {
+	case kms.Symmetric:
+		return fmtRaw, true
+	case kms.Certificate:
+		return 0, false // a certificate has no Key Format Type
+	}
+	if f, ok := pemFormat(sec.Digest.PEMType); ok {
+		return f, true
+	}
+	if it, ok := decodeValue(sec.Attributes[attrKeyFormatType]); ok {
+		f, perr := it.enum()
+		return f, perr == nil
+	}
+	return 0, false
+}
+
+// rngItem describes the generator behind Go's crypto/rand: in FIPS 140-3
+// mode an AES-256 CTR_DRBG seeded by the kernel; otherwise the kernel's
+// getrandom, a ChaCha20-based DRBG that is none of the DRBG Algorithms KMIP
+// names, hence Unspecified.
+func rngItem() item {
+	var w writer
+	w.enum(kmip14.TagRNGAlgorithm, uint32(kmip14.RNGAlgorithmDRBG))
+	if fips140.Enabled() {
+		w.enum(kmip14.TagCryptographicAlgorithm, uint32(kmip14.CryptographicAlgorithmAES))
+		w.integer(kmip14.TagCryptographicLength, 256)
+		w.enum(kmip14.TagDRBGAlgorithm, uint32(kmip14.DRBGAlgorithmCTR))
+	} else {
+		w.enum(kmip14.TagDRBGAlgorithm, uint32(kmip14.DRBGAlgorithmUnspecified))
+	}
+	return item{typ: ttlv.TypeStructure, val: w.b}
+}
+
+// serverAttrMatch is the Locate predicate of a Digest (its Hashing
+// Algorithm and Digest Value; the Key Format Type is not compared, since it
+// names a format, not the material) or a Random Number Generator value.
+func serverAttrMatch(a attr) (func(*kms.Secret) bool, *opError) {
+	if a.name == attrRNG {
+		want := encodeValue(a.val)
+		return func(s *kms.Secret) bool { return s.Generated && encodeValue(rngItem()) == want }, nil
+	}
+	if perr := a.val.structure(); perr != nil {
+		return nil, perr
+	}
+	alg, ok := a.val.find(kmip14.TagHashingAlgorithm)
+	val, ok2 := a.val.find(kmip14.TagDigestValue)
+	if !ok || !ok2 {
+		return nil, missingData("a Digest needs its Hashing Algorithm and Digest Value")
+	}
+	h, perr := alg.enum()
+	if perr != nil {
+		return nil, perr
+	}
+	want, perr := val.bytes()
+	if perr != nil {
+		return nil, perr
+	}
+	sha256 := h == uint32(kmip14.HashingAlgorithmSHA_256)
+	return func(s *kms.Secret) bool { return sha256 && s.Digest != nil && bytes.Equal(s.Digest.SHA256, want) }, nil
+}
