@@ -68,6 +68,9 @@ func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
 		if s, ok := statusOf[ke.Kind]; ok {
 			status, desc = s, ke.Msg
 		}
+		if ke.Field != "" { // Barbican's words for a schema refusal
+			desc = fmt.Sprintf("Provided object does not match schema '%s': %s. Invalid property: '%s'", ke.Object, ke.Msg, ke.Field)
+		}
 	}
 	rid := w.Header().Get("X-Openstack-Request-Id")
 	if status >= 500 {

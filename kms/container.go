@@ -1,7 +1,6 @@
 package kms
 
 import (
-	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -102,11 +101,9 @@ type ContainerRequest struct {
 	Secrets []ContainerSecret
 }
 
-// containerInvalid is Barbican's schema error ("Provided object does not
-// match schema 'Container': <reason>. Invalid property: '<property>'").
+// containerInvalid refuses one property of a container request.
 func containerInvalid(property, format string, args ...any) error {
-	return Invalid("Provided object does not match schema 'Container': %s. Invalid property: '%s'",
-		fmt.Sprintf(format, args...), property)
+	return InvalidField("Container", property, format, args...)
 }
 
 // validateContainer applies Barbican's ContainerValidator: a known type;

@@ -364,8 +364,7 @@ func (s *Service) AddContainerSecret(ctx context.Context, who Identity, id strin
 		return nil, err
 	}
 	if len(ref.Name) > maxContainerName {
-		return nil, Invalid("Provided object does not match schema 'ContainerSecret': name is longer than %d characters. Invalid property: 'name'",
-			maxContainerName)
+		return nil, InvalidField("ContainerSecret", "name", "name is longer than %d characters", maxContainerName)
 	}
 	return s.updateContainerIf(ctx, id, func(cur *Container) ([]store.Cmp, error) {
 		if err := s.allowContainer(ContainerSecretChange, who, cur); err != nil {

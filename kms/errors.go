@@ -39,7 +39,11 @@ const (
 type Error struct {
 	Kind Kind
 	Msg  string
-	Err  error // the cause, for logs; never shown to callers
+	// Object and Field name what a KindInvalid refusal is about (e.g. a
+	// Container's "name"), when it is about one field of a request: an
+	// adapter may word it its protocol's way.
+	Object, Field string
+	Err           error // the cause, for logs; never shown to callers
 }
 
 func (e *Error) Error() string { return e.Msg }
@@ -51,7 +55,12 @@ func newErr(k Kind, format string, args ...any) error {
 
 // Invalid, NotFound, ... build errors of one kind; adapters use them too, so
 // that every refusal flows through one type.
-func Invalid(format string, args ...any) error   { return newErr(KindInvalid, format, args...) }
+func Invalid(format string, args ...any) error { return newErr(KindInvalid, format, args...) }
+
+// InvalidField is Invalid about one field of one kind of request object.
+func InvalidField(object, field, format string, args ...any) error {
+	return &Error{Kind: KindInvalid, Msg: fmt.Sprintf(format, args...), Object: object, Field: field}
+}
 func NotFound(format string, args ...any) error  { return newErr(KindNotFound, format, args...) }
 func Forbidden(format string, args ...any) error { return newErr(KindForbidden, format, args...) }
 func Conflict(format string, args ...any) error  { return newErr(KindConflict, format, args...) }
