@@ -2,6 +2,7 @@ package kms
 
 import (
 	"net/url"
+	"strconv"
 	"strings"
 )
 
@@ -81,3 +82,23 @@ func quotaProject(key string) string {
 	p, _ := url.PathUnescape(strings.TrimPrefix(key, quotaPrefix()))
 	return p
 }
+
+// The list index (listindex.go tells how it is used).
+
+func listPrefix(project string) string      { return "l/" + url.PathEscape(project) + "/" }
+func listAsidePrefix(project string) string { return "lx/" + url.PathEscape(project) + "/" }
+func listCountKey(project string) string    { return "n/" + url.PathEscape(project) }
+
+// Fences: counts of plain entries per window of creation time, at three
+// widths (a prefix of 4, 7 and 9 of the 16 hex digits: windows of 2^48 ns
+// ≈ 78 h, 2^36 ns ≈ 69 s and 2^28 ns ≈ 268 ms). Finding position p reads
+// the counts of the wide windows, then of the narrower ones inside the
+// window that holds p, and skips keys only inside a 268 ms window; deletes
+// anywhere move the counts, not the method. Kept by Add ops like n/.
+var fenceDigits = [...]int{4, 7, 9}
+
+func fencePrefix(level int, project string) string {
+	return "n" + strconv.Itoa(level+1) + "/" + url.PathEscape(project) + "/"
+}
+
+const listIndexMarker = "m/list-index"

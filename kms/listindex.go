@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -30,23 +29,8 @@ import (
 // read, a skip over keys and the page's own records; the set-aside entries
 // are few in practice and read in full.
 
-func listPrefix(project string) string      { return "l/" + url.PathEscape(project) + "/" }
-func listAsidePrefix(project string) string { return "lx/" + url.PathEscape(project) + "/" }
-func listCountKey(project string) string    { return "n/" + url.PathEscape(project) }
-
-// Fences: counts of plain entries per window of creation time, at three
-// widths (a prefix of 4, 7 and 9 of the 16 hex digits: windows of 2^48 ns
-// ≈ 78 h, 2^36 ns ≈ 69 s and 2^28 ns ≈ 268 ms). Finding position p reads
-// the counts of the wide windows, then of the narrower ones inside the
-// window that holds p, and skips keys only inside a 268 ms window; deletes
-// anywhere move the counts, not the method. Kept by Add ops like n/.
-var fenceDigits = [...]int{4, 7, 9}
-
-func fencePrefix(level int, project string) string {
-	return "n" + strconv.Itoa(level+1) + "/" + url.PathEscape(project) + "/"
-}
-
-const listIndexMarker = "m/list-index"
+// The index keys (listPrefix, listAsidePrefix, listCountKey, fencePrefix,
+// listIndexMarker) are built in keys.go with the rest of the layout.
 
 // listIndexBuildTimeout bounds the one-time build at start-up;
 // listIndexCheckTimeout the marker read that every start-up does.
