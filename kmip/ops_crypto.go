@@ -134,6 +134,18 @@ func readParams(m item, p *kms.CryptoParams) *opError {
 					perr = badParams("Salt Length must not be negative")
 				}
 			}
+		case kmip14.TagMaskGeneratorHashingAlgorithm:
+			if v, perr = x.enum(); perr == nil {
+				var ok bool
+				if p.MGFHash, ok = hashes[v]; !ok {
+					perr = badParams("Mask Generator Hashing Algorithm %s is not served", kmip14.HashingAlgorithm(v))
+				}
+			}
+		case kmip14.TagPSource:
+			var b []byte
+			if b, perr = x.bytes(); perr == nil {
+				p.Label = append([]byte{}, b...)
+			}
 		case kmip14.TagMaskGenerator:
 			if v, perr = x.enum(); perr == nil && v != uint32(kmip14.MaskGeneratorMGF1) {
 				perr = badParams("only the MGF1 mask generator is served")

@@ -41,6 +41,10 @@ type CryptoParams struct {
 	Tag       []byte // GCM tag to check (Decrypt)
 	// Digested says Sign/Verify data is already the digest.
 	Digested bool
+	// MGFHash is OAEP's MGF1 hash (default: Hash); Label is OAEP's label
+	// (KMIP's P Source).
+	MGFHash gocrypto.Hash
+	Label   []byte
 	// SaltLen is an RSA-PSS salt length in bytes (default: the hash's
 	// size when signing, any when verifying).
 	SaltLen int
@@ -75,6 +79,12 @@ func (p CryptoParams) withKeyDefaults(sec *Secret) CryptoParams {
 	}
 	if p.SaltLen == 0 {
 		p.SaltLen = d.SaltLen
+	}
+	if p.MGFHash == 0 {
+		p.MGFHash = d.MGFHash
+	}
+	if p.Label == nil {
+		p.Label = d.Label
 	}
 	return p
 }
@@ -117,7 +127,7 @@ func (s *Service) Encrypt(ctx context.Context, who Identity, id string, p Crypto
 	var out []byte
 	switch pad(p.Padding, "oaep") {
 	case "oaep":
-		out, err = rsa.EncryptOAEP(hashOr(p.Hash, gocrypto.SHA1).New(), rand.Reader, rk, data, nil)
+		out, err = rsa.EncryptOAEPWithOptions(rand.Reader, rk, data, oaep(p))
 	case "pkcs1v15":
 		// The KMIP profiles list it; OAEP is the default (docs/KMIP.md).
 		//lint:ignore SA1019 served for KMIP clients that ask for it by name
@@ -157,7 +167,7 @@ func (s *Service) Decrypt(ctx context.Context, who Identity, id string, p Crypto
 	var out []byte
 	switch pad(p.Padding, "oaep") {
 	case "oaep":
-		out, err = rsa.DecryptOAEP(hashOr(p.Hash, gocrypto.SHA1).New(), nil, rk, data, nil)
+		out, err = rk.Decrypt(nil, data, oaep(p))
 	case "pkcs1v15":
 		// A padding oracle by nature: served because the profiles list it,
 		// to callers whose usage mask allows Decrypt (docs/KMIP.md).
@@ -344,6 +354,11 @@ func pad(p, def string) string {
 		return def
 	}
 	return strings.ToLower(p)
+}
+
+func oaep(p CryptoParams) *rsa.OAEPOptions {
+	h := hashOr(p.Hash, gocrypto.SHA1)
+	return &rsa.OAEPOptions{Hash: h, MGFHash: hashOr(p.MGFHash, h), Label: p.Label}
 }
 
 func saltOr(n, def int) int {
