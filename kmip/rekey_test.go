@@ -16,7 +16,7 @@ import (
 func TestRekeySymmetric(t *testing.T) {
 	e := newEnv(t)
 	c := e.dial("p1")
-	start := time.Now().Add(10 * time.Minute).Truncate(time.Second)
+	start := time.Now().Add(-2 * time.Hour).Truncate(time.Second) // past, even shifted by the Offset: the keys decrypt now
 	old := uidOf(c.do(createAES(c.ver, 256, "Name", nameVal("disk-key"), "Object Group", "g1", "Process Start Date", start,
 		"Cryptographic Usage Mask", kmip14.CryptographicUsageMaskEncrypt|kmip14.CryptographicUsageMaskDecrypt)).ok(0))
 	c.do(byID(kmip14.OperationActivate, old)).ok(0)
