@@ -79,6 +79,11 @@ func TestCipherStreaming(t *testing.T) {
 		_, _, _, final := streamCryptTag(t, c, kmip14.OperationDecrypt, id, gcm, [][]byte{ct[:10], ct[10:]}, outs.iv, bad)
 		final.failed(0, uint32(kmip14.ResultReasonCryptographicFailure))
 
+		// Opening is a use of the key: a role without secret:use is refused.
+		obs := e.dial("cs", "audit")
+		obs.ver = ver
+		obs.do(byID(kmip14.OperationEncrypt, id, ctr, v(kmip14.TagData, msg), v(kmip14.TagInitIndicator, true))).
+			failed(0, uint32(kmip14.ResultReasonPermissionDenied))
 		// A stream is its opener's, for its operation only.
 		r := c.do(byID(kmip14.OperationEncrypt, id, ctr, v(kmip14.TagData, msg[:4]), v(kmip14.TagInitIndicator, true))).ok(0)
 		corr, _ := get(r, kmip14.TagCorrelationValue).([]byte)
