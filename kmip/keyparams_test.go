@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,6 +25,20 @@ import (
 // github.com/ovh/kmip-go and returns the ByteString values of tag, in order.
 func oasisCase(t *testing.T, name, tag string) [][]byte {
 	t.Helper()
+	var out [][]byte
+	for _, v := range oasisValues(t, name, tag, "ByteString") {
+		x, err := hex.DecodeString(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, x)
+	}
+	return out
+}
+
+// oasisValues returns the values of the items tag of type typ in case name.
+func oasisValues(t *testing.T, name, tag, typ string) []string {
+	t.Helper()
 	dir, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/ovh/kmip-go").Output()
 	if err != nil {
 		t.Fatalf("locating github.com/ovh/kmip-go: %v", err)
@@ -32,16 +47,78 @@ func oasisCase(t *testing.T, name, tag string) [][]byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out [][]byte
-	for _, m := range regexp.MustCompile(`<`+tag+` type="ByteString" value="([0-9a-fA-F]+)"`).FindAllSubmatch(b, -1) {
-		x, err := hex.DecodeString(string(m[1]))
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, x)
+	var out []string
+	for _, m := range regexp.MustCompile(`<`+tag+` type="`+typ+`" value="([^"]*)"`).FindAllSubmatch(b, -1) {
+		out = append(out, string(m[1]))
 	}
 	return out
 }
+
+var oasisHashes = map[string]kmip14.HashingAlgorithm{"SHA_1": kmip14.HashingAlgorithmSHA_1, "SHA_256": kmip14.HashingAlgorithmSHA_256,
+	"SHA_384": kmip14.HashingAlgorithmSHA_384, "SHA_512": kmip14.HashingAlgorithmSHA_512}
+
+// CS-AC-M-OAEP-1..10-14: each key registered with the case's
+// Cryptographic Parameters (OAEP, its hash, MGF1 hash and P Source), the
+// request with none. A private key decrypts the case's ciphertext to its
+// plaintext; a public key's ciphertext opens with Go under the case's
+// parameters and the private key of the next case.
+func TestOASISOAEPCases(t *testing.T) {
+	c := newEnv(t).dial("oaep")
+	c.ver = version{1, 4}
+	if missing := oaepCases(t, c); len(missing) > 0 {
+		t.Fatal(missing)
+	}
+}
+
+// oaepCases runs the cases and names those that fail.
+func oaepCases(t *testing.T, c *client) (missing []string) {
+	for n := 1; n <= 10; n++ {
+		name := fmt.Sprintf("CS-AC-M-OAEP-%d-14.xml", n)
+		material := oasisCase(t, name, "KeyMaterial")[0]
+		data := oasisCase(t, name, "Data")
+		hashes := oasisValues(t, name, "HashingAlgorithm", "Enumeration")
+		mgf := oasisValues(t, name, "MaskGeneratorHashingAlgorithm", "Enumeration")
+		label := oasisCase(t, name, "PSource")
+		if len(hashes) == 0 || len(mgf) == 0 || len(data) != 2 {
+			t.Fatalf("%s: cannot read the case", name)
+		}
+		fields := []ttlv.Value{v(kmip14.TagPaddingMethod, kmip14.PaddingMethodOAEP), v(kmip14.TagHashingAlgorithm, oasisHashes[hashes[0]]),
+			v(kmip14.TagCryptographicAlgorithm, kmip14.CryptographicAlgorithmRSA), v(kmip14.TagMaskGenerator, kmip14.MaskGeneratorMGF1),
+			v(kmip14.TagMaskGeneratorHashingAlgorithm, oasisHashes[mgf[0]])}
+		var lbl []byte
+		if len(label) > 0 {
+			lbl = label[0]
+			fields = append(fields, v(kmip14.TagPSource, lbl))
+		}
+		typ, tag, format, mask, o := kmip14.ObjectTypePublicKey, kmip14.TagPublicKey, kmip14.KeyFormatTypeX_509, kmip14.CryptographicUsageMaskEncrypt, kmip14.OperationEncrypt
+		if n%2 == 0 {
+			typ, tag, format, mask, o = kmip14.ObjectTypePrivateKey, kmip14.TagPrivateKey, kmip14.KeyFormatTypePKCS_1, kmip14.CryptographicUsageMaskDecrypt, kmip14.OperationDecrypt
+		}
+		id := uidOf(c.do(op{op: kmip14.OperationRegister, payload: []ttlv.Value{v(tagObjectType, typ),
+			attrs(c.ver, "Cryptographic Usage Mask", mask, "Cryptographic Parameters", params(fields...), "Activation Date", time.Now().Add(-time.Hour)),
+			st(tag, keyBlock(format, material, v(kmip14.TagCryptographicAlgorithm, kmip14.CryptographicAlgorithmRSA), v(kmip14.TagCryptographicLength, 2048)))}}).ok(0))
+		r := c.do(byID(o, id, v(kmip14.TagData, data[0])))
+		got, _ := get(r.item(0), kmip14.TagResponsePayload, kmip14.TagData).([]byte)
+		if o == kmip14.OperationDecrypt {
+			if !bytes.Equal(got, data[1]) {
+				missing = append(missing, fmt.Sprintf("%s: the server decrypts to %x, the case says %x (%v)", name, got, data[1], r.item(0)))
+			}
+			continue
+		}
+		next := fmt.Sprintf("CS-AC-M-OAEP-%d-14.xml", n+1)
+		rk, err := x509.ParsePKCS1PrivateKey(oasisCase(t, next, "KeyMaterial")[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		pt, err := rk.Decrypt(nil, got, &rsa.OAEPOptions{Hash: goHash[hashes[0]], MGFHash: goHash[mgf[0]], Label: lbl})
+		if err != nil || !bytes.Equal(pt, data[0]) {
+			missing = append(missing, fmt.Sprintf("%s: Go cannot open the server's ciphertext with %s's key: %v (%v)", name, next, err, r.item(0)))
+		}
+	}
+	return missing
+}
+
+var goHash = map[string]gocrypto.Hash{"SHA_1": gocrypto.SHA1, "SHA_256": gocrypto.SHA256, "SHA_384": gocrypto.SHA384, "SHA_512": gocrypto.SHA512}
 
 // A request that leaves Cryptographic Parameters out gets the key's own
 // (KMIP 1.4 §4.29-4.34): CS-AC-M-OAEP-10-14's Decrypt (OAEP SHA-384, MGF1

@@ -253,9 +253,9 @@ func TestProfileBasicCryptographicServer(t *testing.T) {
 // Signature Verify, MAC, MAC Verify and Hash, every one of them streamed
 // (Init / Final Indicator, Correlation Value), and the mandatory cases
 // CS-AC-M-1..8-14 and CS-AC-M-OAEP-*-14: the key's Cryptographic
-// Parameters as defaults, the cases' vectors, and the Process Start and
-// Protect Stop Dates. keyparams_test.go and cipherstream_test.go check
-// the same in more depth against Go's crypto.
+// Parameters as defaults, the cases' vectors (OAEP's among them), and the
+// Process Start and Protect Stop Dates. keyparams_test.go and
+// cipherstream_test.go check the same in more depth against Go's crypto.
 func TestProfileAdvancedCryptographicServer(t *testing.T) {
 	runProfile(t, serverProfile{name: "Advanced Cryptographic Server", enum: kmip14.ProfileNameAdvancedCryptographicServerKMIPV1_4,
 		ops: withOps(kmip14.OperationEncrypt, kmip14.OperationDecrypt, kmip14.OperationSign, kmip14.OperationSignatureVerify,
@@ -340,6 +340,8 @@ func TestProfileAdvancedCryptographicServer(t *testing.T) {
 					missing = append(missing, fmt.Sprintf("CS-AC-M-3 verify with %v: want %v", hash, want))
 				}
 			}
+			// CS-AC-M-OAEP-1..10 (keyparams_test.go).
+			missing = append(missing, oaepCases(t, c)...)
 			// CS-AC-M-8: past its Protect Stop Date a key does not sign;
 			// before its Process Start Date it does not verify.
 			dates := []any{"Process Start Date", time.Now().Add(time.Hour), "Protect Stop Date", time.Now().Add(-time.Hour)}
