@@ -99,6 +99,17 @@ func TestCipherStreaming(t *testing.T) {
 			v(kmip14.TagFinalIndicator, true)}}).ok(0)
 		c.do(byID(kmip14.OperationEncrypt, id, ctr, v(kmip14.TagData, msg), v(kmip14.TagInitIndicator, true))).
 			failed(0, reason(ver, kmip20.ResultReasonWrongKeyLifecycleState))
+		// Over the bound a stream is refused and closed.
+		if ver.v2() {
+			k2 := uidOf(c.do(createAES(c.ver, 128, "Cryptographic Usage Mask", kmip14.CryptographicUsageMaskEncrypt)).ok(0))
+			c.do(byID(kmip14.OperationActivate, k2)).ok(0)
+			big := make([]byte, 600<<10)
+			r := c.do(byID(kmip14.OperationEncrypt, k2, ctr, v(kmip14.TagData, big), v(kmip14.TagInitIndicator, true))).ok(0)
+			corr := get(r, kmip14.TagCorrelationValue)
+			next := op{op: kmip14.OperationEncrypt, payload: []ttlv.Value{v(kmip14.TagData, big), v(kmip14.TagCorrelationValue, corr)}}
+			c.do(next).failed(0, uint32(kmip20.ResultReasonServerLimitExceeded))
+			c.do(next).failed(0, uint32(kmip20.ResultReasonInvalidCorrelationValue))
+		}
 		// A part without a Correlation Value that is not the first.
 		c.do(byID(kmip14.OperationEncrypt, id, ctr, v(kmip14.TagData, msg), v(kmip14.TagFinalIndicator, true))).
 			failed(0, uint32(kmip14.ResultReasonMissingData))
