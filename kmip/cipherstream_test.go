@@ -92,6 +92,11 @@ func TestCipherStreaming(t *testing.T) {
 		other.ver = ver
 		other.do(op{op: kmip14.OperationEncrypt, payload: []ttlv.Value{v(kmip14.TagData, msg), v(kmip14.TagCorrelationValue, corr)}}).failed(0, wrongCorr)
 		c.do(op{op: kmip14.OperationDecrypt, payload: []ttlv.Value{v(kmip14.TagData, msg), v(kmip14.TagCorrelationValue, corr)}}).failed(0, wrongCorr)
+		other2 := uidOf(c.do(createAES(c.ver, 128)).ok(0))
+		c.do(byID(kmip14.OperationEncrypt, other2, v(kmip14.TagData, msg), v(kmip14.TagCorrelationValue, corr))).failed(0, wrongCorr)
+		// IV and additional data belong to the Init part.
+		c.do(op{op: kmip14.OperationEncrypt, payload: []ttlv.Value{v(kmip14.TagData, msg), v(kmip14.TagIVCounterNonce, make([]byte, 16)),
+			v(kmip14.TagCorrelationValue, corr)}}).failed(0, uint32(kmip14.ResultReasonInvalidField))
 		// The decision is the Init part's: a revoked key's stream goes on
 		// to its end, a new one is refused.
 		c.do(revoke(id, kmip14.RevocationReasonCodeCessationOfOperation)).ok(0)

@@ -29,6 +29,12 @@ func (c *opCtx) cipherPart(op uint32, r *cryptoRequest, encrypt bool) *opError {
 		}
 		return c.openCipherStream(op, r, encrypt)
 	}
+	if r.params.IV != nil || r.params.AAD != nil {
+		return invalidField("a stream's IV and additional data are given at its Init part")
+	}
+	if r.params.Tag != nil && !r.final {
+		return invalidField("a stream's authentication tag is given at its final part")
+	}
 	t := streams
 	t.mu.Lock()
 	defer t.mu.Unlock()
