@@ -57,7 +57,7 @@ func (c *opCtx) owner() string { return c.who.Source + "\x00" + c.who.Project + 
 // unchanged for a single-shot request, the whole accumulated request for a
 // stream's final part, and nil (the part answered) otherwise.
 func (c *opCtx) streamPart(op uint32, r *cryptoRequest) (*cryptoRequest, *opError) {
-	if r.corr == nil && r.init == r.final && !(r.hasFinal && !r.final) {
+	if !r.streamed() {
 		return r, nil // Init and Final together, or neither: one shot
 	}
 	if !streamable[op] {
