@@ -11,10 +11,10 @@ import (
 )
 
 // Streamed Encrypt and Decrypt (KMIP Init / Final Indicator) with AES.
-// The decision (policy secret:use, state, usage mask) is taken once, when
-// the stream opens, with the key as it is then; the parts that follow use
-// the cipher set up at that moment. Output leaves as soon as the mode
-// allows: CTR at once, CBC in whole blocks (decryption holds the last one
+// The decision (policy secret:use, state, usage mask, use dates) is taken
+// once, when the stream opens, with the key as it is then; the parts that
+// follow use the cipher set up at that moment. Output leaves as soon as
+// the mode allows: CTR at once, CBC in whole blocks (decryption holds the last one
 // back for the padding), GCM encryption at once with the tag at the end.
 // GCM decryption releases nothing before the tag verifies: it keeps the
 // ciphertext and answers at the final part.
@@ -36,12 +36,10 @@ type CipherStream struct {
 	aead    cipher.AEAD      // GCM
 	iv, aad []byte
 	held    []byte // bytes not yet answered (CBC) or kept for the tag (GCM)
-	sent    int    // GCM encryption: ciphertext bytes answered
 }
 
 // OpenCipherStream decides and sets up a stream. res.IV is the IV the
-// server chose when the request gave none (GCM decryption, CBC and CTR
-// decryption need one).
+// server chose when the request gave none (a decryption must give one).
 func (s *Service) OpenCipherStream(ctx context.Context, who Identity, id string, p CryptoParams, encrypt bool) (cs *CipherStream, res *CryptoResult, err error) {
 	action, use := "decrypt", UseDecrypt
 	if encrypt {
@@ -167,7 +165,6 @@ func (cs *CipherStream) Update(data []byte) ([]byte, error) {
 		}
 		out := make([]byte, len(data))
 		cs.ctr.XORKeyStream(out, data)
-		cs.sent += len(out)
 		return out, nil
 	}
 	cs.held = append(cs.held, data...)
