@@ -5,6 +5,7 @@ import (
 
 	"github.com/gemalto/kmip-go/kmip14"
 	"github.com/gemalto/kmip-go/kmip20"
+	"github.com/gemalto/kmip-go/ttlv"
 
 	"github.com/keywarden/keywarden/crypto"
 	"github.com/keywarden/keywarden/kms"
@@ -13,8 +14,10 @@ import (
 // Encrypt, Decrypt, Sign, Signature Verify, MAC and MAC Verify: the request
 // is read here into kms.CryptoParams; kms decides (policy secret:use,
 // Active state, usage mask) and computes. Sign, Signature Verify, MAC, MAC
-// Verify and Hash may come in parts (ops_stream.go); Encrypt and Decrypt
-// are single-shot: a stream of them answers Feature Not Supported.
+// Verify and Hash may come in parts (ops_stream.go), Encrypt and Decrypt
+// too (ops_cipherstream.go). What the request leaves out of Cryptographic
+// Parameters, the key's own Cryptographic Parameters attribute gives
+// (keyParams; kms applies it).
 
 // cryptoRequest is what the six operations read from a request.
 type cryptoRequest struct {
@@ -123,6 +126,26 @@ func readParams(m item, p *kms.CryptoParams) *opError {
 					perr = badParams("Tag Length must be positive")
 				}
 			}
+		case kmip14.TagSaltLength:
+			var n int32
+			if n, perr = x.integer(); perr == nil {
+				p.SaltLen = int(n)
+				if n < 0 {
+					perr = badParams("Salt Length must not be negative")
+				}
+			}
+		case kmip14.TagMaskGeneratorHashingAlgorithm:
+			if v, perr = x.enum(); perr == nil {
+				var ok bool
+				if p.MGFHash, ok = hashes[v]; !ok {
+					perr = badParams("Mask Generator Hashing Algorithm %s is not served", kmip14.HashingAlgorithm(v))
+				}
+			}
+		case kmip14.TagPSource:
+			var b []byte
+			if b, perr = x.bytes(); perr == nil {
+				p.Label = append([]byte{}, b...)
+			}
 		case kmip14.TagMaskGenerator:
 			if v, perr = x.enum(); perr == nil && v != uint32(kmip14.MaskGeneratorMGF1) {
 				perr = badParams("only the MGF1 mask generator is served")
@@ -137,7 +160,7 @@ func readParams(m item, p *kms.CryptoParams) *opError {
 
 // readCrypto reads the fields the six operations share.
 func readCrypto(c *opCtx, p item, keyed bool) (*cryptoRequest, *opError) {
-	r := &cryptoRequest{}
+	r := &cryptoRequest{params: kms.CryptoParams{KeyDefaults: keyParams}}
 	var perr *opError
 	if _, named := p.find(tagUniqueIdentifier); keyed && (named || !hasCorrelation(p)) {
 		// A stream's later parts may leave the key out: the stream knows it.
@@ -180,6 +203,24 @@ func readCrypto(c *opCtx, p item, keyed bool) (*cryptoRequest, *opError) {
 	return r, nil
 }
 
+// keyParams reads a key's stored Cryptographic Parameters attribute. A
+// field this server does not serve leaves that default out: the request's
+// own value, or kms's, applies.
+func keyParams(attrs map[string]string) kms.CryptoParams {
+	var p kms.CryptoParams
+	it, ok := decodeValue(attrs[attrParameters])
+	if !ok {
+		return p
+	}
+	f := it.fields()
+	for x, ok := f.next(); ok; x, ok = f.next() {
+		var w writer
+		w.item(x.tag, x)
+		_ = readParams(item{typ: ttlv.TypeStructure, val: w.b}, &p)
+	}
+	return p
+}
+
 func hasCorrelation(p item) bool {
 	_, ok := p.find(kmip14.TagCorrelationValue)
 	return ok
@@ -216,9 +257,15 @@ func encryptOrDecrypt(c *opCtx, p item, encrypt bool) *opError {
 	if encrypt {
 		op = uint32(kmip14.OperationEncrypt)
 	}
-	r, perr := cryptoOp(c, p, op, false)
-	if r == nil {
+	r, perr := readCrypto(c, p, true)
+	if perr != nil {
 		return perr
+	}
+	if r.streamed() {
+		return c.cipherPart(op, r, encrypt)
+	}
+	if !r.hasData {
+		return missingData("the request has no Data")
 	}
 	var res *kms.CryptoResult
 	var err error

@@ -5,6 +5,7 @@ import (
 
 	"github.com/gemalto/kmip-go/kmip14"
 
+	"github.com/keywarden/keywarden/consumers"
 	"github.com/keywarden/keywarden/kms"
 )
 
@@ -22,8 +23,9 @@ var dateAttrs = map[string]bool{
 
 // opLocate finds the caller's objects matching every attribute given:
 // Name, Object Type, Cryptographic Algorithm and Length, State, the dates
-// (one value: equal; two: a range), Object Group, custom attributes and any
-// other stored attribute. Maximum Items and Offset Items page the result.
+// (one value: equal; two: a range), Object Group, custom attributes, the
+// vendor x-keywarden-consumer and x-keywarden-deletion-policy
+// (attr_vendor.go) and any other stored attribute. Maximum Items and Offset Items page the result.
 // Objects of other projects are never seen: the service lists only the
 // caller's, and only those it may read. The request and the response have
 // the members the client's version defines (see locateRequest).
@@ -165,6 +167,24 @@ func locateQuery(attrs []attr) (q kms.ListQuery, match []func(*kms.Secret) bool,
 			}
 			none = none || v != uint32(kmip14.CertificateTypeX_509)
 			match = append(match, func(s *kms.Secret) bool { return s.Type == kms.Certificate })
+		case attrConsumer:
+			// Barbican's rule: a consumer is its service, resource type
+			// and resource id.
+			cons, perr := parseConsumer(a.val)
+			if perr != nil {
+				return q, nil, false, perr
+			}
+			match = append(match, func(s *kms.Secret) bool { return consumers.Index(s.Consumers, cons) >= 0 })
+		case attrDeletionPolicy:
+			v, perr := a.val.text()
+			if perr != nil {
+				return q, nil, false, perr
+			}
+			pol, err := consumers.ParsePolicy(v)
+			if err != nil || pol == "" {
+				return q, nil, false, invalidField("%s is %s or %s", attrDeletionPolicy, kms.Retain, kms.OnLastConsumer)
+			}
+			match = append(match, func(s *kms.Secret) bool { return s.EffectivePolicy() == pol })
 		case attrDigest, attrRNG:
 			ok, perr := serverAttrMatch(a)
 			if perr != nil {

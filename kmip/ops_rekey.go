@@ -14,14 +14,21 @@ import (
 // Re-key and Re-key Key Pair (KMIP 1.4 §4.4, §4.5): kms makes the
 // replacement and changes the old object in one transaction; this file
 // reads the request and encodes the Replacement/Replaced Object Links.
-// Attributes in the request (Template-Attribute, 2.x Attributes) are not
-// served yet: the replacement takes the old object's.
+// Attributes in the request (Template-Attribute, 2.x Attributes; for a
+// pair Common, Private Key and Public Key ones) are read by Create's rules
+// (Name, Activation Date, Usage Mask, Cryptographic Parameters, Object
+// Group, custom …; server-set ones refused) and set on the replacement
+// over the old object's; kms refuses another algorithm or length.
 
-// rekeyRequest reads the Offset and refuses request attributes.
-func rekeyRequest(p item) (kms.RekeyRequest, *opError) {
+// rekeyRequest reads the Offset and the attributes for halves objects (1:
+// Re-key, 2: Re-key Key Pair).
+func rekeyRequest(c *opCtx, p item, halves int) (kms.RekeyRequest, *opError) {
 	req := kms.RekeyRequest{Link: replacementLink, Carry: func(name string) bool { return name != "Link" }, Shift: shiftDate}
+	var common, private, public []attr
 	f := p.fields()
 	for m, ok := f.next(); ok; m, ok = f.next() {
+		var as []attr
+		var perr *opError
 		switch m.tag {
 		case kmip14.TagOffset:
 			if m.typ != ttlv.TypeInterval || len(m.val) != 4 {
@@ -29,27 +36,47 @@ func rekeyRequest(p item) (kms.RekeyRequest, *opError) {
 			}
 			d := time.Duration(binary.BigEndian.Uint32(m.val)) * time.Second
 			req.Offset = &d
+			continue
 		case kmip14.TagTemplateAttribute, kmip14.TagCommonTemplateAttribute,
 			kmip14.TagPrivateKeyTemplateAttribute, kmip14.TagPublicKeyTemplateAttribute:
-			if perr := m.structure(); perr != nil {
-				return req, perr
-			}
-			as, perr := readTemplate(m)
-			if perr != nil {
-				return req, perr
-			}
-			if len(as) > 0 {
-				return req, notSupported("attributes in a re-key request are not served: the replacement takes the existing object's")
+			if perr = m.structure(); perr == nil {
+				as, perr = readTemplate(m)
 			}
 		case kmip20.TagAttributes, kmip20.TagCommonAttributes, kmip20.TagPrivateKeyAttributes, kmip20.TagPublicKeyAttributes:
-			as, perr := readAttributes(m)
-			if perr != nil {
-				return req, perr
-			}
-			if len(as) > 0 {
-				return req, notSupported("attributes in a re-key request are not served: the replacement takes the existing object's")
-			}
+			as, perr = readAttributes(m)
+		default:
+			continue
 		}
+		if perr != nil {
+			return req, perr
+		}
+		switch m.tag {
+		case kmip14.TagPrivateKeyTemplateAttribute, kmip20.TagPrivateKeyAttributes:
+			private = append(private, as...)
+		case kmip14.TagPublicKeyTemplateAttribute, kmip20.TagPublicKeyAttributes:
+			public = append(public, as...)
+		default:
+			common = append(common, as...)
+		}
+	}
+	if halves == 1 && len(private)+len(public) > 0 {
+		return req, invalidField("Re-key takes a Template-Attribute (Attributes), not a key pair's")
+	}
+	for _, own := range [][]attr{private, public}[:halves] {
+		as := append(append([]attr(nil), common...), own...)
+		if len(as) == 0 {
+			req.Set = append(req.Set, kms.RekeySet{})
+			continue
+		}
+		o, perr := newObjectFrom(c, as)
+		if perr != nil {
+			return req, perr
+		}
+		set := kms.RekeySet{Algorithm: o.alg, BitLength: o.bits, Mode: o.mode, ActivationDate: o.activation, Attributes: o.stored}
+		if hasAttr(as, attrName) {
+			set.Name = &o.name
+		}
+		req.Set = append(req.Set, set)
 	}
 	return req, nil
 }
@@ -59,7 +86,7 @@ func opRekey(c *opCtx, p item) *opError {
 	if perr != nil {
 		return perr
 	}
-	req, perr := rekeyRequest(p)
+	req, perr := rekeyRequest(c, p, 1)
 	if perr != nil {
 		return perr
 	}
@@ -83,7 +110,7 @@ func opRekeyKeyPair(c *opCtx, p item) *opError {
 	if id == "" {
 		return missingData("Re-key Key Pair needs a Private Key Unique Identifier")
 	}
-	req, perr := rekeyRequest(p)
+	req, perr := rekeyRequest(c, p, 2)
 	if perr != nil {
 		return perr
 	}

@@ -7,15 +7,19 @@ import (
 
 	"github.com/gemalto/kmip-go/kmip14"
 	"github.com/gemalto/kmip-go/kmip20"
+
+	"github.com/keywarden/keywarden/kms"
 )
 
 // Streaming (KMIP 1.3 on: Init Indicator, Final Indicator, Correlation
-// Value) for the operations whose answer comes at the end: Sign, Signature
-// Verify, MAC, MAC Verify and Hash. The server keeps the parts until the
-// final one and then runs the operation once, so kms decides (policy,
-// state, usage mask) on the whole data as for one request. Parts are
-// bounded per stream and in total, and a stream dies after streamTTL; it
-// belongs to the identity, operation and key that opened it.
+// Value). Sign, Signature Verify, MAC, MAC Verify and Hash answer at the
+// end: the server keeps the parts until the final one and then runs the
+// operation once, so kms decides (policy, state, usage mask) on the whole
+// data as for one request. Encrypt and Decrypt answer part by part
+// (ops_cipherstream.go): kms decides once, at the Init part, and the
+// parts run through the cipher it set up. Input is bounded per stream and
+// in total, and a stream dies after streamTTL; it belongs to the identity,
+// operation and key that opened it.
 
 const (
 	maxStreamData  = 1 << 20  // bytes of one stream
@@ -28,7 +32,9 @@ type stream struct {
 	owner   string
 	op      uint32
 	id      string
-	req     *cryptoRequest // the first part's parameters, data accumulated
+	req     *cryptoRequest    // the first part's parameters, data accumulated
+	cs      *kms.CipherStream // Encrypt and Decrypt
+	n       int               // input bytes taken, for the bounds
 	expires time.Time
 }
 
@@ -51,7 +57,7 @@ func (c *opCtx) owner() string { return c.who.Source + "\x00" + c.who.Project + 
 // unchanged for a single-shot request, the whole accumulated request for a
 // stream's final part, and nil (the part answered) otherwise.
 func (c *opCtx) streamPart(op uint32, r *cryptoRequest) (*cryptoRequest, *opError) {
-	if r.corr == nil && r.init == r.final && !(r.hasFinal && !r.final) {
+	if !r.streamed() {
 		return r, nil // Init and Final together, or neither: one shot
 	}
 	if !streamable[op] {
@@ -66,20 +72,14 @@ func (c *opCtx) streamPart(op uint32, r *cryptoRequest) (*cryptoRequest, *opErro
 	t := streams
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	key := string(r.corr)
-	s, ok := t.m[key]
-	if !ok || s.owner != c.owner() || s.op != op || (r.id != "" && r.id != s.id) || c.now.After(s.expires) {
-		if ok && c.now.After(s.expires) {
-			t.drop(key)
-		}
-		return nil, errf(kmip20.ResultReasonInvalidCorrelationValue, "no open stream has this Correlation Value")
+	key, s, perr := t.find(c, op, r)
+	if perr != nil {
+		return nil, perr
 	}
-	if len(s.req.data)+len(r.data) > maxStreamData || t.bytes+len(r.data) > maxStreamTotal {
-		t.drop(key)
-		return nil, errf(kmip20.ResultReasonServerLimitExceeded, "a stream holds at most %d bytes", maxStreamData)
+	if perr := t.take(key, s, len(r.data)); perr != nil {
+		return nil, perr
 	}
 	s.req.data = append(s.req.data, r.data...)
-	t.bytes += len(r.data)
 	if r.hasSig {
 		s.req.sig, s.req.hasSig = append([]byte(nil), r.sig...), true
 	}
@@ -112,15 +112,44 @@ func (c *opCtx) openStream(op uint32, r *cryptoRequest) *opError {
 	first.data = append([]byte(nil), r.data...)
 	first.sig = append([]byte(nil), r.sig...)
 	first.params.IV, first.params.AAD, first.params.Tag = nil, nil, nil
-	t.m[string(corr)] = &stream{owner: c.owner(), op: op, id: r.id, req: &first, expires: c.now.Add(streamTTL)}
+	t.m[string(corr)] = &stream{owner: c.owner(), op: op, id: r.id, req: &first, n: len(first.data), expires: c.now.Add(streamTTL)}
 	t.bytes += len(first.data)
 	c.writeStream(r.id, corr)
 	return nil
 }
 
+// find is the caller's open stream of op named by r's Correlation Value.
+// The caller holds t.mu.
+func (t *streamTable) find(c *opCtx, op uint32, r *cryptoRequest) (string, *stream, *opError) {
+	key := string(r.corr)
+	s, ok := t.m[key]
+	if !ok || s.owner != c.owner() || s.op != op || (r.id != "" && r.id != s.id) || c.now.After(s.expires) {
+		if ok && c.now.After(s.expires) {
+			t.drop(key)
+		}
+		return "", nil, errf(kmip20.ResultReasonInvalidCorrelationValue, "no open stream has this Correlation Value")
+	}
+	return key, s, nil
+}
+
+// take counts n more input bytes of stream s against the bounds; over
+// them, the stream is dropped. The caller holds t.mu.
+func (t *streamTable) take(key string, s *stream, n int) *opError {
+	if s.n+n > maxStreamData || t.bytes+n > maxStreamTotal {
+		t.drop(key)
+		return errf(kmip20.ResultReasonServerLimitExceeded, "a stream takes at most %d bytes", maxStreamData)
+	}
+	s.n += n
+	t.bytes += n
+	return nil
+}
+
 func (t *streamTable) drop(key string) {
 	if s, ok := t.m[key]; ok {
-		t.bytes -= len(s.req.data)
+		t.bytes -= s.n
+		if s.cs != nil {
+			s.cs.Close()
+		}
 		delete(t.m, key)
 	}
 }

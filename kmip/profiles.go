@@ -19,14 +19,14 @@ type profile struct {
 
 // claimedProfiles are the profiles this server passes. Not claimed:
 // Baseline Server Basic (its Basic Authentication Suite is TLS 1.0 with RSA
-// key transport; this server speaks TLS 1.2+ with forward secrecy),
-// Advanced Cryptographic (Encrypt and Decrypt are not streamed) and Suite B
+// key transport; this server speaks TLS 1.2+ with forward secrecy) and Suite B
 // minLOS 128/192 (the CA signs with RSA; Suite B needs an ECDSA chain).
 var claimedProfiles = []profile{
 	{kmip14.ProfileNameBaselineServerTLSV1_2KMIPV1_3, kmip14.ProfileNameBaselineServerTLSV1_2KMIPV1_4},
 	{kmip14.ProfileNameSymmetricKeyLifecycleServerKMIPV1_3, kmip14.ProfileNameSymmetricKeyLifecycleServerKMIPV1_4},
 	{kmip14.ProfileNameAsymmetricKeyLifecycleServerKMIPV1_3, kmip14.ProfileNameAsymmetricKeyLifecycleServerKMIPV1_4},
 	{kmip14.ProfileNameBasicCryptographicServerKMIPV1_3, kmip14.ProfileNameBasicCryptographicServerKMIPV1_4},
+	{kmip14.ProfileNameAdvancedCryptographicServerKMIPV1_3, kmip14.ProfileNameAdvancedCryptographicServerKMIPV1_4},
 	{kmip14.ProfileNameRNGCryptographicServerKMIPV1_3, kmip14.ProfileNameRNGCryptographicServerKMIPV1_4},
 	{kmip14.ProfileNameSymmetricKeyFoundryServerKMIPV1_3, kmip14.ProfileNameSymmetricKeyFoundryServerKMIPV1_4},
 }
@@ -53,8 +53,8 @@ func writeProfiles(c *opCtx) {
 	}
 }
 
-// writeCapabilities answers Query Capabilities. Streaming: Sign, Verify,
-// MAC, MAC Verify and Hash stream. Batch Undo is not claimed: Undo is
+// writeCapabilities answers Query Capabilities. Streaming: Encrypt,
+// Decrypt, Sign, Verify, MAC, MAC Verify and Hash stream. Batch Undo is not claimed: Undo is
 // served only for batches that change nothing (batch_undo.go). The batch
 // capabilities are 1.4 members.
 func writeCapabilities(c *opCtx) {

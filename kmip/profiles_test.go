@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/gemalto/kmip-go/kmip14"
 	"github.com/gemalto/kmip-go/kmip20"
@@ -248,19 +249,108 @@ func TestProfileBasicCryptographicServer(t *testing.T) {
 		}})
 }
 
+// The Advanced Cryptographic Server: the Basic one's operations plus Sign,
+// Signature Verify, MAC, MAC Verify and Hash, every one of them streamed
+// (Init / Final Indicator, Correlation Value), and the mandatory cases
+// CS-AC-M-1..8-14 and CS-AC-M-OAEP-*-14: the key's Cryptographic
+// Parameters as defaults, the cases' vectors (OAEP's among them), and the
+// Process Start and Protect Stop Dates. keyparams_test.go and
+// cipherstream_test.go check the same in more depth against Go's crypto.
 func TestProfileAdvancedCryptographicServer(t *testing.T) {
 	runProfile(t, serverProfile{name: "Advanced Cryptographic Server", enum: kmip14.ProfileNameAdvancedCryptographicServerKMIPV1_4,
 		ops: withOps(kmip14.OperationEncrypt, kmip14.OperationDecrypt, kmip14.OperationSign, kmip14.OperationSignatureVerify,
 			kmip14.OperationMAC, kmip14.OperationMACVerify, kmip14.OperationHash),
 		probe: func(t *testing.T, e *env, c *client) (missing []string) {
+			c.ver = version{1, 4}
 			id := uidOf(c.do(createAES(c.ver, 256)).ok(0))
 			c.do(byID(kmip14.OperationActivate, id)).ok(0)
-			// Streaming Encrypt and Decrypt (Init / Final Indicator).
-			r := c.do(byID(kmip14.OperationEncrypt, id, params(v(kmip14.TagBlockCipherMode, kmip14.BlockCipherModeCBC),
-				v(kmip14.TagPaddingMethod, kmip14.PaddingMethodPKCS5)), v(kmip14.TagData, []byte("part one")), v(kmip14.TagInitIndicator, true)))
-			expect(r, 0, "streaming Encrypt (Init Indicator)", &missing)
-			r = c.do(byID(kmip14.OperationMAC, id, v(kmip14.TagData, []byte("part one")), v(kmip14.TagInitIndicator, true)))
-			expect(r, 0, "streaming MAC (Init Indicator)", &missing)
+			msg := []byte("a message in three parts for the stream")
+			for _, mode := range []kmip14.BlockCipherMode{kmip14.BlockCipherModeCBC, kmip14.BlockCipherModeCTR, kmip14.BlockCipherModeGCM} {
+				p := params(v(kmip14.TagBlockCipherMode, mode))
+				ct, outs, tag, _ := streamCrypt(t, c, kmip14.OperationEncrypt, id, p, [][]byte{msg[:5], msg[5:20], msg[20:]}, nil)
+				pt, _, _, r := streamCryptTag(t, c, kmip14.OperationDecrypt, id, p, [][]byte{ct[:7], ct[7:]}, outs.iv, tag)
+				if !bytes.Equal(pt, msg) {
+					missing = append(missing, fmt.Sprintf("streamed Encrypt and Decrypt in %v (%v)", mode, r.item(0)))
+				}
+			}
+			streamed := func(o kmip14.Operation, key string, first []ttlv.Value, last ...ttlv.Value) *resp {
+				r := c.do(byID(o, key, append(first, v(kmip14.TagInitIndicator, true))...))
+				corr := get(r.item(0), kmip14.TagResponsePayload, kmip14.TagCorrelationValue)
+				if corr == nil {
+					return r
+				}
+				return c.do(op{op: o, payload: append([]ttlv.Value{v(kmip14.TagCorrelationValue, corr)}, append(last, v(kmip14.TagFinalIndicator, true))...)})
+			}
+			data := []byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 0x10, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16}
+
+			// CS-AC-M-7: Hash, here streamed.
+			sha := params(v(kmip14.TagHashingAlgorithm, kmip14.HashingAlgorithmSHA_256))
+			h := get(streamed(kmip14.OperationHash, "", []ttlv.Value{sha, v(kmip14.TagData, data[:9])}, v(kmip14.TagData, data[9:])).item(0), kmip14.TagResponsePayload, kmip14.TagData)
+			if fmt.Sprintf("%x", h) != "ad41233d22cf9322e3a7ff49a13da434797abed3bab80950a1a0d4e582b7ea72" {
+				missing = append(missing, "CS-AC-M-7 streamed SHA-256")
+			}
+			// CS-AC-M-4/5: MAC and MAC Verify with the case's key, whose
+			// Cryptographic Parameters name HMAC-SHA256, streamed.
+			mk := oasisCase(t, "CS-AC-M-4-14.xml", "KeyMaterial")[0]
+			hm := uidOf(c.do(op{op: kmip14.OperationRegister, payload: []ttlv.Value{v(tagObjectType, kmip14.ObjectTypeSymmetricKey),
+				attrs(c.ver, "Cryptographic Usage Mask", kmip14.CryptographicUsageMaskMACGenerate|kmip14.CryptographicUsageMaskMACVerify,
+					"Cryptographic Parameters", params(v(kmip14.TagCryptographicAlgorithm, kmip14.CryptographicAlgorithmHMAC_SHA256)),
+					"Activation Date", time.Now().Add(-time.Hour)),
+				st(kmip14.TagSymmetricKey, keyBlock(kmip14.KeyFormatTypeRaw, mk, v(kmip14.TagCryptographicAlgorithm, kmip14.CryptographicAlgorithmAES),
+					v(kmip14.TagCryptographicLength, 128)))}}).ok(0))
+			mac := get(streamed(kmip14.OperationMAC, hm, []ttlv.Value{v(kmip14.TagData, data[:3])}, v(kmip14.TagData, data[3:])).item(0), kmip14.TagResponsePayload, kmip14.TagMACData)
+			if fmt.Sprintf("%x", mac) != "c911e78196d64c30f631bb079ea37b97a95936d4da764d6a171df030c895ecf9" {
+				missing = append(missing, "CS-AC-M-4 streamed MAC")
+			}
+			ok := streamed(kmip14.OperationMACVerify, hm, []ttlv.Value{v(kmip14.TagData, data[:3])}, v(kmip14.TagData, data[3:]), v(kmip14.TagMACData, mac))
+			if get(ok.item(0), kmip14.TagResponsePayload, kmip14.TagValidityIndicator) != ttlv.EnumValue(kmip14.ValidityIndicatorValid) {
+				missing = append(missing, "CS-AC-M-5 streamed MAC Verify")
+			}
+			// CS-AC-M-2: the case's signature verifies with its public key
+			// and the key's PSS parameters; a changed byte does not.
+			pub := oasisCase(t, "CS-AC-M-2-14.xml", "KeyMaterial")[0]
+			sig := oasisCase(t, "CS-AC-M-2-14.xml", "SignatureData")[0]
+			pss := params(v(kmip14.TagPaddingMethod, kmip14.PaddingMethodPSS), v(kmip14.TagHashingAlgorithm, kmip14.HashingAlgorithmSHA_256),
+				v(kmip14.TagCryptographicAlgorithm, kmip14.CryptographicAlgorithmRSA))
+			registerRSA := func(typ kmip14.ObjectType, tag ttlv.Tag, material []byte, mask kmip14.CryptographicUsageMask, extra ...any) string {
+				kv := append([]any{"Cryptographic Usage Mask", mask, "Cryptographic Parameters", pss, "Activation Date", time.Now().Add(-time.Hour)}, extra...)
+				return uidOf(c.do(op{op: kmip14.OperationRegister, payload: []ttlv.Value{v(tagObjectType, typ), attrs(c.ver, kv...),
+					st(tag, keyBlock(kmip14.KeyFormatTypePKCS_1, material, v(kmip14.TagCryptographicAlgorithm, kmip14.CryptographicAlgorithmRSA),
+						v(kmip14.TagCryptographicLength, 2048)))}}).ok(0))
+			}
+			pk := registerRSA(kmip14.ObjectTypePublicKey, kmip14.TagPublicKey, pub, kmip14.CryptographicUsageMaskVerify)
+			for i, want := range []kmip14.ValidityIndicator{kmip14.ValidityIndicatorValid, kmip14.ValidityIndicatorInvalid} {
+				d := bytes.Clone(data)
+				d[0] ^= byte(i) * 0xfe
+				r := c.do(byID(kmip14.OperationSignatureVerify, pk, v(kmip14.TagData, d), v(kmip14.TagSignatureData, sig)))
+				if get(r.item(0), kmip14.TagResponsePayload, kmip14.TagValidityIndicator) != ttlv.EnumValue(want) {
+					missing = append(missing, fmt.Sprintf("CS-AC-M-2 verify: want %v", want))
+				}
+			}
+			// CS-AC-M-1/3: Sign with the key's parameters; streamed
+			// Verify with them is Valid, with SHA-1 Invalid.
+			prv := oasisCase(t, "CS-AC-M-OAEP-10-14.xml", "KeyMaterial")[0]
+			sk := registerRSA(kmip14.ObjectTypePrivateKey, kmip14.TagPrivateKey, prv, kmip14.CryptographicUsageMaskSign|kmip14.CryptographicUsageMaskVerify)
+			s := get(c.do(byID(kmip14.OperationSign, sk, v(kmip14.TagData, data))).item(0), kmip14.TagResponsePayload, kmip14.TagSignatureData)
+			for hash, want := range map[kmip14.HashingAlgorithm]kmip14.ValidityIndicator{
+				kmip14.HashingAlgorithmSHA_256: kmip14.ValidityIndicatorValid, kmip14.HashingAlgorithmSHA_1: kmip14.ValidityIndicatorInvalid} {
+				p := params(v(kmip14.TagPaddingMethod, kmip14.PaddingMethodPSS), v(kmip14.TagHashingAlgorithm, hash))
+				r := streamed(kmip14.OperationSignatureVerify, sk, []ttlv.Value{p, v(kmip14.TagData, data[:4])}, v(kmip14.TagData, data[4:]), v(kmip14.TagSignatureData, s))
+				if get(r.item(0), kmip14.TagResponsePayload, kmip14.TagValidityIndicator) != ttlv.EnumValue(want) {
+					missing = append(missing, fmt.Sprintf("CS-AC-M-3 verify with %v: want %v", hash, want))
+				}
+			}
+			// CS-AC-M-OAEP-1..10 (keyparams_test.go).
+			missing = append(missing, oaepCases(t, c)...)
+			// CS-AC-M-8: past its Protect Stop Date a key does not sign;
+			// before its Process Start Date it does not verify.
+			dates := []any{"Process Start Date", time.Now().Add(time.Hour), "Protect Stop Date", time.Now().Add(-time.Hour)}
+			sk8 := registerRSA(kmip14.ObjectTypePrivateKey, kmip14.TagPrivateKey, prv, kmip14.CryptographicUsageMaskSign, dates...)
+			expect(c.do(byID(kmip14.OperationSign, sk8, v(kmip14.TagData, data))), uint32(kmip14.ResultReasonPermissionDenied),
+				"CS-AC-M-8 Sign past the Protect Stop Date", &missing)
+			pk8 := registerRSA(kmip14.ObjectTypePublicKey, kmip14.TagPublicKey, pub, kmip14.CryptographicUsageMaskVerify, dates...)
+			expect(c.do(byID(kmip14.OperationSignatureVerify, pk8, v(kmip14.TagData, data), v(kmip14.TagSignatureData, sig))),
+				uint32(kmip14.ResultReasonPermissionDenied), "CS-AC-M-8 Verify before the Process Start Date", &missing)
 			return missing
 		}})
 }

@@ -16,7 +16,7 @@ import (
 func TestRekeySymmetric(t *testing.T) {
 	e := newEnv(t)
 	c := e.dial("p1")
-	start := time.Now().Add(10 * time.Minute).Truncate(time.Second)
+	start := time.Now().Add(-2 * time.Hour).Truncate(time.Second) // past, even shifted by the Offset: the keys decrypt now
 	old := uidOf(c.do(createAES(c.ver, 256, "Name", nameVal("disk-key"), "Object Group", "g1", "Process Start Date", start,
 		"Cryptographic Usage Mask", kmip14.CryptographicUsageMaskEncrypt|kmip14.CryptographicUsageMaskDecrypt)).ok(0))
 	c.do(byID(kmip14.OperationActivate, old)).ok(0)
@@ -87,7 +87,8 @@ func TestRekeyRefusalsLeaveNothing(t *testing.T) {
 	e.dial("p1", "observer").do(byID(kmip14.OperationReKey, id)).failed(0, uint32(kmip14.ResultReasonPermissionDenied))
 	e.dial("p2").do(byID(kmip14.OperationReKey, id)).failed(0, uint32(kmip14.ResultReasonPermissionDenied))
 	c.do(byID(kmip14.OperationReKey, privID)).failed(0, uint32(kmip14.ResultReasonInvalidField))
-	c.do(byID(kmip14.OperationReKey, id, attrs(c.ver, "Object Group", "x"))).failed(0, uint32(kmip14.ResultReasonFeatureNotSupported))
+	c.do(byID(kmip14.OperationReKey, id, attrs(c.ver, "Cryptographic Length", 256))).failed(0, uint32(kmip14.ResultReasonInvalidField))
+	c.do(byID(kmip14.OperationReKey, id, attrs(c.ver, "State", kmip14.StateActive))).failed(0, reason(c.ver, kmip20.ResultReasonReadOnlyAttribute))
 	c.do(byID(kmip14.OperationReKey, id, v(kmip14.TagOffset, "soon"))).failed(0, uint32(kmip14.ResultReasonInvalidField))
 	c.do(revoke(id, kmip14.RevocationReasonCodeKeyCompromise)).ok(0)
 	c.ver = version{2, 0}

@@ -16,17 +16,24 @@ import (
 // BlockModes are the block cipher modes Encrypt and Decrypt serve.
 var BlockModes = []string{"gcm", "cbc", "ctr"}
 
-func symmetric(sec *Secret, key []byte, p CryptoParams, data []byte, encrypt bool) (*CryptoResult, error) {
+// symmetricAlgorithm checks that an AES key does the work.
+func symmetricAlgorithm(sec *Secret, p CryptoParams) error {
 	alg := normAlgorithm(sec.Algorithm)
 	if a := normAlgorithm(p.Algorithm); a != "" && a != alg && alg != "" {
-		return nil, Invalid("the request names %s, the key is %s", p.Algorithm, sec.Algorithm)
+		return Invalid("the request names %s, the key is %s", p.Algorithm, sec.Algorithm)
 	}
 	switch alg {
 	case "aes", "":
+		return nil
 	case "3des", "des", "tripledes":
-		return nil, Invalid("%s is refused by design: only AES keys encrypt here", sec.Algorithm)
-	default:
-		return nil, Invalid("a %s key does not encrypt here: only AES keys do", sec.Algorithm)
+		return Invalid("%s is refused by design: only AES keys encrypt here", sec.Algorithm)
+	}
+	return Invalid("a %s key does not encrypt here: only AES keys do", sec.Algorithm)
+}
+
+func symmetric(sec *Secret, key []byte, p CryptoParams, data []byte, encrypt bool) (*CryptoResult, error) {
+	if err := symmetricAlgorithm(sec, p); err != nil {
+		return nil, err
 	}
 	block, err := aes.NewCipher(key)
 	if err != nil {

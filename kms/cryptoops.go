@@ -41,6 +41,61 @@ type CryptoParams struct {
 	Tag       []byte // GCM tag to check (Decrypt)
 	// Digested says Sign/Verify data is already the digest.
 	Digested bool
+	// MGFHash is OAEP's MGF1 hash (default: Hash); Label is OAEP's label
+	// (KMIP's P Source).
+	MGFHash gocrypto.Hash
+	Label   []byte
+	// SaltLen is an RSA-PSS salt length in bytes (default: the hash's
+	// size when signing, any when verifying).
+	SaltLen int
+	// KeyDefaults reads the key's own parameters (KMIP's Cryptographic
+	// Parameters attribute, stored by the adapter) from its attributes:
+	// they fill what the request leaves out.
+	KeyDefaults func(attrs map[string]string) CryptoParams
+}
+
+// withKeyDefaults fills the fields p leaves empty from the key's own
+// parameters; the request's IV, tag and additional data stay its own.
+func (p CryptoParams) withKeyDefaults(sec *Secret) CryptoParams {
+	if p.KeyDefaults == nil {
+		return p
+	}
+	d := p.KeyDefaults(sec.Attributes)
+	p.KeyDefaults = nil
+	if p.Mode == "" {
+		p.Mode = d.Mode
+	}
+	if p.Padding == "" {
+		p.Padding = d.Padding
+	}
+	if p.Hash == 0 {
+		p.Hash = d.Hash
+	}
+	if p.Algorithm == "" {
+		p.Algorithm = d.Algorithm
+	}
+	if p.TagLen == 0 {
+		p.TagLen = d.TagLen
+	}
+	if p.SaltLen == 0 {
+		p.SaltLen = d.SaltLen
+	}
+	if p.MGFHash == 0 {
+		p.MGFHash = d.MGFHash
+	}
+	if p.Label == nil {
+		p.Label = d.Label
+	}
+	return p
+}
+
+// useKeyParams is useKey with the key's default parameters applied.
+func (s *Service) useKeyParams(ctx context.Context, who Identity, id string, use KeyUse, p *CryptoParams) (*Secret, []byte, error) {
+	sec, key, err := s.useKey(ctx, who, id, use)
+	if err == nil {
+		*p = p.withKeyDefaults(sec)
+	}
+	return sec, key, err
 }
 
 // CryptoResult is the output of Encrypt or Decrypt.
@@ -53,7 +108,7 @@ type CryptoResult struct {
 // Encrypt encrypts data with a symmetric key or an RSA key.
 func (s *Service) Encrypt(ctx context.Context, who Identity, id string, p CryptoParams, data []byte) (res *CryptoResult, err error) {
 	defer func() { s.record(ctx, who, "encrypt", id, err) }()
-	sec, key, err := s.useKey(ctx, who, id, UseEncrypt)
+	sec, key, err := s.useKeyParams(ctx, who, id, UseEncrypt, &p)
 	if err != nil {
 		return nil, err
 	}
@@ -72,7 +127,7 @@ func (s *Service) Encrypt(ctx context.Context, who Identity, id string, p Crypto
 	var out []byte
 	switch pad(p.Padding, "oaep") {
 	case "oaep":
-		out, err = rsa.EncryptOAEP(hashOr(p.Hash, gocrypto.SHA1).New(), rand.Reader, rk, data, nil)
+		out, err = rsa.EncryptOAEPWithOptions(rand.Reader, rk, data, oaep(p))
 	case "pkcs1v15":
 		// The KMIP profiles list it; OAEP is the default (docs/KMIP.md).
 		//lint:ignore SA1019 served for KMIP clients that ask for it by name
@@ -90,7 +145,7 @@ func (s *Service) Encrypt(ctx context.Context, who Identity, id string, p Crypto
 // caller zeroes the plaintext.
 func (s *Service) Decrypt(ctx context.Context, who Identity, id string, p CryptoParams, data []byte) (res *CryptoResult, err error) {
 	defer func() { s.record(ctx, who, "decrypt", id, err) }()
-	sec, key, err := s.useKey(ctx, who, id, UseDecrypt)
+	sec, key, err := s.useKeyParams(ctx, who, id, UseDecrypt, &p)
 	if err != nil {
 		return nil, err
 	}
@@ -112,7 +167,7 @@ func (s *Service) Decrypt(ctx context.Context, who Identity, id string, p Crypto
 	var out []byte
 	switch pad(p.Padding, "oaep") {
 	case "oaep":
-		out, err = rsa.DecryptOAEP(hashOr(p.Hash, gocrypto.SHA1).New(), nil, rk, data, nil)
+		out, err = rk.Decrypt(nil, data, oaep(p))
 	case "pkcs1v15":
 		// A padding oracle by nature: served because the profiles list it,
 		// to callers whose usage mask allows Decrypt (docs/KMIP.md).
@@ -130,7 +185,7 @@ func (s *Service) Decrypt(ctx context.Context, who Identity, id string, p Crypto
 // Sign signs data (or its digest, p.Digested) with a private key.
 func (s *Service) Sign(ctx context.Context, who Identity, id string, p CryptoParams, data []byte) (sig []byte, err error) {
 	defer func() { s.record(ctx, who, "sign", id, err) }()
-	sec, key, err := s.useKey(ctx, who, id, UseSign)
+	sec, key, err := s.useKeyParams(ctx, who, id, UseSign, &p)
 	if err != nil {
 		return nil, err
 	}
@@ -152,7 +207,7 @@ func (s *Service) Sign(ctx context.Context, who Identity, id string, p CryptoPar
 		case "pkcs1v15":
 			sig, err = rsa.SignPKCS1v15(nil, k, h, digest)
 		case "pss":
-			sig, err = rsa.SignPSS(rand.Reader, k, h, digest, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash})
+			sig, err = rsa.SignPSS(rand.Reader, k, h, digest, &rsa.PSSOptions{SaltLength: saltOr(p.SaltLen, rsa.PSSSaltLengthEqualsHash)})
 		default:
 			return nil, Invalid("RSA signatures pad with pkcs1v15 or pss, not %s", p.Padding)
 		}
@@ -172,7 +227,7 @@ func (s *Service) Sign(ctx context.Context, who Identity, id string, p CryptoPar
 // is false.
 func (s *Service) VerifySignature(ctx context.Context, who Identity, id string, p CryptoParams, data, sig []byte) (valid bool, err error) {
 	defer func() { s.record(ctx, who, "verify", id, err) }()
-	sec, key, err := s.useKey(ctx, who, id, UseVerify)
+	sec, key, err := s.useKeyParams(ctx, who, id, UseVerify, &p)
 	if err != nil {
 		return false, err
 	}
@@ -191,7 +246,7 @@ func (s *Service) VerifySignature(ctx context.Context, who Identity, id string, 
 		case "pkcs1v15":
 			return rsa.VerifyPKCS1v15(k, h, digest, sig) == nil, nil
 		case "pss":
-			return rsa.VerifyPSS(k, h, digest, sig, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthAuto}) == nil, nil
+			return rsa.VerifyPSS(k, h, digest, sig, &rsa.PSSOptions{SaltLength: saltOr(p.SaltLen, rsa.PSSSaltLengthAuto)}) == nil, nil
 		}
 		return false, Invalid("RSA signatures pad with pkcs1v15 or pss, not %s", p.Padding)
 	case *ecdsa.PublicKey:
@@ -203,7 +258,7 @@ func (s *Service) VerifySignature(ctx context.Context, who Identity, id string, 
 // MAC computes an HMAC of data with a symmetric key.
 func (s *Service) MAC(ctx context.Context, who Identity, id string, p CryptoParams, data []byte) (mac []byte, err error) {
 	defer func() { s.record(ctx, who, "mac", id, err) }()
-	sec, key, err := s.useKey(ctx, who, id, UseMACGenerate)
+	sec, key, err := s.useKeyParams(ctx, who, id, UseMACGenerate, &p)
 	if err != nil {
 		return nil, err
 	}
@@ -214,7 +269,7 @@ func (s *Service) MAC(ctx context.Context, who Identity, id string, p CryptoPara
 // VerifyMAC checks an HMAC in constant time; a mismatch is valid false.
 func (s *Service) VerifyMAC(ctx context.Context, who Identity, id string, p CryptoParams, data, mac []byte) (valid bool, err error) {
 	defer func() { s.record(ctx, who, "mac_verify", id, err) }()
-	sec, key, err := s.useKey(ctx, who, id, UseMACVerify)
+	sec, key, err := s.useKeyParams(ctx, who, id, UseMACVerify, &p)
 	if err != nil {
 		return false, err
 	}
@@ -299,6 +354,18 @@ func pad(p, def string) string {
 		return def
 	}
 	return strings.ToLower(p)
+}
+
+func oaep(p CryptoParams) *rsa.OAEPOptions {
+	h := hashOr(p.Hash, gocrypto.SHA1)
+	return &rsa.OAEPOptions{Hash: h, MGFHash: hashOr(p.MGFHash, h), Label: p.Label}
+}
+
+func saltOr(n, def int) int {
+	if n <= 0 {
+		return def
+	}
+	return n
 }
 
 func hashOr(h, def gocrypto.Hash) gocrypto.Hash {

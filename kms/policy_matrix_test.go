@@ -1,6 +1,7 @@
 package kms_test
 
 import (
+	"fmt"
 	"strconv"
 	"testing"
 	"time"
@@ -107,6 +108,14 @@ var matrixOps = map[kms.Rule]func(svc *kms.Service, who kms.Identity, o matrixOb
 	},
 	kms.SecretUse: func(svc *kms.Service, who kms.Identity, o matrixObjects) error {
 		_, err := svc.Encrypt(ctx, who, o.aesKey, kms.CryptoParams{}, []byte("data"))
+		// Opening a stream is the same use, decided the same way.
+		cs, _, serr := svc.OpenCipherStream(ctx, who, o.aesKey, kms.CryptoParams{}, true)
+		if cs != nil {
+			cs.Close()
+		}
+		if kms.KindOf(err) != kms.KindOf(serr) {
+			return fmt.Errorf("Encrypt: %v; a stream: %v", err, serr)
+		}
 		return err
 	},
 	kms.SecretACLRead: func(svc *kms.Service, who kms.Identity, o matrixObjects) error {

@@ -37,6 +37,23 @@ type RekeyRequest struct {
 	Shift func(name, value string, by time.Duration) string
 	// PairLink links the halves of a re-keyed pair, as KeyPairRequest.Link.
 	PairLink func(toPublic bool, peer string) (name, value string)
+	// Set is what the request sets on each replacement (the key; or the
+	// private, then the public half), over what it carries from the old.
+	Set []RekeySet
+}
+
+// RekeySet holds the attributes a re-key request gives a replacement.
+// Algorithm and BitLength, when given, must be the old key's (KMIP copies
+// them: a re-key changes the material, not the kind of key).
+type RekeySet struct {
+	Name           *string
+	Algorithm      string
+	BitLength      int
+	Mode           string
+	ActivationDate *time.Time // over the Offset's
+	// Attributes (the adapter's) replace every carried instance of their
+	// names.
+	Attributes map[string]string
 }
 
 // Rekey replaces symmetric key or secret data id with a fresh one and
@@ -172,7 +189,11 @@ func (s *Service) rekeyEdit(ctx context.Context, who Identity, olds []loaded, pa
 		}
 	}
 	for i, l := range olds {
-		r, err := s.replacement(ctx, who, l.rec, pair, [2][]byte{priv, pub}[min(i, 1)], req)
+		var set RekeySet
+		if i < len(req.Set) {
+			set = req.Set[i]
+		}
+		r, err := s.replacement(ctx, who, l.rec, pair, [2][]byte{priv, pub}[min(i, 1)], req, set)
 		if err != nil {
 			return edit{}, nil, err
 		}
@@ -224,8 +245,14 @@ func (s *Service) rekeyEdit(ctx context.Context, who Identity, olds []loaded, pa
 
 // replacement is old's replacement record: fresh material (material, for
 // a pair half), the old object's attributes, dates shifted by the offset.
-func (s *Service) replacement(ctx context.Context, who Identity, old *record, pair bool, material []byte, req RekeyRequest) (*record, error) {
+func (s *Service) replacement(ctx context.Context, who Identity, old *record, pair bool, material []byte, req RekeyRequest, set RekeySet) (*record, error) {
 	now := s.clock()
+	if set.Algorithm != "" && normAlgorithm(set.Algorithm) != normAlgorithm(old.Algorithm) {
+		return nil, InvalidField("secret", "algorithm", "a re-key keeps the algorithm: secret %s is %s, not %s", old.ID, old.Algorithm, set.Algorithm)
+	}
+	if set.BitLength != 0 && set.BitLength != old.BitLength {
+		return nil, InvalidField("secret", "bit_length", "a re-key keeps the length: secret %s is %d bits, not %d", old.ID, old.BitLength, set.BitLength)
+	}
 	// With an Offset every date of the old key moves by as much as its
 	// activation does (KMIP 1.4 §4.4); without one they are kept.
 	var act *time.Time
@@ -237,10 +264,13 @@ func (s *Service) replacement(ctx context.Context, who Identity, old *record, pa
 			shift = a.Sub(*old.ActivationDate)
 		}
 	}
-	attrs := map[string]string{}
+	attrs, names := map[string]string{}, setNames(set.Attributes)
 	for k, v := range old.Attributes {
 		name, _ := ParseInstanceKey(k)
 		if req.Carry != nil && !req.Carry(name) {
+			continue
+		}
+		if _, given := names[name]; given {
 			continue
 		}
 		if shift != 0 && req.Shift != nil {
@@ -249,9 +279,21 @@ func (s *Service) replacement(ctx context.Context, who Identity, old *record, pa
 		attrs[k] = v
 	}
 	attrs = reindex(attrs)
+	for k, v := range set.Attributes {
+		attrs[k] = v
+	}
+	if err := keepProtection(old.Attributes, &Secret{ID: old.ID, Attributes: attrs}); err != nil {
+		return nil, err
+	}
 	cr := CreateRequest{
 		Name: old.Name, Type: old.Type, Algorithm: old.Algorithm, BitLength: old.BitLength, Mode: old.Mode,
 		Metadata: maps.Clone(old.Metadata), Attributes: attrs, DeletionPolicy: old.DeletionPolicy, State: PreActive,
+	}
+	if set.Name != nil {
+		cr.Name = *set.Name
+	}
+	if set.Mode != "" {
+		cr.Mode = set.Mode
 	}
 	if len(cr.Attributes) == 0 {
 		cr.Attributes = nil
@@ -291,6 +333,10 @@ func (s *Service) replacement(ctx context.Context, who Identity, old *record, pa
 			r.DeactivationDate = &d
 		}
 	}
+	if set.ActivationDate != nil {
+		a := set.ActivationDate.UTC()
+		r.ActivationDate = &a
+	}
 	switch {
 	case r.DeactivationDate != nil && !r.DeactivationDate.After(now):
 		r.State = Deactivated
@@ -301,6 +347,16 @@ func (s *Service) replacement(ctx context.Context, who Identity, old *record, pa
 		link(r.Secret, req.Link, false, old.ID)
 	}
 	return r, nil
+}
+
+// setNames are the attribute names among adapter attribute keys.
+func setNames(attrs map[string]string) map[string]struct{} {
+	out := make(map[string]struct{}, len(attrs))
+	for k := range attrs {
+		n, _ := ParseInstanceKey(k)
+		out[n] = struct{}{}
+	}
+	return out
 }
 
 // reindex numbers the instances of each attribute from 0 again once some

@@ -166,3 +166,34 @@ func TestRekeyKeyPair(t *testing.T) {
 		t.Fatalf("list by name: %v %v", list, err)
 	}
 }
+
+// What a re-key request sets goes over what the replacement carries; it
+// keeps the old key's algorithm and length and never lowers Sensitive.
+func TestRekeySet(t *testing.T) {
+	svc := newService(t)
+	old, err := svc.CreateSecret(ctx, creator, kms.CreateRequest{Name: "disk", Type: kms.Symmetric, Algorithm: "aes", BitLength: 256,
+		Payload: bytes.Repeat([]byte{7}, 32), ContentType: kms.ContentTypeBinary,
+		Attributes: map[string]string{"Object Group": "g", "Object Group#1": "h", "Sensitive": "b:true"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	name, act := "disk-2", time.Now().Add(-time.Minute).UTC().Truncate(time.Second)
+	req := rekeyReq(nil)
+	req.Set = []kms.RekeySet{{Name: &name, Algorithm: "AES", BitLength: 256, ActivationDate: &act, Attributes: map[string]string{"Object Group": "new"}}}
+	nu, err := svc.Rekey(ctx, creator, old.ID, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if nu.Name != "disk-2" || nu.Attributes["Object Group"] != "new" || nu.Attributes["Object Group#1"] != "" || nu.State != kms.Active ||
+		nu.Attributes["Sensitive"] != "b:true" {
+		t.Fatalf("replacement %+v", nu)
+	}
+	for _, set := range []kms.RekeySet{{BitLength: 128}, {Algorithm: "hmacsha256"}} {
+		req.Set = []kms.RekeySet{set}
+		_, err := svc.Rekey(ctx, creator, nu.ID, req)
+		mustKind(t, err, kms.KindInvalid)
+	}
+	req.Set = []kms.RekeySet{{Attributes: map[string]string{"Sensitive": "b:false"}}}
+	_, err = svc.Rekey(ctx, creator, nu.ID, req)
+	mustKind(t, err, kms.KindForbidden)
+}

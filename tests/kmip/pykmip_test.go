@@ -287,3 +287,31 @@ func TestPyKMIPLocate12(t *testing.T) {
 		})
 	}
 }
+
+// TestPyKMIPRekeyAttributes: PyKMIP's rekey sends the new key's dates as
+// request attributes; the replacement takes them over the Offset's (so it
+// is Active at once), and a Deactivation Date, which this server sets
+// itself (as at Create), is refused.
+func TestPyKMIPRekeyAttributes(t *testing.T) {
+	s := startServer(t)
+	dir := s.clientFiles(t, "pyrekey", "alice", "admin")
+	for _, version := range []string{"1.2", "1.4", "2.0"} {
+		t.Run(version, func(t *testing.T) {
+			res, err := pykmip(t, s, dir, version, "rekey")
+			if err != nil {
+				t.Fatalf("%v: %v", err, res)
+			}
+			now, _ := res["now"].(float64)
+			attrs, _ := res["new_attributes"].(map[string]any)
+			for k, want := range map[string]any{"State": "ACTIVE", "Activation Date": now - 60, "Process Start Date": now - 60,
+				"Protect Stop Date": now + 86400, "Name": "py-rekey-" + version} {
+				if !equalJSON(attrs[k], want) {
+					t.Errorf("replacement %s = %v, want %v (all: %v)", k, attrs[k], want, attrs)
+				}
+			}
+			if res["rekey_deactivation"] != "READ_ONLY_ATTRIBUTE" && res["rekey_deactivation"] != "PERMISSION_DENIED" {
+				t.Errorf("re-key with a Deactivation Date: %v", res["rekey_deactivation"])
+			}
+		})
+	}
+}

@@ -143,6 +143,27 @@ def crypto(client, out, tag):
         out["encrypt_with_mac_key_msg"] = str(e)
 
 
+def rekey(client, out, tag):
+    """Re-key with the dates PyKMIP sends as request attributes."""
+    import time
+    M = enums.CryptographicUsageMask
+    old = client.create(enums.CryptographicAlgorithm.AES, 256, name="py-rekey-" + tag,
+                        cryptographic_usage_mask=[M.ENCRYPT, M.DECRYPT])
+    client.activate(old)
+    now = int(time.time())
+    new = client.rekey(uid=old, offset=3600, activation_date=now - 60, process_start_date=now - 60,
+                       protect_stop_date=now + 86400)
+    out["old"], out["new"] = old, new
+    got = client.get_attributes(new, ["State", "Activation Date", "Process Start Date", "Protect Stop Date", "Name"])[1]
+    out["new_attributes"] = {a.attribute_name.value: attr_value(a.attribute_value) for a in got}
+    out["now"] = now
+    try:
+        client.rekey(uid=new, deactivation_date=now + 60)
+        out["rekey_deactivation"] = "accepted"
+    except exceptions.KmipOperationFailure as e:
+        out["rekey_deactivation"] = e.reason.name
+
+
 def locate(client, out, tag):
     """Locate as the version defines it: paging and the storage mask;
     Offset Items is refused below 1.3."""
@@ -180,6 +201,8 @@ def main():
             lifecycle(client, out, version)
         elif scenario == "crypto":
             crypto(client, out, version)
+        elif scenario == "rekey":
+            rekey(client, out, version)
         elif scenario == "locate":
             locate(client, out, version)
         elif scenario.startswith("get:"):

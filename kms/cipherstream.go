@@ -1,0 +1,267 @@
+package kms
+
+import (
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"strings"
+
+	"github.com/keywarden/keywarden/crypto"
+)
+
+// Streamed Encrypt and Decrypt (KMIP Init / Final Indicator) with AES.
+// The decision (policy secret:use, state, usage mask, use dates) is taken
+// once, when the stream opens, with the key as it is then; the parts that
+// follow use the cipher set up at that moment. Output leaves as soon as
+// the mode allows: CTR at once, CBC in whole blocks (decryption holds the last one
+// back for the padding), GCM encryption at once with the tag at the end.
+// GCM decryption releases nothing before the tag verifies: it keeps the
+// ciphertext and answers at the final part.
+
+// maxGCMStream keeps GCM's 32-bit block counter from wrapping (and the
+// kept data bounded, whatever the caller's own bounds).
+const maxGCMStream = 64 << 20
+
+// CipherStream is one open streamed Encrypt or Decrypt. It is not safe
+// for concurrent use: the caller serializes the parts.
+type CipherStream struct {
+	encrypt bool
+	mode    string
+	padded  bool
+	bs      int
+	block   cipher.Block
+	ctr     cipher.Stream    // CTR, and GCM encryption's keystream
+	cbc     cipher.BlockMode // CBC
+	aead    cipher.AEAD      // GCM
+	iv, aad []byte
+	held    []byte // bytes not yet answered (CBC) or kept for the tag (GCM)
+}
+
+// OpenCipherStream decides and sets up a stream. res.IV is the IV the
+// server chose when the request gave none (a decryption must give one).
+func (s *Service) OpenCipherStream(ctx context.Context, who Identity, id string, p CryptoParams, encrypt bool) (cs *CipherStream, res *CryptoResult, err error) {
+	action, use := "decrypt", UseDecrypt
+	if encrypt {
+		action, use = "encrypt", UseEncrypt
+	}
+	defer func() { s.record(ctx, who, action, id, err) }()
+	sec, key, err := s.useKeyParams(ctx, who, id, use, &p)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer crypto.Zero(key)
+	return newCipherStream(sec, key, p, encrypt)
+}
+
+// newCipherStream sets a stream up with an opened key.
+func newCipherStream(sec *Secret, key []byte, p CryptoParams, encrypt bool) (cs *CipherStream, res *CryptoResult, err error) {
+	if sec.Type != Symmetric {
+		return nil, nil, Invalid("only AES keys encrypt in a stream; secret %s is %s", sec.ID, sec.Type)
+	}
+	if err := symmetricAlgorithm(sec, p); err != nil {
+		return nil, nil, err
+	}
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, nil, Invalid("the key is not an AES key (%d bytes)", len(key))
+	}
+	cs = &CipherStream{encrypt: encrypt, mode: strings.ToLower(p.Mode), block: block, bs: aes.BlockSize}
+	if cs.mode == "" {
+		cs.mode = strings.ToLower(sec.Mode)
+	}
+	res = &CryptoResult{}
+	cs.iv = append([]byte(nil), p.IV...)
+	if len(cs.iv) == 0 && encrypt {
+		n := aes.BlockSize
+		if cs.mode == "gcm" {
+			n = 12
+		}
+		cs.iv = make([]byte, n)
+		if _, err := rand.Read(cs.iv); err != nil {
+			return nil, nil, internal("random IV", err)
+		}
+		res.IV = cs.iv
+	}
+	if len(cs.iv) == 0 {
+		return nil, nil, Invalid("%s decryption needs the IV", cs.mode)
+	}
+	switch cs.mode {
+	case "gcm":
+		err = cs.openGCM(p)
+	case "cbc":
+		if len(cs.iv) != aes.BlockSize {
+			return nil, nil, Invalid("a CBC IV is %d bytes", aes.BlockSize)
+		}
+		switch pad(p.Padding, "pkcs5") {
+		case "pkcs5", "pkcs7":
+			cs.padded = true
+		case "none":
+		default:
+			return nil, nil, Invalid("CBC pads with pkcs5 or none, not %s", p.Padding)
+		}
+		if encrypt {
+			cs.cbc = cipher.NewCBCEncrypter(block, cs.iv)
+		} else {
+			cs.cbc = cipher.NewCBCDecrypter(block, cs.iv)
+		}
+	case "ctr":
+		if len(cs.iv) != aes.BlockSize {
+			return nil, nil, Invalid("a CTR counter block is %d bytes", aes.BlockSize)
+		}
+		cs.ctr = cipher.NewCTR(block, cs.iv)
+	case "":
+		return nil, nil, Invalid("no block cipher mode: the request or the key must name one of %v", BlockModes)
+	default:
+		return nil, nil, Invalid("block cipher mode %s is not served (%v are)", cs.mode, BlockModes)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return cs, res, nil
+}
+
+// openGCM takes a 12-byte IV only: GCM's counter then starts at IV‖2 and
+// cannot wrap within a stream's bound, so CTR over it is GCM's ciphertext.
+func (cs *CipherStream) openGCM(p CryptoParams) error {
+	tagLen := p.TagLen
+	if tagLen == 0 {
+		tagLen = 16
+	}
+	if tagLen < 12 || tagLen > 16 {
+		return Invalid("a GCM tag is 12 to 16 bytes, not %d", tagLen)
+	}
+	if len(cs.iv) != 12 {
+		return Invalid("a streamed GCM takes a 12-byte IV, not %d bytes", len(cs.iv))
+	}
+	a, err := cipher.NewGCMWithTagSize(cs.block, tagLen)
+	if err != nil {
+		return Invalid("GCM: %v", err)
+	}
+	cs.aead, cs.aad = a, append([]byte(nil), p.AAD...)
+	if cs.encrypt {
+		ctr := make([]byte, aes.BlockSize)
+		copy(ctr, cs.iv)
+		ctr[15] = 2
+		cs.ctr = cipher.NewCTR(cs.block, ctr)
+	}
+	return nil
+}
+
+// Update takes one part and returns the output it makes now (maybe none).
+func (cs *CipherStream) Update(data []byte) ([]byte, error) {
+	switch cs.mode {
+	case "ctr":
+		out := make([]byte, len(data))
+		cs.ctr.XORKeyStream(out, data)
+		return out, nil
+	case "gcm":
+		if len(cs.held)+len(data) > maxGCMStream {
+			return nil, Invalid("a streamed GCM message is at most %d bytes", maxGCMStream)
+		}
+		cs.held = append(cs.held, data...)
+		if !cs.encrypt {
+			return nil, nil
+		}
+		out := make([]byte, len(data))
+		cs.ctr.XORKeyStream(out, data)
+		return out, nil
+	}
+	cs.held = append(cs.held, data...)
+	n := len(cs.held) / cs.bs * cs.bs
+	if !cs.encrypt && cs.padded && n == len(cs.held) && n > 0 {
+		n -= cs.bs // the last block may be the padding: keep it for Final
+	}
+	out := make([]byte, n)
+	cs.cbc.CryptBlocks(out, cs.held[:n])
+	cs.held = append(cs.held[:0], cs.held[n:]...)
+	return out, nil
+}
+
+// Final takes the last part (and, for GCM decryption, the tag) and
+// returns the rest of the output; res.Tag is GCM encryption's tag. The
+// stream is closed whatever the outcome.
+func (cs *CipherStream) Final(data, tag []byte) (res *CryptoResult, err error) {
+	defer cs.Close()
+	res = &CryptoResult{}
+	if cs.mode == "gcm" {
+		return cs.finalGCM(data, tag, res)
+	}
+	if res.Data, err = cs.Update(data); err != nil || cs.mode == "ctr" {
+		return res, err
+	}
+	if cs.encrypt {
+		if !cs.padded {
+			if len(cs.held) != 0 {
+				return nil, Invalid("CBC without padding needs whole %d-byte blocks", cs.bs)
+			}
+			return res, nil
+		}
+		n := cs.bs - len(cs.held)
+		last := append(cs.held, make([]byte, n)...)
+		for i := len(last) - n; i < len(last); i++ {
+			last[i] = byte(n)
+		}
+		out := make([]byte, cs.bs)
+		cs.cbc.CryptBlocks(out, last)
+		res.Data = append(res.Data, out...)
+		return res, nil
+	}
+	if !cs.padded {
+		if len(cs.held) != 0 {
+			return nil, Invalid("a CBC ciphertext is whole %d-byte blocks", cs.bs)
+		}
+		return res, nil
+	}
+	if len(cs.held) != cs.bs {
+		return nil, Invalid("a CBC ciphertext is whole %d-byte blocks", cs.bs)
+	}
+	out := make([]byte, cs.bs)
+	cs.cbc.CryptBlocks(out, cs.held)
+	n := int(out[cs.bs-1])
+	bad := n == 0 || n > cs.bs
+	for i := cs.bs - min(n, cs.bs); i < cs.bs && !bad; i++ {
+		bad = int(out[i]) != n
+	}
+	if bad {
+		return nil, CryptoFailure("bad padding")
+	}
+	res.Data = append(res.Data, out[:cs.bs-n]...)
+	return res, nil
+}
+
+func (cs *CipherStream) finalGCM(data, tag []byte, res *CryptoResult) (*CryptoResult, error) {
+	if cs.encrypt {
+		out, err := cs.Update(data)
+		if err != nil {
+			return nil, err
+		}
+		// Go's GCM over the whole plaintext gives the tag; its ciphertext
+		// is the keystream's, answered already.
+		sealed := cs.aead.Seal(nil, cs.iv, cs.held, cs.aad)
+		res.Data, res.Tag = out, sealed[len(cs.held):]
+		return res, nil
+	}
+	if _, err := cs.Update(data); err != nil {
+		return nil, err
+	}
+	if len(tag) != cs.aead.Overhead() {
+		return nil, Invalid("GCM decryption needs the %d-byte authentication tag", cs.aead.Overhead())
+	}
+	ct := append(append(make([]byte, 0, len(cs.held)+len(tag)), cs.held...), tag...)
+	out, err := cs.aead.Open(nil, cs.iv, ct, cs.aad)
+	if err != nil {
+		return nil, CryptoFailure("GCM authentication failed")
+	}
+	res.Data = out
+	return res, nil
+}
+
+// Held is the number of bytes the stream keeps, for the caller's bounds.
+func (cs *CipherStream) Held() int { return len(cs.held) }
+
+// Close zeroes what the stream keeps (plaintext, for GCM encryption).
+func (cs *CipherStream) Close() {
+	crypto.Zero(cs.held)
+	cs.held = nil
+}
