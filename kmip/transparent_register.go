@@ -20,11 +20,6 @@ import (
 	"github.com/keywarden/keywarden/kms"
 )
 
-var (
-	fmtTRSAPriv = uint32(kmip14.KeyFormatTypeTransparentRSAPrivateKey)
-	fmtTRSAPub  = uint32(kmip14.KeyFormatTypeTransparentRSAPublicKey)
-)
-
 // transparentHalf tells whether a Transparent format holds a private key
 // and whether it is RSA; ok is false for the formats Register does not
 // read (symmetric, DSA, DH, ECMQV).

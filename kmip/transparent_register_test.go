@@ -82,7 +82,9 @@ func TestRegisterTransparent(t *testing.T) {
 				return b
 			}
 			got, err := x509.ParsePKCS8PrivateKey(getDER(privID, kmip14.TagPrivateKey, kmip14.KeyFormatTypePKCS_8))
-			if err != nil || !k.priv.(interface{ Equal(gocrypto.PrivateKey) bool }).Equal(got) {
+			if err != nil || !k.priv.(interface {
+				Equal(gocrypto.PrivateKey) bool
+			}).Equal(got) {
 				t.Fatalf("%v %s: Get PKCS#8 is not the registered key (%v)", ver, k.name, err)
 			}
 			pub, err := x509.ParsePKIXPublicKey(getDER(pubID, kmip14.TagPublicKey, kmip14.KeyFormatTypeX_509))
@@ -115,7 +117,7 @@ func TestRegisterTransparent(t *testing.T) {
 		ecID := uidOf(c.do(registerTransparent(ver, kmip14.ObjectTypePrivateKey, kmip14.KeyFormatTypeTransparentECDHPrivateKey, sign,
 			v(kmip14.TagRecommendedCurve, kmip14.RecommendedCurveP_384), v(kmip14.TagD, new(big.Int).SetBytes(ed)))).ok(0))
 		r0 := c.do(byID(kmip14.OperationGet, ecID, v(kmip14.TagKeyFormatType, kmip14.KeyFormatTypeTransparentECDHPrivateKey))).ok(0)
-		if d, _ := get(r0, kmip14.TagPrivateKey, kmip14.TagKeyBlock, kmip14.TagKeyValue, kmip14.TagKeyMaterial, kmip14.TagD).(*big.Int); d == nil || d.Cmp(ek.D) != 0 {
+		if d, _ := get(r0, kmip14.TagPrivateKey, kmip14.TagKeyBlock, kmip14.TagKeyValue, kmip14.TagKeyMaterial, kmip14.TagD).(*big.Int); d == nil || d.Cmp(new(big.Int).SetBytes(ed)) != 0 {
 			t.Errorf("%v: Get in Transparent ECDH Private Key: D %v", ver, d)
 		}
 		id := uidOf(c.do(registerTransparent(ver, kmip14.ObjectTypePrivateKey, kmip14.KeyFormatTypeTransparentRSAPrivateKey, sign,
@@ -139,6 +141,7 @@ func TestRegisterTransparentRefused(t *testing.T) {
 	}
 	ek, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	q, _ := ek.PublicKey.Bytes()
+	ed, _ := ek.Bytes()
 	offCurve := append([]byte(nil), q...)
 	offCurve[len(offCurve)-1] ^= 1
 	other, _ := ecdh.P256().GenerateKey(rand.Reader)
@@ -178,7 +181,7 @@ func TestRegisterTransparentRefused(t *testing.T) {
 		{"compressed point", pub, ecPub, []ttlv.Value{curve, v(kmip14.TagQString, elliptic.MarshalCompressed(elliptic.P256(), ek.X, ek.Y))}, kmip20.ResultReasonInvalidField, "uncompressed point"},
 		{"D of zero", priv, ecPriv, []ttlv.Value{curve, v(kmip14.TagD, big.NewInt(0))}, kmip20.ResultReasonInvalidField, "not a private key on P-256"},
 		{"D at the order", priv, ecPriv, []ttlv.Value{curve, v(kmip14.TagD, n)}, kmip20.ResultReasonInvalidField, "not a private key on P-256"},
-		{"D with another Q", priv, ecPriv, []ttlv.Value{curve, v(kmip14.TagD, ek.D), v(kmip14.TagQString, other.PublicKey().Bytes())}, kmip20.ResultReasonInvalidField, "not the public point of D"},
+		{"D with another Q", priv, ecPriv, []ttlv.Value{curve, v(kmip14.TagD, new(big.Int).SetBytes(ed)), v(kmip14.TagQString, other.PublicKey().Bytes())}, kmip20.ResultReasonInvalidField, "not the public point of D"},
 		{"no curve", pub, ecPub, []ttlv.Value{v(kmip14.TagQString, q)}, kmip20.ResultReasonMissingData, "Recommended Curve"},
 		{"unsupported curve", pub, ecPub, []ttlv.Value{v(kmip14.TagRecommendedCurve, kmip14.RecommendedCurveSECP256K1), v(kmip14.TagQString, q)}, kmip20.ResultReasonFeatureNotSupported, "not supported"},
 		{"private format for a public key", pub, rsaPriv, rsaMembers(rk), kmip20.ResultReasonInvalidField, "cannot be registered in the TransparentRSAPrivateKey format"},
