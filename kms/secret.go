@@ -113,6 +113,9 @@ type Secret struct {
 	ClonedFrom     string            `json:"cloned_from,omitempty"`
 	Encryption     *DiskEncryption   `json:"encryption,omitempty"`
 	HasPayload     bool              `json:"has_payload"`
+	// KeyPassphrase is the passphrase secret of a private key ordered with
+	// a pass_phrase: REST serves the key encrypted with it (keypassphrase.go).
+	KeyPassphrase string `json:"key_passphrase,omitempty"`
 
 	// Digest is the SHA-256 of the material (see digestOf); nil before a
 	// payload, for types that get none, and on records made before it.
