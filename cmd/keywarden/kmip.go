@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -190,6 +191,10 @@ func startKMIP(ctx context.Context, svc *kms.Service, dataDir string, opts kmipO
 	if created {
 		log.Info("kmip: created the KMIP certificate authority", "key_type", ca.KeyType(),
 			"ca", filepath.Join(ca.Dir(), pki.CAFile), "key", filepath.Join(ca.Dir(), pki.CAKeyFile))
+	}
+	if !created && opts.CAKeyType != "" && !strings.HasPrefix(ca.KeyType(), opts.CAKeyType) {
+		log.Warn("kmip: the CA exists already; kmip.ca_key_type applies only when it is created",
+			"ca_key_type", opts.CAKeyType, "ca", ca.KeyType())
 	}
 	if suiteB != kmip.SuiteBOff {
 		if err := suiteB.CheckCertificate(ca.Certificate()); err != nil {
