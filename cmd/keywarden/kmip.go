@@ -189,8 +189,8 @@ func startKMIP(ctx context.Context, svc *kms.Service, dataDir string, opts kmipO
 		return "", nil, err
 	}
 	if created {
-		log.Info("kmip: created the KMIP certificate authority", "key_type", ca.KeyType(),
-			"ca", filepath.Join(ca.Dir(), pki.CAFile), "key", filepath.Join(ca.Dir(), pki.CAKeyFile))
+		log.Info("kmip: created the KMIP certificate authority",
+			"ca", filepath.Join(ca.Dir(), pki.CAFile), "key", filepath.Join(ca.Dir(), pki.CAKeyFile), "key_type", ca.KeyType())
 	}
 	if !created && opts.CAKeyType != "" && !strings.HasPrefix(ca.KeyType(), opts.CAKeyType) {
 		log.Warn("kmip: the CA exists already; kmip.ca_key_type applies only when it is created",
