@@ -123,6 +123,9 @@ func readObject(objType uint32, obj item) (*registered, *opError) {
 		if perr != nil {
 			return nil, perr
 		}
+		if r.structured != nil {
+			return nil, notSupported("Secret Data material is a byte string, not a structure")
+		}
 		if format != fmtOpaque && format != fmtRaw {
 			return nil, formatNotSupported(format, t)
 		}
