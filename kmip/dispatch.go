@@ -121,7 +121,7 @@ func (s *Server) process(ctx context.Context, who kms.Identity, msg []byte, w *w
 		return
 	}
 	r.start(w, h.ver, now, h.clientCorr, h.maxResponse)
-	c := opCtx{ctx: ctx, svc: s.svc, who: who, ver: h.ver, now: now, w: w, suiteB: s.suiteB}
+	c := opCtx{ctx: ctx, svc: s.svc, who: who, ver: h.ver, now: now, w: w, suiteB: s.suiteBOf(ctx)}
 	var done []answered // kept for Undo only
 	for _, bi := range items {
 		start := time.Now()

@@ -190,7 +190,7 @@ func NewServer(cfg Config) (*Server, error) {
 	s.suiteB = cfg.TLS.SuiteB
 	s.tls = TLSConfig(certs, cfg.Identities, cfg.TLS)
 	cfg.Identities.onCRL(s.dropRevoked)
-	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.ctx, s.cancel = context.WithCancel(context.WithValue(context.Background(), tlsListenerKey{}, true))
 	s.writers.New = func() any { return &writer{b: make([]byte, 0, 1024), stack: make([]int, 0, 8)} }
 	return s, nil
 }

@@ -1,6 +1,7 @@
 package kmip
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/tls"
@@ -137,4 +138,19 @@ func (m SuiteB) String() string {
 		return "off"
 	}
 	return fmt.Sprintf("Suite B minLOS %d", int(m))
+}
+
+// tlsListenerKey marks the contexts of requests that came over the KMIP
+// TLS listener (they derive from Server.ctx); KMIP over HTTPS comes over
+// the REST listener, whose TLS is not Suite B.
+type tlsListenerKey struct{}
+
+// suiteBOf is the Suite B mode a request's connection is in: the
+// listener's over the KMIP port, none over HTTPS, so that Query Profiles
+// claims Suite B only where it holds.
+func (s *Server) suiteBOf(ctx context.Context) SuiteB {
+	if ctx.Value(tlsListenerKey{}) == nil {
+		return SuiteBOff
+	}
+	return s.suiteB
 }

@@ -8,8 +8,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gemalto/kmip-go/kmip14"
+	"github.com/gemalto/kmip-go/ttlv"
 	ovh "github.com/ovh/kmip-go"
 	"github.com/ovh/kmip-go/kmipclient"
+
+	"github.com/keywarden/keywarden/kms"
 )
 
 // TestSuiteBOVHClient runs the OASIS Suite B test cases' operations
@@ -103,5 +107,29 @@ func TestSuiteBServerConfig(t *testing.T) {
 	withECDSACert(t)(&cfg)
 	if _, err := NewServer(cfg); err == nil || !strings.Contains(err.Error(), "signed with SHA256-RSA") {
 		t.Errorf("RSA-signed ECDSA certificate: %v", err)
+	}
+}
+
+// Over HTTPS (Handle, as POST /kmip on the REST listener runs it) the
+// connection is not Suite B: Query Profiles does not claim it there.
+func TestSuiteBNotClaimedOverHTTPS(t *testing.T) {
+	e := suiteBEnv(t, SuiteB128)
+	who := kms.Identity{Project: "p1", User: "u", Roles: admin}
+	msg := requestMsg(t, version{1, 4}, nil, op{op: kmip14.OperationQuery, payload: []ttlv.Value{
+		v(kmip14.TagQueryFunction, kmip14.QueryFunctionQueryProfiles)}})
+	r := decodeResp(t, e.srv.Handle(context.Background(), who, msg)).ok(0)
+	n := 0
+	for _, pi := range all(r, kmip14.TagProfileInformation) {
+		n++
+		if get(pi, kmip14.TagProfileName) == ttlv.EnumValue(kmip14.ProfileNameSuiteBMinLOS_128ServerKMIPV1_4) {
+			t.Fatal("Suite B claimed over HTTPS")
+		}
+	}
+	if n == 0 {
+		t.Fatal("no profile claimed at all")
+	}
+	// Over the listener it is (the profile test checks the rest).
+	if !slices.Contains(queryProfiles(t, e), kmip14.ProfileNameSuiteBMinLOS_128ServerKMIPV1_4) {
+		t.Fatal("Suite B not claimed over the KMIP listener")
 	}
 }
