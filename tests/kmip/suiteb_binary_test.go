@@ -3,6 +3,8 @@ package kmip_test
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +15,12 @@ import (
 
 	ovh "github.com/ovh/kmip-go"
 	"github.com/ovh/kmip-go/kmipclient"
+
+	"github.com/keywarden/keywarden/kmip"
+	"github.com/keywarden/keywarden/kmip/kmiptest"
+	"github.com/keywarden/keywarden/kmip/pki"
+	"github.com/keywarden/keywarden/kms"
+	"github.com/keywarden/keywarden/kms/kmstest"
 )
 
 // TestSuiteBBinary runs `keywarden serve` with kmip.tls_profile
@@ -81,5 +89,84 @@ func TestSuiteBBinary(t *testing.T) {
 		"--insecure-noauth").CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "cannot make a Suite B chain") {
 		t.Fatalf("serve with an RSA CA in Suite B mode: %v\n%s", err, out)
+	}
+}
+
+// TestPyKMIPSuiteB: the Suite B test case's Query, encoded by PyKMIP over
+// Python's TLS 1.2 with each suite and curve the mode requires, is
+// answered; a suite or curve outside the mode (CBC, ChaCha20, P-521, and
+// at 192 AES-128 and P-256) is refused.
+func TestPyKMIPSuiteB(t *testing.T) {
+	needPyKMIP(t)
+	dir := t.TempDir()
+	ca, _, err := pki.LoadOrCreateWith(filepath.Join(dir, "ca"), pki.Options{CAKeyType: "ecdsa"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hosts := []string{"127.0.0.1", "localhost"}
+	if _, _, _, err := ca.EnsureServer(hosts); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, err := ca.EnsureP384Server(hosts); err != nil {
+		t.Fatal(err)
+	}
+	load := func(cert, key string) tls.Certificate {
+		c, err := tls.LoadX509KeyPair(filepath.Join(ca.Dir(), cert), filepath.Join(ca.Dir(), key))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	certPEM, keyPEM, err := ca.IssueClient(pki.ClientRequest{Project: "sb", User: "py", Roles: []string{"admin"}, KeyType: "ecdsa-p384"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cdir := filepath.Join(dir, "client")
+	if _, err := ca.WriteClient(cdir, certPEM, keyPEM); err != nil {
+		t.Fatal(err)
+	}
+	ids, err := kmip.NewIdentities(ca.Certificate(), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mode := range []kmip.SuiteB{kmip.SuiteB128, kmip.SuiteB192} {
+		_, addr := kmiptest.Serve(t, kmip.Config{Service: kmstest.Service(t, kms.Config{}), Identities: ids,
+			Certificate:       load(pki.P384ServerFile, pki.P384ServerKeyFile),
+			ExtraCertificates: []tls.Certificate{load(pki.ECDSAServerFile, pki.ECDSAServerKeyFile)},
+			TLS:               kmip.TLSOptions{SuiteB: mode}})
+		host, port, _ := net.SplitHostPort(addr)
+		run := func(cipher, curve string) map[string]any {
+			out, err := exec.Command(python, "testdata/suiteb_query.py", host, port, filepath.Join(cdir, "client.pem"),
+				filepath.Join(cdir, "client-key.pem"), filepath.Join(cdir, "ca.pem"), cipher, curve).CombinedOutput()
+			var res map[string]any
+			if err != nil || json.Unmarshal(out, &res) != nil {
+				t.Fatalf("suiteb_query.py: %v: %s", err, out)
+			}
+			return res
+		}
+		type tc struct{ cipher, curve string }
+		ok := []tc{{"ECDHE-ECDSA-AES256-GCM-SHA384", "secp384r1"}}
+		bad := []tc{{"ECDHE-ECDSA-AES128-SHA256", "secp384r1"}, {"ECDHE-ECDSA-CHACHA20-POLY1305", "secp384r1"}, {"ECDHE-ECDSA-AES256-GCM-SHA384", "secp521r1"}}
+		if mode == kmip.SuiteB128 {
+			ok = append(ok, tc{"ECDHE-ECDSA-AES128-GCM-SHA256", "prime256v1"}, tc{"ECDHE-ECDSA-AES128-GCM-SHA256", "secp384r1"},
+				tc{"ECDHE-ECDSA-AES256-GCM-SHA384", "prime256v1"})
+		} else {
+			bad = append(bad, tc{"ECDHE-ECDSA-AES128-GCM-SHA256", "secp384r1"}, tc{"ECDHE-ECDSA-AES256-GCM-SHA384", "prime256v1"})
+		}
+		for _, c := range ok {
+			res := run(c.cipher, c.curve)
+			ops, _ := res["operations"].([]any)
+			objs, _ := res["objects"].([]any)
+			if res["status"] != "SUCCESS" || res["cipher"] != c.cipher || !slices.Contains(ops, any("QUERY")) ||
+				!slices.Contains(objs, any("SYMMETRIC_KEY")) {
+				t.Fatalf("%v, %s on %s: %v", mode, c.cipher, c.curve, res)
+			}
+		}
+		for _, c := range bad {
+			if res := run(c.cipher, c.curve); res["refused"] == nil {
+				t.Fatalf("%v accepted %s on %s: %v", mode, c.cipher, c.curve, res)
+			}
+		}
+		t.Logf("%v: PyKMIP's Query answered with %d suite/curve pairs, %d refused", mode, len(ok), len(bad))
 	}
 }
