@@ -153,9 +153,10 @@ func orderRequest(obj map[string]json.RawMessage) (kms.OrderRequest, error) {
 	if pp, _, err := jsonString(meta, "pass_phrase"); err != nil {
 		return req, err
 	} else if pp != "" {
-		// Go has no PKCS#8 encryption worth offering; refuse rather than
-		// store a key the caller believes protected.
-		return req, kms.Invalid("passphrase-protected key pairs are not supported: order the pair without pass_phrase")
+		if req.Type != kms.OrderAsymmetric {
+			return req, kms.Invalid("pass_phrase applies to asymmetric orders only")
+		}
+		req.PassPhrase = []byte(pp)
 	}
 	return req, diskExtension(meta, &req)
 }

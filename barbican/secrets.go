@@ -86,7 +86,7 @@ func (a *api) getSecretPayload(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *api) writePayload(w http.ResponseWriter, r *http.Request, id, accept string) {
-	sec, pt, err := a.svc.GetPayload(r.Context(), identity(r), id)
+	sec, pt, err := a.svc.ExportPayload(r.Context(), identity(r), id)
 	if err != nil {
 		a.fail(w, r, err)
 		return

@@ -24,6 +24,7 @@ type opCtx struct {
 	// placeholder is the ID Placeholder: the Unique Identifier the last
 	// Create, Register or Locate of this batch produced.
 	placeholder string
+	suiteB      SuiteB // the listener's Suite B mode, for Query Profiles
 }
 
 type opFunc func(c *opCtx, p item) *opError
@@ -120,7 +121,7 @@ func (s *Server) process(ctx context.Context, who kms.Identity, msg []byte, w *w
 		return
 	}
 	r.start(w, h.ver, now, h.clientCorr, h.maxResponse)
-	c := opCtx{ctx: ctx, svc: s.svc, who: who, ver: h.ver, now: now, w: w}
+	c := opCtx{ctx: ctx, svc: s.svc, who: who, ver: h.ver, now: now, w: w, suiteB: s.suiteBOf(ctx)}
 	var done []answered // kept for Undo only
 	for _, bi := range items {
 		start := time.Now()

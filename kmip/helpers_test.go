@@ -1,6 +1,7 @@
 package kmip
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -76,13 +77,19 @@ func serverCert(t testing.TB) tls.Certificate {
 // clientCert issues (once) a client certificate for project/user/roles.
 func clientCert(t testing.TB, project, user string, roles ...string) tls.Certificate {
 	t.Helper()
-	key := project + "|" + user + "|" + strings.Join(roles, ",")
+	return issuedCert(t, sharedCA(t), "ecdsa", project, user, roles...)
+}
+
+// issuedCert issues (once) a client certificate of ca with a key type.
+func issuedCert(t testing.TB, ca *pki.CA, keyType, project, user string, roles ...string) tls.Certificate {
+	t.Helper()
+	key := ca.Dir() + "|" + keyType + "|" + project + "|" + user + "|" + strings.Join(roles, ",")
 	certMu.Lock()
 	defer certMu.Unlock()
 	if c, ok := certCache[key]; ok {
 		return c
 	}
-	certPEM, keyPEM, err := sharedCA(t).IssueClient(pki.ClientRequest{Project: project, User: user, Roles: roles, KeyType: "ecdsa"})
+	certPEM, keyPEM, err := ca.IssueClient(pki.ClientRequest{Project: project, User: user, Roles: roles, KeyType: keyType})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,6 +106,16 @@ type env struct {
 	svc  *kms.Service
 	srv  *Server
 	addr string
+	ca   *pki.CA // nil: sharedCA
+	// keyType of the client certificates dial uses; "" is "ecdsa" (P-256).
+	keyType string
+}
+
+func (e *env) authority() *pki.CA {
+	if e.ca != nil {
+		return e.ca
+	}
+	return sharedCA(e.t)
 }
 
 type envOpt func(*Config)
@@ -118,6 +135,13 @@ func newEnv(t testing.TB, opts ...envOpt) *env {
 	for _, o := range opts {
 		o(&cfg)
 	}
+	return startEnv(t, cfg)
+}
+
+// startEnv serves cfg on 127.0.0.1:0.
+func startEnv(t testing.TB, cfg Config) *env {
+	t.Helper()
+	svc := cfg.Service
 	srv, err := NewServer(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -137,7 +161,7 @@ func newEnv(t testing.TB, opts ...envOpt) *env {
 
 func (e *env) clientTLS(cert tls.Certificate) *tls.Config {
 	pool := x509.NewCertPool()
-	pool.AddCert(sharedCA(e.t).Certificate())
+	pool.AddCert(e.authority().Certificate())
 	return &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}, ServerName: "127.0.0.1"}
 }
 
@@ -155,7 +179,7 @@ func (e *env) dial(project string, roles ...string) *client {
 	if len(roles) == 0 {
 		roles = admin
 	}
-	c, err := tls.Dial("tcp", e.addr, e.clientTLS(clientCert(e.t, project, "user-"+project, roles...)))
+	c, err := tls.Dial("tcp", e.addr, e.clientTLS(issuedCert(e.t, e.authority(), cmp.Or(e.keyType, "ecdsa"), project, "user-"+project, roles...)))
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/gemalto/kmip-go/kmip20"
 	"github.com/gemalto/kmip-go/ttlv"
 
+	"github.com/keywarden/keywarden/crypto"
 	"github.com/keywarden/keywarden/kms"
 )
 
@@ -22,6 +23,9 @@ type registered struct {
 	alg         string
 	bits        int
 	attrs       []attr // object properties kept as attributes (Key Format Type …)
+	// structured is a Key Material structure other than Transparent
+	// Symmetric Key's (the Transparent asymmetric formats).
+	structured *item
 }
 
 // readObject decodes the managed object of a Register request.
@@ -50,6 +54,9 @@ func readObject(objType uint32, obj item) (*registered, *opError) {
 			return nil, perr
 		}
 		if t == kms.Symmetric {
+			if r.structured != nil {
+				return nil, notSupported("only Transparent Symmetric Key material is accepted in structured form for a Symmetric Key")
+			}
 			if format != fmtRaw && format != fmtTransparent {
 				return nil, formatNotSupported(format, t)
 			}
@@ -61,8 +68,21 @@ func readObject(objType uint32, obj item) (*registered, *opError) {
 			}
 			break
 		}
-		pemType, perr := asymPEMType(t, format, material)
-		if perr != nil {
+		var pemType string
+		if r.structured != nil {
+			var der []byte
+			var perr *opError
+			if der, format, pemType, perr = fromTransparent(t, format, *r.structured); perr != nil {
+				return nil, perr
+			}
+			defer crypto.Zero(der)
+			material = der
+			if perr := statedMatches(r, t, format, der); perr != nil {
+				return nil, perr
+			}
+		} else if _, _, isT := transparentHalf(format); isT {
+			return nil, invalidField("a %s Key Material is a structure", kmip14.KeyFormatType(format))
+		} else if pemType, perr = asymPEMType(t, format, material); perr != nil {
 			return nil, perr
 		}
 		r.payload = pem.EncodeToMemory(&pem.Block{Type: pemType, Bytes: material})
@@ -102,6 +122,9 @@ func readObject(objType uint32, obj item) (*registered, *opError) {
 		format, material, perr := readKeyBlock(kb, r)
 		if perr != nil {
 			return nil, perr
+		}
+		if r.structured != nil {
+			return nil, notSupported("Secret Data material is a byte string, not a structure")
 		}
 		if format != fmtOpaque && format != fmtRaw {
 			return nil, formatNotSupported(format, t)
@@ -186,11 +209,11 @@ func readKeyBlock(kb item, r *registered) (uint32, []byte, *opError) {
 				return 0, nil, missingData("the Key Value has no Key Material")
 			}
 			if km.typ == ttlv.TypeStructure {
-				k, ok := km.find(kmip14.TagKey)
-				if !ok {
-					return 0, nil, notSupported("only Transparent Symmetric Key material is accepted in structured form")
+				if k, ok := km.find(kmip14.TagKey); ok {
+					material, perr = k.bytes()
+				} else {
+					r.structured = &km // a Transparent asymmetric key, read by the caller
 				}
-				material, perr = k.bytes()
 			} else {
 				material, perr = km.bytes()
 			}
@@ -215,8 +238,22 @@ func readKeyBlock(kb item, r *registered) (uint32, []byte, *opError) {
 	if !hasFormat {
 		return 0, nil, missingData("the Key Block has no Key Format Type")
 	}
-	if len(material) == 0 {
+	if len(material) == 0 && r.structured == nil {
 		return 0, nil, missingData("the Key Block has no key material")
 	}
 	return format, material, nil
+}
+
+// statedMatches refuses a Cryptographic Algorithm or Length in the Key
+// Block that is not the Transparent key's own.
+func statedMatches(r *registered, t kms.SecretType, format uint32, der []byte) *opError {
+	alg, bits := describeKey(t, format, der)
+	okAlg := r.alg == "" || r.alg == alg || (alg == "ec" && (r.alg == "ecdsa" || r.alg == "ecdh"))
+	if !okAlg {
+		return invalidField("the Key Block says %s, the key material is %s", r.alg, alg)
+	}
+	if r.bits != 0 && r.bits != bits {
+		return invalidField("the Key Block says %d bits, the key material has %d", r.bits, bits)
+	}
+	return nil
 }

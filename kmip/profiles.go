@@ -7,6 +7,8 @@ package kmip
 // only once its test passes.
 
 import (
+	"slices"
+
 	"github.com/gemalto/kmip-go/kmip14"
 	"github.com/gemalto/kmip-go/kmip20"
 	"github.com/gemalto/kmip-go/ttlv"
@@ -19,8 +21,9 @@ type profile struct {
 
 // claimedProfiles are the profiles this server passes. Not claimed:
 // Baseline Server Basic (its Basic Authentication Suite is TLS 1.0 with RSA
-// key transport; this server speaks TLS 1.2+ with forward secrecy) and Suite B
-// minLOS 128/192 (the CA signs with RSA; Suite B needs an ECDSA chain).
+// key transport; this server speaks TLS 1.2+ with forward secrecy). The
+// Suite B profiles are claimed only by a server running in their TLS mode
+// (suiteBProfiles).
 var claimedProfiles = []profile{
 	{kmip14.ProfileNameBaselineServerTLSV1_2KMIPV1_3, kmip14.ProfileNameBaselineServerTLSV1_2KMIPV1_4},
 	{kmip14.ProfileNameSymmetricKeyLifecycleServerKMIPV1_3, kmip14.ProfileNameSymmetricKeyLifecycleServerKMIPV1_4},
@@ -31,12 +34,24 @@ var claimedProfiles = []profile{
 	{kmip14.ProfileNameSymmetricKeyFoundryServerKMIPV1_3, kmip14.ProfileNameSymmetricKeyFoundryServerKMIPV1_4},
 }
 
+// suiteBProfiles is the Suite B server profile of each Suite B mode. A
+// minLOS 192 server does not claim minLOS 128: it refuses the 128-bit suite
+// and P-256, which a minLOS 128 server must take.
+var suiteBProfiles = map[SuiteB]profile{
+	SuiteB128: {kmip14.ProfileNameSuiteBMinLOS_128ServerKMIPV1_3, kmip14.ProfileNameSuiteBMinLOS_128ServerKMIPV1_4},
+	SuiteB192: {kmip14.ProfileNameSuiteBMinLOS_192ServerKMIPV1_3, kmip14.ProfileNameSuiteBMinLOS_192ServerKMIPV1_4},
+}
+
 // writeProfiles answers Query Profiles: a Profile Information per claimed
 // profile, named in the client's version (1.3 names at 1.3; 1.4 names from
 // 1.4, with a 2.x Profile Version of 1.4, the profiles' document version).
 func writeProfiles(c *opCtx) {
 	w := c.w
-	for _, p := range claimedProfiles {
+	claimed := claimedProfiles
+	if p, ok := suiteBProfiles[c.suiteB]; ok {
+		claimed = append(slices.Clip(claimed), p)
+	}
+	for _, p := range claimed {
 		name := p.v14
 		if !c.ver.atLeast(1, 4) {
 			name = p.v13

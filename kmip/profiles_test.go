@@ -2,11 +2,14 @@ package kmip
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
 	"path/filepath"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -46,7 +49,10 @@ func withOps(ops ...kmip14.Operation) []kmip14.Operation {
 }
 
 func runProfile(t *testing.T, p serverProfile, opts ...envOpt) {
-	e := newEnv(t, opts...)
+	runProfileOn(t, p, newEnv(t, opts...))
+}
+
+func runProfileOn(t *testing.T, p serverProfile, e *env) {
 	var missing []string
 	for _, ver := range []version{{1, 4}, {2, 1}} {
 		c := e.dial("profile")
@@ -395,27 +401,172 @@ func TestProfileSymmetricKeyFoundryServer(t *testing.T) {
 		}})
 }
 
-// Suite B: TLS 1.2 with ECDHE-ECDSA, AES-GCM and an ECDSA certificate chain
-// on P-256 (minLOS 128) or P-384 (minLOS 192).
-func suiteB(suite uint16, curve tls.CurveID, sigAlg x509.SignatureAlgorithm) func(t *testing.T, e *env, c *client) []string {
-	return func(t *testing.T, e *env, c *client) (missing []string) {
-		tc := e.clientTLS(clientCert(t, "profile", "user-profile", admin...))
-		tc.MaxVersion, tc.CipherSuites, tc.CurvePreferences = tls.VersionTLS12, []uint16{suite}, []tls.CurveID{curve}
-		conn, err := tls.Dial("tcp", e.addr, tc)
-		if err != nil {
-			return []string{fmt.Sprintf("TLS 1.2 with %s on %v: %v", tls.CipherSuiteName(suite), curve, err)}
+// Suite B (RFC 6460 as KMIP Profiles v1.4 uses it): TLS 1.2 only,
+// ECDHE-ECDSA with AES-GCM, ECDHE and every certificate on P-256/P-384
+// (minLOS 128) or P-384 with the 256-bit suite only (minLOS 192). A server
+// claims the profile only in that mode: the default server (RSA CA) and a
+// server in the other mode must fall short and not claim it.
+
+var (
+	ecOnce sync.Once
+	ecCA   *pki.CA
+	ecErr  error
+)
+
+// sharedECCA is an ECDSA P-384 CA with its P-256, P-384 and RSA server
+// certificates, under the shared CA's directory.
+func sharedECCA(t testing.TB) *pki.CA {
+	t.Helper()
+	sharedCA(t)
+	ecOnce.Do(func() {
+		ecCA, _, ecErr = pki.LoadOrCreateWith(filepath.Join(caDir, "ecdsa"), pki.Options{CAKeyType: "ecdsa"})
+		hosts := []string{"127.0.0.1", "localhost"}
+		if ecErr == nil {
+			_, _, _, ecErr = ecCA.EnsureServer(hosts)
 		}
-		defer conn.Close()
-		for _, cert := range conn.ConnectionState().PeerCertificates {
-			if cert.SignatureAlgorithm != sigAlg {
-				missing = append(missing, fmt.Sprintf("an ECDSA chain: %s is signed with %v, want %v", cert.Subject.CommonName, cert.SignatureAlgorithm, sigAlg))
+		if ecErr == nil {
+			_, _, _, ecErr = ecCA.EnsureP384Server(hosts)
+		}
+	})
+	if ecErr != nil {
+		t.Fatal(ecErr)
+	}
+	return ecCA
+}
+
+// suiteBEnv is a server in a Suite B mode, given every server certificate
+// of the ECDSA CA (RSA first: the mode must set it aside) as a deployment
+// is.
+func suiteBEnv(t testing.TB, mode SuiteB) *env {
+	ca := sharedECCA(t)
+	load := func(cert, key string) tls.Certificate {
+		c, err := tls.LoadX509KeyPair(filepath.Join(ca.Dir(), cert), filepath.Join(ca.Dir(), key))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	ids, err := NewIdentities(ca.Certificate(), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := startEnv(t, Config{Service: newService(t), Identities: ids, TLS: TLSOptions{SuiteB: mode},
+		Certificate: load(pki.ServerFile, pki.ServerKeyFile),
+		ExtraCertificates: []tls.Certificate{
+			load(pki.ECDSAServerFile, pki.ECDSAServerKeyFile), load(pki.P384ServerFile, pki.P384ServerKeyFile)},
+	})
+	e.ca, e.keyType = ca, "ecdsa-p384"
+	return e
+}
+
+// suiteBProbe connects as a Suite B client of the mode would, with every
+// suite and curve the mode requires, checks the server's chain and runs the
+// OASIS test case SUITEB_128-M-1-14 / SUITEB_192-M-1-14 (Query Operations
+// and Objects) over the connection.
+func suiteBProbe(mode SuiteB) func(t *testing.T, e *env, c *client) []string {
+	return func(t *testing.T, e *env, _ *client) (missing []string) {
+		curves := map[SuiteB][]tls.CurveID{SuiteB128: {tls.CurveP256, tls.CurveP384}, SuiteB192: {tls.CurveP384}}[mode]
+		suites := map[SuiteB][]uint16{
+			SuiteB128: {tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384},
+			SuiteB192: {tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384}}[mode]
+		keyTypes := map[SuiteB][]string{SuiteB128: {"ecdsa", "ecdsa-p384"}, SuiteB192: {"ecdsa-p384"}}[mode]
+		for _, suite := range suites {
+			for _, curve := range curves {
+				for _, kt := range keyTypes {
+					what := fmt.Sprintf("TLS 1.2, %s, %v, %s client", tls.CipherSuiteName(suite), curve, kt)
+					tc := e.clientTLS(issuedCert(t, e.authority(), kt, "profile", "user-profile", admin...))
+					tc.MaxVersion, tc.CipherSuites, tc.CurvePreferences = tls.VersionTLS12, []uint16{suite}, []tls.CurveID{curve}
+					conn, err := tls.Dial("tcp", e.addr, tc)
+					if err != nil {
+						missing = append(missing, fmt.Sprintf("%s: %v", what, err))
+						continue
+					}
+					missing = append(missing, checkSuiteBChain(mode, conn.ConnectionState().PeerCertificates)...)
+					q := (&client{t: t, c: conn, ver: version{1, 4}}).do(op{op: kmip14.OperationQuery, payload: []ttlv.Value{
+						v(kmip14.TagQueryFunction, kmip14.QueryFunctionQueryOperations),
+						v(kmip14.TagQueryFunction, kmip14.QueryFunctionQueryObjects)}})
+					expect(q, 0, what+": Query", &missing)
+					if ops := all(q.item(0), kmip14.TagOperation, kmip14.TagResponsePayload); len(ops) < len(baselineOps) {
+						missing = append(missing, fmt.Sprintf("%s: Query lists %d operations", what, len(ops)))
+					}
+					conn.Close()
+				}
 			}
 		}
-		return missing
+		return append(missing, suiteBRefusals(t, e, mode)...)
 	}
 }
 
-// withECDSACert adds the server's ECDSA certificate, as a deployment does.
+// suiteBRefusals: what is not Suite B at the mode's level must not get a
+// KMIP answer.
+func suiteBRefusals(t *testing.T, e *env, mode SuiteB) (missing []string) {
+	gcm128, gcm256 := tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384
+	type refusal struct {
+		what    string
+		keyType string
+		set     func(*tls.Config)
+	}
+	tls12 := func(suite uint16, curve tls.CurveID) func(*tls.Config) {
+		return func(c *tls.Config) {
+			c.MaxVersion, c.CipherSuites, c.CurvePreferences = tls.VersionTLS12, []uint16{suite}, []tls.CurveID{curve}
+		}
+	}
+	cases := []refusal{
+		{"an RSA client certificate", "rsa", tls12(gcm256, tls.CurveP384)},
+		{"a CBC suite", "ecdsa-p384", tls12(tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256, tls.CurveP384)},
+		{"ChaCha20-Poly1305", "ecdsa-p384", tls12(tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, tls.CurveP384)},
+		{"ECDHE on X25519", "ecdsa-p384", tls12(gcm256, tls.X25519)},
+		{"TLS 1.1", "ecdsa-p384", func(c *tls.Config) { c.MinVersion, c.MaxVersion = tls.VersionTLS11, tls.VersionTLS11 }},
+		{"TLS 1.3", "ecdsa-p384", func(c *tls.Config) { c.MinVersion = tls.VersionTLS13 }},
+	}
+	if mode == SuiteB192 {
+		cases = append(cases,
+			refusal{"AES-128-GCM at minLOS 192", "ecdsa-p384", tls12(gcm128, tls.CurveP384)},
+			refusal{"ECDHE on P-256 at minLOS 192", "ecdsa-p384", tls12(gcm256, tls.CurveP256)},
+			refusal{"a P-256 client certificate at minLOS 192", "ecdsa", tls12(gcm256, tls.CurveP384)})
+	}
+	query := requestMsg(t, version{1, 4}, nil, op{op: kmip14.OperationQuery, payload: []ttlv.Value{
+		v(kmip14.TagQueryFunction, kmip14.QueryFunctionQueryOperations)}})
+	for _, r := range cases {
+		tc := e.clientTLS(issuedCert(t, e.authority(), r.keyType, "profile", "user-profile", admin...))
+		r.set(tc)
+		conn, err := tls.Dial("tcp", e.addr, tc)
+		if err != nil {
+			continue // refused in the handshake
+		}
+		// TLS 1.3 checks the client certificate after the client's Finished:
+		// refused then means no answer.
+		conn.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := conn.Write(query); err == nil {
+			if _, err := readMessage(conn); err == nil {
+				missing = append(missing, "accepted "+r.what)
+			}
+		}
+		conn.Close()
+	}
+	return missing
+}
+
+// checkSuiteBChain: every certificate ECDSA on an allowed curve, signed
+// with an allowed ECDSA hash.
+func checkSuiteBChain(mode SuiteB, chain []*x509.Certificate) (missing []string) {
+	for _, cert := range chain {
+		k, ok := cert.PublicKey.(*ecdsa.PublicKey)
+		switch {
+		case !ok:
+			missing = append(missing, fmt.Sprintf("%s: a %v key", cert.Subject.CommonName, cert.PublicKeyAlgorithm))
+		case k.Curve != elliptic.P384() && (mode == SuiteB192 || k.Curve != elliptic.P256()):
+			missing = append(missing, fmt.Sprintf("%s: on %s", cert.Subject.CommonName, k.Curve.Params().Name))
+		}
+		if cert.SignatureAlgorithm != x509.ECDSAWithSHA384 && (mode == SuiteB192 || cert.SignatureAlgorithm != x509.ECDSAWithSHA256) {
+			missing = append(missing, fmt.Sprintf("%s: signed with %v", cert.Subject.CommonName, cert.SignatureAlgorithm))
+		}
+	}
+	return missing
+}
+
+// withECDSACert adds the RSA CA's ECDSA server certificate, as a default
+// deployment does: the handshake works, the chain is not Suite B.
 func withECDSACert(t *testing.T) envOpt {
 	ca := sharedCA(t)
 	cert, err := tls.LoadX509KeyPair(filepath.Join(ca.Dir(), pki.ECDSAServerFile), filepath.Join(ca.Dir(), pki.ECDSAServerKeyFile))
@@ -425,14 +576,33 @@ func withECDSACert(t *testing.T) envOpt {
 	return func(c *Config) { c.ExtraCertificates = append(c.ExtraCertificates, cert) }
 }
 
+func testSuiteBProfile(t *testing.T, mode, other SuiteB, name string, enum kmip14.ProfileName) {
+	p := serverProfile{name: name, enum: enum, ops: baselineOps, probe: suiteBProbe(mode)}
+	t.Run("suiteb-mode", func(t *testing.T) {
+		e := suiteBEnv(t, mode)
+		runProfileOn(t, p, e)
+		if !slices.Contains(queryProfiles(t, e), enum) {
+			t.Fatalf("a server in Suite B mode %d does not claim %s", mode, name)
+		}
+	})
+	// Elsewhere it falls short and is not claimed (runProfileOn fails
+	// the test if it were).
+	t.Run("default", func(t *testing.T) { runProfile(t, p, withECDSACert(t)) })
+	t.Run(fmt.Sprintf("suiteb-%d", other), func(t *testing.T) { runProfileOn(t, p, suiteBEnv(t, other)) })
+}
+
+func queryProfiles(t *testing.T, e *env) (out []kmip14.ProfileName) {
+	q := e.dial("profile").do(op{op: kmip14.OperationQuery, payload: []ttlv.Value{v(kmip14.TagQueryFunction, kmip14.QueryFunctionQueryProfiles)}}).ok(0)
+	for _, pi := range all(q, kmip14.TagProfileInformation) {
+		out = append(out, kmip14.ProfileName(get(pi, kmip14.TagProfileName).(ttlv.EnumValue)))
+	}
+	return out
+}
+
 func TestProfileSuiteBMinLOS128Server(t *testing.T) {
-	runProfile(t, serverProfile{name: "Suite B minLOS_128 Server", enum: kmip14.ProfileNameSuiteBMinLOS_128ServerKMIPV1_4,
-		ops:   baselineOps,
-		probe: suiteB(tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, tls.CurveP256, x509.ECDSAWithSHA256)}, withECDSACert(t))
+	testSuiteBProfile(t, SuiteB128, SuiteB192, "Suite B minLOS_128 Server", kmip14.ProfileNameSuiteBMinLOS_128ServerKMIPV1_4)
 }
 
 func TestProfileSuiteBMinLOS192Server(t *testing.T) {
-	runProfile(t, serverProfile{name: "Suite B minLOS_192 Server", enum: kmip14.ProfileNameSuiteBMinLOS_192ServerKMIPV1_4,
-		ops:   baselineOps,
-		probe: suiteB(tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, tls.CurveP384, x509.ECDSAWithSHA384)}, withECDSACert(t))
+	testSuiteBProfile(t, SuiteB192, SuiteB128, "Suite B minLOS_192 Server", kmip14.ProfileNameSuiteBMinLOS_192ServerKMIPV1_4)
 }

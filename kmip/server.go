@@ -113,6 +113,7 @@ type Server struct {
 	maxConns int
 	maxSrc   int
 	maxItems int
+	suiteB   SuiteB // what Query Profiles claims
 
 	// Rate limits of the connection-level log lines.
 	logHandshake, logRefused, logAccept rateLog
@@ -178,9 +179,18 @@ func NewServer(cfg Config) (*Server, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
-	s.tls = TLSConfig(append([]tls.Certificate{cfg.Certificate}, cfg.ExtraCertificates...), cfg.Identities, cfg.TLS)
+	if !cfg.TLS.SuiteB.valid() || (cfg.TLS.SuiteB != SuiteBOff && cfg.TLS.LegacyCipherSuites) {
+		return nil, fmt.Errorf("kmip: Suite B mode %d with legacy suites %v: want 0, 128 or 192, without legacy suites",
+			int(cfg.TLS.SuiteB), cfg.TLS.LegacyCipherSuites)
+	}
+	certs, err := cfg.TLS.SuiteB.serverCerts(append([]tls.Certificate{cfg.Certificate}, cfg.ExtraCertificates...))
+	if err != nil {
+		return nil, err
+	}
+	s.suiteB = cfg.TLS.SuiteB
+	s.tls = TLSConfig(certs, cfg.Identities, cfg.TLS)
 	cfg.Identities.onCRL(s.dropRevoked)
-	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.ctx, s.cancel = context.WithCancel(context.WithValue(context.Background(), tlsListenerKey{}, true))
 	s.writers.New = func() any { return &writer{b: make([]byte, 0, 1024), stack: make([]int, 0, 8)} }
 	return s, nil
 }

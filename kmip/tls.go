@@ -25,6 +25,9 @@ type TLSOptions struct {
 	// or with CBC (RSA key exchange, AES-CBC-SHA256: the KMIP profiles'
 	// suites) for clients that offer nothing better.
 	LegacyCipherSuites bool
+	// SuiteB, when not SuiteBOff, restricts the listener to a Suite B
+	// mode (suiteb.go); it excludes LegacyCipherSuites.
+	SuiteB SuiteB
 }
 
 // TLSConfig is the server side of KMIP's TLS: 1.2 or 1.3, a client
@@ -33,16 +36,22 @@ type TLSOptions struct {
 // no mapping covers, or a revoked one, is refused there). The TLS 1.2
 // suites are the forward-secret AEAD ones unless opts says otherwise; with
 // an ECDSA certificate among certs, a client offering only the
-// ECDHE-ECDSA suites (PyKMIP's TLS 1.2 suite) is served too.
+// ECDHE-ECDSA suites (PyKMIP's TLS 1.2 suite) is served too. A Suite B
+// mode narrows all of it to that mode (certs must have been filtered by
+// SuiteB.serverCerts).
 func TLSConfig(certs []tls.Certificate, ids *Identities, opts TLSOptions) *tls.Config {
 	c := crypto.ServerTLS(opts.LegacyCipherSuites)
 	c.Certificates = certs
 	c.ClientAuth = tls.RequireAndVerifyClientCert
 	c.ClientCAs = ids.Pool()
 	c.VerifyConnection = func(cs tls.ConnectionState) error {
+		if err := opts.SuiteB.checkChain(cs.VerifiedChains); err != nil {
+			return err
+		}
 		_, err := ids.Identify(cs.VerifiedChains)
 		return err
 	}
+	opts.SuiteB.apply(c)
 	return c
 }
 

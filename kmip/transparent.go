@@ -15,12 +15,14 @@ import (
 
 // Get of asymmetric keys in the Transparent formats: RSA (modulus,
 // exponents, primes) and EC (curve and private scalar D or public point
-// Q). Only Get writes them; Register takes the encoded formats.
+// Q; the EC, ECDSA and ECDH formats carry the same members). Register reads
+// them in transparent_register.go.
 
 var transparentFormats = map[uint32]bool{
 	uint32(kmip14.KeyFormatTypeTransparentRSAPrivateKey): true, uint32(kmip14.KeyFormatTypeTransparentRSAPublicKey): true,
 	uint32(kmip14.KeyFormatTypeTransparentECPrivateKey): true, uint32(kmip14.KeyFormatTypeTransparentECPublicKey): true,
 	uint32(kmip14.KeyFormatTypeTransparentECDSAPrivateKey): true, uint32(kmip14.KeyFormatTypeTransparentECDSAPublicKey): true,
+	uint32(kmip14.KeyFormatTypeTransparentECDHPrivateKey): true, uint32(kmip14.KeyFormatTypeTransparentECDHPublicKey): true,
 }
 
 var curveEnum = map[int]kmip14.RecommendedCurve{
@@ -129,7 +131,8 @@ func writeTransparentMaterial(w *writer, t kms.SecretType, der []byte, have, wan
 }
 
 func privateFormat(f uint32) bool {
-	return f == uint32(kmip14.KeyFormatTypeTransparentECPrivateKey) || f == uint32(kmip14.KeyFormatTypeTransparentECDSAPrivateKey)
+	private, _, _ := transparentHalf(f)
+	return private
 }
 
 // bigInt writes a non-negative Big Integer: big-endian two's complement,

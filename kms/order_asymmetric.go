@@ -12,8 +12,10 @@ import (
 // OrderAsymmetric is Barbican's asymmetric order: an RSA key pair in an
 // rsa container (castellan's create_key_pair). The pair is made by the
 // same code as KMIP Create Key Pair, so it is the same object over both
-// protocols; the two secrets, the container and the order are one
-// transaction.
+// protocols; the secrets, the container and the order are one
+// transaction. With a pass_phrase, as in Barbican, the container gets a
+// third secret, private_key_passphrase, and REST serves the private key
+// encrypted with it (keypassphrase.go).
 const OrderAsymmetric OrderType = "asymmetric"
 
 // asymmetricSizes are the RSA sizes an asymmetric order may ask for.
@@ -36,7 +38,14 @@ func (s *Service) createAsymmetricOrder(ctx context.Context, who Identity, req O
 	if err := s.validatePair(&pair); err != nil {
 		return nil, err
 	}
-	hold, err := s.holdQuota(ctx, who.Project, usage{qSecrets: 2, qOrders: 1, qContainers: 1})
+	if len(req.PassPhrase) > maxPassPhrase {
+		return nil, Invalid("pass_phrase is longer than %d bytes", maxPassPhrase)
+	}
+	nSecrets := 2
+	if len(req.PassPhrase) > 0 {
+		nSecrets = 3
+	}
+	hold, err := s.holdQuota(ctx, who.Project, usage{qSecrets: nSecrets, qOrders: 1, qContainers: 1})
 	if err != nil {
 		return nil, err
 	}
@@ -50,6 +59,17 @@ func (s *Service) createAsymmetricOrder(ctx context.Context, who Identity, req O
 		ID: newSecretID(), Project: who.Project, Creator: who.User, CreatorSource: who.Source, Name: req.Name,
 		Type: ContainerRSA, Created: now, Updated: now,
 		Secrets: []ContainerSecret{{Name: "private_key", SecretID: rp.ID}, {Name: "public_key", SecretID: ru.ID}},
+	}
+	detail := pairDetail(rp, ru)
+	if len(req.PassPhrase) > 0 {
+		pp, ppOps, err := s.buildKeyPassphrase(ctx, who, half, req.PassPhrase)
+		if err != nil {
+			return nil, err
+		}
+		rp.KeyPassphrase = pp.ID
+		ops = append(ops, ppOps...)
+		c.Secrets = append(c.Secrets, ContainerSecret{Name: "private_key_passphrase", SecretID: pp.ID})
+		detail = joinDetail(detail, "passphrase "+pp.ID)
 	}
 	cb, err := s.encodeTagged(ctx, c.Project, "container:"+c.ID, 1, c)
 	if err != nil {
@@ -66,10 +86,13 @@ func (s *Service) createAsymmetricOrder(ctx context.Context, who Identity, req O
 	}
 	ops = append(ops, store.Put(containerKey(c.Project, c.ID), cb), store.Put(containerPointerKey(c.ID), []byte(c.Project)),
 		store.Put(orderKey(o.Project, o.ID), ob), store.Put(orderPointerKey(o.ID), []byte(o.Project)))
-	changeOf(ctx).detail = joinDetail(pairDetail(rp, ru), "rsa container "+c.ID, "order "+o.ID)
+	changeOf(ctx).detail = joinDetail(detail, "rsa container "+c.ID, "order "+o.ID)
 	if err := s.insert(ctx, rp, ops...); err != nil {
 		return nil, err
 	}
 	s.owners.Store(ru.ID, ru.Project)
+	if rp.KeyPassphrase != "" {
+		s.owners.Store(rp.KeyPassphrase, rp.Project)
+	}
 	return o, nil
 }

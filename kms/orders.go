@@ -56,6 +56,10 @@ type OrderRequest struct {
 	DeletionPolicy DeletionPolicy
 	Metadata       map[string]string
 	Passphrase     *crypto.PassphrasePolicy
+
+	// PassPhrase is an asymmetric order's pass_phrase (Barbican's): it
+	// becomes the container's third secret. Never stored in the order.
+	PassPhrase []byte `json:"-"`
 }
 
 // Order is a stored order.

@@ -113,6 +113,9 @@ type Secret struct {
 	ClonedFrom     string            `json:"cloned_from,omitempty" cbor:"24,keyasint,omitempty"`
 	Encryption     *DiskEncryption   `json:"encryption,omitempty" cbor:"25,keyasint,omitempty"`
 	HasPayload     bool              `json:"has_payload" cbor:"26,keyasint,omitempty"`
+	// KeyPassphrase is the passphrase secret of a private key ordered with
+	// a pass_phrase: REST serves the key encrypted with it (keypassphrase.go).
+	KeyPassphrase string `json:"key_passphrase,omitempty" cbor:"29,keyasint,omitempty"`
 
 	// Digest is the SHA-256 of the material (see digestOf); nil before a
 	// payload, for types that get none, and on records made before it.

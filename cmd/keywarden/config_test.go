@@ -115,7 +115,9 @@ func TestDeployExampleLoads(t *testing.T) {
 // default inside the server.
 func TestKMIPLimitsChecked(t *testing.T) {
 	for _, bad := range []string{"max_batch_items: 0", "max_connections: -1", "max_connections_per_source: 0",
-		"handshake_timeout: 0s", "max_connections: 10\n  max_connections_per_source: 20", "server_cert_validity: 0"} {
+		"handshake_timeout: 0s", "max_connections: 10\n  max_connections_per_source: 20", "server_cert_validity: 0",
+		"tls_profile: suiteb-256", "tls_profile: suiteb-128\n  legacy_cipher_suites: true", "ca_key_type: dsa",
+		"tls_profile: suiteb-192\n  ca_key_type: rsa"} {
 		f := filepath.Join(t.TempDir(), "c.yaml")
 		os.WriteFile(f, []byte("kmip:\n  "+bad+"\n"), 0o600)
 		c := defaultConfig()

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -43,6 +44,14 @@ type kmipOptions struct {
 	// LegacyCipherSuites adds the TLS 1.2 suites without forward secrecy
 	// or with CBC (the KMIP profiles' RSA-key-exchange suites).
 	LegacyCipherSuites bool `yaml:"legacy_cipher_suites"`
+	// TLSProfile is "default" (the usual policy) or a Suite B mode,
+	// "suiteb-128" or "suiteb-192": TLS 1.2 with only the Suite B
+	// suites, curves and ECDSA certificates, and the Suite B server
+	// profile claimed in Query Profiles. It needs an ECDSA CA.
+	TLSProfile string `yaml:"tls_profile"`
+	// CAKeyType is the built-in CA's key when it is created: "rsa" (the
+	// default; "ecdsa" with a Suite B tls_profile) or "ecdsa" (P-384).
+	CAKeyType string `yaml:"ca_key_type"`
 	// CAValidity is the built-in CA's lifetime when it is created (default
 	// 10 years); ServerCertValidity the server certificates' (default 2
 	// years; renewed at start-up a day before they expire).
@@ -129,6 +138,12 @@ func (o kmipOptions) check() error {
 			return fmt.Errorf("config: kmip.%s must be positive", name)
 		}
 	}
+	if _, err := o.suiteB(); err != nil {
+		return err
+	}
+	if o.CAKeyType != "" && o.CAKeyType != "rsa" && o.CAKeyType != "ecdsa" {
+		return fmt.Errorf("config: kmip.ca_key_type %q: rsa or ecdsa", o.CAKeyType)
+	}
 	if o.MaxConnectionsPerSource > o.MaxConnections {
 		return fmt.Errorf("config: kmip.max_connections_per_source (%d) is above max_connections (%d)",
 			o.MaxConnectionsPerSource, o.MaxConnections)
@@ -136,17 +151,57 @@ func (o kmipOptions) check() error {
 	return nil
 }
 
+// suiteB reads tls_profile.
+func (o kmipOptions) suiteB() (kmip.SuiteB, error) {
+	var m kmip.SuiteB
+	switch o.TLSProfile {
+	case "", "default":
+	case "suiteb-128":
+		m = kmip.SuiteB128
+	case "suiteb-192":
+		m = kmip.SuiteB192
+	default:
+		return 0, fmt.Errorf("config: kmip.tls_profile %q: default, suiteb-128 or suiteb-192", o.TLSProfile)
+	}
+	if m != kmip.SuiteBOff && o.LegacyCipherSuites {
+		return 0, fmt.Errorf("config: kmip.tls_profile %s excludes kmip.legacy_cipher_suites", o.TLSProfile)
+	}
+	if m != kmip.SuiteBOff && o.CAKeyType == "rsa" {
+		return 0, fmt.Errorf("config: kmip.tls_profile %s needs kmip.ca_key_type ecdsa", o.TLSProfile)
+	}
+	return m, nil
+}
+
 // startKMIP creates the CA and server certificate in dataDir on first run,
 // logs where they are, listens on opts.Addr and serves in the background.
 func startKMIP(ctx context.Context, svc *kms.Service, dataDir string, opts kmipOptions, m *metrics, log *slog.Logger) (addr string, srv *kmip.Server, err error) {
-	ca, created, err := pki.LoadOrCreateWith(kmipCADir(dataDir), pki.Lifetimes{
-		CA: time.Duration(opts.CAValidity), Server: time.Duration(opts.ServerCertValidity)})
+	suiteB, err := opts.suiteB()
+	if err != nil {
+		return "", nil, err
+	}
+	caKey := opts.CAKeyType
+	if caKey == "" && suiteB != kmip.SuiteBOff {
+		caKey = "ecdsa"
+	}
+	ca, created, err := pki.LoadOrCreateWith(kmipCADir(dataDir), pki.Options{
+		CA: time.Duration(opts.CAValidity), Server: time.Duration(opts.ServerCertValidity), CAKeyType: caKey})
 	if err != nil {
 		return "", nil, err
 	}
 	if created {
 		log.Info("kmip: created the KMIP certificate authority",
-			"ca", filepath.Join(ca.Dir(), pki.CAFile), "key", filepath.Join(ca.Dir(), pki.CAKeyFile))
+			"ca", filepath.Join(ca.Dir(), pki.CAFile), "key", filepath.Join(ca.Dir(), pki.CAKeyFile), "key_type", ca.KeyType())
+	}
+	if !created && opts.CAKeyType != "" && !strings.HasPrefix(ca.KeyType(), opts.CAKeyType) {
+		log.Warn("kmip: the CA exists already; kmip.ca_key_type applies only when it is created",
+			"ca_key_type", opts.CAKeyType, "ca", ca.KeyType())
+	}
+	if suiteB != kmip.SuiteBOff {
+		if err := suiteB.CheckCertificate(ca.Certificate()); err != nil {
+			return "", nil, fmt.Errorf("kmip.tls_profile %s: the CA in %s cannot make a Suite B chain (%v); "+
+				"it was created %s: start from a new CA (`keywarden pki init --key-type ecdsa`, then reissue the client certificates)",
+				opts.TLSProfile, ca.Dir(), err, ca.KeyType())
+		}
 	}
 	hosts := serverHosts(opts.Addr, opts.Hosts)
 	certFile, keyFile, issued, err := ca.EnsureServer(hosts)
@@ -163,6 +218,21 @@ func startKMIP(ctx context.Context, svc *kms.Service, dataDir string, opts kmipO
 	ecCert, err := loadKeyPair(filepath.Join(ca.Dir(), pki.ECDSAServerFile), filepath.Join(ca.Dir(), pki.ECDSAServerKeyFile))
 	if err != nil {
 		return "", nil, err
+	}
+	extra := []tls.Certificate{ecCert}
+	if suiteB != kmip.SuiteBOff {
+		p384File, p384Key, issued, err := ca.EnsureP384Server(hosts)
+		if err != nil {
+			return "", nil, err
+		}
+		if issued {
+			log.Info("kmip: issued the P-384 server certificate", "cert", p384File, "key", p384Key, "hosts", hosts)
+		}
+		p384, err := loadKeyPair(p384File, p384Key)
+		if err != nil {
+			return "", nil, err
+		}
+		extra = append(extra, p384)
 	}
 	others, err := readCAFiles(opts.ClientCAs)
 	if err != nil {
@@ -202,12 +272,12 @@ func startKMIP(ctx context.Context, svc *kms.Service, dataDir string, opts kmipO
 	opts.MaxConnections = fitFileLimit(opts.MaxConnections, log)
 	opts.MaxConnectionsPerSource = min(opts.MaxConnectionsPerSource, opts.MaxConnections)
 	kcfg := kmip.Config{
-		Service: svc, Certificate: cert, ExtraCertificates: []tls.Certificate{ecCert}, Identities: ids, MaxMessage: opts.MaxMessage,
+		Service: svc, Certificate: cert, ExtraCertificates: extra, Identities: ids, MaxMessage: opts.MaxMessage,
 		ReadTimeout: time.Duration(opts.ReadTimeout), WriteTimeout: time.Duration(opts.WriteTimeout),
 		IdleTimeout: time.Duration(opts.IdleTimeout), MaxInFlight: opts.MaxInFlight, Logger: log,
 		HandshakeTimeout: time.Duration(opts.HandshakeTimeout), MaxConns: opts.MaxConnections,
 		MaxConnsPerSource: opts.MaxConnectionsPerSource, MaxBatchItems: opts.MaxBatchItems,
-		TLS: kmip.TLSOptions{LegacyCipherSuites: opts.LegacyCipherSuites},
+		TLS: kmip.TLSOptions{LegacyCipherSuites: opts.LegacyCipherSuites, SuiteB: suiteB},
 	}
 	if m != nil {
 		kcfg.Observe, kcfg.ObserveConn = m.observeKMIP, m.observeKMIPConn
@@ -228,7 +298,7 @@ func startKMIP(ctx context.Context, svc *kms.Service, dataDir string, opts kmipO
 			log.Error("kmip: listener stopped", "err", err)
 		}
 	}()
-	log.Info("kmip: serving KMIP 1.0-1.4, 2.0, 2.1 over mutual TLS", "addr", ln.Addr().String(),
+	log.Info("kmip: serving KMIP 1.0-1.4, 2.0, 2.1 over mutual TLS", "addr", ln.Addr().String(), "tls", suiteB.String(),
 		"ca", filepath.Join(ca.Dir(), pki.CAFile), "crl", crlFile, "revoked", ids.RevokedCount(),
 		"client_certs", "keywarden pki issue-client --data-dir "+dataDir+" --project P --user U --roles admin --out DIR")
 	return ln.Addr().String(), srv, nil

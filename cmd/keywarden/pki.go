@@ -24,6 +24,33 @@ var pkiCmd = &cobra.Command{
 	Short: "The built-in certificate authority of the KMIP endpoint",
 }
 
+var pkiInitFlags struct{ dataDir, keyType string }
+
+var initCACmd = &cobra.Command{
+	Use:   "init --data-dir D [--key-type rsa|ecdsa]",
+	Short: "Create the built-in KMIP CA, choosing its key type",
+	Long: `Create Keywarden's KMIP CA in <data-dir>/kmip: RSA 2048 (the default, what every
+KMIP client verifies) or ECDSA P-384 signing with ECDSA-SHA384, the chain the Suite B TLS
+profiles (kmip.tls_profile suiteb-128 / suiteb-192) need. An existing CA is kept as it is
+and its key type printed; the server creates an RSA CA on first start unless this ran
+first (or kmip.ca_key_type / a Suite B tls_profile says otherwise).`,
+	Args: cobra.NoArgs,
+	RunE: func(cmd *cobra.Command, _ []string) error {
+		f := pkiInitFlags
+		ca, created, err := pki.LoadOrCreateWith(kmipCADir(f.dataDir), pki.Options{CAKeyType: f.keyType})
+		if err != nil {
+			return err
+		}
+		out := cmd.OutOrStdout()
+		if !created {
+			fmt.Fprintf(out, "the KMIP CA in %s exists already (%s); kept\n", ca.Dir(), ca.KeyType())
+			return nil
+		}
+		fmt.Fprintf(out, "created the KMIP CA (%s) in %s\n", ca.KeyType(), ca.Dir())
+		return nil
+	},
+}
+
 var issueClient struct {
 	project, user, out, dataDir, keyType string
 	roles                                []string
@@ -181,9 +208,13 @@ func init() {
 	fl.StringSliceVar(&issueClient.roles, "roles", nil, "roles, comma separated: admin, creator, observer, audit, "+kms.RoleServiceAdmin)
 	fl.StringVar(&issueClient.out, "out", "", "directory to write client.pem, client-key.pem and ca.pem into")
 	fl.StringVar(&issueClient.dataDir, "data-dir", defaultDataDir(), "data directory of the server (the CA is in <data-dir>/kmip)")
-	fl.StringVar(&issueClient.keyType, "key-type", "rsa", "client key: rsa (2048) or ecdsa (P-256)")
+	fl.StringVar(&issueClient.keyType, "key-type", "rsa", "client key: rsa (2048), ecdsa (P-256) or ecdsa-p384 (Suite B minLOS 192 needs it)")
 	fl.IntVar(&issueClient.days, "days", 365, "validity in days")
 	pkiCmd.AddCommand(issueClientCmd)
+	fl = initCACmd.Flags()
+	fl.StringVar(&pkiInitFlags.dataDir, "data-dir", defaultDataDir(), "data directory of the server (the CA is in <data-dir>/kmip)")
+	fl.StringVar(&pkiInitFlags.keyType, "key-type", "rsa", "CA key: rsa (2048) or ecdsa (P-384)")
+	pkiCmd.AddCommand(initCACmd)
 	fl = revokeCmd.Flags()
 	fl.StringVar(&revokeFlags.dataDir, "data-dir", defaultDataDir(), "data directory of the server (the CA is in <data-dir>/kmip)")
 	fl.StringVar(&revokeFlags.certFile, "cert", "", "the certificate to revoke (PEM)")

@@ -8,15 +8,24 @@
 //
 // Files in the CA directory: ca.pem, ca-key.pem (the CA), server.pem,
 // server-key.pem (the KMIP server's RSA certificate), server-ecdsa.pem,
-// server-ecdsa-key.pem (its ECDSA one: a TLS 1.2 client that offers only
-// ECDHE-ECDSA suites, as PyKMIP's TLS 1.2 suite does, is served with it),
+// server-ecdsa-key.pem (its ECDSA P-256 one: a TLS 1.2 client that offers
+// only ECDHE-ECDSA suites, as PyKMIP's TLS 1.2 suite does, is served with
+// it), server-p384.pem, server-p384-key.pem (an ECDSA P-384 one, issued
+// for the Suite B TLS modes only),
 // crl.pem (the certificates revoked) and issued/<serial>.pem (a copy of
 // every certificate issued, for `keywarden pki list`). Keys are written
 // 0600 and ca-key.pem is read only under the rule root.key is held to.
+//
+// The CA key is RSA 2048 (the default: every KMIP client verifies it) or
+// ECDSA P-384 (Options.CAKeyType "ecdsa"), which signs with ECDSA-SHA384:
+// the chain Suite B (RFC 6460) requires. ECDSA end-entity certificates
+// allow digital signature only (no key encipherment, which ECDSA cannot do).
 package pki
 
 import (
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/rsa"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -24,6 +33,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -47,6 +58,8 @@ const (
 	ServerKeyFile      = "server-key.pem"
 	ECDSAServerFile    = "server-ecdsa.pem"
 	ECDSAServerKeyFile = "server-ecdsa-key.pem"
+	P384ServerFile     = "server-p384.pem"
+	P384ServerKeyFile  = "server-p384-key.pem"
 	CRLFile            = "crl.pem"
 	IssuedDir          = "issued"
 )
@@ -58,10 +71,13 @@ const (
 	ClientValidity = 365 * 24 * time.Hour
 )
 
-// Lifetimes are the validity periods of what the CA issues; zero fields
-// take the defaults above. CA applies only when the CA is created.
-type Lifetimes struct {
+// Options are the validity periods of what the CA issues (zero fields take
+// the defaults above) and the CA's key type. CA and CAKeyType apply only
+// when the CA is created.
+type Options struct {
 	CA, Server time.Duration
+	// CAKeyType is "rsa" (2048 bits, the default) or "ecdsa" (P-384).
+	CAKeyType string
 }
 
 // CA issues the certificates of one Keywarden deployment.
@@ -83,12 +99,20 @@ func silence() { quiet.Do(func() { cflog.Level = cflog.LevelCritical }) }
 // LoadOrCreate opens the CA in dir, creating it (RSA 2048, ten years) if
 // dir has none. created tells which.
 func LoadOrCreate(dir string) (ca *CA, created bool, err error) {
-	return LoadOrCreateWith(dir, Lifetimes{})
+	return LoadOrCreateWith(dir, Options{})
 }
 
-// LoadOrCreateWith is LoadOrCreate with chosen lifetimes.
-func LoadOrCreateWith(dir string, lt Lifetimes) (ca *CA, created bool, err error) {
+// LoadOrCreateWith is LoadOrCreate with chosen lifetimes and key type.
+func LoadOrCreateWith(dir string, lt Options) (ca *CA, created bool, err error) {
 	silence()
+	caKey := &csr.KeyRequest{A: "rsa", S: 2048}
+	switch lt.CAKeyType {
+	case "", "rsa":
+	case "ecdsa":
+		caKey = &csr.KeyRequest{A: "ecdsa", S: 384}
+	default:
+		return nil, false, fmt.Errorf("pki: unknown CA key type %q (rsa or ecdsa)", lt.CAKeyType)
+	}
 	if lt.CA <= 0 {
 		lt.CA = CAValidity
 	}
@@ -113,7 +137,7 @@ func LoadOrCreateWith(dir string, lt Lifetimes) (ca *CA, created bool, err error
 	certPEM, _, keyPEM, err := initca.New(&csr.CertificateRequest{
 		CN:         "Keywarden KMIP CA",
 		Names:      []csr.Name{{O: "Keywarden"}},
-		KeyRequest: &csr.KeyRequest{A: "rsa", S: 2048},
+		KeyRequest: caKey,
 		CA:         &csr.CAConfig{Expiry: lt.CA.String()},
 	})
 	if err != nil {
@@ -185,6 +209,14 @@ func policy() *config.Signing {
 				Usage:  []string{"signing", "key encipherment", "client auth"},
 				Expiry: ClientValidity,
 			},
+			"server-ec": {
+				Usage:  []string{"signing", "server auth"},
+				Expiry: ServerValidity,
+			},
+			"client-ec": {
+				Usage:  []string{"signing", "client auth"},
+				Expiry: ClientValidity,
+			},
 		},
 		Default: &config.SigningProfile{Usage: []string{"signing"}, Expiry: ClientValidity},
 	}
@@ -199,13 +231,29 @@ func (ca *CA) Certificate() *x509.Certificate { return ca.cert }
 // CertPEM is the CA certificate in PEM, what clients trust.
 func (ca *CA) CertPEM() []byte { return ca.certPEM }
 
+// KeyType is the CA key's type: "rsa" or "ecdsa-p384" (or "ecdsa-p256"
+// and so on for a CA made elsewhere), what Suite B checks.
+func (ca *CA) KeyType() string { return KeyTypeOf(ca.cert) }
+
+// KeyTypeOf names a certificate's key: "rsa", "ecdsa-p256",
+// "ecdsa-p384", or its algorithm's name.
+func KeyTypeOf(c *x509.Certificate) string {
+	switch k := c.PublicKey.(type) {
+	case *rsa.PublicKey:
+		return "rsa"
+	case *ecdsa.PublicKey:
+		return "ecdsa-p" + strconv.Itoa(k.Curve.Params().BitSize)
+	}
+	return strings.ToLower(c.PublicKeyAlgorithm.String())
+}
+
 // ClientRequest describes a client certificate.
 type ClientRequest struct {
 	Project string
 	User    string
 	Roles   []string
 	// KeyType is "rsa" (2048 bits, the default: every KMIP client takes
-	// it) or "ecdsa" (P-256).
+	// it), "ecdsa" (P-256) or "ecdsa-p384".
 	KeyType string
 	// Validity defaults to ClientValidity.
 	Validity time.Duration
@@ -219,10 +267,12 @@ func (ca *CA) IssueClient(r ClientRequest) (certPEM, keyPEM []byte, err error) {
 	kr := &csr.KeyRequest{A: "rsa", S: 2048}
 	switch r.KeyType {
 	case "", "rsa":
-	case "ecdsa":
+	case "ecdsa", "ecdsa-p256":
 		kr = &csr.KeyRequest{A: "ecdsa", S: 256}
+	case "ecdsa-p384":
+		kr = &csr.KeyRequest{A: "ecdsa", S: 384}
 	default:
-		return nil, nil, fmt.Errorf("pki: unknown key type %q (rsa or ecdsa)", r.KeyType)
+		return nil, nil, fmt.Errorf("pki: unknown key type %q (rsa, ecdsa or ecdsa-p384)", r.KeyType)
 	}
 	names := []csr.Name{{O: r.Project}}
 	for _, role := range r.Roles {
@@ -247,6 +297,9 @@ func (ca *CA) issueServer(hosts []string, kr *csr.KeyRequest) (certPEM, keyPEM [
 }
 
 func (ca *CA) issue(profile string, req *csr.CertificateRequest, validity time.Duration) ([]byte, []byte, error) {
+	if req.KeyRequest != nil && req.KeyRequest.A == "ecdsa" {
+		profile += "-ec"
+	}
 	csrPEM, keyPEM, err := csr.ParseRequest(req)
 	if err != nil {
 		return nil, nil, fmt.Errorf("pki: key and request: %w", err)
@@ -280,6 +333,12 @@ func (ca *CA) EnsureServer(hosts []string) (certFile, keyFile string, created bo
 		return "", "", false, err
 	}
 	return certFile, keyFile, created || ecCreated, nil
+}
+
+// EnsureP384Server is EnsureServer for the ECDSA P-384 pair
+// (P384ServerFile, P384ServerKeyFile) the Suite B modes serve.
+func (ca *CA) EnsureP384Server(hosts []string) (certFile, keyFile string, created bool, err error) {
+	return ca.ensureServer(hosts, P384ServerFile, P384ServerKeyFile, &csr.KeyRequest{A: "ecdsa", S: 384})
 }
 
 func (ca *CA) ensureServer(hosts []string, certName, keyName string, kr *csr.KeyRequest) (certFile, keyFile string, created bool, err error) {

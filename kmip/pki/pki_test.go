@@ -139,3 +139,61 @@ func pool(ca *CA) *x509.CertPool {
 	p.AddCert(ca.Certificate())
 	return p
 }
+
+// TestECDSACA: an ECDSA CA is P-384 and signs with ECDSA-SHA384 (the
+// Suite B chain); its server and client certificates are ECDSA on the
+// curve asked, for digital signature only.
+func TestECDSACA(t *testing.T) {
+	if _, _, err := LoadOrCreateWith(t.TempDir(), Options{CAKeyType: "dsa"}); err == nil {
+		t.Fatal("an unknown CA key type was taken")
+	}
+	dir := t.TempDir()
+	ca, created, err := LoadOrCreateWith(dir, Options{CAKeyType: "ecdsa"})
+	if err != nil || !created {
+		t.Fatal(created, err)
+	}
+	if ca.KeyType() != "ecdsa-p384" || ca.Certificate().SignatureAlgorithm != x509.ECDSAWithSHA384 {
+		t.Fatalf("CA %s signed with %v", ca.KeyType(), ca.Certificate().SignatureAlgorithm)
+	}
+	// Reloaded, it stays what it was made: the key type applies at creation.
+	if again, _, err := LoadOrCreateWith(dir, Options{CAKeyType: "rsa"}); err != nil || again.KeyType() != "ecdsa-p384" {
+		t.Fatalf("reloaded: %v", err)
+	}
+	hosts := []string{"localhost", "127.0.0.1"}
+	if _, _, _, err := ca.EnsureServer(hosts); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, err := ca.EnsureP384Server(hosts); err != nil {
+		t.Fatal(err)
+	}
+	cp, kp, _ := ca.IssueClient(ClientRequest{Project: "p", User: "u", Roles: []string{"admin"}, KeyType: "ecdsa-p384"})
+	client := parse(t, cp)
+	want := map[string]*x509.Certificate{"ecdsa-p384": client}
+	for name, kt := range map[string]string{ECDSAServerFile: "ecdsa-p256", P384ServerFile: "ecdsa-p384", ServerFile: "rsa"} {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := parse(t, b)
+		if KeyTypeOf(c) != kt {
+			t.Fatalf("%s: %s, want %s", name, KeyTypeOf(c), kt)
+		}
+		if kt != "rsa" {
+			want[name] = c
+		}
+	}
+	for name, c := range want {
+		if c.SignatureAlgorithm != x509.ECDSAWithSHA384 || c.CheckSignatureFrom(ca.Certificate()) != nil {
+			t.Fatalf("%s: signed with %v", name, c.SignatureAlgorithm)
+		}
+		if c.KeyUsage != x509.KeyUsageDigitalSignature {
+			t.Fatalf("%s: key usage %v, want digital signature only", name, c.KeyUsage)
+		}
+	}
+	if len(kp) == 0 || KeyTypeOf(client) != "ecdsa-p384" {
+		t.Fatalf("client key %s", KeyTypeOf(client))
+	}
+	if _, _, err := ca.IssueClient(ClientRequest{Project: "p", User: "u", KeyType: "ecdsa-p521"}); err == nil {
+		t.Fatal("an unknown client key type was taken")
+	}
+}

@@ -132,7 +132,7 @@ func TestCAKeyMode(t *testing.T) {
 // gets an RSA and an ECDSA certificate.
 func TestLifetimesAndECDSAServer(t *testing.T) {
 	dir := t.TempDir()
-	ca, _, err := LoadOrCreateWith(dir, Lifetimes{CA: 3 * 365 * 24 * time.Hour, Server: 90 * 24 * time.Hour})
+	ca, _, err := LoadOrCreateWith(dir, Options{CA: 3 * 365 * 24 * time.Hour, Server: 90 * 24 * time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
