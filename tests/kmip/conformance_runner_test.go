@@ -134,18 +134,23 @@ func (r *caseRun) requestXML(n *node) (string, error) {
 	return sb.String(), err
 }
 
-// encodeRequest turns a request node into TTLV with gemalto's XML codec.
-func (r *caseRun) encodeRequest(n *node) (ttlv.TTLV, error) {
+// encodeRequest turns a request node into its XML text (variables
+// substituted) and TTLV, with gemalto's XML codec.
+func (r *caseRun) encodeRequest(n *node) (string, ttlv.TTLV, error) {
 	s, err := r.requestXML(n)
 	if err != nil {
-		return nil, err
+		return "", nil, err
 	}
 	var t ttlv.TTLV
 	if err := xml.Unmarshal([]byte(s), &t); err != nil {
-		return nil, fmt.Errorf("gemalto cannot encode the request: %v", err)
+		return "", nil, fmt.Errorf("gemalto cannot encode the request: %v", err)
 	}
-	return t, nil
+	return s, t, nil
 }
+
+// sender sends one request (as its XML text and as TTLV: each transport
+// takes the form it speaks) and returns the response as TTLV.
+type sender func(xmlText string, req ttlv.TTLV) (ttlv.TTLV, error)
 
 // kids lists the members of a TTLV structure.
 func kids(t ttlv.TTLV) []ttlv.TTLV {
@@ -534,7 +539,7 @@ var creators = map[string]bool{"Create": true, "CreateKeyPair": true, "ReKey": t
 // deviating response (the later steps depend on the earlier ones).
 // generated carries the server-generated ids across files run on one
 // server (runsAfter); variables are the file's own.
-func runCase(path string, send func(ttlv.TTLV) (ttlv.TTLV, error), generated map[string]bool) (caseResult, error) {
+func runCase(path string, send sender, generated map[string]bool) (caseResult, error) {
 	msgs, err := parseCaseFile(path)
 	if err != nil {
 		return caseResult{}, err
@@ -548,11 +553,11 @@ func runCase(path string, send func(ttlv.TTLV) (ttlv.TTLV, error), generated map
 		}
 		res.steps++
 		r.now = time.Now()
-		t, err := r.encodeRequest(req)
+		text, t, err := r.encodeRequest(req)
 		if err != nil {
 			return res, fmt.Errorf("request %d: %v", i/2, err)
 		}
-		got, err := send(t)
+		got, err := send(text, t)
 		if err != nil {
 			return res, fmt.Errorf("request %d: %v", i/2, err)
 		}

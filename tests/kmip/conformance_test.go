@@ -137,9 +137,9 @@ func caseFiles(t *testing.T, dir, pattern string) []string {
 }
 
 // sendOn dials the server with the client certificate in dir.
-func sendOn(t *testing.T, addr, dir string) func(ttlv.TTLV) (ttlv.TTLV, error) {
+func sendOn(t *testing.T, addr, dir string) sender {
 	c := dialRaw(t, addr, dir)
-	return func(req ttlv.TTLV) (ttlv.TTLV, error) {
+	return func(_ string, req ttlv.TTLV) (ttlv.TTLV, error) {
 		c.SetDeadline(time.Now().Add(10 * time.Second))
 		return roundTrip(c, req)
 	}
@@ -213,5 +213,42 @@ func checkOutcome(t *testing.T, f string, claimed bool, res caseResult) {
 	}
 	if res.step >= 0 {
 		t.Fatalf("request %d of %d deviates (claimed profile: %v):\n  %s", res.step, res.steps, claimed, strings.Join(res.diffs, "\n  "))
+	}
+}
+
+// TestOASISRunnerCatches: the runner reports a response that differs from
+// the file — a value, a missing member, a variable bound to another value.
+func TestOASISRunnerCatches(t *testing.T) {
+	dir := caseDir(t)
+	orig, err := os.ReadFile(filepath.Join(dir, "SKLC-M-1-14.xml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := startServer(t)
+	client := s.clientFiles(t, "oasis", "tester", "admin")
+	send := sendOn(t, s.addr, client)
+	res, err := runCase(filepath.Join(dir, "SKLC-M-1-14.xml"), send, map[string]bool{})
+	if err != nil || res.step >= 0 {
+		t.Fatalf("the untouched file must pass: %v %v", err, res.diffs)
+	}
+	for name, edit := range map[string][2]string{
+		"a value":      {`<AttributeValue type="Enumeration" value="PreActive"/>`, `<AttributeValue type="Enumeration" value="Active"/>`},
+		"a member":     {`<ResponsePayload>` + "\n" + `      <ObjectType type="Enumeration" value="SymmetricKey"/>`, `<ResponsePayload>` + "\n" + `      <ObjectType type="Enumeration" value="SymmetricKey"/><ObjectType type="Enumeration" value="SymmetricKey"/>`},
+		"a variable":   {`<AttributeValue type="TextString" value="$UNIQUE_IDENTIFIER_0"/>`, `<AttributeValue type="TextString" value="$UNIQUE_IDENTIFIER_9"/><AttributeValue type="TextString" value="$UNIQUE_IDENTIFIER_9"/>`},
+		"a result":     {`<ResultStatus type="Enumeration" value="Success"/>`, `<ResultStatus type="Enumeration" value="OperationFailed"/>`},
+		"a time stamp": {`<TimeStamp type="DateTime" value="$NOW"/>`, `<TimeStamp type="DateTime" value="$NOW-3600"/>`},
+	} {
+		bad := strings.Replace(string(orig), edit[0], edit[1], 1)
+		if bad == string(orig) {
+			t.Fatalf("%s: the edit does not apply", name)
+		}
+		f := filepath.Join(t.TempDir(), "tampered.xml")
+		if err := os.WriteFile(f, []byte(bad), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		res, err := runCase(f, send, map[string]bool{})
+		if err == nil && res.step < 0 {
+			t.Errorf("a response differing in %s passed", name)
+		}
 	}
 }
