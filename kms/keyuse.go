@@ -103,6 +103,9 @@ func (s *Service) useKey(ctx context.Context, who Identity, id string, use KeyUs
 	if err := sec.Usable(use); err != nil {
 		return nil, nil, err
 	}
+	if err := sec.inPeriod(use, s.now()); err != nil {
+		return nil, nil, err
+	}
 	if !l.rec.HasPayload || l.rec.Sealed == nil {
 		return nil, nil, NotFound("Secret has no payload.")
 	}

@@ -3,6 +3,7 @@ package kms_test
 import (
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/keywarden/keywarden/kms"
 )
@@ -43,4 +44,42 @@ func TestAttributeAndUsageRules(t *testing.T) {
 	// The Activation Date of an active object is read-only.
 	_, err = svc.SetActivationDate(ctx, creator, sec.ID, get().Created)
 	mustKind(t, err, kms.KindReadOnly)
+}
+
+// A key is used only within its protection period (KMIP 1.4 §3.25-3.26):
+// it stops applying protection after its Protect Stop Date and processes
+// protected data only from its Process Start Date.
+func TestProtectionPeriod(t *testing.T) {
+	svc := newService(t)
+	sec, err := svc.CreateSecret(ctx, creator, kms.CreateRequest{Type: kms.Symmetric, Algorithm: "aes", BitLength: 128,
+		Payload: make([]byte, 16), ContentType: "application/octet-stream"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := func(name string, at time.Time) {
+		t.Helper()
+		op := kms.AttrOp{Kind: kms.AttrSet, Name: name, Value: "d:" + strconv.FormatInt(at.Unix(), 10)}
+		if _, err := svc.ChangeAttribute(ctx, creator, sec.ID, op); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := kms.CryptoParams{Mode: "ecb"}
+	block := make([]byte, 16)
+	ct, err := svc.Encrypt(ctx, creator, sec.ID, p, block)
+	if err != nil {
+		t.Fatalf("no dates: %v", err)
+	}
+	set(kms.AttrProcessStartDate, time.Now().Add(time.Hour))
+	if _, err := svc.Encrypt(ctx, creator, sec.ID, p, block); err != nil {
+		t.Fatalf("before the Process Start Date, Encrypt: %v", err)
+	}
+	_, err = svc.Decrypt(ctx, creator, sec.ID, p, ct.Data)
+	mustKind(t, err, kms.KindForbidden)
+	set(kms.AttrProcessStartDate, time.Now().Add(-time.Hour))
+	set(kms.AttrProtectStopDate, time.Now().Add(-time.Hour))
+	if _, err := svc.Decrypt(ctx, creator, sec.ID, p, ct.Data); err != nil {
+		t.Fatalf("after the Protect Stop Date, Decrypt: %v", err)
+	}
+	_, err = svc.Encrypt(ctx, creator, sec.ID, p, block)
+	mustKind(t, err, kms.KindForbidden)
 }

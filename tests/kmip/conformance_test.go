@@ -1,6 +1,7 @@
 package kmip_test
 
 import (
+	"flag"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -62,7 +63,6 @@ var waitsFor = map[string]pending{
 	"CS-AC-M-4-14.xml":      {1, "the key's Cryptographic Parameters default: MAC with an HMAC key and no parameters"},
 	"CS-AC-M-5-14.xml":      {1, "the key's Cryptographic Parameters default: MAC Verify with an HMAC key and no parameters"},
 	"CS-AC-M-6-14.xml":      {1, "the key's Cryptographic Parameters default: MAC with an HMAC key and no parameters"},
-	"CS-AC-M-8-14.xml":      {2, "the key's Cryptographic Parameters default: Sign must refuse what the key's parameters forbid"},
 	"CS-AC-M-OAEP-1-14.xml": {1, oaepDefault}, "CS-AC-M-OAEP-2-14.xml": {1, oaepDefault},
 	"CS-AC-M-OAEP-3-14.xml": {1, oaepDefault}, "CS-AC-M-OAEP-4-14.xml": {1, oaepDefault},
 	"CS-AC-M-OAEP-5-14.xml": {1, oaepDefault}, "CS-AC-M-OAEP-6-14.xml": {1, oaepDefault},
@@ -83,9 +83,7 @@ var deviates = map[string]pending{
 	"AKLC-M-1-14.xml":  {1, digestPKCS1},
 	"AKLC-M-2-14.xml":  {1, digestPKCS1},
 	"AKLC-M-3-14.xml":  {1, digestPKCS1},
-	"CS-BC-M-1-14.xml": {1, ecb}, "CS-BC-M-2-14.xml": {1, ecb}, "CS-BC-M-3-14.xml": {1, ecb},
-	"CS-BC-M-4-14.xml": {1, ecb}, "CS-BC-M-5-14.xml": {1, ecb}, "CS-BC-M-6-14.xml": {1, ecb},
-	"CS-BC-M-8-14.xml": {1, ecb}, "CS-BC-M-9-14.xml": {1, ecb}, "CS-BC-M-14-14.xml": {1, ecb},
+
 	"CS-BC-M-7-14.xml":     {0, "Register with a Usage Limits attribute is refused (this server keeps Usage Limits itself)"},
 	"CS-BC-M-11-14.xml":    {3, "Decrypt without the IV it needs answers Invalid Field; the test case expects Invalid Message"},
 	"CS-BC-M-12-14.xml":    {2, "Decrypt without the IV it needs answers Invalid Field; the test case expects Invalid Message"},
@@ -171,6 +169,9 @@ func TestOASISConformance(t *testing.T) {
 				})
 			}
 		})
+	}
+	if f := flag.Lookup("test.run"); f != nil && strings.Contains(f.Value.String(), "/") {
+		return // a subset ran: the tables cannot be checked against it
 	}
 	for f := range refusedByDesign {
 		if !seen[f] {
