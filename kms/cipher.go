@@ -60,7 +60,7 @@ func symmetric(sec *Secret, key []byte, p CryptoParams, data []byte, encrypt boo
 		res.IV = iv
 	}
 	if len(iv) == 0 {
-		return nil, Invalid("%s decryption needs the IV", mode)
+		return nil, InvalidField("Decrypt", "IV", "%s decryption needs the IV", mode)
 	}
 	switch mode {
 	case "gcm":

@@ -85,9 +85,6 @@ var deviates = map[string]pending{
 	"AKLC-M-3-14.xml":  {1, digestPKCS1},
 
 	"CS-BC-M-7-14.xml":     {0, "Register with a Usage Limits attribute is refused (this server keeps Usage Limits itself)"},
-	"CS-BC-M-11-14.xml":    {3, "Decrypt without the IV it needs answers Invalid Field; the test case expects Invalid Message"},
-	"CS-BC-M-12-14.xml":    {2, "Decrypt without the IV it needs answers Invalid Field; the test case expects Invalid Message"},
-	"CS-BC-M-13-14.xml":    {2, "Decrypt without the IV it needs answers Invalid Field; the test case expects Invalid Message"},
 	"CS-BC-M-GCM-1-14.xml": {7, "Encrypt with a 1-byte GCM tag answers Invalid Field; the test case expects General Failure"},
 }
 
