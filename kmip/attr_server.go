@@ -1,7 +1,7 @@
 package kmip
 
-// Attributes the server derives and clients never set: Digest and Random
-// Number Generator. kms computes and keeps what they say (Secret.Digest,
+// Attributes the server derives and clients never set: Digest, Random
+// Number Generator and Original Creation Date. kms computes and keeps what they say (Secret.Digest,
 // Secret.Generated); this file words them for the client's version.
 
 import (
@@ -15,12 +15,13 @@ import (
 )
 
 const (
-	attrDigest = "Digest"
-	attrRNG    = "Random Number Generator"
+	attrDigest       = "Digest"
+	attrRNG          = "Random Number Generator"
+	attrOriginalDate = "Original Creation Date"
 )
 
 // serverAttrs lists the derived attributes sec has, as version v knows
-// them. Random Number Generator only when named: PyKMIP 0.10 cannot decode
+// them. Random Number Generator and Original Creation Date only when named: PyKMIP 0.10 cannot decode
 // it and fails a whole all-attributes answer that holds it, so it is kept
 // out of that answer (Get Attribute List still names it).
 func serverAttrs(sec *kms.Secret, v version, named bool) []outAttr {
@@ -30,6 +31,12 @@ func serverAttrs(sec *kms.Secret, v version, named bool) []outAttr {
 	}
 	if named && hasRNG(sec, v) {
 		out = append(out, outAttr{name: attrRNG, val: rngItem()})
+	}
+	// The object was made here, when it was first stored (KMIP 1.2+);
+	// only when named, as Random Number Generator (PyKMIP 0.10 cannot
+	// decode it either).
+	if named && definedAt(attrOriginalDate, v) {
+		out = append(out, outAttr{name: attrOriginalDate, val: timeItem(sec.Created)})
 	}
 	return out
 }

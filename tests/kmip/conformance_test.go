@@ -89,11 +89,11 @@ var deviates = map[string]pending{
 }
 
 const (
-	serverAttrs14 = "Get Attribute List lacks the 1.4 server attributes (Sensitive, Always Sensitive, Extractable, " +
-		"Never Extractable, Fresh, Lease Time, Original Creation Date)"
-	digestPKCS1 = "an RSA private key's Digest names PKCS#8 (the format Get answers by default), the test case PKCS#1; " +
-		"Original Creation Date is not kept"
-	ecb = "AES ECB is not served (Encrypt/Decrypt modes are GCM, CBC, CTR)"
+	serverAttrs14 = "Get Attribute List lacks Sensitive, Always Sensitive, Extractable, Never Extractable (1.4; listed " +
+		"only once set), Fresh, Lease Time (no leases are granted), and after a Revoke the Revocation Reason and " +
+		"Compromise Occurrence Date (not kept)"
+	digestPKCS1 = "the Digest of an RSA key pair names PKCS#8 / X.509 (the formats Get answers by default, as stored); " +
+		"the test case has PKCS#1, KMIP's default Key Format Type for RSA keys"
 )
 
 // runsAfter: a test case that works on objects an earlier one left (the
