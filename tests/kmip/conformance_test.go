@@ -36,7 +36,8 @@ var mandatoryCases = []struct {
 }
 
 // refusedByDesign are test cases this server fails on purpose: the step
-// (0-based request) that is refused, the Result Reason it answers, and why.
+// (0-based request) that is refused, the Result Reason it answers (with a
+// Result Message saying "refused by design"), and why.
 var refusedByDesign = map[string]struct {
 	step   int
 	reason kmip14.ResultReason
@@ -190,7 +191,8 @@ func checkOutcome(t *testing.T, f string, claimed bool, res caseResult) {
 	t.Helper()
 	if r, ok := refusedByDesign[f]; ok {
 		st, reason := resultOf(res.resp)
-		if res.step != r.step || st != uint32(kmip14.ResultStatusOperationFailed) || reason != uint32(r.reason) {
+		if res.step != r.step || st != uint32(kmip14.ResultStatusOperationFailed) || reason != uint32(r.reason) ||
+			!strings.Contains(summary(res.resp), "refused by design") {
 			t.Fatalf("refused by design (%s) at request %d with %v, but got step %d status %d reason %d: %v",
 				r.why, r.step, r.reason, res.step, st, reason, res.diffs)
 		}
