@@ -81,9 +81,6 @@ var deviates = map[string]pending{
 	"SKFF-M-9-14.xml":  {8, serverAttrs14},
 	"SKFF-M-10-14.xml": {8, serverAttrs14},
 	"SKFF-M-11-14.xml": {8, serverAttrs14},
-	"AKLC-M-1-14.xml":  {1, digestPKCS1},
-	"AKLC-M-2-14.xml":  {1, digestPKCS1},
-	"AKLC-M-3-14.xml":  {1, digestPKCS1},
 
 	"CS-BC-M-7-14.xml":     {0, "Register with a Usage Limits attribute is refused (this server keeps Usage Limits itself)"},
 	"CS-BC-M-GCM-1-14.xml": {7, "Encrypt with a 1-byte GCM tag answers Invalid Field; the test case expects General Failure"},
@@ -93,8 +90,6 @@ const (
 	serverAttrs14 = "Get Attribute List lacks Sensitive, Always Sensitive, Extractable, Never Extractable (1.4; listed " +
 		"only once set), Fresh, Lease Time (no leases are granted), and after a Revoke the Revocation Reason and " +
 		"Compromise Occurrence Date (not kept)"
-	digestPKCS1 = "the Digest of an RSA key pair names PKCS#8 / X.509 (the formats Get answers by default, as stored); " +
-		"the test case has PKCS#1, KMIP's default Key Format Type for RSA keys"
 )
 
 // runsAfter: a test case that works on objects an earlier one left (the
