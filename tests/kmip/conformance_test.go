@@ -61,13 +61,14 @@ type pending struct {
 
 // waitsFor are test cases that fail until work under way lands.
 var waitsFor = map[string]pending{
-	"CS-BC-M-GCM-3-14.xml":  {1, "streaming Encrypt (ops_stream.go, in progress)"},
-	"CS-AC-M-2-14.xml":      {1, "the key's Cryptographic Parameters default (RSA signature padding): Signature Verify answers Invalid"},
-	"CS-AC-M-3-14.xml":      {3, "the key's Cryptographic Parameters default (RSA signature padding): Signature Verify answers Invalid"},
-	"CS-AC-M-4-14.xml":      {1, "the key's Cryptographic Parameters default: MAC with an HMAC key and no parameters"},
-	"CS-AC-M-5-14.xml":      {1, "the key's Cryptographic Parameters default: MAC Verify with an HMAC key and no parameters"},
-	"CS-AC-M-6-14.xml":      {1, "the key's Cryptographic Parameters default: MAC with an HMAC key and no parameters"},
-	"CS-AC-M-OAEP-1-14.xml": {1, oaepDefault}, "CS-AC-M-OAEP-2-14.xml": {1, oaepDefault},
+	"CS-BC-M-GCM-3-14.xml":   {1, "streaming Encrypt (ops_stream.go, in progress)"},
+	"TC-STREAM-ENC-1-14.xml": {2, "streaming Encrypt (ops_stream.go, in progress)"},
+	"CS-AC-M-2-14.xml":       {1, "the key's Cryptographic Parameters default (RSA signature padding): Signature Verify answers Invalid"},
+	"CS-AC-M-3-14.xml":       {3, "the key's Cryptographic Parameters default (RSA signature padding): Signature Verify answers Invalid"},
+	"CS-AC-M-4-14.xml":       {1, "the key's Cryptographic Parameters default: MAC with an HMAC key and no parameters"},
+	"CS-AC-M-5-14.xml":       {1, "the key's Cryptographic Parameters default: MAC Verify with an HMAC key and no parameters"},
+	"CS-AC-M-6-14.xml":       {1, "the key's Cryptographic Parameters default: MAC with an HMAC key and no parameters"},
+	"CS-AC-M-OAEP-1-14.xml":  {1, oaepDefault}, "CS-AC-M-OAEP-2-14.xml": {1, oaepDefault},
 	"CS-AC-M-OAEP-3-14.xml": {1, oaepDefault}, "CS-AC-M-OAEP-4-14.xml": {1, oaepDefault},
 	"CS-AC-M-OAEP-5-14.xml": {1, oaepDefault}, "CS-AC-M-OAEP-6-14.xml": {1, oaepDefault},
 	"CS-AC-M-OAEP-7-14.xml": {1, oaepDefault}, "CS-AC-M-OAEP-8-14.xml": {1, oaepDefault},
