@@ -91,9 +91,9 @@ var deviates = map[string]pending{
 }
 
 const (
-	serverAttrs14 = "Get Attribute List lacks Sensitive, Always Sensitive, Extractable, Never Extractable (1.4; listed " +
-		"only once set), Fresh, Lease Time (no leases are granted), and after a Revoke the Revocation Reason and " +
-		"Compromise Occurrence Date (not kept)"
+	serverAttrs14 = "Get Attribute List lacks Sensitive and Extractable (listed only once set), Always Sensitive, " +
+		"Never Extractable, Fresh (not kept) and Lease Time (no leases are granted); SKFF-M-9..11 also Revocation " +
+		"Reason and Compromise Occurrence Date after a Revoke (not kept)"
 )
 
 // runsAfter: a test case that works on objects an earlier one left (the
