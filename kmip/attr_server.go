@@ -1,8 +1,9 @@
 package kmip
 
 // Attributes the server derives and clients never set: Digest, Random
-// Number Generator and Original Creation Date. kms computes and keeps what they say (Secret.Digest,
-// Secret.Generated); this file words them for the client's version.
+// Number Generator and Original Creation Date. kms computes and keeps what
+// they say (Secret.Digest, Secret.Generated, Secret.Created); this file
+// words them for the client's version.
 
 import (
 	"bytes"
@@ -21,9 +22,10 @@ const (
 )
 
 // serverAttrs lists the derived attributes sec has, as version v knows
-// them. Random Number Generator and Original Creation Date only when named: PyKMIP 0.10 cannot decode
-// it and fails a whole all-attributes answer that holds it, so it is kept
-// out of that answer (Get Attribute List still names it).
+// them. Random Number Generator and Original Creation Date only when named:
+// PyKMIP 0.10 cannot decode them and fails a whole all-attributes answer
+// that holds one, so they are kept out of that answer (Get Attribute List
+// still names them).
 func serverAttrs(sec *kms.Secret, v version, named bool) []outAttr {
 	var out []outAttr
 	if it, ok := digestItem(sec, v); ok {
@@ -32,7 +34,7 @@ func serverAttrs(sec *kms.Secret, v version, named bool) []outAttr {
 	if named && hasRNG(sec, v) {
 		out = append(out, outAttr{name: attrRNG, val: rngItem()})
 	}
-	// The object was made here, when it was first stored (KMIP 1.2+);
+	// When the object was first stored here (KMIP 1.2+);
 	// only when named, as Random Number Generator (PyKMIP 0.10 cannot
 	// decode it either).
 	if named && definedAt(attrOriginalDate, v) {

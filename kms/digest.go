@@ -37,7 +37,7 @@ func digestOf(t SecretType, payload []byte) *MaterialDigest {
 		if blk, _ := pem.Decode(payload); blk != nil {
 			material, d.PEMType = blk.Bytes, blk.Type
 		}
-		if der, typ, ok := rsaPKCS1(material, d.PEMType); ok {
+		if der, typ, ok := rsaPKCS1(t, material, d.PEMType); ok {
 			defer crypto.Zero(der)
 			material, d.PEMType = der, typ
 		}
@@ -48,9 +48,14 @@ func digestOf(t SecretType, payload []byte) *MaterialDigest {
 }
 
 // rsaPKCS1 re-encodes an RSA key stored as PKCS#8 or SubjectPublicKeyInfo
-// in PKCS#1: the form a KMIP Get answers by default for RSA keys, so the
-// Digest is of the material a client gets.
-func rsaPKCS1(der []byte, pemType string) ([]byte, string, bool) {
+// (in PEM, or bare DER) in PKCS#1: the form a KMIP Get answers by default
+// for RSA keys, so the Digest is of the material a client gets.
+func rsaPKCS1(t SecretType, der []byte, pemType string) ([]byte, string, bool) {
+	if pemType == "" && t == Private {
+		pemType = "PRIVATE KEY"
+	} else if pemType == "" {
+		pemType = "PUBLIC KEY"
+	}
 	switch pemType {
 	case "PRIVATE KEY":
 		if k, err := x509.ParsePKCS8PrivateKey(der); err == nil {
