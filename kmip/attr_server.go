@@ -1,8 +1,9 @@
 package kmip
 
-// Attributes the server derives and clients never set: Digest and Random
-// Number Generator. kms computes and keeps what they say (Secret.Digest,
-// Secret.Generated); this file words them for the client's version.
+// Attributes the server derives and clients never set: Digest, Random
+// Number Generator and Original Creation Date. kms computes and keeps what
+// they say (Secret.Digest, Secret.Generated, Secret.Created); this file
+// words them for the client's version.
 
 import (
 	"bytes"
@@ -15,14 +16,16 @@ import (
 )
 
 const (
-	attrDigest = "Digest"
-	attrRNG    = "Random Number Generator"
+	attrDigest       = "Digest"
+	attrRNG          = "Random Number Generator"
+	attrOriginalDate = "Original Creation Date"
 )
 
 // serverAttrs lists the derived attributes sec has, as version v knows
-// them. Random Number Generator only when named: PyKMIP 0.10 cannot decode
-// it and fails a whole all-attributes answer that holds it, so it is kept
-// out of that answer (Get Attribute List still names it).
+// them. Random Number Generator and Original Creation Date only when named:
+// PyKMIP 0.10 cannot decode them and fails a whole all-attributes answer
+// that holds one, so they are kept out of that answer (Get Attribute List
+// still names them).
 func serverAttrs(sec *kms.Secret, v version, named bool) []outAttr {
 	var out []outAttr
 	if it, ok := digestItem(sec, v); ok {
@@ -30,6 +33,12 @@ func serverAttrs(sec *kms.Secret, v version, named bool) []outAttr {
 	}
 	if named && hasRNG(sec, v) {
 		out = append(out, outAttr{name: attrRNG, val: rngItem()})
+	}
+	// When the object was first stored here (KMIP 1.2+);
+	// only when named, as Random Number Generator (PyKMIP 0.10 cannot
+	// decode it either).
+	if named && definedAt(attrOriginalDate, v) {
+		out = append(out, outAttr{name: attrOriginalDate, val: timeItem(sec.Created)})
 	}
 	return out
 }

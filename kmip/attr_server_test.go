@@ -85,6 +85,10 @@ func TestDigestAndRNG(t *testing.T) {
 			priv, pub := createPair(c, kmip14.CryptographicAlgorithmEC, 256, kmip14.CryptographicUsageMaskSign, kmip14.CryptographicUsageMaskVerify)
 			checkDigest(priv, kmip14.TagPrivateKey, kmip14.KeyFormatTypePKCS_8)
 			checkDigest(pub, kmip14.TagPublicKey, kmip14.KeyFormatTypeX_509)
+			// RSA keys: Get answers PKCS#1 by default, and the Digest hashes it.
+			rpriv, rpub := createPair(c, kmip14.CryptographicAlgorithmRSA, 2048, kmip14.CryptographicUsageMaskSign, kmip14.CryptographicUsageMaskVerify)
+			checkDigest(rpriv, kmip14.TagPrivateKey, kmip14.KeyFormatTypePKCS_1)
+			checkDigest(rpub, kmip14.TagPublicKey, kmip14.KeyFormatTypePKCS_1)
 			if hasRNG(pub) != ver.atLeast(1, 3) {
 				t.Fatalf("RNG on a generated public key at %v", ver)
 			}

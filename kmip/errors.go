@@ -63,6 +63,11 @@ func fromKMS(err error) *opError {
 	case kms.KindUsage:
 		return errf(kmip20.ResultReasonIncompatibleCryptographicUsageMask, "%s", msg)
 	case kms.KindInvalid:
+		// A Decrypt without the IV its mode needs is an incomplete
+		// message (KMIP 1.4 test cases CS-BC-M-11 to 13: Invalid Message).
+		if ke != nil && ke.Field == "IV" {
+			return errf(kmip20.ResultReasonInvalidMessage, "%s", msg)
+		}
 		return errf(kmip20.ResultReasonInvalidField, "%s", msg)
 	case kms.KindTooLarge:
 		return errf(kmip20.ResultReasonInvalidMessage, "%s", msg)

@@ -103,7 +103,7 @@ func writeObject(w *writer, sec *kms.Secret, payload []byte, format uint32) *opE
 	case kms.Private, kms.Public:
 		der, have := asymDER(sec, payload)
 		if format == 0 {
-			format = have
+			format = defaultFormat(sec, have)
 		}
 		tm, perr := transparentMaterial(sec.Type, der, have, format)
 		if perr != nil {
@@ -166,4 +166,15 @@ func opaqueDataType(sec *kms.Secret) uint32 {
 	}
 	// KMIP defines no Opaque Data Type value; extensions start at 0x80000000.
 	return 0x80000000
+}
+
+// defaultFormat is the Key Format Type a Get answers when the request names
+// none: PKCS#1 for RSA keys (KMIP's default for them, and what the 1.4
+// test cases' Digests name), else the stored format.
+func defaultFormat(sec *kms.Secret, have uint32) uint32 {
+	if alg, ok := algToKMIP(sec.Algorithm); ok && alg == uint32(kmip14.CryptographicAlgorithmRSA) &&
+		(have == fmtPKCS8 || have == fmtX509) {
+		return fmtPKCS1
+	}
+	return have
 }

@@ -64,6 +64,9 @@ func opGetAttributeList(c *opCtx, p item) *opError {
 	if hasRNG(sec, c.ver) {
 		all = append(all, outAttr{name: attrRNG})
 	}
+	if definedAt(attrOriginalDate, c.ver) {
+		all = append(all, outAttr{name: attrOriginalDate})
+	}
 	for _, a := range all {
 		if seen[a.name] {
 			continue

@@ -303,14 +303,20 @@ func opRevoke(c *opCtx, p item) *opError {
 	return nil
 }
 
-// opDestroy erases an object's material; the service refuses an active one.
+// opDestroy erases an object's material; the service refuses an active one
+// (at 1.x with Permission Denied, as the KMIP 1.4 test case SKLC-M-2 has
+// it; 2.x has Wrong Key Lifecycle State for it).
 func opDestroy(c *opCtx, p item) *opError {
 	id, perr := c.uid(p)
 	if perr != nil {
 		return perr
 	}
 	if err := c.svc.Destroy(c.ctx, c.who, id); err != nil {
-		return fromKMS(err)
+		e := fromKMS(err)
+		if e.reason == kmip20.ResultReasonWrongKeyLifecycleState && !c.ver.v2() {
+			e.reason = kmip20.ResultReasonPermissionDenied
+		}
+		return e
 	}
 	c.writeUID(id)
 	return nil

@@ -27,6 +27,16 @@ var allVersions = []version{{1, 0}, {1, 1}, {1, 2}, {1, 3}, {1, 4}, {2, 0}, {2, 
 // reason returns the reason code a client of ver receives.
 func reason(ver version, r kmip20.ResultReason) uint32 { return reasonFor(ver, r) }
 
+// destroyActiveReason: Destroy of an Active object is Permission Denied at
+// 1.x (KMIP 1.4 test cases SKLC-M-2, AKLC-M-2), Wrong Key Lifecycle State
+// at 2.x.
+func destroyActiveReason(ver version) uint32 {
+	if ver.v2() {
+		return uint32(kmip20.ResultReasonWrongKeyLifecycleState)
+	}
+	return uint32(kmip14.ResultReasonPermissionDenied)
+}
+
 func TestSymmetricKeyLifecycle(t *testing.T) {
 	e := newEnv(t)
 	for _, ver := range allVersions {
@@ -64,7 +74,7 @@ func TestSymmetricKeyLifecycle(t *testing.T) {
 			id := uidOf(c.do(createAES(ver, 256)).ok(0))
 			c.do(byID(kmip14.OperationActivate, id)).ok(0)
 			c.do(byID(kmip14.OperationActivate, id)).failed(0, reason(ver, kmip20.ResultReasonWrongKeyLifecycleState))
-			c.do(byID(kmip14.OperationDestroy, id)).failed(0, reason(ver, kmip20.ResultReasonWrongKeyLifecycleState))
+			c.do(byID(kmip14.OperationDestroy, id)).failed(0, destroyActiveReason(ver))
 			c.do(revoke(id, kmip14.RevocationReasonCodeCessationOfOperation)).ok(0)
 			c.do(byID(kmip14.OperationDestroy, id)).ok(0)
 			c.do(byID(kmip14.OperationGet, id)).failed(0, reason(ver, kmip20.ResultReasonItemNotFound))
@@ -138,7 +148,7 @@ func TestCreateActivationDate(t *testing.T) {
 	if s := stateOf(); s != ttlv.EnumValue(kmip14.StateActive) {
 		t.Fatalf("after its Activation Date: state %v", s)
 	}
-	c.do(byID(kmip14.OperationDestroy, id)).failed(0, reason(c.ver, kmip20.ResultReasonWrongKeyLifecycleState))
+	c.do(byID(kmip14.OperationDestroy, id)).failed(0, destroyActiveReason(c.ver))
 	// Bad sizes and algorithms are the client's fault.
 	c.do(createAES(c.ver, 100)).failed(0, reason(c.ver, kmip20.ResultReasonInvalidField))
 	c.do(op{op: kmip14.OperationCreate, payload: []ttlv.Value{v(tagObjectType, kmip14.ObjectTypePrivateKey),

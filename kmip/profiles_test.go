@@ -189,7 +189,7 @@ func TestProfileSymmetricKeyLifecycleServer(t *testing.T) {
 					v(kmip14.TagCryptographicAlgorithm, kmip14.CryptographicAlgorithmAES), v(kmip14.TagCryptographicLength, 128)))}})
 			expect(reg, 0, "Register a symmetric key", &missing)
 			expect(c.do(byID(kmip14.OperationActivate, id)), 0, "Activate", &missing)
-			expect(c.do(byID(kmip14.OperationDestroy, id)), reason(c.ver, kmip20.ResultReasonWrongKeyLifecycleState), "Destroy of an Active key", &missing)
+			expect(c.do(byID(kmip14.OperationDestroy, id)), destroyActiveReason(c.ver), "Destroy of an Active key", &missing)
 			expect(c.do(revoke(id, kmip14.RevocationReasonCodeCessationOfOperation)), 0, "Revoke", &missing)
 			expect(c.do(byID(kmip14.OperationDestroy, id)), 0, "Destroy", &missing)
 			expect(c.do(byID(kmip14.OperationGet, id)), uint32(kmip14.ResultReasonItemNotFound), "Get of a destroyed key", &missing)
@@ -217,7 +217,7 @@ func TestProfileAsymmetricKeyLifecycleServer(t *testing.T) {
 				missing = append(missing, "the pair's Link attributes")
 			}
 			expect(c.do(byID(kmip14.OperationActivate, priv)), 0, "Activate the private key", &missing)
-			expect(c.do(byID(kmip14.OperationDestroy, priv)), reason(c.ver, kmip20.ResultReasonWrongKeyLifecycleState), "Destroy of an Active key", &missing)
+			expect(c.do(byID(kmip14.OperationDestroy, priv)), destroyActiveReason(c.ver), "Destroy of an Active key", &missing)
 			return missing
 		}})
 }

@@ -10,11 +10,14 @@ import (
 	"strings"
 )
 
-// Symmetric encryption: AES in GCM, CBC (PKCS#5 padding or none) and CTR.
+// Symmetric encryption: AES in GCM, CBC (PKCS#5 padding or none), CTR and
+// ECB (no padding unless PKCS#5 is named; the KMIP Basic Cryptographic
+// profile's mandatory test cases use it, e.g. to wrap keys by hand — it
+// leaks equal blocks, so nothing here picks it by default).
 // 3DES and other legacy ciphers are refused by design.
 
 // BlockModes are the block cipher modes Encrypt and Decrypt serve.
-var BlockModes = []string{"gcm", "cbc", "ctr"}
+var BlockModes = []string{"gcm", "cbc", "ctr", "ecb"}
 
 // symmetricAlgorithm checks that an AES key does the work.
 func symmetricAlgorithm(sec *Secret, p CryptoParams) error {
@@ -44,6 +47,13 @@ func symmetric(sec *Secret, key []byte, p CryptoParams, data []byte, encrypt boo
 		mode = strings.ToLower(sec.Mode)
 	}
 	res := &CryptoResult{}
+	if mode == "ecb" {
+		padded := pad(p.Padding, "none")
+		if padded != "pkcs5" && padded != "pkcs7" && padded != "none" {
+			return nil, Invalid("ECB pads with pkcs5 or none, not %s", p.Padding)
+		}
+		return blockwise(block, data, encrypt, padded != "none", res, "ECB", ecbBlocks)
+	}
 	iv := p.IV
 	if len(iv) == 0 && encrypt {
 		n := aes.BlockSize
@@ -57,7 +67,7 @@ func symmetric(sec *Secret, key []byte, p CryptoParams, data []byte, encrypt boo
 		res.IV = iv
 	}
 	if len(iv) == 0 {
-		return nil, Invalid("%s decryption needs the IV", mode)
+		return nil, InvalidField("Decrypt", "IV", "%s decryption needs the IV", mode)
 	}
 	switch mode {
 	case "gcm":
@@ -129,6 +139,31 @@ func gcm(block cipher.Block, p CryptoParams, iv, data []byte, encrypt bool, res 
 }
 
 func cbc(block cipher.Block, iv, data []byte, encrypt, padded bool, res *CryptoResult) (*CryptoResult, error) {
+	return blockwise(block, data, encrypt, padded, res, "CBC", func(_ cipher.Block, dst, src []byte, encrypt bool) {
+		if encrypt {
+			cipher.NewCBCEncrypter(block, iv).CryptBlocks(dst, src)
+		} else {
+			cipher.NewCBCDecrypter(block, iv).CryptBlocks(dst, src)
+		}
+	})
+}
+
+// ecbBlocks runs the block cipher on each block by itself.
+func ecbBlocks(block cipher.Block, dst, src []byte, encrypt bool) {
+	bs := block.BlockSize()
+	for i := 0; i+bs <= len(src); i += bs {
+		if encrypt {
+			block.Encrypt(dst[i:i+bs], src[i:i+bs])
+		} else {
+			block.Decrypt(dst[i:i+bs], src[i:i+bs])
+		}
+	}
+}
+
+// blockwise pads (PKCS#5) and runs a whole-block mode, or checks and
+// removes the padding after it.
+func blockwise(block cipher.Block, data []byte, encrypt, padded bool, res *CryptoResult, name string,
+	run func(block cipher.Block, dst, src []byte, encrypt bool)) (*CryptoResult, error) {
 	bs := block.BlockSize()
 	if encrypt {
 		in := data
@@ -141,17 +176,17 @@ func cbc(block cipher.Block, iv, data []byte, encrypt, padded bool, res *CryptoR
 			}
 		}
 		if len(in)%bs != 0 {
-			return nil, Invalid("CBC without padding needs whole %d-byte blocks", bs)
+			return nil, Invalid("%s without padding needs whole %d-byte blocks", name, bs)
 		}
 		res.Data = make([]byte, len(in))
-		cipher.NewCBCEncrypter(block, iv).CryptBlocks(res.Data, in)
+		run(block, res.Data, in, true)
 		return res, nil
 	}
 	if len(data) == 0 || len(data)%bs != 0 {
-		return nil, Invalid("a CBC ciphertext is whole %d-byte blocks", bs)
+		return nil, Invalid("a %s ciphertext is whole %d-byte blocks", name, bs)
 	}
 	out := make([]byte, len(data))
-	cipher.NewCBCDecrypter(block, iv).CryptBlocks(out, data)
+	run(block, out, data, false)
 	if padded {
 		n := int(out[len(out)-1])
 		if n == 0 || n > bs {

@@ -246,6 +246,11 @@ func (s *Service) passphrasePolicy(pp *crypto.PassphrasePolicy) (crypto.Passphra
 // caller zeroes the material.
 func (s *Service) generateMaterial(req *CreateRequest, pp *crypto.PassphrasePolicy) ([]byte, error) {
 	if req.Type == Symmetric {
+		switch normAlgorithm(req.Algorithm) {
+		case "3des", "des", "tripledes":
+			// As for Encrypt (cipher.go): 64-bit block ciphers, refused by design.
+			return nil, Invalid("%s keys are refused by design: the server makes AES keys", req.Algorithm)
+		}
 		k, err := crypto.GenerateKey(req.BitLength)
 		if err != nil {
 			return nil, Invalid("cannot generate a %d-bit key: sizes are 128, 192, 256 and 512", req.BitLength)

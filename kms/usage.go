@@ -1,13 +1,13 @@
 package kms
 
-// Cryptographic usage (KMIP Check, and every operation that uses a key's
-// material on the server): one rule, here.
-
 import (
 	"strconv"
 	"strings"
 	"time"
 )
+
+// Cryptographic usage (KMIP Check, and every operation that uses a key's
+// material on the server): one rule, here.
 
 // Usable reports whether the secret may be used now for every use in want:
 // it must be active, and each of its usage masks must allow all of want.

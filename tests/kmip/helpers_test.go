@@ -59,6 +59,7 @@ type server struct {
 	svc  *kms.Service
 	ca   *pki.CA
 	dir  string
+	srv  *kmip.Server
 }
 
 // startServer runs a KMIP server over a fresh store and service, with the
@@ -84,9 +85,9 @@ func startServer(t testing.TB, opts ...func(*kmip.Config)) *server {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	_, addr := kmiptest.Serve(t, cfg)
+	srv, addr := kmiptest.Serve(t, cfg)
 	host, port, _ := net.SplitHostPort(addr)
-	return &server{addr: addr, host: host, port: port, svc: svc, ca: ca, dir: dir}
+	return &server{addr: addr, host: host, port: port, svc: svc, ca: ca, dir: dir, srv: srv}
 }
 
 // clientFiles issues a client certificate as `keywarden pki issue-client`

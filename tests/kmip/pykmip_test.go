@@ -97,8 +97,8 @@ func TestPyKMIP(t *testing.T) {
 			check("state_after_activate", "ACTIVE")
 			if version == "2.0" {
 				check("destroy_active", "WRONG_KEY_LIFECYCLE_STATE")
-			} else {
-				check("destroy_active", "ILLEGAL_OPERATION")
+			} else { // KMIP 1.4 test cases SKLC-M-2, AKLC-M-2
+				check("destroy_active", "PERMISSION_DENIED")
 			}
 			check("state_after_revoke", "DEACTIVATED")
 			check("state_after_destroy", "DESTROYED")
