@@ -13,13 +13,20 @@ func (l *Log) run() {
 	entries := make([]Entry, 0, l.batch+1)
 	var dones []chan error // Commit callers of the batch being written
 	take := func(q queued) {
-		entries = append(entries, entry(q.rec))
+		e := entry(q.rec)
+		e.J = q.j
+		entries = append(entries, e)
 		if q.done != nil {
 			dones = append(dones, q.done)
 		}
 	}
 	write := func() error {
+		if len(l.retry) > 0 { // journal records that failed go first
+			entries = append(l.retry, entries...)
+			l.retry = nil
+		}
 		err := l.writeBatch(entries)
+		l.retrying.Store(len(l.retry) > 0)
 		for _, d := range dones {
 			d <- err
 		}
@@ -67,7 +74,7 @@ func (l *Log) run() {
 			entries = append(entries, droppedEntry(n))
 		}
 		var err error
-		if len(entries) > 0 {
+		if len(entries) > 0 || len(l.retry) > 0 {
 			err = write()
 		}
 		if waiter != nil {
@@ -160,7 +167,7 @@ func (l *Log) writeFile(entries []Entry, limit bool) (int, error) {
 		case l.prevFile != "":
 			detail = "continues " + l.prevFile
 		}
-		h := Entry{Seq: seq + 1, Time: time.Now().UTC(), Action: HeaderAction, Outcome: "ok",
+		h := Entry{Seq: seq + 1, J: l.lastJ, Time: time.Now().UTC(), Action: HeaderAction, Outcome: "ok",
 			Detail: detail, Key: l.keyID, Prev: prev}
 		b = appendLine(b, &h, l.mac)
 		seq, prev, first, hdrEnd = h.Seq, h.Hash, h.Seq, int64(len(b))
@@ -189,6 +196,9 @@ func (l *Log) writeFile(entries []Entry, limit bool) (int, error) {
 	}
 	l.size += int64(len(b))
 	l.seq, l.prev, l.first, l.hdrEnd = seq, prev, first, hdrEnd
+	for _, e := range entries[:n] {
+		l.lastJ = max(l.lastJ, e.J)
+	}
 	l.written.Add(uint64(n))
 	if time.Since(l.headAt) >= headInterval {
 		l.writeHead()
@@ -203,7 +213,11 @@ func (l *Log) writeFile(entries []Entry, limit bool) (int, error) {
 func (l *Log) failed(err error, entries []Entry) error {
 	var n uint64
 	for _, e := range entries {
-		n += max(e.stands, 1)
+		if e.J != 0 { // a journal record is retried (run), not dropped
+			l.retry = append(l.retry, e)
+		} else {
+			n += max(e.stands, 1)
+		}
 	}
 	err = fmt.Errorf("audit: writing %s: %w", l.path, err)
 	l.errMu.Lock()

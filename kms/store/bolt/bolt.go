@@ -99,8 +99,8 @@ type Store struct {
 	torn []string // torn WAL tails cut at Open
 
 	followMu       sync.Mutex
-	follow         func(lsn uint64, note []byte)
-	checkpointHook func(lsn uint64) error
+	follow         func(seq uint64, note []byte)
+	checkpointHook func() error
 
 	closeOnce sync.Once
 	closeErr  error
@@ -161,11 +161,11 @@ func start(db *bbolt.DB, path string, opts Options) (*Store, error) {
 	if opts.SegmentBytes <= 0 {
 		opts.SegmentBytes = 64 << 20
 	}
-	applied, err := readApplied(db)
+	applied, notes, err := readApplied(db)
 	if err != nil {
 		return nil, err
 	}
-	w, res, err := openWAL(path+".wal", opts.SegmentBytes, applied+1)
+	w, res, err := openWAL(path+".wal", opts.SegmentBytes, applied+1, notes+1)
 	if err != nil {
 		return nil, fmt.Errorf("WAL: %w", err)
 	}
@@ -174,7 +174,7 @@ func start(db *bbolt.DB, path string, opts Options) (*Store, error) {
 			opts.Logger.Warn("store: cut a torn WAL tail (a write that was never acknowledged)", "where", t)
 		}
 	}
-	if applied, err = replay(db, applied, res.txns); err != nil {
+	if applied, notes, err = replay(db, applied, notes, res.txns); err != nil {
 		w.close()
 		return nil, fmt.Errorf("WAL replay: %w", err)
 	}
@@ -194,10 +194,10 @@ func start(db *bbolt.DB, path string, opts Options) (*Store, error) {
 		flushDone:  make(chan struct{}),
 		torn:       res.torn,
 	}
-	s.ov.last = applied
+	s.ov.last, s.ov.lastNote = applied, notes
 	for _, t := range res.txns {
 		if t.note != nil {
-			s.notes = append(s.notes, store.Note{LSN: t.lsn, Data: t.note})
+			s.notes = append(s.notes, store.Note{Seq: t.nsn, Data: t.note})
 		}
 	}
 	go s.run()

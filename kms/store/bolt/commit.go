@@ -203,7 +203,7 @@ func (s *Store) resolve(batch []*request, results []error) ([]walTxn, []int, err
 	}
 	var txns []walTxn
 	var idx []int
-	lsn := s.wal.next
+	lsn, nsn := s.wal.next, s.wal.nextN
 	for i, r := range batch {
 		ok, err := holds(cur, r.cmps)
 		if err != nil {
@@ -214,6 +214,10 @@ func (s *Store) resolve(batch []*request, results []error) ([]walTxn, []int, err
 			continue
 		}
 		t := walTxn{lsn: lsn, note: r.note}
+		if r.note != nil {
+			t.nsn = nsn
+			nsn++
+		}
 		for _, op := range r.ops {
 			raw, err := resolveOp(cur(op.Key), op)
 			if err != nil {
@@ -232,9 +236,11 @@ func (s *Store) resolve(batch []*request, results []error) ([]walTxn, []int, err
 // durable logs txns as one WAL record, then publishes them: overlay,
 // follower (in LSN order), before any caller is answered.
 func (s *Store) durable(txns []walTxn) error {
-	notes := false
+	notes, lastN := 0, uint64(0)
 	for _, t := range txns {
-		notes = notes || t.note != nil
+		if t.note != nil {
+			notes, lastN = notes+1, t.nsn
+		}
 	}
 	s.buf = encodeRecord(s.buf[:0], txns)
 	if err := s.wal.append(s.buf, len(txns), notes); err != nil {
@@ -244,13 +250,13 @@ func (s *Store) durable(txns []walTxn) error {
 		s.buf = nil // one big batch should not pin its buffer
 	}
 	s.commits.Add(1)
-	if notes {
+	if notes > 0 {
 		s.followMu.Lock()
 		follow := s.follow
 		s.followMu.Unlock()
 		for _, t := range txns {
 			if t.note != nil && follow != nil {
-				follow(t.lsn, t.note)
+				follow(t.nsn, t.note)
 			}
 		}
 	}
@@ -265,6 +271,9 @@ func (s *Store) durable(txns []walTxn) error {
 		}
 	}
 	s.ov.last = txns[len(txns)-1].lsn
+	if notes > 0 {
+		s.ov.lastNote = lastN
+	}
 	over := s.ov.bytes > s.flushBytes
 	s.ov.mu.Unlock()
 	if over {

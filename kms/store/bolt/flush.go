@@ -23,7 +23,10 @@ import (
 // the committer; the overlay's lock gives the same: the committer adds a
 // whole batch under it, so a snapshot taken under it ends between batches.
 
-var appliedKey = []byte("applied")
+var (
+	appliedKey = []byte("applied")
+	notesKey   = []byte("notes") // the last note number bbolt's applied LSN covers
+)
 
 func (s *Store) flusher() {
 	defer close(s.flushDone)
@@ -67,7 +70,7 @@ func (s *Store) waitRoom() {
 // the flusher (or Close, once the flusher has stopped).
 func (s *Store) flush() error {
 	s.ov.mu.RLock()
-	last := s.ov.last
+	last, lastNote := s.ov.last, s.ov.lastNote
 	snap := make([]kvRaw, 0, len(s.ov.m))
 	for k, e := range s.ov.m {
 		snap = append(snap, kvRaw{k, e.raw})
@@ -82,7 +85,7 @@ func (s *Store) flush() error {
 			if err := applyWrites(b, snap); err != nil {
 				return err
 			}
-			return tx.Bucket(metaBucket).Put(appliedKey, binary.BigEndian.AppendUint64(nil, last))
+			return putApplied(tx, last, lastNote)
 		})
 		s.ov.mu.Lock()
 		if err != nil {
@@ -140,7 +143,7 @@ func (s *Store) checkpoint(applied uint64) error {
 		s.followMu.Lock()
 		hook := s.checkpointHook
 		s.followMu.Unlock()
-		if hook != nil && hook(applied) == nil {
+		if hook != nil && hook() == nil {
 			n = len(segs)
 		}
 	}
@@ -154,7 +157,7 @@ func (s *Store) checkpoint(applied uint64) error {
 func (s *Store) Notes() []store.Note { return slices.Clone(s.notes) }
 
 // Follow implements store.Journal.
-func (s *Store) Follow(follow func(lsn uint64, note []byte), checkpoint func(lsn uint64) error) {
+func (s *Store) Follow(follow func(seq uint64, note []byte), checkpoint func() error) {
 	s.followMu.Lock()
 	defer s.followMu.Unlock()
 	s.follow, s.checkpointHook = follow, checkpoint
@@ -162,7 +165,7 @@ func (s *Store) Follow(follow func(lsn uint64, note []byte), checkpoint func(lsn
 
 // replay applies the WAL's transactions above bbolt's applied LSN, in
 // order, and records the new applied LSN: idempotent, the values are final.
-func replay(db *bbolt.DB, applied uint64, txns []walTxn) (uint64, error) {
+func replay(db *bbolt.DB, applied, notes uint64, txns []walTxn) (uint64, uint64, error) {
 	var ws []kvRaw
 	last := applied
 	for _, t := range txns {
@@ -173,32 +176,48 @@ func replay(db *bbolt.DB, applied uint64, txns []walTxn) (uint64, error) {
 			ws = append(ws, kvRaw{w.key, w.raw})
 		}
 		last = t.lsn
+		if t.note != nil {
+			notes = t.nsn
+		}
 	}
 	if last == applied {
-		return applied, nil
+		return applied, notes, nil
 	}
 	err := db.Update(func(tx *bbolt.Tx) error {
 		if err := applyWrites(tx.Bucket(dataBucket), ws); err != nil {
 			return err
 		}
-		return tx.Bucket(metaBucket).Put(appliedKey, binary.BigEndian.AppendUint64(nil, last))
+		return putApplied(tx, last, notes)
 	})
-	return last, err
+	return last, notes, err
 }
 
-// readApplied returns the LSN bbolt holds everything up to (0: none).
-func readApplied(db *bbolt.DB) (uint64, error) {
-	var n uint64
-	err := db.View(func(tx *bbolt.Tx) error {
-		v := tx.Bucket(metaBucket).Get(appliedKey)
-		switch len(v) {
-		case 0:
-		case 8:
-			n = binary.BigEndian.Uint64(v)
-		default:
-			return fmt.Errorf("unreadable applied LSN %x", v)
+func putApplied(tx *bbolt.Tx, lsn, notes uint64) error {
+	m := tx.Bucket(metaBucket)
+	if err := m.Put(appliedKey, binary.BigEndian.AppendUint64(nil, lsn)); err != nil {
+		return err
+	}
+	return m.Put(notesKey, binary.BigEndian.AppendUint64(nil, notes))
+}
+
+// readApplied returns the LSN bbolt holds everything up to and the last
+// note number among those (0: none).
+func readApplied(db *bbolt.DB) (lsn, notes uint64, err error) {
+	err = db.View(func(tx *bbolt.Tx) error {
+		for _, kv := range []struct {
+			key []byte
+			n   *uint64
+		}{{appliedKey, &lsn}, {notesKey, &notes}} {
+			v := tx.Bucket(metaBucket).Get(kv.key)
+			switch len(v) {
+			case 0:
+			case 8:
+				*kv.n = binary.BigEndian.Uint64(v)
+			default:
+				return fmt.Errorf("unreadable %s %x", kv.key, v)
+			}
 		}
 		return nil
 	})
-	return n, err
+	return lsn, notes, err
 }

@@ -20,6 +20,8 @@ type overlay struct {
 	mu    sync.RWMutex
 	m     map[string]ovEntry
 	last  uint64 // highest LSN added
+	// lastNote is the highest note number added (with last)
+	lastNote uint64
 	bytes int    // rough size of m, for the flusher's bounds
 	full  *sync.Cond
 }

@@ -42,6 +42,7 @@ type walTxn struct {
 	lsn    uint64
 	writes []write
 	note   []byte
+	nsn    uint64 // the note's number, when there is a note
 }
 
 type segment struct {
@@ -60,6 +61,7 @@ type wal struct {
 	alloc int64 // preallocated size of f
 	segs  []segment
 	next  uint64 // LSN of the next transaction
+	nextN uint64 // number of the next note
 	cut   bool   // a write failed: the next append starts a new segment
 
 	syncs  atomic.Uint64
@@ -74,7 +76,7 @@ type scanResult struct {
 
 // openWAL reads every segment in dir (created if missing) and starts a new
 // one. next is at least minNext (one past bolt's applied LSN).
-func openWAL(dir string, segMax int64, minNext uint64) (*wal, scanResult, error) {
+func openWAL(dir string, segMax int64, minNext, minNote uint64) (*wal, scanResult, error) {
 	var res scanResult
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, res, err
@@ -82,7 +84,7 @@ func openWAL(dir string, segMax int64, minNext uint64) (*wal, scanResult, error)
 	if err := syncDir(filepath.Dir(dir)); err != nil {
 		return nil, res, err
 	}
-	w := &wal{dir: dir, segMax: segMax, next: minNext, syncFn: fdatasync}
+	w := &wal{dir: dir, segMax: segMax, next: minNext, nextN: minNote, syncFn: fdatasync}
 	names, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, res, err
@@ -110,6 +112,11 @@ func openWAL(dir string, segMax int64, minNext uint64) (*wal, scanResult, error)
 		res.txns = append(res.txns, txns...)
 		if n := len(txns); n > 0 && txns[n-1].lsn+1 > w.next {
 			w.next = txns[n-1].lsn + 1
+		}
+		for _, t := range txns {
+			if t.note != nil && t.nsn+1 > w.nextN {
+				w.nextN = t.nsn + 1
+			}
 		}
 	}
 	if err := w.newSegment(); err != nil {
@@ -216,7 +223,7 @@ func (w *wal) newSegment() error {
 // append writes one record of txns (numbered from w.next) and syncs it.
 // On failure nothing is acknowledged; the next append starts a new segment,
 // which supersedes whatever of this record reached the disk.
-func (w *wal) append(payload []byte, count int, notes bool) error {
+func (w *wal) append(payload []byte, count, notes int) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	need := int64(8 + len(payload))
@@ -240,7 +247,8 @@ func (w *wal) append(payload []byte, count int, notes bool) error {
 	}
 	w.off += need
 	w.next += uint64(count)
-	if notes {
+	w.nextN += uint64(notes)
+	if notes > 0 {
 		w.segs[len(w.segs)-1].notes = true
 	}
 	return nil
@@ -320,6 +328,7 @@ func encodeRecord(b []byte, txns []walTxn) []byte {
 			continue
 		}
 		b = append(b, 1)
+		b = binary.AppendUvarint(b, t.nsn)
 		b = appendBytes(b, t.note)
 	}
 	return b
@@ -362,6 +371,7 @@ func decodeRecord(p []byte) ([]walTxn, error) {
 			t.writes = append(t.writes, wr)
 		}
 		if d.byte() == 1 {
+			t.nsn = d.uvarint()
 			t.note = slices.Clone(d.bytes())
 			if t.note == nil {
 				t.note = []byte{}
