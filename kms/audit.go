@@ -42,11 +42,13 @@ type Auditor interface {
 // fact from a store.Journal, which made it durable with the change itself
 // (audit.Log). Append never drops a record; JournalSync makes every
 // appended record durable, or fails; LastJournal is the highest LSN the
-// trail held at open.
+// trail held at open (records are numbered by the store, from 1, without
+// gaps); JournalErr is not nil while appended records fail to be written.
 type JournalAuditor interface {
 	Auditor
-	Append(r AuditRecord, lsn uint64)
+	Append(r AuditRecord, seq uint64)
 	JournalSync(ctx context.Context) error
+	JournalErr() error
 	LastJournal() uint64
 }
 

@@ -65,7 +65,18 @@ func (s *Service) commit(ctx context.Context, id, detail string, cmps []store.Cm
 	rec := s.auditRecord(ctx, c.who, c.action, id, detail, "ok")
 	if s.journal != nil {
 		// The record is the transaction's note (journal.go): durable with
-		// it, and absent if it fails, so a failure needs no record.
+		// it, and absent if it fails, so a failure needs no record. While
+		// the trail cannot take the records it was handed, no change is
+		// made: they would pile up unseen.
+		if s.jaudit.JournalErr() != nil {
+			sctx, cancel := context.WithTimeout(ctx, journalRetryWait)
+			err := s.jaudit.JournalSync(sctx)
+			cancel()
+			if err != nil {
+				return &Error{Kind: KindUnavailable, Err: err,
+					Msg: "the audit trail cannot record this change, so it was not made; try again later"}
+			}
+		}
 		if err := s.journal.TxnNote(ctx, cmps, ops, encodeNote(rec)); err != nil {
 			return err
 		}

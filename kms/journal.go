@@ -20,6 +20,9 @@ import (
 // journalSyncWait bounds the audit sync at start and at a checkpoint.
 const journalSyncWait = 30 * time.Second
 
+// journalRetryWait bounds a change's wait for a failing trail to recover.
+const journalRetryWait = 5 * time.Second
+
 // followJournal wires store and auditor together, once, after recovering
 // the notes the trail lacks. Without both, commit keeps the audit-first
 // path.
@@ -64,7 +67,7 @@ func (s *Service) followJournal() error {
 		defer cancel()
 		return ja.JournalSync(ctx)
 	})
-	s.journal = j
+	s.journal, s.jaudit = j, ja
 	return nil
 }
 

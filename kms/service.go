@@ -59,6 +59,7 @@ type Service struct {
 	// journal is set when the store journals and the auditor follows it:
 	// a change's record then rides in the store's own sync (journal.go).
 	journal store.Journal
+	jaudit  JournalAuditor
 
 	// owners caches secret id → project: a secret never changes project, so
 	// the entry can only go stale by deletion, which the record read catches.

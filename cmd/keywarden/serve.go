@@ -114,11 +114,13 @@ type state struct {
 }
 
 func (s *state) close() {
-	if s.audit != nil {
-		s.audit.Close()
-	}
+	// The store first: its last checkpoint has the audit log sync the
+	// records it journaled, and it may then drop its WAL.
 	if s.store != nil {
 		s.store.Close()
+	}
+	if s.audit != nil {
+		s.audit.Close()
 	}
 	if c, ok := s.master.(interface{ Close() }); ok {
 		c.Close() // the local root key zeroes itself

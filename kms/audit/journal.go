@@ -58,6 +58,17 @@ func (l *Log) JournalSync(ctx context.Context) error {
 	return nil
 }
 
+// JournalErr is the write failure journal records wait on, nil when none do.
+func (l *Log) JournalErr() error {
+	if !l.retrying.Load() {
+		return nil
+	}
+	if err := l.Err(); err != nil {
+		return err
+	}
+	return ErrUnavailable
+}
+
 // lineJ returns a line's j member, 0 when it has none. j comes right
 // after seq, and a string member's quotes are escaped, so a line has
 // `,"j":` there only as that member.
