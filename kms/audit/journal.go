@@ -55,11 +55,17 @@ func (l *Log) JournalSync(ctx context.Context) error {
 	if l.retrying.Load() {
 		return fmt.Errorf("%w: journal records wait to be written again", ErrUnavailable)
 	}
+	if l.journalBroken.Load() {
+		return fmt.Errorf("%w: an fsync of journal records failed; restart to recover them from the store", ErrUnavailable)
+	}
 	return nil
 }
 
 // JournalErr is the write failure journal records wait on, nil when none do.
 func (l *Log) JournalErr() error {
+	if l.journalBroken.Load() {
+		return errors.New("audit: an fsync of journal records failed; restart to recover them from the store")
+	}
 	if !l.retrying.Load() {
 		return nil
 	}

@@ -128,6 +128,11 @@ type Log struct {
 	lastJ, openJ uint64
 	retrying     atomic.Bool
 	retry        []Entry // journal records to write again (writer)
+	// unsynced: journal records written since the last fsync, at
+	// syncedAt (writer); journalBroken: an fsync failed over some.
+	unsynced      bool
+	syncedAt      time.Time
+	journalBroken atomic.Bool
 
 	syncReq chan chan error
 	// wake cuts the writer's pacing short: a Commit caller is waiting.

@@ -46,6 +46,9 @@ func (l *Log) run() {
 			case q, ok := <-l.queue:
 				if !ok {
 					l.flushDropped()
+					if l.unsynced && l.syncFile() != nil {
+						return
+					}
 					if l.headDirty {
 						l.writeHead()
 					}
@@ -91,6 +94,9 @@ func (l *Log) run() {
 				if len(entries) > 0 {
 					err = write()
 				}
+			}
+			if err == nil && l.unsynced {
+				err = l.syncFile()
 			}
 			if err == nil && l.headDirty {
 				l.writeHead()
@@ -191,7 +197,15 @@ func (l *Log) writeFile(entries []Entry, limit bool) (int, error) {
 	if _, err := l.f.WriteAt(b, l.size); err != nil {
 		return 0, err
 	}
-	if err := l.f.Sync(); err != nil {
+	// Journal records are durable in the store's WAL until a JournalSync:
+	// their group needs no fsync of its own for a while.
+	lazy := time.Since(l.syncedAt) < journalSyncEvery
+	for _, e := range entries[:n] {
+		lazy = lazy && e.J != 0
+	}
+	if lazy {
+		l.unsynced = true
+	} else if err := l.syncFile(); err != nil {
 		return 0, err
 	}
 	l.size += int64(len(b))
@@ -200,12 +214,30 @@ func (l *Log) writeFile(entries []Entry, limit bool) (int, error) {
 		l.lastJ = max(l.lastJ, e.J)
 	}
 	l.written.Add(uint64(n))
-	if time.Since(l.headAt) >= headInterval {
+	if !lazy && time.Since(l.headAt) >= headInterval { // the head names synced records only
 		l.writeHead()
 	} else {
 		l.headDirty = true
 	}
 	return n, nil
+}
+
+// journalSyncEvery bounds how long journal records go without an fsync
+// while more keep coming.
+const journalSyncEvery = time.Second
+
+// syncFile fsyncs the current file. A failure with journal records not
+// yet synced leaves their fate unknown: JournalSync fails from then on, so
+// the store keeps their notes.
+func (l *Log) syncFile() error {
+	if err := l.f.Sync(); err != nil {
+		if l.unsynced {
+			l.journalBroken.Store(true)
+		}
+		return err
+	}
+	l.unsynced, l.syncedAt = false, time.Now()
+	return nil
 }
 
 // failed notes a write failure: the entries not on disk count as dropped,
