@@ -36,6 +36,7 @@ func (s *Service) followJournal() error {
 		return nil
 	}
 	last, n := ja.LastJournal(), 0
+	seen := last
 	for _, note := range j.Notes() {
 		if note.Seq <= last {
 			continue
@@ -45,7 +46,7 @@ func (s *Service) followJournal() error {
 			return fmt.Errorf("kms: journal note %d: %w", note.Seq, err)
 		}
 		ja.Append(rec, note.Seq)
-		n++
+		n, seen = n+1, note.Seq
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), journalSyncWait)
 	defer cancel()
@@ -55,7 +56,7 @@ func (s *Service) followJournal() error {
 	if n > 0 {
 		s.log.Warn("kms: audit records recovered from the store's journal", "records", n)
 	}
-	j.Follow(func(lsn uint64, note []byte) {
+	j.Follow(seen, func(lsn uint64, note []byte) {
 		rec, err := decodeNote(note)
 		if err != nil { // our own encoding: cannot happen
 			s.log.Error("kms: undecodable journal note", "lsn", lsn, "error", err)

@@ -184,7 +184,9 @@ type Journal interface {
 	// and checkpoint, called before the journal drops records: the
 	// follower must have made every note it was given durable, or return
 	// an error to keep them. Until Follow, records holding notes are kept.
-	Follow(follow func(seq uint64, note []byte), checkpoint func() error)
+	// Notes are numbered from after at least (the follower's last seen:
+	// a store restored from a backup must not number notes again).
+	Follow(after uint64, follow func(seq uint64, note []byte), checkpoint func() error)
 }
 
 // Note is a journal note and its number.

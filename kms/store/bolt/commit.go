@@ -203,7 +203,9 @@ func (s *Store) resolve(batch []*request, results []error) ([]walTxn, []int, err
 	}
 	var txns []walTxn
 	var idx []int
+	s.wal.mu.Lock()
 	lsn, nsn := s.wal.next, s.wal.nextN
+	s.wal.mu.Unlock()
 	for i, r := range batch {
 		ok, err := holds(cur, r.cmps)
 		if err != nil {

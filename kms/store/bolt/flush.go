@@ -157,10 +157,13 @@ func (s *Store) checkpoint(applied uint64) error {
 func (s *Store) Notes() []store.Note { return slices.Clone(s.notes) }
 
 // Follow implements store.Journal.
-func (s *Store) Follow(follow func(seq uint64, note []byte), checkpoint func() error) {
+func (s *Store) Follow(after uint64, follow func(seq uint64, note []byte), checkpoint func() error) {
 	s.followMu.Lock()
 	defer s.followMu.Unlock()
 	s.follow, s.checkpointHook = follow, checkpoint
+	s.wal.mu.Lock()
+	s.wal.nextN = max(s.wal.nextN, after+1)
+	s.wal.mu.Unlock()
 }
 
 // replay applies the WAL's transactions above bbolt's applied LSN, in

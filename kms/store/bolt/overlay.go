@@ -17,13 +17,13 @@ import (
 // bbolt read tx before letting go: whatever the flusher removes afterwards
 // is in that tx's snapshot, so a reader never misses a key.
 type overlay struct {
-	mu    sync.RWMutex
-	m     map[string]ovEntry
-	last  uint64 // highest LSN added
+	mu   sync.RWMutex
+	m    map[string]ovEntry
+	last uint64 // highest LSN added
 	// lastNote is the highest note number added (with last)
 	lastNote uint64
-	bytes int    // rough size of m, for the flusher's bounds
-	full  *sync.Cond
+	bytes    int // rough size of m, for the flusher's bounds
+	full     *sync.Cond
 }
 
 type ovEntry struct {

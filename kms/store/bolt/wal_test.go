@@ -297,7 +297,7 @@ func TestWALSyncFails(t *testing.T) {
 	}
 	s.wal.syncFn = func(*os.File) error { return syscall.EIO }
 	var notes []uint64
-	s.Follow(func(seq uint64, _ []byte) { notes = append(notes, seq) }, nil)
+	s.Follow(0, func(seq uint64, _ []byte) { notes = append(notes, seq) }, nil)
 	if err := s.TxnNote(ctx, nil, putOp("failed"), []byte("n")); !errors.Is(err, syscall.EIO) {
 		t.Fatalf("Txn with the WAL sync failing = %v; want EIO", err)
 	}
@@ -338,7 +338,7 @@ func TestNotesCheckpoint(t *testing.T) {
 	ctx := t.Context()
 	var seen []uint64
 	hookErr := errors.New("trail down")
-	s.Follow(func(seq uint64, _ []byte) { seen = append(seen, seq) }, func() error { return hookErr })
+	s.Follow(0, func(seq uint64, _ []byte) { seen = append(seen, seq) }, func() error { return hookErr })
 	big := make([]byte, 1500) // a few records per 4 KiB segment
 	for i := range 12 {
 		k := fmt.Sprint("k", i)
@@ -376,7 +376,7 @@ func TestNotesCheckpoint(t *testing.T) {
 	}
 	// The next note is 13, not 1: numbering survives the dropped segments.
 	var next uint64
-	s.Follow(func(seq uint64, _ []byte) { next = seq }, nil)
+	s.Follow(0, func(seq uint64, _ []byte) { next = seq }, nil)
 	if err := s.TxnNote(ctx, nil, putOp("k12"), []byte("k12")); err != nil || next != 13 {
 		t.Fatalf("next note %d (%v); want 13", next, err)
 	}
