@@ -176,7 +176,7 @@ func replay(db *bbolt.DB, applied, notes uint64, txns []walTxn) (uint64, uint64,
 			continue
 		}
 		for _, w := range t.writes {
-			ws = append(ws, kvRaw{w.key, w.raw})
+			ws = append(ws, kvRaw(w))
 		}
 		last = t.lsn
 		if t.note != nil {
