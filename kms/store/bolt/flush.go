@@ -153,14 +153,20 @@ func (s *Store) checkpoint(applied uint64) error {
 	return s.wal.drop(n)
 }
 
-// Notes implements store.Journal: the notes found in the WAL at Open.
-func (s *Store) Notes() []store.Note { return slices.Clone(s.notes) }
+// Notes implements store.Journal: the notes found in the WAL at Open (none
+// once a follower is registered).
+func (s *Store) Notes() []store.Note {
+	s.followMu.Lock()
+	defer s.followMu.Unlock()
+	return slices.Clone(s.notes)
+}
 
 // Follow implements store.Journal.
 func (s *Store) Follow(after uint64, follow func(seq uint64, note []byte), checkpoint func() error) {
 	s.followMu.Lock()
 	defer s.followMu.Unlock()
 	s.follow, s.checkpointHook = follow, checkpoint
+	s.notes = nil // the follower has what it needed of them
 	s.wal.mu.Lock()
 	s.wal.nextN = max(s.wal.nextN, after+1)
 	s.wal.mu.Unlock()
