@@ -139,7 +139,7 @@ func openState(cfg config, log *slog.Logger) (*state, error) {
 		return nil, err
 	}
 	st.master = master
-	st.store, err = openStore(cfg)
+	st.store, err = openStore(cfg, log)
 	if err != nil {
 		st.close()
 		return nil, err
@@ -349,7 +349,7 @@ func storeDesc(cfg config) string {
 	return cfg.Store.Path
 }
 
-func openStore(cfg config) (store.Store, error) {
+func openStore(cfg config, log *slog.Logger) (store.Store, error) {
 	if cfg.Store.Backend == "etcd" {
 		e := cfg.Store.Etcd
 		tlsCfg, err := cfg.etcdTLS().Config()
@@ -363,7 +363,7 @@ func openStore(cfg config) (store.Store, error) {
 		}
 		return st, nil
 	}
-	st, err := bolt.Open(cfg.Store.Path, bolt.Options{})
+	st, err := bolt.Open(cfg.Store.Path, bolt.Options{Logger: log}) // it reports a torn WAL tail it cut
 	if err != nil {
 		return nil, err
 	}
