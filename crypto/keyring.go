@@ -47,12 +47,12 @@ func (b Binding) check() error {
 // EnvelopeVersion is the only Envelope.Version this package seals and opens.
 const EnvelopeVersion = 1
 
-// Envelope is the sealed form of one payload, stored as JSON in the secret
-// record.
+// Envelope is the sealed form of one payload, stored inside the secret's
+// record (CBOR; JSON in records written before).
 type Envelope struct {
-	Version    int    `json:"v"`
-	WrappedDEK []byte `json:"dek"` // per-secret data key sealed under the project KEK (AAD: binding)
-	Ciphertext []byte `json:"ct"`  // nonce||AES-256-GCM(payload) under the DEK (AAD: binding)
+	Version    int    `json:"v" cbor:"1,keyasint"`
+	WrappedDEK []byte `json:"dek" cbor:"2,keyasint"` // per-secret data key sealed under the project KEK (AAD: binding)
+	Ciphertext []byte `json:"ct" cbor:"3,keyasint"` // nonce||AES-256-GCM(payload) under the DEK (AAD: binding)
 }
 
 const (

@@ -8,11 +8,11 @@ import (
 // MaterialDigest is the server's SHA-256 of an object's material (KMIP's
 // Digest attribute), computed once when the material is sealed.
 type MaterialDigest struct {
-	SHA256 []byte `json:"sha256"`
+	SHA256 []byte `json:"sha256" cbor:"1,keyasint"`
 	// PEMType is the PEM block type the material was stored in ("PRIVATE
 	// KEY", "CERTIFICATE" …): the DER inside was hashed, since that DER is
 	// the material a KMIP client gets. Empty: the bytes themselves.
-	PEMType string `json:"pem_type,omitempty"`
+	PEMType string `json:"pem_type,omitempty" cbor:"2,keyasint,omitempty"`
 }
 
 // digestOf returns the digest of payload for an object of type t, or nil

@@ -115,3 +115,38 @@ func (s *Service) DropListIndex(ctx context.Context) error {
 	}
 	return nil
 }
+
+// LegacyJSONRecord re-encodes project/id's stored record the way records
+// were stored before they were CBOR (JSON with the tag as its last member),
+// tagged for version: what a store written by an older build holds.
+func (s *Service) LegacyJSONRecord(ctx context.Context, project, id string, version int64) ([]byte, error) {
+	kv, err := s.st.Get(ctx, recordKey(project, id))
+	if err != nil {
+		return nil, err
+	}
+	r, err := s.verifyRecord(ctx, project, id, kv.Version, kv.Value)
+	if err != nil {
+		return nil, err
+	}
+	return s.encodeTagged(ctx, project, "secret:"+id, version, r)
+}
+
+// EditRecordFields rewrites the CBOR body of a stored record (fields by
+// their cbor keys) and keeps its old tag: an edit by someone with store
+// access but without the keys.
+func EditRecordFields(raw []byte, f func(m map[uint64]any)) ([]byte, error) {
+	body, tag, ok := splitTagged(raw)
+	if !ok {
+		return nil, fmt.Errorf("not a CBOR record")
+	}
+	var m map[uint64]any
+	if err := recordDec.Unmarshal(body, &m); err != nil {
+		return nil, err
+	}
+	f(m)
+	b, err := recordEnc.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	return append(b, tag...), nil
+}

@@ -23,8 +23,17 @@ import (
 const tagMember = `,"tag":"`
 
 // encodeRecord is r's stored form at the version the write gives it.
+// It is CBOR followed by its tag (record_codec.go).
 func (s *Service) encodeRecord(ctx context.Context, r *record, version int64) ([]byte, error) {
-	return s.encodeTagged(ctx, r.Project, "secret:"+r.ID, version, r)
+	b, err := marshalRecord(r)
+	if err != nil {
+		return nil, internal("encode", err)
+	}
+	tag, err := s.keys.Tag(ctx, r.Project, tagInput("secret:"+r.ID, version, b))
+	if err != nil {
+		return nil, internal("tag", err)
+	}
+	return append(b, tag...), nil
 }
 
 // encodeTagged is v's JSON with its tag (for object, e.g. "secret:<id>")
@@ -78,9 +87,22 @@ func (s *Service) checkTagged(ctx context.Context, project, object string, versi
 
 // verifyRecord checks raw, stored for project/id at version, and decodes it.
 func (s *Service) verifyRecord(ctx context.Context, project, id string, version int64, raw []byte) (*record, error) {
-	body, err := s.checkTagged(ctx, project, "secret:"+id, version, raw)
-	if err != nil {
-		return nil, err
+	var body []byte
+	if isJSONRecord(raw) { // written before records were CBOR
+		b, err := s.checkTagged(ctx, project, "secret:"+id, version, raw)
+		if err != nil {
+			return nil, err
+		}
+		body = b
+	} else {
+		b, tag, ok := splitTagged(raw)
+		if !ok {
+			return nil, crypto.ErrTampered
+		}
+		if err := s.keys.CheckTag(ctx, project, tagInput("secret:"+id, version, b), tag); err != nil {
+			return nil, err
+		}
+		body = b
 	}
 	r, err := decodeRecord(body)
 	if err != nil {

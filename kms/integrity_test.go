@@ -45,19 +45,19 @@ func TestEditedStoreIsRefused(t *testing.T) {
 			kept := storeKey(t, svc, creator, kms.CreateRequest{Name: "kept"})
 			untouched := storeKey(t, svc, creator, kms.CreateRequest{Name: "untouched"})
 
-			// 1. Grant mallory the ACL by editing the stored JSON.
-			edit(t, st, creator.Project, private.ID, func(b []byte) []byte {
-				return bytes.Replace(b, []byte(`"acl":{`), []byte(`"acl":{"users":["mallory"],`), 1)
-			})
+			// 1. Grant mallory the ACL by editing the stored record.
+			edit(t, st, creator.Project, private.ID, fields(t, func(m map[uint64]any) {
+				m[21].(map[any]any)["users"] = []any{"mallory"} // 21: acl
+			}))
 			_, _, err := svc.GetPayload(ctx, mallory, private.ID)
 			mustTampered(t, err)
 			_, _, err = svc.GetPayload(ctx, creator, private.ID)
 			mustTampered(t, err) // nothing of it is served, not even to its owner
 
 			// 2. Switch a kept secret to auto-destroy.
-			edit(t, st, creator.Project, kept.ID, func(b []byte) []byte {
-				return bytes.Replace(b, []byte(`"name":"kept"`), []byte(`"name":"kept","deletion_policy":"on_last_consumer"`), 1)
-			})
+			edit(t, st, creator.Project, kept.ID, fields(t, func(m map[uint64]any) {
+				m[23] = "on_last_consumer" // 23: deletion_policy
+			}))
 			_, err = svc.GetSecret(ctx, creator, kept.ID, kms.View{})
 			mustTampered(t, err)
 
@@ -122,6 +122,18 @@ func raw(t *testing.T, st store.Store, project, id string) []byte {
 	return kv.Value
 }
 
+// fields is an edit of a stored record's fields by their cbor keys
+// (Secret's struct tags), keeping its tag.
+func fields(t *testing.T, f func(m map[uint64]any)) func([]byte) []byte {
+	return func(b []byte) []byte {
+		out, err := kms.EditRecordFields(b, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+}
+
 // edit rewrites a stored record the way an attacker with store access
 // would: through the store, without the master key.
 func edit(t *testing.T, st store.Store, project, id string, f func([]byte) []byte) {
@@ -132,10 +144,65 @@ func edit(t *testing.T, st store.Store, project, id string, f func([]byte) []byt
 		t.Fatal(err)
 	}
 	b := f(bytes.Clone(kv.Value))
-	if bytes.Equal(b, kv.Value) && !bytes.Contains(b, []byte(`"tag"`)) {
+	if bytes.Equal(b, kv.Value) {
 		t.Fatal("the edit changed nothing")
 	}
 	if err := st.Txn(context.Background(), []store.Cmp{{Key: key, Version: kv.Version}}, []store.Op{store.Put(key, b)}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// Records written before they were CBOR are JSON: they are still served,
+// still checked, and become CBOR on their next write.
+func TestLegacyJSONRecords(t *testing.T) {
+	st, root := newStore(t)
+	audit := &memAudit{}
+	svc := newServiceWith(t, kms.Config{Store: st, Master: root, Audit: audit, Logger: slog.New(slog.DiscardHandler)})
+	var payloads = map[string][]byte{}
+	legacy := func(name string) *kms.Secret {
+		s := storeKey(t, svc, creator, kms.CreateRequest{Name: name, Metadata: map[string]string{"disk": name}})
+		if _, pt, err := svc.GetPayload(ctx, creator, s.ID); err != nil {
+			t.Fatal(err)
+		} else {
+			payloads[s.ID] = pt
+		}
+		kv, err := st.Get(ctx, recordKeyOf(creator.Project, s.ID))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if kv.Value[0] == '{' {
+			t.Fatal("a new record is stored as JSON, want CBOR")
+		}
+		b, err := svc.LegacyJSONRecord(ctx, creator.Project, s.ID, kv.Version+1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		edit(t, st, creator.Project, s.ID, func([]byte) []byte { return b })
+		return s
+	}
+
+	a := legacy("a")
+	got, pt, err := svc.GetPayload(ctx, creator, a.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Name != "a" || got.Metadata["disk"] != "a" || !got.Created.Equal(a.Created) || !bytes.Equal(pt, payloads[a.ID]) {
+		t.Fatalf("legacy record read back as %+v (%d bytes of payload)", got, len(pt))
+	}
+	if _, err := svc.SetACL(ctx, creator, a.ID, kms.ACLChange{ProjectAccess: ptr(false)}); err != nil {
+		t.Fatal(err)
+	}
+	if raw(t, st, creator.Project, a.ID)[0] == '{' {
+		t.Fatal("a write left the record JSON")
+	}
+	if _, _, err := svc.GetPayload(ctx, creator, a.ID); err != nil {
+		t.Fatal(err)
+	}
+
+	b := legacy("b")
+	edit(t, st, creator.Project, b.ID, func(v []byte) []byte {
+		return bytes.Replace(v, []byte(`"name":"b"`), []byte(`"name":"b","deletion_policy":"on_last_consumer"`), 1)
+	})
+	_, err = svc.GetSecret(ctx, creator, b.ID, kms.View{})
+	mustTampered(t, err)
 }

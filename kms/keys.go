@@ -11,7 +11,7 @@ import (
 // Containers and orders are laid out the same way.
 //
 //	s/<id>                     → project                    secret pointer
-//	p/<project>/<id>           → secret record JSON + tag   (material sealed inside)
+//	p/<project>/<id>           → secret record: CBOR + tag (JSON + tag before session 5; both read)
 //	k/<project>                → wrapped project KEK
 //	a/<source>/<user>/<id>     → project                    ACL index (acl_only listing: secrets shared with user of source)
 //	cp/<id>, c/<project>/<id>  → container pointer, container JSON + tag (secret refs, consumers, ACL; no key material)

@@ -2,7 +2,6 @@ package kms
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -415,16 +414,7 @@ func (s *Service) countUsage(ctx context.Context, project string, k int) (int, e
 	case qContainers:
 		return s.countKeys(ctx, containerPrefix(project), nil)
 	case qConsumers:
-		var consumers struct {
-			Consumers []struct{} `json:"consumers"`
-		}
-		weigh := func(v []byte) (int, error) {
-			consumers.Consumers = consumers.Consumers[:0]
-			if err := json.Unmarshal(v, &consumers); err != nil {
-				return 0, err
-			}
-			return len(consumers.Consumers), nil
-		}
+		weigh := recordConsumers
 		onSecrets, err := s.countKeys(ctx, projectPrefix(project), weigh)
 		if err != nil {
 			return 0, err

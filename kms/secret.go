@@ -79,47 +79,47 @@ type DiskEncryption struct {
 
 // Secret is the one object model behind both protocols.
 type Secret struct {
-	ID      string `json:"id"`
-	Project string `json:"project"`
-	Creator string `json:"creator"`
+	ID      string `json:"id" cbor:"1,keyasint,omitempty"`
+	Project string `json:"project" cbor:"2,keyasint,omitempty"`
+	Creator string `json:"creator" cbor:"3,keyasint,omitempty"`
 
 	// CreatorSource is the creator's identity source (Identity.Source): a
 	// creator of the same name from another source is not the owner.
 	// Empty on objects made before sources were recorded.
-	CreatorSource string `json:"creator_source,omitempty"`
+	CreatorSource string `json:"creator_source,omitempty" cbor:"4,keyasint,omitempty"`
 
-	Name        string     `json:"name,omitempty"`
-	Type        SecretType `json:"type"`
-	Algorithm   string     `json:"algorithm,omitempty"`
-	BitLength   int        `json:"bit_length,omitempty"`
-	Mode        string     `json:"mode,omitempty"`
-	ContentType string     `json:"content_type,omitempty"` // of the payload, once it has one
-	Expiration  *time.Time `json:"expiration,omitempty"`
-	State       State      `json:"state"`
-	Created     time.Time  `json:"created"`
-	Updated     time.Time  `json:"updated"`
+	Name        string     `json:"name,omitempty" cbor:"5,keyasint,omitempty"`
+	Type        SecretType `json:"type" cbor:"6,keyasint,omitempty"`
+	Algorithm   string     `json:"algorithm,omitempty" cbor:"7,keyasint,omitempty"`
+	BitLength   int        `json:"bit_length,omitempty" cbor:"8,keyasint,omitempty"`
+	Mode        string     `json:"mode,omitempty" cbor:"9,keyasint,omitempty"`
+	ContentType string     `json:"content_type,omitempty" cbor:"10,keyasint,omitempty"` // of the payload, once it has one
+	Expiration  *time.Time `json:"expiration,omitempty" cbor:"11,keyasint,omitempty"`
+	State       State      `json:"state" cbor:"12,keyasint,omitempty"`
+	Created     time.Time  `json:"created" cbor:"13,keyasint,omitempty"`
+	Updated     time.Time  `json:"updated" cbor:"14,keyasint,omitempty"`
 
 	// KMIP lifecycle dates.
-	ActivationDate   *time.Time `json:"activation_date,omitempty"`
-	DeactivationDate *time.Time `json:"deactivation_date,omitempty"`
-	CompromiseDate   *time.Time `json:"compromise_date,omitempty"`
-	DestroyDate      *time.Time `json:"destroy_date,omitempty"`
+	ActivationDate   *time.Time `json:"activation_date,omitempty" cbor:"15,keyasint,omitempty"`
+	DeactivationDate *time.Time `json:"deactivation_date,omitempty" cbor:"16,keyasint,omitempty"`
+	CompromiseDate   *time.Time `json:"compromise_date,omitempty" cbor:"17,keyasint,omitempty"`
+	DestroyDate      *time.Time `json:"destroy_date,omitempty" cbor:"18,keyasint,omitempty"`
 
-	Metadata       map[string]string `json:"metadata,omitempty"`   // Barbican user metadata
-	Attributes     map[string]string `json:"attributes,omitempty"` // KMIP attributes with no field here (object group, x-custom, usage mask)
-	ACL            *ACL              `json:"acl,omitempty"`
-	Consumers      []Consumer        `json:"consumers,omitempty"`
-	DeletionPolicy DeletionPolicy    `json:"deletion_policy,omitempty"`
-	ClonedFrom     string            `json:"cloned_from,omitempty"`
-	Encryption     *DiskEncryption   `json:"encryption,omitempty"`
-	HasPayload     bool              `json:"has_payload"`
+	Metadata       map[string]string `json:"metadata,omitempty" cbor:"19,keyasint,omitempty"`   // Barbican user metadata
+	Attributes     map[string]string `json:"attributes,omitempty" cbor:"20,keyasint,omitempty"` // KMIP attributes with no field here (object group, x-custom, usage mask)
+	ACL            *ACL              `json:"acl,omitempty" cbor:"21,keyasint,omitempty"`
+	Consumers      []Consumer        `json:"consumers,omitempty" cbor:"22,keyasint,omitempty"`
+	DeletionPolicy DeletionPolicy    `json:"deletion_policy,omitempty" cbor:"23,keyasint,omitempty"`
+	ClonedFrom     string            `json:"cloned_from,omitempty" cbor:"24,keyasint,omitempty"`
+	Encryption     *DiskEncryption   `json:"encryption,omitempty" cbor:"25,keyasint,omitempty"`
+	HasPayload     bool              `json:"has_payload" cbor:"26,keyasint,omitempty"`
 
 	// Digest is the SHA-256 of the material (see digestOf); nil before a
 	// payload, for types that get none, and on records made before it.
-	Digest *MaterialDigest `json:"digest,omitempty"`
+	Digest *MaterialDigest `json:"digest,omitempty" cbor:"27,keyasint,omitempty"`
 	// Generated: the server made the material with its random generator
 	// (KMIP's Random Number Generator attribute describes that generator).
-	Generated bool `json:"generated,omitempty"`
+	Generated bool `json:"generated,omitempty" cbor:"28,keyasint,omitempty"`
 }
 
 // Expired reports whether the secret's expiration has passed at now.

@@ -5,7 +5,6 @@ package kms
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"log/slog"
 	"slices"
@@ -173,7 +172,7 @@ func aclEntries(s *Secret) []string {
 // record is the stored form of a secret.
 type record struct {
 	*Secret
-	Sealed *crypto.Envelope `json:"sealed,omitempty"`
+	Sealed *crypto.Envelope `json:"sealed,omitempty" cbor:"40,keyasint,omitempty"`
 }
 
 func (r *record) binding() crypto.Binding {
@@ -214,13 +213,6 @@ func (s *Service) load(ctx context.Context, id string) (loaded, error) {
 	return loaded{rec: s.dueActivation(r), version: kv.Version}, nil
 }
 
-func decodeRecord(b []byte) (*record, error) {
-	r := &record{Secret: &Secret{}}
-	if err := json.Unmarshal(b, r); err != nil {
-		return nil, err
-	}
-	return r, nil
-}
 
 // update applies fn to the current record, as v sees it, and writes it
 // back through mutate (mutate.go). fn may return errDelete to remove the
