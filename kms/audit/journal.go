@@ -35,6 +35,10 @@ func (l *Log) Append(r kms.AuditRecord, lsn uint64) {
 		return
 	}
 	l.queue <- queued{rec: r, j: lsn}
+	select { // written at once (not fsynced): readers of the file see it soon
+	case l.wake <- struct{}{}:
+	default:
+	}
 }
 
 // LastJournal is the highest j on the trail when the log was opened.
