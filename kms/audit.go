@@ -38,6 +38,20 @@ type Auditor interface {
 	Commit(ctx context.Context, r AuditRecord) error
 }
 
+// JournalAuditor is an Auditor that can take a change's record after the
+// fact from a store.Journal, which made it durable with the change itself
+// (audit.Log). Append never drops a record; JournalSync makes every
+// appended record durable, or fails; LastJournal is the highest LSN the
+// trail held at open (records are numbered by the store, from 1, without
+// gaps); JournalErr is not nil while appended records fail to be written.
+type JournalAuditor interface {
+	Auditor
+	Append(r AuditRecord, seq uint64)
+	JournalSync(ctx context.Context) error
+	JournalErr() error
+	LastJournal() uint64
+}
+
 type nopAuditor struct{}
 
 func (nopAuditor) Record(context.Context, AuditRecord)       {}

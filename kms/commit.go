@@ -48,7 +48,8 @@ func (s *Service) beginDetail(ctx context.Context, who Identity, action, detail 
 
 var errUnaudited = errors.New("kms: a store write outside an audited change")
 
-// commit records the change durably, then applies the transaction. A
+// commit records the change durably, then applies the transaction; with a
+// journaling store, both in one sync (journal.go). Otherwise a
 // failed transaction (a conflict too) is noted on the trail, best effort:
 // the durable record said the change was about to be made. Its outcome is
 // "aborted" (nothing written), "retried" (a conflict) or "unknown" (the
@@ -62,6 +63,26 @@ func (s *Service) commit(ctx context.Context, id, detail string, cmps []store.Cm
 		detail = c.detail
 	}
 	rec := s.auditRecord(ctx, c.who, c.action, id, detail, "ok")
+	if s.journal != nil {
+		// The record is the transaction's note (journal.go): durable with
+		// it, and absent if it fails, so a failure needs no record. While
+		// the trail cannot take the records it was handed, no change is
+		// made: they would pile up unseen.
+		if s.jaudit.JournalErr() != nil {
+			sctx, cancel := context.WithTimeout(ctx, journalRetryWait)
+			err := s.jaudit.JournalSync(sctx)
+			cancel()
+			if err != nil {
+				return &Error{Kind: KindUnavailable, Err: err,
+					Msg: "the audit trail cannot record this change, so it was not made; try again later"}
+			}
+		}
+		if err := s.journal.TxnNote(ctx, cmps, ops, encodeNote(rec)); err != nil {
+			return err
+		}
+		c.recorded = true
+		return nil
+	}
 	if err := s.audit.Commit(ctx, rec); err != nil {
 		return &Error{Kind: KindUnavailable, Err: err,
 			Msg: "the audit trail cannot record this change, so it was not made; try again later"}

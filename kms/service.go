@@ -55,6 +55,10 @@ type Service struct {
 	passphrase crypto.PassphrasePolicy
 	now        func() time.Time
 	audit      Auditor
+	// journal is set when the store journals and the auditor follows it:
+	// a change's record then rides in the store's own sync (journal.go).
+	journal store.Journal
+	jaudit  JournalAuditor
 
 	// owners caches secret id → project: a secret never changes project, so
 	// the entry can only go stale by deletion, which the record read catches.
@@ -117,6 +121,9 @@ func New(cfg Config) (*Service, error) {
 	}
 	if s.audit == nil {
 		s.audit = nopAuditor{}
+	}
+	if err := s.followJournal(); err != nil {
+		return nil, err
 	}
 	// A store from before the list index gets it now, once; a failure
 	// leaves lists on the whole-project read until a later list builds it.

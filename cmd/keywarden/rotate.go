@@ -48,7 +48,7 @@ var rotateCmd = &cobra.Command{
 		if err := auditOperator(cmd.Context(), cfg, "root_key_rotate", "root key "+oldKey.ID()+" → "+newKey.ID()); err != nil {
 			return err
 		}
-		st, err := openStore(cfg)
+		st, err := openStore(cfg, slog.Default())
 		if err != nil {
 			return err
 		}
@@ -101,7 +101,7 @@ var migrateCmd = &cobra.Command{
 		if err := auditOperator(cmd.Context(), cfg, "master_key_migrate", "master key "+oldKey.ID()+" → "+newKey.ID()); err != nil {
 			return err
 		}
-		st, err := openStore(cfg)
+		st, err := openStore(cfg, slog.Default())
 		if err != nil {
 			return err
 		}

@@ -114,11 +114,13 @@ type state struct {
 }
 
 func (s *state) close() {
-	if s.audit != nil {
-		s.audit.Close()
-	}
+	// The store first: its last checkpoint has the audit log sync the
+	// records it journaled, and it may then drop its WAL.
 	if s.store != nil {
 		s.store.Close()
+	}
+	if s.audit != nil {
+		s.audit.Close()
 	}
 	if c, ok := s.master.(interface{ Close() }); ok {
 		c.Close() // the local root key zeroes itself
@@ -137,7 +139,7 @@ func openState(cfg config, log *slog.Logger) (*state, error) {
 		return nil, err
 	}
 	st.master = master
-	st.store, err = openStore(cfg)
+	st.store, err = openStore(cfg, log)
 	if err != nil {
 		st.close()
 		return nil, err
@@ -347,7 +349,7 @@ func storeDesc(cfg config) string {
 	return cfg.Store.Path
 }
 
-func openStore(cfg config) (store.Store, error) {
+func openStore(cfg config, log *slog.Logger) (store.Store, error) {
 	if cfg.Store.Backend == "etcd" {
 		e := cfg.Store.Etcd
 		tlsCfg, err := cfg.etcdTLS().Config()
@@ -361,7 +363,7 @@ func openStore(cfg config) (store.Store, error) {
 		}
 		return st, nil
 	}
-	st, err := bolt.Open(cfg.Store.Path, bolt.Options{})
+	st, err := bolt.Open(cfg.Store.Path, bolt.Options{Logger: log}) // it reports a torn WAL tail it cut
 	if err != nil {
 		return nil, err
 	}

@@ -11,7 +11,10 @@ import (
 
 // Entry is one line of the log.
 type Entry struct {
-	Seq       uint64    `json:"seq"`
+	Seq uint64 `json:"seq"`
+	// J is the store journal's LSN of the change this line records (see
+	// Append); on a file's header, the last J before it. 0: none.
+	J         uint64    `json:"j,omitempty"`
 	Time      time.Time `json:"time"`
 	User      string    `json:"user,omitempty"`
 	Project   string    `json:"project,omitempty"`
@@ -66,6 +69,10 @@ func appendLine(b []byte, e *Entry, mac hash.Hash) []byte {
 func appendEntry(b []byte, e *Entry) []byte {
 	b = append(b, `{"seq":`...)
 	b = strconv.AppendUint(b, e.Seq, 10)
+	if e.J != 0 {
+		b = append(b, `,"j":`...)
+		b = strconv.AppendUint(b, e.J, 10)
+	}
 	b = append(b, `,"time":"`...)
 	b = e.Time.AppendFormat(b, time.RFC3339Nano)
 	b = append(b, '"')

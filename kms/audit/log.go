@@ -123,6 +123,17 @@ type Log struct {
 	rotateAfter time.Time
 	buf         []byte
 
+	// lastJ is the highest j written (writer), openJ the one found at
+	// Open; retrying says journal records failed and wait to be written.
+	lastJ, openJ uint64
+	retrying     atomic.Bool
+	retry        []Entry // journal records to write again (writer)
+	// unsynced: journal records written since the last fsync, at
+	// syncedAt (writer); journalBroken: an fsync failed over some.
+	unsynced      bool
+	syncedAt      time.Time
+	journalBroken atomic.Bool
+
 	syncReq chan chan error
 	// wake cuts the writer's pacing short: a Commit caller is waiting.
 	wake  chan struct{}
@@ -200,6 +211,10 @@ func (l *Log) open() error {
 	if err != nil {
 		return err
 	}
+	if err := l.journalOf(); err != nil {
+		return fmt.Errorf("audit: finding the last journal record: %w", err)
+	}
+	l.lastJ = l.openJ
 	if l.unkeyed {
 		if err := l.rotate(); err != nil {
 			return fmt.Errorf("audit: moving the unkeyed log aside: %w", err)
@@ -299,6 +314,7 @@ func (l *Log) Record(_ context.Context, r kms.AuditRecord) {
 // whether it reached the disk.
 type queued struct {
 	rec  kms.AuditRecord
+	j    uint64 // a journal record's LSN (Append)
 	done chan error
 }
 

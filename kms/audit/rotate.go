@@ -69,6 +69,11 @@ const rotateRetry = time.Minute
 // path.<first>-<last> and puts an empty file in its place; the next
 // writeFile starts it with a header chained to the last record.
 func (l *Log) rotate() error {
+	if l.unsynced {
+		if err := l.syncFile(); err != nil {
+			return err
+		}
+	}
 	name := rotatedName(l.path, l.first, l.seq)
 	if _, err := os.Lstat(name); !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("%s already exists: not replacing it", name) // only tampering gets here

@@ -161,6 +161,8 @@ type verifier struct {
 	headErr         error
 	headHash        string
 	sawKeyed, first bool
+	lastJ           uint64 // the last journal number seen, if jKnown
+	jKnown          bool
 }
 
 func verifySet(set []setFile, head Head, headErr error, key []byte) (Report, error) {
@@ -190,6 +192,25 @@ func verifySet(set []setFile, head Head, headErr error, key []byte) (Report, err
 		rep.HeadChecked = true
 	}
 	return *rep, nil
+}
+
+// journal checks the j numbers: each journal record's is one more than
+// the last, and a header's is the last before it (old lines have none).
+// The first journal record of a set may have any number: a new trail on a
+// store that journaled before.
+func (v *verifier) journal(e Entry) string {
+	switch {
+	case e.Action == HeaderAction:
+		if v.jKnown && e.J != v.lastJ {
+			return fmt.Sprintf("the header says journal record %d came last, but the set before it ends at %d: journal records were removed", e.J, v.lastJ)
+		}
+	case e.J == 0:
+		return ""
+	case v.lastJ > 0 && e.J != v.lastJ+1: // the first may start anywhere (a new trail)
+		return fmt.Sprintf("journal record %d follows journal record %d: records are missing or repeated", e.J, v.lastJ)
+	}
+	v.lastJ, v.jKnown = e.J, true
+	return ""
 }
 
 // file checks one file of the set; last says it is the newest.
@@ -275,6 +296,9 @@ func (v *verifier) file(sf setFile, last bool) error {
 		}
 		if mac == v.unkeyed {
 			rep.Unkeyed++
+		}
+		if err := v.journal(e); err != "" {
+			return fail(n, err)
 		}
 		v.seq, v.prev, v.first = e.Seq, e.Hash, false
 		rep.Records++

@@ -13,13 +13,20 @@ func (l *Log) run() {
 	entries := make([]Entry, 0, l.batch+1)
 	var dones []chan error // Commit callers of the batch being written
 	take := func(q queued) {
-		entries = append(entries, entry(q.rec))
+		e := entry(q.rec)
+		e.J = q.j
+		entries = append(entries, e)
 		if q.done != nil {
 			dones = append(dones, q.done)
 		}
 	}
 	write := func() error {
+		if len(l.retry) > 0 { // journal records that failed go first
+			entries = append(l.retry, entries...)
+			l.retry = nil
+		}
 		err := l.writeBatch(entries)
+		l.retrying.Store(len(l.retry) > 0)
 		for _, d := range dones {
 			d <- err
 		}
@@ -39,6 +46,9 @@ func (l *Log) run() {
 			case q, ok := <-l.queue:
 				if !ok {
 					l.flushDropped()
+					if l.unsynced && l.syncFile() != nil {
+						return
+					}
 					if l.headDirty {
 						l.writeHead()
 					}
@@ -67,7 +77,7 @@ func (l *Log) run() {
 			entries = append(entries, droppedEntry(n))
 		}
 		var err error
-		if len(entries) > 0 {
+		if len(entries) > 0 || len(l.retry) > 0 {
 			err = write()
 		}
 		if waiter != nil {
@@ -84,6 +94,9 @@ func (l *Log) run() {
 				if len(entries) > 0 {
 					err = write()
 				}
+			}
+			if err == nil && l.unsynced {
+				err = l.syncFile()
 			}
 			if err == nil && l.headDirty {
 				l.writeHead()
@@ -160,7 +173,7 @@ func (l *Log) writeFile(entries []Entry, limit bool) (int, error) {
 		case l.prevFile != "":
 			detail = "continues " + l.prevFile
 		}
-		h := Entry{Seq: seq + 1, Time: time.Now().UTC(), Action: HeaderAction, Outcome: "ok",
+		h := Entry{Seq: seq + 1, J: l.lastJ, Time: time.Now().UTC(), Action: HeaderAction, Outcome: "ok",
 			Detail: detail, Key: l.keyID, Prev: prev}
 		b = appendLine(b, &h, l.mac)
 		seq, prev, first, hdrEnd = h.Seq, h.Hash, h.Seq, int64(len(b))
@@ -184,13 +197,24 @@ func (l *Log) writeFile(entries []Entry, limit bool) (int, error) {
 	if _, err := l.f.WriteAt(b, l.size); err != nil {
 		return 0, err
 	}
-	if err := l.f.Sync(); err != nil {
+	// Journal records are durable in the store's WAL until a JournalSync:
+	// their group needs no fsync of its own for a while.
+	lazy := time.Since(l.syncedAt) < journalSyncEvery
+	for _, e := range entries[:n] {
+		lazy = lazy && e.J != 0
+	}
+	if lazy {
+		l.unsynced = true
+	} else if err := l.syncFile(); err != nil {
 		return 0, err
 	}
 	l.size += int64(len(b))
 	l.seq, l.prev, l.first, l.hdrEnd = seq, prev, first, hdrEnd
+	for _, e := range entries[:n] {
+		l.lastJ = max(l.lastJ, e.J)
+	}
 	l.written.Add(uint64(n))
-	if time.Since(l.headAt) >= headInterval {
+	if !lazy && time.Since(l.headAt) >= headInterval { // the head names synced records only
 		l.writeHead()
 	} else {
 		l.headDirty = true
@@ -198,12 +222,34 @@ func (l *Log) writeFile(entries []Entry, limit bool) (int, error) {
 	return n, nil
 }
 
+// journalSyncEvery bounds how long journal records go without an fsync
+// while more keep coming.
+const journalSyncEvery = time.Second
+
+// syncFile fsyncs the current file. A failure with journal records not
+// yet synced leaves their fate unknown: JournalSync fails from then on, so
+// the store keeps their notes.
+func (l *Log) syncFile() error {
+	if err := l.f.Sync(); err != nil {
+		if l.unsynced {
+			l.journalBroken.Store(true)
+		}
+		return err
+	}
+	l.unsynced, l.syncedAt = false, time.Now()
+	return nil
+}
+
 // failed notes a write failure: the entries not on disk count as dropped,
 // an audit_dropped entry among them as the records it stood for.
 func (l *Log) failed(err error, entries []Entry) error {
 	var n uint64
 	for _, e := range entries {
-		n += max(e.stands, 1)
+		if e.J != 0 { // a journal record is retried (run), not dropped
+			l.retry = append(l.retry, e)
+		} else {
+			n += max(e.stands, 1)
+		}
 	}
 	err = fmt.Errorf("audit: writing %s: %w", l.path, err)
 	l.errMu.Lock()

@@ -18,7 +18,8 @@ import (
 func Bolt(t testing.TB) (*bolt.Store, *crypto.RootKey) {
 	t.Helper()
 	dir := t.TempDir()
-	st, err := bolt.Open(filepath.Join(dir, "keywarden.db"), bolt.Options{})
+	// Small WAL segments: a test opens many stores, each preallocates one.
+	st, err := bolt.Open(filepath.Join(dir, "keywarden.db"), bolt.Options{SegmentBytes: 4 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -164,3 +164,33 @@ func Nth(ctx context.Context, s Store, prefix, after string, n int) (string, err
 	})
 	return key, err
 }
+
+// Journal is implemented by backends that log each transaction to a
+// write-ahead journal before acknowledging it (store/bolt). A caller can
+// then make a note (kms: the change's audit record) durable in the same
+// sync as the writes, instead of a sync of its own. Notes are numbered in
+// commit order, without gaps, from 1 (the note's Seq): a missing number on
+// the follower's side is a lost note.
+type Journal interface {
+	Store
+	// TxnNote is Txn with note made durable with the writes, only if the
+	// transaction commits.
+	TxnNote(ctx context.Context, cmps []Cmp, ops []Op, note []byte) error
+	// Notes returns the notes still in the journal, in order: at open,
+	// those a follower may not have seen yet.
+	Notes() []Note
+	// Follow registers follow, called by the committer in order with
+	// every note right after it is durable (before its caller returns),
+	// and checkpoint, called before the journal drops records: the
+	// follower must have made every note it was given durable, or return
+	// an error to keep them. Until Follow, records holding notes are kept.
+	// Notes are numbered from after at least (the follower's last seen:
+	// a store restored from a backup must not number notes again).
+	Follow(after uint64, follow func(seq uint64, note []byte), checkpoint func() error)
+}
+
+// Note is a journal note and its number.
+type Note struct {
+	Seq  uint64
+	Data []byte
+}

@@ -164,6 +164,19 @@ func startWithIdP(t *testing.T, kmip bool) (*testserver.Server, func(project, us
 // auditEntries reads every record of the audit log at path.
 func auditEntries(t *testing.T, path string) []map[string]any {
 	t.Helper()
+	// With the bolt store a change's line is written just after the change
+	// is answered (its record is durable in the store's WAL first): wait
+	// until the file stops growing.
+	for size, deadline := int64(-1), time.Now().Add(5*time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Size() == size {
+			break
+		}
+		size = fi.Size()
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)

@@ -1,8 +1,13 @@
-// Package bolt is the embedded store.Store: one bbolt file, every write
-// fsynced, concurrent writers coalesced into one commit (group commit).
+// Package bolt is the embedded store.Store: one bbolt file behind a
+// write-ahead log. A transaction is durable once its batch's WAL record is
+// fdatasynced (one sync per group of concurrent writers); a flusher applies
+// the WAL's writes to bbolt in the background (flush.go), and readers see
+// the not yet applied writes through an in-memory overlay (overlay.go).
 //
 // On disk, bucket "data" maps each key to its value prefixed with the key's
-// version as 8 big-endian bytes; bucket "meta" holds the schema version.
+// version as 8 big-endian bytes; bucket "meta" holds the schema version and
+// "applied", the last LSN bbolt holds. The WAL is the directory path+".wal"
+// (wal.go); Open replays what bbolt lacks.
 package bolt
 
 import (
@@ -11,8 +16,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -41,12 +48,24 @@ type Options struct {
 	Timeout time.Duration
 	// MaxBatch caps how many Txns share one commit; <= 0 means 1024.
 	MaxBatch int
+	// FlushInterval is how often the WAL's writes are applied to bbolt;
+	// <= 0 means 100ms.
+	FlushInterval time.Duration
+	// FlushBytes is the overlay size that starts a flush at once; <= 0
+	// means 16 MiB. Past 4 times that the committer waits for the flusher.
+	FlushBytes int
+	// SegmentBytes is a WAL segment's preallocated size; <= 0 means 64 MiB.
+	SegmentBytes int64
+	// Logger receives what Open repairs (a torn WAL tail); nil: discarded.
+	Logger *slog.Logger
 }
 
 // Stats counts the committer's work since Open.
 type Stats struct {
-	Commits uint64 // physical commits, one fsync each
-	Txns    uint64 // Txn calls answered by the committer, conflicts included
+	Commits  uint64 // WAL records, one fdatasync each
+	Txns     uint64 // Txn calls answered by the committer, conflicts included
+	WALSyncs uint64 // fdatasyncs of the WAL (attempted)
+	Flushes  uint64 // overlay flushes into bbolt
 }
 
 // Store implements store.Store on a bbolt file.
@@ -62,6 +81,26 @@ type Store struct {
 	maxBatch int
 	commits  atomic.Uint64
 	txns     atomic.Uint64
+	buf      []byte // the committer's record buffer
+
+	wal     *wal
+	ov      *overlay
+	notes   []store.Note // in the WAL at Open
+	applied uint64       // bbolt holds every LSN <= applied (flusher only)
+	// flushErr is the last flush's failure, nil once one succeeds (ov.mu).
+	flushErr              error
+	flushEvery            time.Duration
+	flushBytes, hardBytes int
+	flushes               atomic.Uint64
+	flushMu               sync.Mutex // one flush at a time
+	flushKick             chan struct{}
+	stopFlush, flushDone  chan struct{}
+
+	torn []string // torn WAL tails cut at Open
+
+	followMu       sync.Mutex
+	follow         func(seq uint64, note []byte)
+	checkpointHook func() error
 
 	closeOnce sync.Once
 	closeErr  error
@@ -70,6 +109,7 @@ type Store struct {
 var (
 	_ store.Store   = (*Store)(nil)
 	_ store.Scanner = (*Store)(nil)
+	_ store.Journal = (*Store)(nil)
 )
 
 // Open opens or creates the store at path (mode 0600).
@@ -102,13 +142,66 @@ func Open(path string, opts Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("store %s: %w", path, err)
 	}
+	s, err := start(db, path, opts)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store %s: %w", path, err)
+	}
+	return s, nil
+}
+
+// start replays the WAL into bbolt and starts the committer and flusher.
+func start(db *bbolt.DB, path string, opts Options) (*Store, error) {
+	if opts.FlushInterval <= 0 {
+		opts.FlushInterval = 100 * time.Millisecond
+	}
+	if opts.FlushBytes <= 0 {
+		opts.FlushBytes = 16 << 20
+	}
+	if opts.SegmentBytes <= 0 {
+		opts.SegmentBytes = 64 << 20
+	}
+	applied, notes, err := readApplied(db)
+	if err != nil {
+		return nil, err
+	}
+	w, res, err := openWAL(path+".wal", opts.SegmentBytes, applied+1, notes+1)
+	if err != nil {
+		return nil, fmt.Errorf("WAL: %w", err)
+	}
+	if opts.Logger != nil {
+		for _, t := range res.torn {
+			opts.Logger.Warn("store: cut a torn WAL tail (a write that was never acknowledged)", "where", t)
+		}
+	}
+	if applied, notes, err = replay(db, applied, notes, res.txns); err != nil {
+		w.close()
+		return nil, fmt.Errorf("WAL replay: %w", err)
+	}
 	s := &Store{
-		db:       db,
-		queue:    make(chan *request, opts.MaxBatch),
-		done:     make(chan struct{}),
-		maxBatch: opts.MaxBatch,
+		db:         db,
+		queue:      make(chan *request, opts.MaxBatch),
+		done:       make(chan struct{}),
+		maxBatch:   opts.MaxBatch,
+		wal:        w,
+		ov:         newOverlay(),
+		applied:    applied,
+		flushEvery: opts.FlushInterval,
+		flushBytes: opts.FlushBytes,
+		hardBytes:  4 * opts.FlushBytes,
+		flushKick:  make(chan struct{}, 1),
+		stopFlush:  make(chan struct{}),
+		flushDone:  make(chan struct{}),
+		torn:       res.torn,
+	}
+	s.ov.last, s.ov.lastNote = applied, notes
+	for _, t := range res.txns {
+		if t.note != nil {
+			s.notes = append(s.notes, store.Note{Seq: t.nsn, Data: t.note})
+		}
 	}
 	go s.run()
+	go s.flusher()
 	return s, nil
 }
 
@@ -157,17 +250,15 @@ func (s *Store) Get(ctx context.Context, key string) (store.KV, error) {
 	if err := s.readable(ctx); err != nil {
 		return store.KV{}, err
 	}
-	var kv store.KV
-	err := s.db.View(func(tx *bbolt.Tx) error {
-		raw := tx.Bucket(dataBucket).Get([]byte(key))
-		if raw == nil {
-			return store.ErrNotFound
-		}
-		var err error
-		kv, err = decode(key, raw)
-		return err
-	})
-	return kv, closedErr(err)
+	raw, done, err := s.get(key)
+	if err != nil {
+		return store.KV{}, err
+	}
+	defer done()
+	if raw == nil {
+		return store.KV{}, store.ErrNotFound
+	}
+	return decode(key, raw)
 }
 
 // List implements store.Store.
@@ -176,86 +267,58 @@ func (s *Store) List(ctx context.Context, prefix, after string, limit int) ([]st
 		return nil, err
 	}
 	var out []store.KV
-	err := s.db.View(func(tx *bbolt.Tx) error {
-		p := []byte(prefix)
-		c := tx.Bucket(dataBucket).Cursor()
-		for k, v := c.Seek([]byte(prefix + after)); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
-			if limit > 0 && len(out) == limit {
-				break
-			}
-			// A long scan holds a read tx (and old pages); let callers stop it.
-			if len(out) > 0 && len(out)%1024 == 0 {
-				if err := ctx.Err(); err != nil {
-					return err
-				}
-			}
-			kv, err := decode(string(k), v)
-			if err != nil {
-				return err
-			}
-			out = append(out, kv)
+	var derr error
+	err := s.walk(ctx, prefix, after, func(k []byte, raw []byte) bool {
+		if limit > 0 && len(out) == limit {
+			return false
 		}
-		return nil
+		kv, err := decode(string(k), raw)
+		if err != nil {
+			derr = err
+			return false
+		}
+		out = append(out, kv)
+		return true
 	})
-	if err != nil {
-		return nil, closedErr(err)
+	if err = errors.Join(err, derr); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
 
-// Scan implements store.Scanner: one read transaction, values not copied.
+// Scan implements store.Scanner: one consistent view, values not copied.
 func (s *Store) Scan(ctx context.Context, prefix, after string, fn func(key string, value []byte) bool) error {
 	if err := s.readable(ctx); err != nil {
 		return err
 	}
-	err := s.db.View(func(tx *bbolt.Tx) error {
-		p := []byte(prefix)
-		c := tx.Bucket(dataBucket).Cursor()
-		n := 0
-		for k, v := c.Seek([]byte(prefix + after)); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
-			if n++; n%4096 == 0 {
-				if err := ctx.Err(); err != nil {
-					return err
-				}
-			}
-			if len(v) < 8 {
-				return fmt.Errorf("bolt: corrupt entry %q: %d bytes", k, len(v))
-			}
-			if !fn(string(k), v[8:]) {
-				return nil
-			}
+	var derr error
+	err := s.walk(ctx, prefix, after, func(k []byte, raw []byte) bool {
+		if len(raw) < 8 {
+			derr = fmt.Errorf("bolt: corrupt entry %q: %d bytes", k, len(raw))
+			return false
 		}
-		return nil
+		return fn(string(k), raw[8:])
 	})
-	return closedErr(err)
+	return errors.Join(err, derr)
 }
 
-// Nth implements store.Scanner: the cursor steps over keys without reading
-// or copying their values, so a deep offset costs only the steps.
+// Nth implements store.Scanner: the walk steps over keys without copying
+// their values, so a deep offset costs only the steps.
 func (s *Store) Nth(ctx context.Context, prefix, after string, n int) (string, error) {
 	if err := s.readable(ctx); err != nil {
 		return "", err
 	}
 	var key string
-	err := s.db.View(func(tx *bbolt.Tx) error {
-		p := []byte(prefix)
-		c := tx.Bucket(dataBucket).Cursor()
-		k, _ := c.Seek([]byte(prefix + after))
-		for i := 0; k != nil && bytes.HasPrefix(k, p); i++ {
-			if i == n {
-				key = string(k)
-				return nil
-			}
-			if i%65536 == 0 {
-				if err := ctx.Err(); err != nil {
-					return err
-				}
-			}
-			k, _ = c.Next()
+	i := 0
+	err := s.walk(ctx, prefix, after, func(k []byte, _ []byte) bool {
+		if i == n {
+			key = string(k)
+			return false
 		}
-		return nil
+		i++
+		return true
 	})
-	return key, closedErr(err)
+	return key, err
 }
 
 func (s *Store) readable(ctx context.Context) error {
@@ -301,7 +364,23 @@ func (s *Store) Usage() (inuse, pages, file int64, err error) {
 
 // Stats returns the committer's counters.
 func (s *Store) Stats() Stats {
-	return Stats{Commits: s.commits.Load(), Txns: s.txns.Load()}
+	return Stats{Commits: s.commits.Load(), Txns: s.txns.Load(),
+		WALSyncs: s.wal.syncs.Load(), Flushes: s.flushes.Load()}
+}
+
+// Torn names the torn WAL tails Open cut ("segment: n bytes cut at
+// offset o"); they held no acknowledged write.
+func (s *Store) Torn() []string { return slices.Clone(s.torn) }
+
+// Flush applies every acknowledged write to the bbolt file now (a backup
+// of the file alone is then complete).
+func (s *Store) Flush() error {
+	if s.closed.Load() {
+		return store.ErrClosed
+	}
+	s.flushMu.Lock()
+	defer s.flushMu.Unlock()
+	return s.flush()
 }
 
 // Close stops accepting Txns, lets the queued ones commit, and closes the
@@ -313,7 +392,12 @@ func (s *Store) Close() error {
 		close(s.queue)
 		s.mu.Unlock()
 		<-s.done
-		s.closeErr = s.db.Close()
+		close(s.stopFlush)
+		<-s.flushDone
+		// Leave bbolt whole: the next Open replays nothing. The WAL
+		// keeps what a failed flush or a missing hook left.
+		ferr := s.flush()
+		s.closeErr = errors.Join(ferr, s.wal.close(), s.db.Close())
 	})
 	return s.closeErr
 }

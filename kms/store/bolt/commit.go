@@ -14,9 +14,12 @@ import (
 )
 
 // Group commit. Txn queues a request; one committer goroutine takes all that
-// is queued, applies it in order in one bbolt write tx, commits (one fsync)
-// and answers each request. While it fsyncs, new requests queue up and form
-// the next batch, so the batch size follows the load with no added delay.
+// is queued, evaluates it in order against (overlay ∪ bbolt), appends the
+// resolved writes of the batch to the WAL as one record (one fdatasync),
+// puts them in the overlay and answers each request. While it syncs, new
+// requests queue up and form the next batch, so the batch size follows the
+// load with no added delay. The flusher (flush.go) applies the overlay to
+// bbolt behind it.
 
 // Request states. A request is taken by the committer or abandoned by its
 // caller, never both, so a Txn that returns a context error wrote nothing.
@@ -29,6 +32,7 @@ const (
 type request struct {
 	cmps  []store.Cmp
 	ops   []store.Op
+	note  []byte
 	state atomic.Int32
 	done  chan error // buffered: the committer never blocks on a caller
 }
@@ -36,16 +40,19 @@ type request struct {
 // fillPercent is how full a page is left when bbolt splits it.
 const fillPercent = 0.9
 
-// errNoWrites rolls back a batch that changed nothing: no fsync needed.
-var errNoWrites = errors.New("no writes")
-
 // Txn implements store.Store. It returns once the batch holding it is
 // fsynced, or with a context error only if it was never applied.
 func (s *Store) Txn(ctx context.Context, cmps []store.Cmp, ops []store.Op) error {
+	return s.TxnNote(ctx, cmps, ops, nil)
+}
+
+// TxnNote implements store.Journal: note is in the same WAL record as the
+// writes.
+func (s *Store) TxnNote(ctx context.Context, cmps []store.Cmp, ops []store.Op, note []byte) error {
 	if err := validate(cmps, ops); err != nil {
 		return err
 	}
-	r := &request{cmps: cmps, ops: ops, done: make(chan error, 1)}
+	r := &request{cmps: cmps, ops: ops, note: note, done: make(chan error, 1)}
 	if err := s.enqueue(ctx, r); err != nil {
 		return err
 	}
@@ -143,50 +150,21 @@ func (s *Store) take(batch []*request, r *request) []*request {
 	return batch
 }
 
-// commit applies the batch in order in one write tx. A failed compare fails
-// only its own request; an error from bbolt fails the whole batch.
+// commit evaluates the batch in order, makes the writes of the requests
+// whose compares hold durable in one WAL record, and answers. A failed
+// compare fails only its own request; a failed WAL write fails the whole
+// batch, and nothing of it is applied.
 func (s *Store) commit(batch []*request) {
 	results := make([]error, len(batch))
-	err := s.db.Update(func(tx *bbolt.Tx) error {
-		b := tx.Bucket(dataBucket)
-		// New keys mostly arrive in order (UUIDv7 ids, list index keys by
-		// creation time), so a split page is left nearly full instead of
-		// half: bbolt's advice for append-mostly buckets.
-		b.FillPercent = fillPercent
-		wrote := false
-		for i, r := range batch {
-			ok, err := holds(b, r.cmps)
-			if err != nil {
-				return err
-			}
-			if !ok {
-				results[i] = store.ErrConflict
-				continue
-			}
-			for _, op := range r.ops {
-				if err := apply(b, op); err != nil {
-					return err
-				}
-				wrote = true
-			}
-		}
-		if !wrote {
-			return errNoWrites
-		}
-		return nil
-	})
-	switch {
-	case err == nil:
-		s.commits.Add(1)
-	case errors.Is(err, errNoWrites):
-		// Rolled back, nothing to make durable; results stand.
-	default:
-		// bbolt rolled the tx back (freelist included) and the file
-		// still holds the last commit, so the next batch can succeed.
+	txns, idx, err := s.resolve(batch, results)
+	if err == nil && len(txns) > 0 {
+		err = s.durable(txns)
+	}
+	if err != nil {
 		if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
 			err = fmt.Errorf("%w: %w", store.ErrFull, err)
 		}
-		for i := range results {
+		for _, i := range idx {
 			results[i] = err
 		}
 	}
@@ -196,11 +174,120 @@ func (s *Store) commit(batch []*request) {
 	}
 }
 
-// holds reports whether every compare matches the current state, which
-// includes the writes of earlier requests in the same batch.
-func holds(b *bbolt.Bucket, cmps []store.Cmp) (bool, error) {
+// resolve evaluates each request's compares against (overlay ∪ bbolt ∪
+// the batch so far) and turns its ops into final values. It returns the
+// transactions to log, numbered from the WAL's next LSN, and which
+// requests they are.
+func (s *Store) resolve(batch []*request, results []error) ([]walTxn, []int, error) {
+	s.waitRoom()
+	// The read lock is held throughout: the flusher removes an entry only
+	// after bbolt has it, but maybe after tx began. Nothing below may take
+	// it again (a waiting flusher would deadlock a second RLock).
+	s.ov.mu.RLock()
+	defer s.ov.mu.RUnlock()
+	tx, err := s.db.Begin(false)
+	if err != nil {
+		return nil, nil, closedErr(err)
+	}
+	defer tx.Rollback()
+	b := tx.Bucket(dataBucket)
+	pending := map[string][]byte{} // this batch's writes so far; nil: deleted
+	cur := func(key string) []byte {
+		if raw, ok := pending[key]; ok {
+			return raw
+		}
+		if e, ok := s.ov.m[key]; ok {
+			return e.raw
+		}
+		return b.Get([]byte(key))
+	}
+	var txns []walTxn
+	var idx []int
+	s.wal.mu.Lock()
+	lsn, nsn := s.wal.next, s.wal.nextN
+	s.wal.mu.Unlock()
+	for i, r := range batch {
+		ok, err := holds(cur, r.cmps)
+		if err != nil {
+			return nil, nil, err
+		}
+		if !ok {
+			results[i] = store.ErrConflict
+			continue
+		}
+		t := walTxn{lsn: lsn, note: r.note}
+		if r.note != nil {
+			t.nsn = nsn
+			nsn++
+		}
+		for _, op := range r.ops {
+			raw, err := resolveOp(cur(op.Key), op)
+			if err != nil {
+				return nil, nil, err
+			}
+			pending[op.Key] = raw
+			t.writes = append(t.writes, write{key: op.Key, raw: raw})
+		}
+		txns = append(txns, t)
+		idx = append(idx, i)
+		lsn++
+	}
+	return txns, idx, nil
+}
+
+// durable logs txns as one WAL record, then publishes them: overlay,
+// follower (in LSN order), before any caller is answered.
+func (s *Store) durable(txns []walTxn) error {
+	notes, lastN := 0, uint64(0)
+	for _, t := range txns {
+		if t.note != nil {
+			notes, lastN = notes+1, t.nsn
+		}
+	}
+	s.buf = encodeRecord(s.buf[:0], txns)
+	if err := s.wal.append(s.buf, len(txns), notes); err != nil {
+		return err
+	}
+	if cap(s.buf) > 1<<20 {
+		s.buf = nil // one big batch should not pin its buffer
+	}
+	s.commits.Add(1)
+	if notes > 0 {
+		s.followMu.Lock()
+		follow := s.follow
+		s.followMu.Unlock()
+		for _, t := range txns {
+			if t.note != nil && follow != nil {
+				follow(t.nsn, t.note)
+			}
+		}
+	}
+	s.ov.mu.Lock()
+	for _, t := range txns {
+		for _, w := range t.writes {
+			if old, ok := s.ov.m[w.key]; ok {
+				s.ov.bytes -= entrySize(w.key, old.raw)
+			}
+			s.ov.m[w.key] = ovEntry{lsn: t.lsn, raw: w.raw}
+			s.ov.bytes += entrySize(w.key, w.raw)
+		}
+	}
+	s.ov.last = txns[len(txns)-1].lsn
+	if notes > 0 {
+		s.ov.lastNote = lastN
+	}
+	over := s.ov.bytes > s.flushBytes
+	s.ov.mu.Unlock()
+	if over {
+		s.kickFlush()
+	}
+	return nil
+}
+
+// holds reports whether every compare matches the current state.
+func holds(cur func(string) []byte, cmps []store.Cmp) (bool, error) {
 	for _, c := range cmps {
-		v, err := version(b, c.Key)
+		v, err := version(c.Key, cur(c.Key))
 		if err != nil {
 			return false, err
 		}
@@ -211,8 +298,7 @@ func holds(b *bbolt.Bucket, cmps []store.Cmp) (bool, error) {
 	return true, nil
 }
 
-func version(b *bbolt.Bucket, key string) (int64, error) {
-	raw := b.Get([]byte(key))
+func version(key string, raw []byte) (int64, error) {
 	if raw == nil {
 		return 0, nil
 	}
@@ -222,25 +308,27 @@ func version(b *bbolt.Bucket, key string) (int64, error) {
 	return int64(binary.BigEndian.Uint64(raw[:8])), nil
 }
 
-func apply(b *bbolt.Bucket, op store.Op) error {
+// resolveOp returns the raw value op leaves at its key given the current
+// one (nil: absent): nil for a delete, a counter's new total for an Add.
+func resolveOp(raw []byte, op store.Op) ([]byte, error) {
 	if op.Delete {
-		return b.Delete([]byte(op.Key))
+		return nil, nil
 	}
-	v, err := version(b, op.Key)
+	v, err := version(op.Key, raw)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	value := op.Value
 	if op.Add != 0 {
-		// The committer applies transactions one after another, so a
+		// The committer resolves transactions one after another, so a
 		// read-modify-write here is atomic.
 		var cur int64
-		if raw := b.Get([]byte(op.Key)); raw != nil {
+		if raw != nil {
 			cur = store.CounterValue(raw[8:])
 		}
 		value = store.EncodeCounter(cur + op.Add)
 	}
 	buf := make([]byte, 8, 8+len(value))
 	binary.BigEndian.PutUint64(buf, uint64(v+1))
-	return b.Put([]byte(op.Key), append(buf, value...))
+	return append(buf, value...), nil
 }

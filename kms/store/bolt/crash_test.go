@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -33,15 +34,47 @@ func crashValue(i int) []byte {
 	return bytes.Repeat([]byte(strconv.Itoa(i)+":"), 1+i%97)
 }
 
-// TestCrash kills a writer process with SIGKILL mid-stream and checks that
-// every write it acknowledged is in the file.
+// crashFrom gives the child the first index it writes (one per round).
+const crashFrom = "KEYWARDEN_BOLT_CRASH_FROM"
+
+// crashCounter counts the crash/ keys: every write adds 1 to it in the
+// same transaction.
+const crashCounter = "count/crash"
+
+// TestCrash kills a writer process with SIGKILL at random moments, over
+// several rounds on the same store (the child flushes bbolt every few ms,
+// so kills land during flushes and WAL appends alike), and checks after
+// each that every write it acknowledged is there, the counter added with
+// each write equals the keys present, and the note of every write is in
+// the journal, numbered without a gap.
 func TestCrash(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a child process")
 	}
 	path := filepath.Join(t.TempDir(), "crash.db")
+	acked := make(map[int]bool)
+	from := 0
+	for round := range 4 {
+		delay := time.Duration(20+rand.IntN(400)) * time.Millisecond
+		n := crashRound(t, path, from, delay, acked)
+		from += n + 100000 // a fresh range: the unacked writes of a round may be durable
+		s, err := Open(path, Options{})
+		if err != nil {
+			t.Fatalf("round %d: reopen after kill: %v", round, err)
+		}
+		checkCrash(t, s, acked)
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("round %d: killed after %v; %d acked writes in all survived", round, delay, len(acked))
+	}
+}
+
+// crashRound runs the child from index from, kills it delay after its
+// first ack, and adds what it acknowledged to acked.
+func crashRound(t *testing.T, path string, from int, delay time.Duration, acked map[int]bool) int {
 	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1")
-	cmd.Env = append(os.Environ(), crashEnv+"="+path)
+	cmd.Env = append(os.Environ(), crashEnv+"="+path, crashFrom+"="+strconv.Itoa(from))
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	stdout, err := cmd.StdoutPipe()
@@ -51,7 +84,7 @@ func TestCrash(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cmd.Process.Kill() }) // in case we fail early
+	defer cmd.Process.Kill() // in case we fail early
 
 	acks := make(chan int)
 	go func() {
@@ -68,7 +101,7 @@ func TestCrash(t *testing.T) {
 		}
 	}()
 
-	acked := make(map[int]bool)
+	got := 0
 	var kill <-chan time.Time
 	timeout := time.After(60 * time.Second)
 	for done := false; !done; {
@@ -79,8 +112,9 @@ func TestCrash(t *testing.T) {
 				break
 			}
 			acked[i] = true
+			got++
 			if kill == nil {
-				kill = time.After(300 * time.Millisecond)
+				kill = time.After(delay)
 			}
 		case <-kill:
 			if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
@@ -98,15 +132,14 @@ func TestCrash(t *testing.T) {
 	if !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
 		t.Fatalf("child was not killed (%v); stderr:\n%s", err, stderr.String())
 	}
-	if len(acked) == 0 {
+	if got == 0 {
 		t.Fatal("no acks before the kill")
 	}
+	return got
+}
 
-	s, err := Open(path, Options{})
-	if err != nil {
-		t.Fatalf("reopen after kill: %v", err)
-	}
-	defer s.Close()
+func checkCrash(t *testing.T, s *Store, acked map[int]bool) {
+	t.Helper()
 	for i := range acked {
 		kv, err := s.Get(t.Context(), crashKey(i))
 		if err != nil {
@@ -116,7 +149,7 @@ func TestCrash(t *testing.T) {
 			t.Fatalf("acked key %d: got %q v%d", i, kv.Value, kv.Version)
 		}
 	}
-	err = s.db.View(func(tx *bbolt.Tx) error {
+	err := s.db.View(func(tx *bbolt.Tx) error {
 		for err := range tx.Check() {
 			return err
 		}
@@ -129,7 +162,26 @@ func TestCrash(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("all %d acked writes survived SIGKILL; %d more were durable but not yet acked", len(acked), len(all)-len(acked))
+	c, err := s.Get(t.Context(), crashCounter)
+	if err != nil || store.CounterValue(c.Value) != int64(len(all)) {
+		t.Fatalf("counter = %d (%v), %d keys present", store.CounterValue(c.Value), err, len(all))
+	}
+	// No Follow: every note is still in the journal, numbered 1, 2, ...
+	notes := map[string]bool{}
+	for i, n := range s.Notes() {
+		if n.Seq != uint64(i+1) {
+			t.Fatalf("note %d has number %d: a gap", i+1, n.Seq)
+		}
+		notes[string(n.Data)] = true
+	}
+	if len(notes) != len(all) {
+		t.Fatalf("%d notes for %d writes", len(notes), len(all))
+	}
+	for i := range acked {
+		if !notes[crashKey(i)] {
+			t.Fatalf("acked write %d has no note", i)
+		}
+	}
 }
 
 // TestCrashChild is the writer process of TestCrash; skipped otherwise.
@@ -138,18 +190,21 @@ func TestCrashChild(t *testing.T) {
 	if path == "" {
 		t.Skip("writer mode of TestCrash")
 	}
-	s, err := Open(path, Options{})
+	from, _ := strconv.Atoi(os.Getenv(crashFrom))
+	s, err := Open(path, Options{FlushInterval: 3 * time.Millisecond})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
 	var next atomic.Int64
+	next.Store(int64(from))
 	for range 64 {
 		go func() {
 			for {
 				i := int(next.Add(1) - 1)
 				k := crashKey(i)
-				err := s.Txn(context.Background(), []store.Cmp{{Key: k}}, []store.Op{store.Put(k, crashValue(i))})
+				err := s.TxnNote(context.Background(), []store.Cmp{{Key: k}},
+					[]store.Op{store.Put(k, crashValue(i)), store.Add(crashCounter, 1)}, []byte(k))
 				if err != nil {
 					fmt.Fprintln(os.Stderr, err)
 					os.Exit(2)

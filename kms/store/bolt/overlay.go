@@ -1,0 +1,122 @@
+package bolt
+
+import (
+	"bytes"
+	"context"
+	"slices"
+	"strings"
+	"sync"
+
+	bbolt "go.etcd.io/bbolt"
+)
+
+// The overlay holds the writes that are durable in the WAL but not yet in
+// the bbolt file. Only the committer adds to it (after the WAL sync); only
+// the flusher removes from it (after bbolt has committed the same values).
+// A read takes the overlay's read lock, copies what it needs and begins its
+// bbolt read tx before letting go: whatever the flusher removes afterwards
+// is in that tx's snapshot, so a reader never misses a key.
+type overlay struct {
+	mu   sync.RWMutex
+	m    map[string]ovEntry
+	last uint64 // highest LSN added
+	// lastNote is the highest note number added (with last)
+	lastNote uint64
+	bytes    int // rough size of m, for the flusher's bounds
+	full     *sync.Cond
+}
+
+type ovEntry struct {
+	lsn uint64
+	raw []byte // version + value; nil: deleted
+}
+
+func newOverlay() *overlay {
+	o := &overlay{m: map[string]ovEntry{}}
+	o.full = sync.NewCond(&o.mu)
+	return o
+}
+
+func entrySize(key string, raw []byte) int { return len(key) + len(raw) + 64 }
+
+type kvRaw struct {
+	key string
+	raw []byte // nil: deleted
+}
+
+// get returns key's raw value as (overlay ∪ bolt) has it; nil if absent.
+// The returned slice is only valid until done.
+func (s *Store) get(key string) (raw []byte, done func(), err error) {
+	s.ov.mu.RLock()
+	if e, ok := s.ov.m[key]; ok {
+		s.ov.mu.RUnlock()
+		return e.raw, func() {}, nil
+	}
+	tx, err := s.db.Begin(false)
+	s.ov.mu.RUnlock()
+	if err != nil {
+		return nil, nil, closedErr(err)
+	}
+	return tx.Bucket(dataBucket).Get([]byte(key)), func() { tx.Rollback() }, nil
+}
+
+// walk calls fn with each live entry under prefix from prefix+after, in
+// key order, merging the overlay over bbolt, until fn returns false. key
+// and raw are only valid during the call.
+func (s *Store) walk(ctx context.Context, prefix, after string, fn func(key []byte, raw []byte) bool) error {
+	from := prefix + after
+	s.ov.mu.RLock()
+	var ov []kvRaw
+	for k, e := range s.ov.m {
+		if k >= from && strings.HasPrefix(k, prefix) {
+			ov = append(ov, kvRaw{k, e.raw})
+		}
+	}
+	tx, err := s.db.Begin(false)
+	s.ov.mu.RUnlock()
+	if err != nil {
+		return closedErr(err)
+	}
+	defer tx.Rollback()
+	slices.SortFunc(ov, func(a, b kvRaw) int { return strings.Compare(a.key, b.key) })
+	p := []byte(prefix)
+	c := tx.Bucket(dataBucket).Cursor()
+	k, v := c.Seek([]byte(from))
+	if k != nil && !bytes.HasPrefix(k, p) {
+		k = nil
+	}
+	n := 0
+	for k != nil || len(ov) > 0 {
+		if n++; n%4096 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		var key, raw []byte
+		switch {
+		case len(ov) > 0 && (k == nil || ov[0].key <= string(k)):
+			if k != nil && ov[0].key == string(k) {
+				k, v = next(c, p) // the overlay's value wins
+			}
+			key, raw, ov = []byte(ov[0].key), ov[0].raw, ov[1:]
+			if raw == nil {
+				continue // deleted
+			}
+		default:
+			key, raw = k, v
+			k, v = next(c, p)
+		}
+		if !fn(key, raw) {
+			return nil
+		}
+	}
+	return nil
+}
+
+func next(c *bbolt.Cursor, p []byte) ([]byte, []byte) {
+	k, v := c.Next()
+	if k != nil && !bytes.HasPrefix(k, p) {
+		return nil, nil
+	}
+	return k, v
+}
