@@ -31,7 +31,15 @@ import (
 )
 
 // schemaVersion is the on-disk layout this build reads and writes.
-const schemaVersion = 1
+// While a store is open its file says schemaJournaled instead: the file
+// may lag its WAL (keywarden.db.wal/), so a build that knows no WAL (the
+// ones before it) must refuse the file rather than serve it without the
+// writes still only in the WAL. A clean Close, with everything flushed,
+// puts schemaVersion back, so the file can be opened by those builds again.
+const (
+	schemaVersion   = 1
+	schemaJournaled = 2
+)
 
 var (
 	dataBucket = []byte("data")
@@ -213,27 +221,30 @@ func initSchema(db *bbolt.DB) error {
 			if tx.Bucket(dataBucket) != nil {
 				return errors.New("data bucket without schema version")
 			}
-			meta, err := tx.CreateBucket(metaBucket)
-			if err != nil {
+			if _, err := tx.CreateBucket(metaBucket); err != nil {
 				return err
 			}
 			if _, err := tx.CreateBucket(dataBucket); err != nil {
 				return err
 			}
-			return meta.Put(schemaKey, binary.BigEndian.AppendUint64(nil, schemaVersion))
+			return putSchema(tx, schemaJournaled)
 		}
 		v := meta.Get(schemaKey)
 		if len(v) != 8 {
 			return fmt.Errorf("unreadable schema version %x (this build supports %d)", v, schemaVersion)
 		}
-		if got := binary.BigEndian.Uint64(v); got != schemaVersion {
+		if got := binary.BigEndian.Uint64(v); got != schemaVersion && got != schemaJournaled {
 			return fmt.Errorf("schema version %d is not supported (this build supports %d)", got, schemaVersion)
 		}
 		if tx.Bucket(dataBucket) == nil {
 			return errors.New("data bucket missing")
 		}
-		return nil
+		return putSchema(tx, schemaJournaled)
 	})
+}
+
+func putSchema(tx *bbolt.Tx, v uint64) error {
+	return tx.Bucket(metaBucket).Put(schemaKey, binary.BigEndian.AppendUint64(nil, v))
 }
 
 func syncDir(dir string) error {
@@ -397,6 +408,10 @@ func (s *Store) Close() error {
 		// Leave bbolt whole: the next Open replays nothing. The WAL
 		// keeps what a failed flush or a missing hook left.
 		ferr := s.flush()
+		if ferr == nil {
+			// Everything is in the file: builds without a WAL may open it.
+			ferr = s.db.Update(func(tx *bbolt.Tx) error { return putSchema(tx, schemaVersion) })
+		}
 		s.closeErr = errors.Join(ferr, s.wal.close(), s.db.Close())
 	})
 	return s.closeErr

@@ -297,8 +297,8 @@ func TestSchemaVersion(t *testing.T) {
 		want  []string // substrings of the error
 	}{
 		{"newer", func(tx *bbolt.Tx) error {
-			return tx.Bucket(metaBucket).Put(schemaKey, be(2))
-		}, []string{"schema version 2", "supports 1"}},
+			return tx.Bucket(metaBucket).Put(schemaKey, be(3))
+		}, []string{"schema version 3", "supports 1"}},
 		{"unknown", func(tx *bbolt.Tx) error {
 			return tx.Bucket(metaBucket).Put(schemaKey, be(0))
 		}, []string{"schema version 0", "supports 1"}},

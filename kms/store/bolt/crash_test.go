@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -58,6 +59,10 @@ func TestCrash(t *testing.T) {
 		delay := time.Duration(20+rand.IntN(400)) * time.Millisecond
 		n := crashRound(t, path, from, delay, acked)
 		from += n + 100000 // a fresh range: the unacked writes of a round may be durable
+		// Killed, the file may lag its WAL: a build without one must refuse it.
+		if v := fileSchema(t, path); v != schemaJournaled {
+			t.Fatalf("round %d: after the kill the file says schema %d, want %d", round, v, schemaJournaled)
+		}
 		s, err := Open(path, Options{})
 		if err != nil {
 			t.Fatalf("round %d: reopen after kill: %v", round, err)
@@ -65,6 +70,9 @@ func TestCrash(t *testing.T) {
 		checkCrash(t, s, acked)
 		if err := s.Close(); err != nil {
 			t.Fatal(err)
+		}
+		if v := fileSchema(t, path); v != schemaVersion {
+			t.Fatalf("round %d: after a clean Close the file says schema %d, want %d", round, v, schemaVersion)
 		}
 		t.Logf("round %d: killed after %v; %d acked writes in all survived", round, delay, len(acked))
 	}
@@ -217,4 +225,23 @@ func TestCrashChild(t *testing.T) {
 	time.Sleep(time.Minute) // the parent kills us long before
 	fmt.Fprintln(os.Stderr, "not killed")
 	os.Exit(2)
+}
+
+// fileSchema reads the schema version of a closed store file with bbolt
+// alone, as a build before the WAL would.
+func fileSchema(t *testing.T, path string) uint64 {
+	t.Helper()
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: time.Second, ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var v uint64
+	db.View(func(tx *bbolt.Tx) error {
+		if b := tx.Bucket(metaBucket).Get(schemaKey); len(b) == 8 {
+			v = binary.BigEndian.Uint64(b)
+		}
+		return nil
+	})
+	return v
 }
