@@ -189,6 +189,9 @@ func TestEncryptDecrypt(t *testing.T) {
 		v(kmip14.TagData, []byte("x")), v(kmip14.TagIVCounterNonce, cbcIV), v(kmip14.TagInitIndicator, true))).
 		failed(0, uint32(kmip14.ResultReasonInvalidField))
 	c.do(byID(kmip14.OperationEncrypt, reg, cbc)).failed(0, uint32(kmip14.ResultReasonMissingData))
+	// A 1-byte tag is no GCM tag length: General Failure (CS-BC-M-GCM-1).
+	c.do(byID(kmip14.OperationEncrypt, reg, params(v(kmip14.TagBlockCipherMode, kmip14.BlockCipherModeGCM), v(kmip14.TagTagLength, 1)),
+		v(kmip14.TagData, []byte("x")), v(kmip14.TagIVCounterNonce, cbcIV[:12]))).failed(0, uint32(kmip14.ResultReasonGeneralFailure))
 }
 
 func TestRSAEncryptAndMAC(t *testing.T) {

@@ -271,8 +271,6 @@ func opRevoke(c *opCtx, p item) *opError {
 	if perr != nil {
 		return perr
 	}
-	var compromised bool
-	var when *time.Time
 	rr, ok := p.find(kmip14.TagRevocationReason)
 	if !ok {
 		return missingData("Revoke needs a Revocation Reason")
@@ -285,18 +283,20 @@ func opRevoke(c *opCtx, p item) *opError {
 	if perr != nil {
 		return perr
 	}
-	switch kmip14.RevocationReasonCode(v) {
-	case kmip14.RevocationReasonCodeKeyCompromise, kmip14.RevocationReasonCodeCACompromise:
-		compromised = true
+	rev := kms.Revocation{Code: int(v)}
+	if m, ok := rr.find(kmip14.TagRevocationMessage); ok {
+		if rev.Message, perr = m.text(); perr != nil {
+			return perr
+		}
 	}
 	if m, ok := p.find(kmip14.TagCompromiseOccurrenceDate); ok {
 		t, perr := m.datetime()
 		if perr != nil {
 			return perr
 		}
-		when = &t
+		rev.Occurred = &t
 	}
-	if _, err := c.svc.Revoke(c.ctx, c.who, id, compromised, when); err != nil {
+	if _, err := c.svc.RevokeFor(c.ctx, c.who, id, rev); err != nil {
 		return fromKMS(err)
 	}
 	c.writeUID(id)

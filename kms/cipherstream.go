@@ -143,8 +143,8 @@ func (cs *CipherStream) openGCM(p CryptoParams) error {
 	if tagLen == 0 {
 		tagLen = 16
 	}
-	if tagLen < 12 || tagLen > 16 {
-		return Invalid("a GCM tag is 12 to 16 bytes, not %d", tagLen)
+	if err := gcmTagLen(tagLen); err != nil {
+		return err
 	}
 	a, err := cipher.NewGCMWithNonceSize(cs.block, len(cs.iv))
 	if err != nil {
