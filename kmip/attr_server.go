@@ -54,6 +54,17 @@ func serverAttrs(sec *kms.Secret, v version, named bool) []outAttr {
 			out = append(out, outAttr{name: attrCompromiseOccurrence, val: timeItem(*r.Occurred)})
 		}
 	}
+	if u := sec.UsageLimits; u != nil {
+		var w writer
+		w.u64(kmip14.TagUsageLimitsTotal, ttlv.TypeLongInteger, uint64(u.Total))
+		w.u64(kmip14.TagUsageLimitsCount, ttlv.TypeLongInteger, uint64(u.Remaining()))
+		unit := kmip14.UsageLimitsUnitByte
+		if u.Unit == kms.UsageObjects {
+			unit = kmip14.UsageLimitsUnitObject
+		}
+		w.enum(kmip14.TagUsageLimitsUnit, uint32(unit))
+		out = append(out, outAttr{name: attrUsageLimits, val: item{typ: ttlv.TypeStructure, val: w.b}})
+	}
 	if named {
 		out = append(out, keyFlags(sec, v)...)
 	}
@@ -67,6 +78,7 @@ const (
 	attrCompromiseOccurrence = "Compromise Occurrence Date"
 	attrAlwaysSensitive      = "Always Sensitive"
 	attrNeverExtractable     = "Never Extractable"
+	attrUsageLimits          = "Usage Limits"
 )
 
 // leaseTime is the Lease Time (KMIP §3.15) answered for every object, in

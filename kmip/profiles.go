@@ -25,13 +25,13 @@ type profile struct {
 // key transport; this server speaks TLS 1.2+ with forward secrecy);
 // Baseline Server TLS v1.2 (test case TL-M-3: an all-attributes Get
 // Attributes without Random Number Generator and Original Creation Date,
-// which PyKMIP 0.10 cannot decode); Basic Cryptographic (CS-BC-M-7: Usage
-// Limits are not kept). The
+// which PyKMIP 0.10 cannot decode). The
 // Suite B profiles are claimed only by a server running in their TLS mode
 // (suiteBProfiles).
 var claimedProfiles = []profile{
 	{kmip14.ProfileNameSymmetricKeyLifecycleServerKMIPV1_3, kmip14.ProfileNameSymmetricKeyLifecycleServerKMIPV1_4},
 	{kmip14.ProfileNameAsymmetricKeyLifecycleServerKMIPV1_3, kmip14.ProfileNameAsymmetricKeyLifecycleServerKMIPV1_4},
+	{kmip14.ProfileNameBasicCryptographicServerKMIPV1_3, kmip14.ProfileNameBasicCryptographicServerKMIPV1_4},
 	{kmip14.ProfileNameAdvancedCryptographicServerKMIPV1_3, kmip14.ProfileNameAdvancedCryptographicServerKMIPV1_4},
 	{kmip14.ProfileNameRNGCryptographicServerKMIPV1_3, kmip14.ProfileNameRNGCryptographicServerKMIPV1_4},
 	{kmip14.ProfileNameSymmetricKeyFoundryServerKMIPV1_3, kmip14.ProfileNameSymmetricKeyFoundryServerKMIPV1_4},

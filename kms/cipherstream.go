@@ -53,6 +53,9 @@ func (s *Service) OpenCipherStream(ctx context.Context, who Identity, id string,
 		return nil, nil, err
 	}
 	defer crypto.Zero(key)
+	if sec.UsageLimits != nil {
+		return nil, nil, Invalid("secret %s has Usage Limits: it encrypts and decrypts one request at a time, each counted", id)
+	}
 	return newCipherStream(sec, key, p, encrypt)
 }
 

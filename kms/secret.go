@@ -135,6 +135,8 @@ type Secret struct {
 	// Revocation is what the last Revoke said (KMIP Revocation Reason,
 	// Compromise Occurrence Date); nil before any.
 	Revocation *Revocation `json:"revocation,omitempty" cbor:"33,keyasint,omitempty"`
+	// UsageLimits bound what the key encrypts and decrypts (usagelimits.go).
+	UsageLimits *UsageLimits `json:"usage_limits,omitempty" cbor:"34,keyasint,omitempty"`
 }
 
 // Revocation is why an object was revoked: KMIP's Revocation Reason Code

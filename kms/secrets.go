@@ -34,6 +34,8 @@ type CreateRequest struct {
 	// State says: a date that has come makes it Active now, a future one
 	// leaves it PreActive until then.
 	ActivationDate *time.Time
+	// UsageLimits (KMIP) bound the key's Encrypt and Decrypt use.
+	UsageLimits *UsageLimits
 
 	// generated: the server generated Payload (set by kms's generators only).
 	generated bool
@@ -96,7 +98,7 @@ func (s *Service) validateCreate(req *CreateRequest) error {
 	if err := validateMetadata(req.Metadata); err != nil {
 		return err
 	}
-	return nil
+	return validUsageLimits(req.UsageLimits, req.Type)
 }
 
 // CreateSecret stores a new secret owned by the caller's project.
