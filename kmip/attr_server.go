@@ -8,6 +8,7 @@ package kmip
 import (
 	"bytes"
 	"crypto/fips140"
+	"encoding/binary"
 
 	"github.com/gemalto/kmip-go/kmip14"
 	"github.com/gemalto/kmip-go/ttlv"
@@ -40,7 +41,80 @@ func serverAttrs(sec *kms.Secret, v version, named bool) []outAttr {
 	if named && definedAt(attrOriginalDate, v) {
 		out = append(out, outAttr{name: attrOriginalDate, val: timeItem(sec.Created)})
 	}
+	out = append(out, outAttr{name: attrFresh, val: boolItem(sec.Fresh)})
+	out = append(out, outAttr{name: attrLeaseTime, val: u32Item(ttlv.TypeInterval, leaseTime)})
+	if r := sec.Revocation; r != nil {
+		var w writer
+		w.enum(kmip14.TagRevocationReasonCode, uint32(r.Code))
+		if r.Message != "" {
+			w.text(kmip14.TagRevocationMessage, r.Message)
+		}
+		out = append(out, outAttr{name: attrRevocationReason, val: item{typ: ttlv.TypeStructure, val: w.b}})
+		if r.Occurred != nil {
+			out = append(out, outAttr{name: attrCompromiseOccurrence, val: timeItem(*r.Occurred)})
+		}
+	}
+	if u := sec.UsageLimits; u != nil {
+		var w writer
+		w.u64(kmip14.TagUsageLimitsTotal, ttlv.TypeLongInteger, uint64(u.Total))
+		w.u64(kmip14.TagUsageLimitsCount, ttlv.TypeLongInteger, uint64(u.Remaining()))
+		unit := kmip14.UsageLimitsUnitByte
+		if u.Unit == kms.UsageObjects {
+			unit = kmip14.UsageLimitsUnitObject
+		}
+		w.enum(kmip14.TagUsageLimitsUnit, uint32(unit))
+		out = append(out, outAttr{name: attrUsageLimits, val: item{typ: ttlv.TypeStructure, val: w.b}})
+	}
+	if named {
+		out = append(out, keyFlags(sec, v)...)
+	}
 	return out
+}
+
+const (
+	attrFresh                = "Fresh"
+	attrLeaseTime            = "Lease Time"
+	attrRevocationReason     = "Revocation Reason"
+	attrCompromiseOccurrence = "Compromise Occurrence Date"
+	attrAlwaysSensitive      = "Always Sensitive"
+	attrNeverExtractable     = "Never Extractable"
+	attrUsageLimits          = "Usage Limits"
+)
+
+// leaseTime is the Lease Time (KMIP §3.15) answered for every object, in
+// seconds: the server grants no leases and ends none, so this only tells a
+// client to check the object again (its state, its dates) within the hour
+// before it keeps using a copy; test case TL-M-3 shows 3600.
+const leaseTime = 3600
+
+// keyFlags are Always Sensitive and Never Extractable (kms records them
+// when the object is made) and Sensitive and Extractable at their defaults
+// (false, true) when never set: answered when named and in Get Attribute
+// List (as TL-M-3 and SKFF-M-9..11 list them), not in an all-attributes
+// Get Attributes, which TL-M-3 shows without them.
+func keyFlags(sec *kms.Secret, v version) []outAttr {
+	if !definedAt(attrAlwaysSensitive, v) {
+		return nil
+	}
+	out := []outAttr{
+		{name: attrAlwaysSensitive, val: boolItem(sec.AlwaysSensitive)},
+		{name: attrNeverExtractable, val: boolItem(sec.NeverExtractable)},
+	}
+	if _, ok := sec.Attributes[kms.AttrSensitive]; !ok {
+		out = append(out, outAttr{name: kms.AttrSensitive, val: boolItem(false)})
+	}
+	if _, ok := sec.Attributes[kms.AttrExtractable]; !ok {
+		out = append(out, outAttr{name: kms.AttrExtractable, val: boolItem(true)})
+	}
+	return out
+}
+
+func boolItem(b bool) item {
+	var n uint64
+	if b {
+		n = 1
+	}
+	return item{typ: ttlv.TypeBoolean, val: binary.BigEndian.AppendUint64(nil, n)}
 }
 
 func hasRNG(sec *kms.Secret, v version) bool { return sec.Generated && definedAt(attrRNG, v) }

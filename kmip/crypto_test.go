@@ -179,15 +179,19 @@ func TestEncryptDecrypt(t *testing.T) {
 	if !bytes.Equal(got.([]byte), stream) {
 		t.Fatalf("CTR: server %x, Go %x", got, stream)
 	}
-	// Refusals: 3DES, an unknown padding, a streamed GCM with a 16-byte
-	// IV, no data.
+	// Refusals: 3DES, an unknown padding, a streamed GCM with an 8-byte
+	// tag (12 to 16 are served), no data.
 	c.do(byID(kmip14.OperationEncrypt, reg, params(v(kmip14.TagCryptographicAlgorithm, kmip14.CryptographicAlgorithmDES3)), v(kmip14.TagData, []byte("x")))).
 		failed(0, uint32(kmip20.ResultReasonBadCryptographicParameters))
 	c.do(byID(kmip14.OperationEncrypt, reg, params(v(kmip14.TagPaddingMethod, kmip14.PaddingMethodX9_31)), v(kmip14.TagData, []byte("x")))).
 		failed(0, uint32(kmip20.ResultReasonBadCryptographicParameters))
-	c.do(byID(kmip14.OperationEncrypt, reg, gcmParams(), v(kmip14.TagData, []byte("x")), v(kmip14.TagIVCounterNonce, cbcIV),
-		v(kmip14.TagInitIndicator, true))).failed(0, uint32(kmip14.ResultReasonInvalidField))
+	c.do(byID(kmip14.OperationEncrypt, reg, params(v(kmip14.TagBlockCipherMode, kmip14.BlockCipherModeGCM), v(kmip14.TagTagLength, 8)),
+		v(kmip14.TagData, []byte("x")), v(kmip14.TagIVCounterNonce, cbcIV), v(kmip14.TagInitIndicator, true))).
+		failed(0, uint32(kmip14.ResultReasonInvalidField))
 	c.do(byID(kmip14.OperationEncrypt, reg, cbc)).failed(0, uint32(kmip14.ResultReasonMissingData))
+	// A 1-byte tag is no GCM tag length: General Failure (CS-BC-M-GCM-1).
+	c.do(byID(kmip14.OperationEncrypt, reg, params(v(kmip14.TagBlockCipherMode, kmip14.BlockCipherModeGCM), v(kmip14.TagTagLength, 1)),
+		v(kmip14.TagData, []byte("x")), v(kmip14.TagIVCounterNonce, cbcIV[:12]))).failed(0, uint32(kmip14.ResultReasonGeneralFailure))
 }
 
 func TestRSAEncryptAndMAC(t *testing.T) {

@@ -68,6 +68,11 @@ func fromKMS(err error) *opError {
 		if ke != nil && ke.Field == "IV" {
 			return errf(kmip20.ResultReasonInvalidMessage, "%s", msg)
 		}
+		// A length that is no GCM tag length: General Failure, as test
+		// case CS-BC-M-GCM-1 expects (1.4 has no closer reason).
+		if ke != nil && ke.Field == "TagLength" {
+			return errf(kmip20.ResultReasonGeneralFailure, "%s", msg)
+		}
 		return errf(kmip20.ResultReasonInvalidField, "%s", msg)
 	case kms.KindTooLarge:
 		return errf(kmip20.ResultReasonInvalidMessage, "%s", msg)

@@ -67,6 +67,7 @@ func opGetAttributeList(c *opCtx, p item) *opError {
 	if definedAt(attrOriginalDate, c.ver) {
 		all = append(all, outAttr{name: attrOriginalDate})
 	}
+	all = append(all, keyFlags(sec, c.ver)...)
 	for _, a := range all {
 		if seen[a.name] {
 			continue

@@ -121,7 +121,7 @@ func opCreateKeyPair(c *opCtx, p item) *opError {
 		return invalidField("the private and public keys must have the same algorithm and length")
 	}
 	half := func(o *newObject) kms.CreateRequest {
-		r := kms.CreateRequest{Name: o.name, Attributes: o.stored, State: kms.PreActive, ActivationDate: o.activation}
+		r := kms.CreateRequest{Name: o.name, Attributes: o.stored, State: kms.PreActive, ActivationDate: o.activation, UsageLimits: o.limits}
 		if len(o.stored) == 0 {
 			r.Attributes = nil
 		}

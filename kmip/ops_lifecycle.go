@@ -18,6 +18,7 @@ type newObject struct {
 	bits       int
 	mode       string
 	activation *time.Time        // the request's Activation Date (kms decides the state by it)
+	limits     *kms.UsageLimits  // the request's Usage Limits (kms counts them)
 	stored     map[string]string // attributes kept in Secret.Attributes
 }
 
@@ -105,6 +106,8 @@ func newObjectFrom(c *opCtx, attrs []attr) (*newObject, *opError) {
 			o.activation = &t
 		case attrObjectType:
 			// Repeats the request's Object Type (KMIP 2.x clients do).
+		case attrUsageLimits:
+			o.limits, perr = usageLimitsFrom(a.val)
 		default:
 			if perr = settable(a); perr != nil {
 				return nil, perr
@@ -164,7 +167,7 @@ func opCreate(c *opCtx, p item) *opError {
 	}
 	req := kms.GenerateRequest{CreateRequest: kms.CreateRequest{
 		Name: o.name, Algorithm: o.alg, BitLength: o.bits, Mode: o.mode,
-		Attributes: o.stored, State: kms.PreActive, ActivationDate: o.activation,
+		Attributes: o.stored, State: kms.PreActive, ActivationDate: o.activation, UsageLimits: o.limits,
 	}}
 	switch kmip14.ObjectType(ot) {
 	case kmip14.ObjectTypeSymmetricKey:
@@ -230,7 +233,7 @@ func opRegister(c *opCtx, p item) *opError {
 	req := kms.CreateRequest{
 		Name: o.name, Type: reg.typ, Algorithm: firstOf(reg.alg, o.alg), BitLength: max(reg.bits, o.bits),
 		Mode: o.mode, Payload: reg.payload, ContentType: reg.contentType,
-		Attributes: o.stored, State: kms.PreActive, ActivationDate: o.activation,
+		Attributes: o.stored, State: kms.PreActive, ActivationDate: o.activation, UsageLimits: o.limits,
 	}
 	if len(o.stored) == 0 {
 		req.Attributes = nil
@@ -271,8 +274,6 @@ func opRevoke(c *opCtx, p item) *opError {
 	if perr != nil {
 		return perr
 	}
-	var compromised bool
-	var when *time.Time
 	rr, ok := p.find(kmip14.TagRevocationReason)
 	if !ok {
 		return missingData("Revoke needs a Revocation Reason")
@@ -285,18 +286,20 @@ func opRevoke(c *opCtx, p item) *opError {
 	if perr != nil {
 		return perr
 	}
-	switch kmip14.RevocationReasonCode(v) {
-	case kmip14.RevocationReasonCodeKeyCompromise, kmip14.RevocationReasonCodeCACompromise:
-		compromised = true
+	rev := kms.Revocation{Code: int(v)}
+	if m, ok := rr.find(kmip14.TagRevocationMessage); ok {
+		if rev.Message, perr = m.text(); perr != nil {
+			return perr
+		}
 	}
 	if m, ok := p.find(kmip14.TagCompromiseOccurrenceDate); ok {
 		t, perr := m.datetime()
 		if perr != nil {
 			return perr
 		}
-		when = &t
+		rev.Occurred = &t
 	}
-	if _, err := c.svc.Revoke(c.ctx, c.who, id, compromised, when); err != nil {
+	if _, err := c.svc.RevokeFor(c.ctx, c.who, id, rev); err != nil {
 		return fromKMS(err)
 	}
 	c.writeUID(id)
@@ -320,4 +323,48 @@ func opDestroy(c *opCtx, p item) *opError {
 	}
 	c.writeUID(id)
 	return nil
+}
+
+// usageLimitsFrom reads a Usage Limits value (Total, optional Count,
+// Unit); kms checks it. A Count other than the Total (some already used)
+// is not accepted on a new key.
+func usageLimitsFrom(v item) (*kms.UsageLimits, *opError) {
+	if perr := v.structure(); perr != nil {
+		return nil, perr
+	}
+	u := &kms.UsageLimits{}
+	t, ok := v.find(kmip14.TagUsageLimitsTotal)
+	if !ok {
+		return nil, missingData("Usage Limits need a Usage Limits Total")
+	}
+	var perr *opError
+	if u.Total, perr = t.long(); perr != nil {
+		return nil, perr
+	}
+	if m, ok := v.find(kmip14.TagUsageLimitsCount); ok {
+		n, perr := m.long()
+		if perr != nil {
+			return nil, perr
+		}
+		if n != u.Total {
+			return nil, invalidField("a new key's Usage Limits Count is its Total")
+		}
+	}
+	m, ok := v.find(kmip14.TagUsageLimitsUnit)
+	if !ok {
+		return nil, missingData("Usage Limits need a Usage Limits Unit")
+	}
+	unit, perr := m.enum()
+	if perr != nil {
+		return nil, perr
+	}
+	switch kmip14.UsageLimitsUnit(unit) {
+	case kmip14.UsageLimitsUnitByte:
+		u.Unit = kms.UsageBytes
+	case kmip14.UsageLimitsUnitObject:
+		u.Unit = kms.UsageObjects
+	default:
+		return nil, invalidField("Usage Limits Unit %d is not Byte or Object", unit)
+	}
+	return u, nil
 }

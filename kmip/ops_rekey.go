@@ -72,6 +72,9 @@ func rekeyRequest(c *opCtx, p item, halves int) (kms.RekeyRequest, *opError) {
 		if perr != nil {
 			return req, perr
 		}
+		if o.limits != nil {
+			return req, invalidField("Usage Limits are given to Create or Register, not Re-key")
+		}
 		set := kms.RekeySet{Algorithm: o.alg, BitLength: o.bits, Mode: o.mode, ActivationDate: o.activation, Attributes: o.stored}
 		if hasAttr(as, attrName) {
 			set.Name = &o.name

@@ -141,6 +141,16 @@ func TestProfileBaselineServer(t *testing.T) {
 					missing = append(missing, "attribute "+n)
 				}
 			}
+			// Test case TL-M-3: an all-attributes Get Attributes of a
+			// generated key at 1.4 holds these two (kept out of it for
+			// PyKMIP 0.10, docs/KMIP.md).
+			if c.ver.atLeast(1, 4) {
+				for _, n := range []string{"Original Creation Date", "Random Number Generator"} {
+					if _, ok := m[n]; !ok {
+						missing = append(missing, "attribute "+n+" in an all-attributes Get Attributes (TL-M-3)")
+					}
+				}
+			}
 			// TLS 1.2 with a client certificate.
 			tc := e.clientTLS(clientCert(t, "profile", "user-profile", admin...))
 			tc.MaxVersion = tls.VersionTLS12
@@ -247,6 +257,9 @@ func TestProfileBasicCryptographicServer(t *testing.T) {
 					expect(back, 0, "Decrypt AES-"+mode.String(), &missing)
 				}
 			}
+			// Test case CS-BC-M-7: a key made with Usage Limits.
+			limits := st(kmip14.TagUsageLimits, v(kmip14.TagUsageLimitsTotal, int64(16)), v(kmip14.TagUsageLimitsUnit, kmip14.UsageLimitsUnitByte))
+			expect(c.do(createAES(c.ver, 128, "Usage Limits", limits)), 0, "a key with Usage Limits (CS-BC-M-7)", &missing)
 			mac := uidOf(c.do(createAES(c.ver, 256, "Cryptographic Usage Mask", kmip14.CryptographicUsageMaskMACGenerate)).ok(0))
 			c.do(byID(kmip14.OperationActivate, mac)).ok(0)
 			expect(c.do(byID(kmip14.OperationEncrypt, mac, gcmParams(), v(kmip14.TagData, []byte("x")))),

@@ -40,9 +40,9 @@ func TestQueryVersions(t *testing.T) {
 			if len(profiles) != len(claimedProfiles) {
 				t.Fatalf("%d profiles, want %d", len(profiles), len(claimedProfiles))
 			}
-			want := kmip14.ProfileNameBaselineServerTLSV1_2KMIPV1_4
+			want := claimedProfiles[0].v14
 			if !ver.atLeast(1, 4) {
-				want = kmip14.ProfileNameBaselineServerTLSV1_2KMIPV1_3
+				want = claimedProfiles[0].v13
 			}
 			if get(profiles[0], kmip14.TagProfileName) != ttlv.EnumValue(want) ||
 				(get(profiles[0], kmip20.TagProfileVersion) != nil) != ver.v2() {

@@ -91,9 +91,14 @@ func TestRegisterTransparent(t *testing.T) {
 			if err != nil || !k.priv.Public().(interface{ Equal(gocrypto.PublicKey) bool }).Equal(pub) {
 				t.Fatalf("%v %s: Get SPKI is not the registered key (%v)", ver, k.name, err)
 			}
-			// Without a format, Get answers in the stored one, PKCS#8.
+			// Without a format, Get answers KMIP's default: PKCS#1 for an
+			// RSA private key, PKCS#8 (the stored form) for EC.
+			want := kmip14.KeyFormatTypePKCS_8
+			if k.name == "RSA" {
+				want = kmip14.KeyFormatTypePKCS_1
+			}
 			r := c.do(byID(kmip14.OperationGet, privID)).ok(0)
-			if f := get(r, kmip14.TagPrivateKey, kmip14.TagKeyBlock, kmip14.TagKeyFormatType); f != ttlv.EnumValue(kmip14.KeyFormatTypePKCS_8) {
+			if f := get(r, kmip14.TagPrivateKey, kmip14.TagKeyBlock, kmip14.TagKeyFormatType); f != ttlv.EnumValue(want) {
 				t.Errorf("%v %s: default format %v", ver, k.name, f)
 			}
 			msg := []byte("signed by a registered key")

@@ -102,8 +102,8 @@ func gcm(block cipher.Block, p CryptoParams, iv, data []byte, encrypt bool, res 
 			tagLen = len(p.Tag)
 		}
 	}
-	if tagLen < 12 || tagLen > 16 {
-		return nil, Invalid("a GCM tag is 12 to 16 bytes, not %d", tagLen)
+	if err := gcmTagLen(tagLen); err != nil {
+		return nil, err
 	}
 	if len(iv) < 8 || len(iv) > 128 {
 		return nil, Invalid("a GCM IV of %d bytes is not served (12 is the norm)", len(iv))
@@ -201,4 +201,18 @@ func blockwise(block cipher.Block, data []byte, encrypt, padded bool, res *Crypt
 	}
 	res.Data = out
 	return res, nil
+}
+
+// gcmTagLen checks a GCM tag length: 12 to 16 bytes are served. 4 and 8
+// are GCM's (NIST SP 800-38D §5.2.1.2) but too short here: Invalid. Any
+// other length is no GCM tag at all: an error with Field "TagLength",
+// which KMIP answers General Failure as test case CS-BC-M-GCM-1 expects.
+func gcmTagLen(n int) error {
+	switch {
+	case n >= 12 && n <= 16:
+		return nil
+	case n == 4 || n == 8:
+		return Invalid("a GCM tag is 12 to 16 bytes here, not %d", n)
+	}
+	return InvalidField("Encrypt", "TagLength", "%d bytes is not a GCM tag length", n)
 }

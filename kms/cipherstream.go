@@ -5,6 +5,7 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
+	"crypto/subtle"
 	"strings"
 
 	"github.com/keywarden/keywarden/crypto"
@@ -14,7 +15,7 @@ import (
 // The decision (policy secret:use, state, usage mask, use dates) is taken
 // once, when the stream opens, with the key as it is then; the parts that
 // follow use the cipher set up at that moment. Output leaves as soon as
-// the mode allows: CTR at once, CBC in whole blocks (decryption holds the last one
+// the mode allows: CTR at once, CBC and ECB in whole blocks (decryption holds the last one
 // back for the padding), GCM encryption at once with the tag at the end.
 // GCM decryption releases nothing before the tag verifies: it keeps the
 // ciphertext and answers at the final part.
@@ -32,8 +33,9 @@ type CipherStream struct {
 	bs      int
 	block   cipher.Block
 	ctr     cipher.Stream    // CTR, and GCM encryption's keystream
-	cbc     cipher.BlockMode // CBC
-	aead    cipher.AEAD      // GCM
+	cbc     cipher.BlockMode // CBC, or ECB (ecbMode)
+	aead    cipher.AEAD      // GCM, 16-byte tag
+	tagLen  int              // GCM tag length asked
 	iv, aad []byte
 	held    []byte // bytes not yet answered (CBC) or kept for the tag (GCM)
 }
@@ -51,6 +53,9 @@ func (s *Service) OpenCipherStream(ctx context.Context, who Identity, id string,
 		return nil, nil, err
 	}
 	defer crypto.Zero(key)
+	if sec.UsageLimits != nil {
+		return nil, nil, Invalid("secret %s has Usage Limits: it encrypts and decrypts one request at a time, each counted", id)
+	}
 	return newCipherStream(sec, key, p, encrypt)
 }
 
@@ -72,7 +77,9 @@ func newCipherStream(sec *Secret, key []byte, p CryptoParams, encrypt bool) (cs 
 	}
 	res = &CryptoResult{}
 	cs.iv = append([]byte(nil), p.IV...)
-	if len(cs.iv) == 0 && encrypt {
+	if cs.mode == "ecb" {
+		cs.iv = nil // ECB has none
+	} else if len(cs.iv) == 0 && encrypt {
 		n := aes.BlockSize
 		if cs.mode == "gcm" {
 			n = 12
@@ -83,7 +90,7 @@ func newCipherStream(sec *Secret, key []byte, p CryptoParams, encrypt bool) (cs 
 		}
 		res.IV = cs.iv
 	}
-	if len(cs.iv) == 0 {
+	if len(cs.iv) == 0 && cs.mode != "ecb" {
 		return nil, nil, Invalid("%s decryption needs the IV", cs.mode)
 	}
 	switch cs.mode {
@@ -110,6 +117,15 @@ func newCipherStream(sec *Secret, key []byte, p CryptoParams, encrypt bool) (cs 
 			return nil, nil, Invalid("a CTR counter block is %d bytes", aes.BlockSize)
 		}
 		cs.ctr = cipher.NewCTR(block, cs.iv)
+	case "ecb":
+		switch pad(p.Padding, "none") {
+		case "pkcs5", "pkcs7":
+			cs.padded = true
+		case "none":
+		default:
+			return nil, nil, Invalid("ECB pads with pkcs5 or none, not %s", p.Padding)
+		}
+		cs.cbc = ecbMode{block, encrypt}
 	case "":
 		return nil, nil, Invalid("no block cipher mode: the request or the key must name one of %v", BlockModes)
 	default:
@@ -121,29 +137,29 @@ func newCipherStream(sec *Secret, key []byte, p CryptoParams, encrypt bool) (cs 
 	return cs, res, nil
 }
 
-// openGCM takes a 12-byte IV only: GCM's counter then starts at IV‖2 and
-// cannot wrap within a stream's bound, so CTR over it is GCM's ciphertext.
+// openGCM sets GCM up for any IV length: the keystream is gcmCounter's,
+// and the tag is Go's GCM over the whole message at the end (16 bytes,
+// truncated to the tag length asked: a shorter GCM tag is the full tag's
+// leading bytes, NIST SP 800-38D §5.2.1.2).
 func (cs *CipherStream) openGCM(p CryptoParams) error {
 	tagLen := p.TagLen
 	if tagLen == 0 {
 		tagLen = 16
 	}
-	if tagLen < 12 || tagLen > 16 {
-		return Invalid("a GCM tag is 12 to 16 bytes, not %d", tagLen)
+	if err := gcmTagLen(tagLen); err != nil {
+		return err
 	}
-	if len(cs.iv) != 12 {
-		return Invalid("a streamed GCM takes a 12-byte IV, not %d bytes", len(cs.iv))
-	}
-	a, err := cipher.NewGCMWithTagSize(cs.block, tagLen)
+	a, err := cipher.NewGCMWithNonceSize(cs.block, len(cs.iv))
 	if err != nil {
 		return Invalid("GCM: %v", err)
 	}
-	cs.aead, cs.aad = a, append([]byte(nil), p.AAD...)
+	cs.aead, cs.tagLen, cs.aad = a, tagLen, append([]byte(nil), p.AAD...)
+	ctr, err := newGCMCounter(cs.block, cs.iv)
+	if err != nil {
+		return err
+	}
 	if cs.encrypt {
-		ctr := make([]byte, aes.BlockSize)
-		copy(ctr, cs.iv)
-		ctr[15] = 2
-		cs.ctr = cipher.NewCTR(cs.block, ctr)
+		cs.ctr = ctr
 	}
 	return nil
 }
@@ -193,7 +209,7 @@ func (cs *CipherStream) Final(data, tag []byte) (res *CryptoResult, err error) {
 	if cs.encrypt {
 		if !cs.padded {
 			if len(cs.held) != 0 {
-				return nil, Invalid("CBC without padding needs whole %d-byte blocks", cs.bs)
+				return nil, Invalid("%s without padding needs whole %d-byte blocks", strings.ToUpper(cs.mode), cs.bs)
 			}
 			return res, nil
 		}
@@ -209,12 +225,12 @@ func (cs *CipherStream) Final(data, tag []byte) (res *CryptoResult, err error) {
 	}
 	if !cs.padded {
 		if len(cs.held) != 0 {
-			return nil, Invalid("a CBC ciphertext is whole %d-byte blocks", cs.bs)
+			return nil, Invalid("a %s ciphertext is whole %d-byte blocks", strings.ToUpper(cs.mode), cs.bs)
 		}
 		return res, nil
 	}
 	if len(cs.held) != cs.bs {
-		return nil, Invalid("a CBC ciphertext is whole %d-byte blocks", cs.bs)
+		return nil, Invalid("a %s ciphertext is whole %d-byte blocks", strings.ToUpper(cs.mode), cs.bs)
 	}
 	out := make([]byte, cs.bs)
 	cs.cbc.CryptBlocks(out, cs.held)
@@ -239,21 +255,30 @@ func (cs *CipherStream) finalGCM(data, tag []byte, res *CryptoResult) (*CryptoRe
 		// Go's GCM over the whole plaintext gives the tag; its ciphertext
 		// is the keystream's, answered already.
 		sealed := cs.aead.Seal(nil, cs.iv, cs.held, cs.aad)
-		res.Data, res.Tag = out, sealed[len(cs.held):]
+		res.Data, res.Tag = out, sealed[len(cs.held):][:cs.tagLen]
 		return res, nil
 	}
 	if _, err := cs.Update(data); err != nil {
 		return nil, err
 	}
-	if len(tag) != cs.aead.Overhead() {
-		return nil, Invalid("GCM decryption needs the %d-byte authentication tag", cs.aead.Overhead())
+	if len(tag) != cs.tagLen {
+		return nil, Invalid("GCM decryption needs the %d-byte authentication tag", cs.tagLen)
 	}
-	ct := append(append(make([]byte, 0, len(cs.held)+len(tag)), cs.held...), tag...)
-	out, err := cs.aead.Open(nil, cs.iv, ct, cs.aad)
+	// The plaintext is computed, its full tag recomputed and the given
+	// (maybe truncated) tag compared in constant time; nothing leaves
+	// unless it matches.
+	ctr, err := newGCMCounter(cs.block, cs.iv)
 	if err != nil {
+		return nil, err
+	}
+	pt := make([]byte, len(cs.held))
+	ctr.XORKeyStream(pt, cs.held)
+	full := cs.aead.Seal(nil, cs.iv, pt, cs.aad)
+	if subtle.ConstantTimeCompare(full[len(pt):][:cs.tagLen], tag) != 1 {
+		crypto.Zero(pt)
 		return nil, CryptoFailure("GCM authentication failed")
 	}
-	res.Data = out
+	res.Data = pt
 	return res, nil
 }
 
@@ -265,3 +290,13 @@ func (cs *CipherStream) Close() {
 	crypto.Zero(cs.held)
 	cs.held = nil
 }
+
+// ecbMode runs ECB through the CBC path's whole-block handling.
+type ecbMode struct {
+	block   cipher.Block
+	encrypt bool
+}
+
+func (e ecbMode) BlockSize() int { return e.block.BlockSize() }
+
+func (e ecbMode) CryptBlocks(dst, src []byte) { ecbBlocks(e.block, dst, src, e.encrypt) }

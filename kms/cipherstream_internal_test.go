@@ -16,7 +16,7 @@ func TestCipherStreamSplits(t *testing.T) {
 	key := bytes.Repeat([]byte{7}, 32)
 	sec := &Secret{ID: "k", Type: Symmetric, Algorithm: "aes"}
 	rng := rand.New(rand.NewPCG(1, 2))
-	for _, mode := range []struct{ mode, padding string }{{"gcm", ""}, {"cbc", "pkcs5"}, {"cbc", "none"}, {"ctr", ""}} {
+	for _, mode := range []struct{ mode, padding string }{{"gcm", ""}, {"cbc", "pkcs5"}, {"cbc", "none"}, {"ctr", ""}, {"ecb", "pkcs5"}, {"ecb", "none"}} {
 		for n := range 70 {
 			msg := make([]byte, n)
 			for i := range msg {
@@ -68,9 +68,27 @@ func TestCipherStreamSplits(t *testing.T) {
 	if _, err := cs.Final(ct, nil); KindOf(err) != KindCryptoFailure {
 		t.Fatalf("bad CBC padding: %v", err)
 	}
-	// A GCM IV other than 12 bytes is refused for a stream.
-	if _, _, err := newCipherStream(sec, key, CryptoParams{Mode: "gcm", IV: make([]byte, 16)}, true); KindOf(err) != KindInvalid {
-		t.Fatalf("a 16-byte GCM IV: %v", err)
+	// A GCM IV other than 12 bytes (CS-BC-M-GCM-3 streams with 8): the
+	// stream's ciphertext and truncated tag are Go's GCM's, and it
+	// decrypts back.
+	for _, n := range []int{8, 16, 60} {
+		msg := bytes.Repeat([]byte("part"), 100)
+		p := CryptoParams{Mode: "gcm", IV: bytes.Repeat([]byte{byte(n)}, n), AAD: []byte("aad"), TagLen: 13}
+		a, _ := cipher.NewGCMWithNonceSize(blk, n)
+		want := a.Seal(nil, p.IV, msg, p.AAD)
+		out, tag := runStream(t, sec, key, p, msg, true, rng)
+		if !bytes.Equal(out, want[:len(msg)]) || !bytes.Equal(tag, want[len(msg):][:13]) {
+			t.Fatalf("a %d-byte GCM IV: the stream is not GCM", n)
+		}
+		p.Tag = tag
+		if back, _ := runStream(t, sec, key, p, out, false, rng); !bytes.Equal(back, msg) {
+			t.Fatalf("a %d-byte GCM IV: no round trip", n)
+		}
+		p.Tag = append([]byte{tag[0] ^ 1}, tag[1:]...)
+		cs, _, _ := newCipherStream(sec, key, p, false)
+		if _, err := cs.Final(out, p.Tag); KindOf(err) != KindCryptoFailure {
+			t.Fatalf("a %d-byte GCM IV, wrong tag: %v", n, err)
+		}
 	}
 }
 
@@ -88,7 +106,7 @@ func runStream(t *testing.T, sec *Secret, key []byte, p CryptoParams, data []byt
 		if err != nil {
 			t.Fatal(err)
 		}
-		if cs.mode == "cbc" && len(part)%16 != 0 {
+		if (cs.mode == "cbc" || cs.mode == "ecb") && len(part)%16 != 0 {
 			t.Fatalf("CBC answered %d bytes: not whole blocks", len(part))
 		}
 		if cs.mode == "gcm" && !encrypt && len(part) > 0 {

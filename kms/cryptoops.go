@@ -113,6 +113,9 @@ func (s *Service) Encrypt(ctx context.Context, who Identity, id string, p Crypto
 		return nil, err
 	}
 	defer crypto.Zero(key)
+	if err := s.spendUsage(ctx, who, sec, len(data)); err != nil {
+		return nil, err
+	}
 	if sec.Type == Symmetric {
 		return symmetric(sec, key, p, data, true)
 	}
@@ -150,6 +153,9 @@ func (s *Service) Decrypt(ctx context.Context, who Identity, id string, p Crypto
 		return nil, err
 	}
 	defer crypto.Zero(key)
+	if err := s.spendUsage(ctx, who, sec, len(data)); err != nil {
+		return nil, err
+	}
 	if sec.Type == Symmetric {
 		return symmetric(sec, key, p, data, false)
 	}

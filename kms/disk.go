@@ -251,6 +251,10 @@ func (s *Service) newRecord(ctx context.Context, who Identity, project string, r
 		Metadata: normalizeMetadata(req.Metadata), Attributes: req.Attributes,
 		DeletionPolicy: req.DeletionPolicy, Encryption: req.Encryption, Generated: req.generated,
 	}}
+	if u := req.UsageLimits; u != nil {
+		c := *u
+		r.UsageLimits = &c
+	}
 	if r.State == Active {
 		r.ActivationDate = &now
 	}

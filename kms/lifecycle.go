@@ -61,7 +61,29 @@ func (s *Service) dueActivation(r *record) *record {
 }
 
 // Revoke deactivates a secret, or marks it compromised (at date, default now).
-func (s *Service) Revoke(ctx context.Context, who Identity, id string, compromised bool, date *time.Time) (_ *Secret, err error) {
+func (s *Service) Revoke(ctx context.Context, who Identity, id string, compromised bool, date *time.Time) (*Secret, error) {
+	rev := Revocation{Code: RevokedUnspecified, Occurred: date}
+	if compromised {
+		rev.Code = RevokedKeyCompromise
+	}
+	return s.RevokeFor(ctx, who, id, rev)
+}
+
+// KMIP Revocation Reason Codes that decide the state (1.4 §3.31).
+const (
+	RevokedUnspecified   = 1
+	RevokedKeyCompromise = 2
+	RevokedCACompromise  = 3
+)
+
+// RevokeFor is Revoke with the reason kept on the object: Key Compromise
+// and CA Compromise mark it compromised (at rev.Occurred, else now), any
+// other code deactivates it.
+func (s *Service) RevokeFor(ctx context.Context, who Identity, id string, rev Revocation) (_ *Secret, err error) {
+	if rev.Code < 1 || rev.Code > 7 {
+		return nil, Invalid("revocation reason code %d is not KMIP's", rev.Code)
+	}
+	compromised, date := rev.Code == RevokedKeyCompromise || rev.Code == RevokedCACompromise, rev.Occurred
 	ctx = s.begin(ctx, who, "revoke")
 	defer func() { s.record(ctx, who, "revoke", id, err) }()
 	return s.update(ctx, id, anyState, func(r *record) error {
@@ -74,17 +96,22 @@ func (s *Service) Revoke(ctx context.Context, who Identity, id string, compromis
 			t := date.UTC().Truncate(time.Microsecond)
 			when = &t
 		}
+		kept := rev
+		if date != nil {
+			kept.Occurred = when
+		}
 		switch {
 		case r.State == Destroyed:
 			return WrongState("secret %s is destroyed", id)
 		case compromised:
+			r.Revocation = &kept
 			if r.State != Compromised {
 				r.State, r.CompromiseDate = Compromised, when
 			}
 		case r.State == Compromised:
 			return WrongState("secret %s is compromised and cannot be deactivated", id)
 		default:
-			r.State, r.DeactivationDate = Deactivated, &now
+			r.State, r.DeactivationDate, r.Revocation = Deactivated, &now, &kept
 		}
 		return nil
 	})

@@ -123,6 +123,29 @@ type Secret struct {
 	// Generated: the server made the material with its random generator
 	// (KMIP's Random Number Generator attribute describes that generator).
 	Generated bool `json:"generated,omitempty" cbor:"28,keyasint,omitempty"`
+
+	// Recorded when the object is made (KMIP 1.4 §3.49-3.50; Sensitive
+	// only rises and Extractable only falls, so these stay true once
+	// set): Sensitive then, not Extractable then. False on older records.
+	AlwaysSensitive  bool `json:"always_sensitive,omitempty" cbor:"30,keyasint,omitempty"`
+	NeverExtractable bool `json:"never_extractable,omitempty" cbor:"31,keyasint,omitempty"`
+	// Fresh (KMIP §3.48): not yet returned by a Get; the first Get clears
+	// it (clearFresh). False on older records.
+	Fresh bool `json:"fresh,omitempty" cbor:"32,keyasint,omitempty"`
+	// Revocation is what the last Revoke said (KMIP Revocation Reason,
+	// Compromise Occurrence Date); nil before any.
+	Revocation *Revocation `json:"revocation,omitempty" cbor:"33,keyasint,omitempty"`
+	// UsageLimits bound what the key encrypts and decrypts (usagelimits.go).
+	UsageLimits *UsageLimits `json:"usage_limits,omitempty" cbor:"34,keyasint,omitempty"`
+}
+
+// Revocation is why an object was revoked: KMIP's Revocation Reason Code
+// (1.4 §3.31: 1 Unspecified … 6 Cessation of Operation, 7 Privilege
+// Withdrawn), its optional message, and when a compromise occurred.
+type Revocation struct {
+	Code     int        `json:"code" cbor:"1,keyasint,omitempty"`
+	Message  string     `json:"message,omitempty" cbor:"2,keyasint,omitempty"`
+	Occurred *time.Time `json:"occurred,omitempty" cbor:"3,keyasint,omitempty"`
 }
 
 // Expired reports whether the secret's expiration has passed at now.

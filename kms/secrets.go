@@ -2,6 +2,7 @@ package kms
 
 import (
 	"context"
+	"errors"
 	"regexp"
 	"strings"
 
@@ -33,6 +34,8 @@ type CreateRequest struct {
 	// State says: a date that has come makes it Active now, a future one
 	// leaves it PreActive until then.
 	ActivationDate *time.Time
+	// UsageLimits (KMIP) bound the key's Encrypt and Decrypt use.
+	UsageLimits *UsageLimits
 
 	// generated: the server generated Payload (set by kms's generators only).
 	generated bool
@@ -95,7 +98,7 @@ func (s *Service) validateCreate(req *CreateRequest) error {
 	if err := validateMetadata(req.Metadata); err != nil {
 		return err
 	}
-	return nil
+	return validUsageLimits(req.UsageLimits, req.Type)
 }
 
 // CreateSecret stores a new secret owned by the caller's project.
@@ -147,6 +150,11 @@ func (s *Service) seal(ctx context.Context, r *record, payload []byte, contentTy
 
 // insert writes a new record and its id pointer in one transaction.
 func (s *Service) insert(ctx context.Context, r *record, extra ...store.Op) error {
+	// What KMIP derives from the object's making (Always Sensitive, Never
+	// Extractable, Fresh), recorded once here.
+	r.AlwaysSensitive = r.Attributes[AttrSensitive] == "b:true"
+	r.NeverExtractable = r.Attributes[AttrExtractable] == "b:false"
+	r.Fresh = true
 	b, err := s.encodeRecord(ctx, r, 1)
 	if err != nil {
 		return err
@@ -327,7 +335,29 @@ func (s *Service) GetPayload(ctx context.Context, who Identity, id string) (sec 
 	if err != nil {
 		return nil, nil, internal("open", err)
 	}
-	return l.rec.Secret.Clone(), pt, nil
+	out := l.rec.Secret.Clone()
+	if out.Fresh {
+		s.clearFresh(ctx, who, id)
+		out.Fresh = false // returned now: no longer fresh, whatever the write did
+	}
+	return out, pt, nil
+}
+
+// clearFresh records that a fresh object was returned (KMIP Fresh, §3.48):
+// one audited write, made only while the object is still fresh. A failed
+// or raced write leaves it for the next Get; the Get itself still answers.
+func (s *Service) clearFresh(ctx context.Context, who Identity, id string) {
+	ctx = s.begin(ctx, who, "fresh_clear")
+	_, err := s.update(ctx, id, View{}, func(r *record) error {
+		if !r.Fresh {
+			return errUnchanged
+		}
+		r.Fresh = false
+		return nil
+	})
+	if !errors.Is(err, errUnchanged) {
+		s.record(ctx, who, "fresh_clear", id, err)
+	}
 }
 
 // DeleteSecret removes a secret. A secret with consumers is refused unless

@@ -152,7 +152,7 @@ func TestAuditEveryStateChange(t *testing.T) {
 	ops.must(http.StatusOK, "DELETE", "/v1/orphans?grace=1s", "")
 	a.refused(http.StatusNotFound, "GET", orphan, "")
 
-	// KMIP: Create, Register, attributes, Activation Date, Activate, Re-key, Revoke, Destroy, Create Key Pair, Re-key Key Pair.
+	// KMIP: Create, Register, attributes, Activation Date, Activate, Get, Re-key, Revoke, Destroy, Create Key Pair, Re-key Key Pair.
 	k := kmipClient(t, srv, "proj-k", "kim", "admin")
 	ctx := context.Background()
 	cr, err := k.Create().AES(256, ovh.CryptographicUsageEncrypt|ovh.CryptographicUsageDecrypt).WithName("kmip-key").ExecContext(ctx)
@@ -176,6 +176,20 @@ func TestAuditEveryStateChange(t *testing.T) {
 			return err
 		}},
 		{"Activate", func() error { _, err := k.Activate(id).ExecContext(ctx); return err }},
+		{"Get (the first clears Fresh)", func() error { _, err := k.Get(id).ExecContext(ctx); return err }},
+		{"Encrypt with a key that has Usage Limits", func() error {
+			lim, err := k.Create().AES(128, ovh.CryptographicUsageEncrypt).
+				WithAttribute(ovh.AttributeNameUsageLimits, ovh.UsageLimits{UsageLimitsTotal: 1, UsageLimitsUnit: ovh.UsageLimitsUnitObject}).ExecContext(ctx)
+			if err != nil {
+				return err
+			}
+			if _, err := k.Activate(lim.UniqueIdentifier).ExecContext(ctx); err != nil {
+				return err
+			}
+			gcm := ovh.CryptographicParameters{BlockCipherMode: ovh.BlockCipherModeGCM}
+			_, err = k.Encrypt(lim.UniqueIdentifier).WithCryptographicParameters(gcm).Data([]byte("counted")).ExecContext(ctx)
+			return err
+		}},
 		{"Re-key", func() error { _, err := k.Rekey(id).ExecContext(ctx); return err }},
 		{"Revoke", func() error {
 			_, err := k.Revoke(id).WithRevocationReasonCode(ovh.RevocationReasonCodeCessationOfOperation).ExecContext(ctx)
@@ -225,7 +239,7 @@ func TestAuditEveryStateChange(t *testing.T) {
 			t.Errorf("no ok record of %q on the trail", action)
 		}
 	}
-	for _, action := range []string{"create", "create_key_pair", "attribute_change", "activation_date_set", "activate", "revoke", "destroy", "rekey", "rekey_key_pair"} {
+	for _, action := range []string{"create", "create_key_pair", "attribute_change", "activation_date_set", "activate", "fresh_clear", "usage_count", "revoke", "destroy", "rekey", "rekey_key_pair"} {
 		if !byProtocol["kmip"][action] {
 			t.Errorf("no ok record of KMIP %q", action)
 		}

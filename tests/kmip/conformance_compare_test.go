@@ -49,6 +49,12 @@ var ruleUnordered = map[string]bool{"GetAttributes": true, "GetAttributeList": t
 // a literal (see ruleRandomized).
 var randomVar = map[string]string{"Data": "$DATA_0", "IVCounterNonce": "$IV_COUNTER_NONCE"}
 
+// literalVar names the variable a literal output binds when a later
+// request uses it unbound: CS-AC-M-6 shows the MAC (deterministic: the key
+// is the file's) as a literal and sends it back as $MAC_DATA. The value is
+// bound only once the literal compared equal.
+var literalVar = map[string]string{"MACData": "$MAC_DATA"}
+
 var cryptoOps = map[string]bool{"Encrypt": true, "Decrypt": true}
 
 type cmp struct {
@@ -112,7 +118,7 @@ func (c *cmp) structure(exp *node, act ttlv.TTLV, path string) {
 		}
 		c.randomized = false
 		if c.item < len(c.reqItems) && c.op == "Encrypt" {
-			c.randomized = randomizedEncrypt(c.reqItems[c.item])
+			c.randomized = randomizedEncrypt(c.reqItems[c.item]) || c.r.randomKeys[uidVar(c.reqItems[c.item])]
 		}
 		c.item++
 	}
@@ -176,7 +182,7 @@ func (c *cmp) unordered(exp []*node, got []ttlv.TTLV, path string) {
 			if used[i] {
 				continue
 			}
-			try := &cmp{r: &caseRun{vars: maps.Clone(c.r.vars), generated: c.r.generated, now: c.r.now}, op: c.op, gen: c.gen}
+			try := &cmp{r: &caseRun{vars: maps.Clone(c.r.vars), generated: c.r.generated, randomKeys: c.r.randomKeys, now: c.r.now}, op: c.op, gen: c.gen}
 			try.compare(e, g, path)
 			if len(try.diffs) == 0 {
 				used[i], found = true, true
@@ -245,6 +251,9 @@ func (c *cmp) leaf(exp *node, act ttlv.TTLV, path string) {
 		return
 	}
 	if c.equal(exp, act) {
+		if name, ok := literalVar[exp.Tag]; ok && c.r.vars[name] == "" {
+			c.r.vars[name] = textForm(act)
+		}
 		return
 	}
 	if c.gen && ruleGenerated[exp.Tag] {
@@ -376,4 +385,44 @@ func randomizedEncrypt(item *node) bool {
 		return false
 	}
 	return walk(item)
+}
+
+// uidVar is the Unique Identifier a batch item names (a variable such as
+// $UNIQUE_IDENTIFIER_0, as the file writes it).
+func uidVar(item *node) string {
+	for _, p := range kidsNamed(item, "RequestPayload") {
+		for _, k := range kidsNamed(p, "UniqueIdentifier") {
+			return k.Value
+		}
+	}
+	return ""
+}
+
+// markRandomKeys records the objects registered or created with a
+// randomized padding in their Cryptographic Parameters (CS-AC-M-OAEP-1:
+// an Encrypt that names no parameters uses the key's, OAEP): their
+// Encrypt output is random (ruleRandomized).
+func markRandomKeys(r *caseRun, req, want *node) {
+	reqs, resps := kidsNamed(req, "BatchItem"), kidsNamed(want, "BatchItem")
+	for i, it := range reqs {
+		if i >= len(resps) || !randomizedEncrypt(it) {
+			continue
+		}
+		for _, k := range it.Kids {
+			if k.Tag == "Operation" && (k.Value == "Register" || k.Value == "Create") {
+				if v := uidVar(responseAsItem(resps[i])); v != "" {
+					r.randomKeys[v] = true
+				}
+			}
+		}
+	}
+}
+
+// responseAsItem lets uidVar read a response batch item's payload.
+func responseAsItem(bi *node) *node {
+	out := &node{Tag: bi.Tag}
+	for _, k := range kidsNamed(bi, "ResponsePayload") {
+		out.Kids = append(out.Kids, &node{Tag: "RequestPayload", Kids: k.Kids})
+	}
+	return out
 }

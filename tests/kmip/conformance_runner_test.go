@@ -85,7 +85,10 @@ func parseCaseFile(path string) ([]*node, error) {
 type caseRun struct {
 	vars      map[string]string
 	generated map[string]bool // ids of objects the server generated
-	now       time.Time
+	// randomKeys are the variables naming objects whose own Cryptographic
+	// Parameters randomize their Encrypt output (markRandomKeys).
+	randomKeys map[string]bool
+	now        time.Time
 }
 
 var nowRe = regexp.MustCompile(`^\$NOW([+-]\d+)?$`)
@@ -223,7 +226,7 @@ func runCase(path string, send sender, generated map[string]bool) (caseResult, e
 	if err != nil {
 		return caseResult{}, err
 	}
-	r := &caseRun{vars: map[string]string{}, generated: generated}
+	r := &caseRun{vars: map[string]string{}, generated: generated, randomKeys: map[string]bool{}}
 	res := caseResult{step: -1}
 	for i := 0; i+1 < len(msgs); i += 2 {
 		req, want := msgs[i], msgs[i+1]
@@ -232,6 +235,11 @@ func runCase(path string, send sender, generated map[string]bool) (caseResult, e
 		}
 		res.steps++
 		r.now = time.Now()
+		// ruleStream: each stream's Init part gets a new Correlation
+		// Value; TC-STREAM-ENC-1 names every stream's $CORRELATION_VALUE.
+		if hasInit(req) {
+			delete(r.vars, "$CORRELATION_VALUE")
+		}
 		text, t, err := r.encodeRequest(req)
 		if err != nil {
 			return res, fmt.Errorf("request %d: %v", i/2, err)
@@ -241,6 +249,7 @@ func runCase(path string, send sender, generated map[string]bool) (caseResult, e
 			return res, fmt.Errorf("request %d: %v", i/2, err)
 		}
 		markGenerated(r, got) // a Get may follow the Create in one batch
+		markRandomKeys(r, req, want)
 		c := &cmp{r: r, reqItems: kidsNamed(req, "BatchItem")}
 		c.compare(want, got, "")
 		if len(c.diffs) > 0 {
@@ -316,4 +325,17 @@ func summary(resp ttlv.TTLV) string {
 		parts = append(parts, strings.Join(fs, " "))
 	}
 	return strings.Join(parts, " | ")
+}
+
+// hasInit reports whether a request opens a stream (Init Indicator true).
+func hasInit(n *node) bool {
+	if n.Tag == "InitIndicator" && n.Value == "true" {
+		return true
+	}
+	for _, k := range n.Kids {
+		if hasInit(k) {
+			return true
+		}
+	}
+	return false
 }
