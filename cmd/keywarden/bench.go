@@ -35,7 +35,9 @@ using --token (X-Auth-Token) or --project/--roles (X-Project-Id/X-Roles, for Bar
 noauth pipeline or Keywarden's --insecure-noauth).
 
 REST operations: create (POST /v1/secrets, a fresh AES-256 key) and get (GET
-/v1/secrets/{id}/payload of the keys created).
+/v1/secrets/{id}/payload of the keys created: each client reads its last 256 keys once,
+reported as "get-first" since a key's first read is an audited state change, KMIP's Fresh
+attribute cleared, then reads them again and again for the "get" row).
 
 --protocol kmip drives a KMIP server (--target host:port; without it, the started server's
 KMIP endpoint with a client certificate issued for it) over persistent mutual-TLS

@@ -20,7 +20,7 @@ type request struct {
 
 // run runs clients connections for d, each calling next for its
 // requests (appended to the buffer it is given); the request is built before
-// the clock starts for it.
+// the clock starts for it. A client whose next returns no request stops.
 func run(tgt target, clients int, d time.Duration, next func(client int, buf []byte) request) Result {
 	deadline := time.Now().Add(d)
 	return fanOut(clients, func(c int) (r Result) {
@@ -48,6 +48,9 @@ func run(tgt target, clients int, d time.Duration, next func(client int, buf []b
 				br = bufio.NewReaderSize(conn, 32<<10)
 			}
 			req := next(c, reqBuf[:0])
+			if req.raw == nil {
+				break // this client is done before the deadline
+			}
 			reqBuf = req.raw
 			t0 := time.Now()
 			if _, err := conn.Write(req.raw); err != nil {

@@ -121,7 +121,7 @@ func TestTargetToken(t *testing.T) {
 	if err := Bench(context.Background(), cfg, &out); err != nil {
 		t.Fatal(err)
 	}
-	checkTable(t, out.String(), "create", "get")
+	checkTable(t, out.String(), "create", "get-first", "get")
 	if served.Load() == 0 || !strings.Contains(out.String(), "target "+srv.URL+", X-Auth-Token") {
 		t.Errorf("header:\n%s", out.String())
 	}
@@ -145,7 +145,7 @@ func TestTargetNoAuthUWSGI(t *testing.T) {
 	if err := Bench(context.Background(), cfg, &out); err != nil {
 		t.Fatal(err)
 	}
-	checkTable(t, out.String(), "create", "get")
+	checkTable(t, out.String(), "create", "get-first", "get")
 }
 
 // TestTargetHTTPS: https with the server's CA given; without it, one
