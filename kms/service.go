@@ -213,7 +213,6 @@ func (s *Service) load(ctx context.Context, id string) (loaded, error) {
 	return loaded{rec: s.dueActivation(r), version: kv.Version}, nil
 }
 
-
 // update applies fn to the current record, as v sees it, and writes it
 // back through mutate (mutate.go). fn may return errDelete to remove the
 // secret instead, or errUnchanged to write nothing. The quota a delete or
