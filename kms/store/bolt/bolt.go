@@ -409,6 +409,9 @@ func (s *Store) Close() error {
 		// keeps what a failed flush or a missing hook left.
 		ferr := s.flush()
 		if ferr == nil {
+			ferr = s.retireWAL()
+		}
+		if ferr == nil {
 			// Everything is in the file: builds without a WAL may open it.
 			ferr = s.db.Update(func(tx *bbolt.Tx) error { return putSchema(tx, schemaVersion) })
 		}

@@ -230,3 +230,27 @@ func readApplied(db *bbolt.DB) (lsn, notes uint64, err error) {
 	})
 	return lsn, notes, err
 }
+
+// retireWAL, at Close, drops the current segment too once bbolt holds all
+// of it and it has no notes, so the next Open does not read a preallocated
+// segment it would only skip.
+func (s *Store) retireWAL() error {
+	s.wal.mu.Lock()
+	n := len(s.wal.segs)
+	all := s.wal.next-1 <= s.applied
+	notes := n > 0 && s.wal.segs[n-1].notes
+	s.wal.mu.Unlock()
+	if !all || n != 1 { // older segments are still kept for their notes
+		return nil
+	}
+	if notes {
+		// Kept for its notes (the next Open hands on any the trail
+		// lacks), but cut to its records: its preallocated rest would
+		// be read for nothing.
+		return s.wal.trim()
+	}
+	if err := s.wal.close(); err != nil {
+		return err
+	}
+	return s.wal.drop(n)
+}

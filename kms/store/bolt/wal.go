@@ -295,6 +295,20 @@ func (w *wal) drop(n int) error {
 	return errors.Join(errs...)
 }
 
+// trim cuts the current segment to its records.
+func (w *wal) trim() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.f == nil || w.off >= w.alloc {
+		return nil
+	}
+	if err := w.f.Truncate(w.off); err != nil {
+		return err
+	}
+	w.alloc = w.off
+	return w.f.Sync()
+}
+
 func (w *wal) close() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()

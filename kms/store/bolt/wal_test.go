@@ -433,3 +433,59 @@ func TestReadsDuringFlushes(t *testing.T) {
 	}
 	t.Logf("%d reads, %d writes, %d flushes", reads, acked, st.Flushes)
 }
+
+// A clean Close leaves no preallocated segment for the next Open to read:
+// without notes the segment goes, with notes it is cut to its records.
+func TestCloseRetiresSegment(t *testing.T) {
+	ctx := context.Background()
+	segBytes := func(dir string) []int64 {
+		es, _ := os.ReadDir(dir)
+		var out []int64
+		for _, e := range es {
+			if fi, err := e.Info(); err == nil && filepath.Ext(e.Name()) == walExt {
+				out = append(out, fi.Size())
+			}
+		}
+		return out
+	}
+	for _, withNotes := range []bool{false, true} {
+		path := filepath.Join(t.TempDir(), "keywarden.db")
+		s, err := Open(path, Options{SegmentBytes: 4 << 20})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 10 {
+			k := fmt.Sprintf("k%d", i)
+			if withNotes {
+				err = s.TxnNote(ctx, nil, putOp(k), []byte(k))
+			} else {
+				err = s.Txn(ctx, nil, putOp(k))
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		sizes := segBytes(path + ".wal")
+		switch {
+		case !withNotes && len(sizes) != 0:
+			t.Fatalf("without notes, segments of %v bytes left after Close", sizes)
+		case withNotes && (len(sizes) != 1 || sizes[0] == 0 || sizes[0] >= 4<<20):
+			t.Fatalf("with notes, segments of %v bytes left after Close; want one cut to its records", sizes)
+		}
+		s, err = Open(path, Options{SegmentBytes: 4 << 20})
+		if err != nil {
+			t.Fatal(err)
+		}
+		kv, err := s.Get(ctx, "k9")
+		if err != nil || string(kv.Value) != "k9" {
+			t.Fatalf("after reopen: %+v %v", kv, err)
+		}
+		if withNotes && len(s.Notes()) != 10 {
+			t.Fatalf("after reopen: %d notes, want the 10 kept", len(s.Notes()))
+		}
+		s.Close()
+	}
+}
