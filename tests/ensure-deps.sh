@@ -13,6 +13,7 @@ declare -A need=(
   [losetup]=mount
   [keystone-manage]=python3-keystone
   [uwsgi]=uwsgi-core
+  [openssl]=openssl
 )
 # The test VM's tools (tests/hostvm) and the os-brick/libvirt checks, installed
 # without recommends: qemu's pull in GUI libraries and minutes of work. The
