@@ -13,7 +13,9 @@ import (
 )
 
 // Stored records carry a tag under their project's KEK over their bytes,
-// id and store version (crypto/integrity.go), as the last JSON member. An
+// id and store version (crypto/integrity.go): appended to a secret's CBOR
+// record (record_codec.go), the last member of JSON ones (containers, and
+// secrets written before records were CBOR). An
 // edit of the store that grants access, changes a policy or puts an older
 // copy back (the store's version moves on every write; etcd's cannot be
 // set by a client) fails the check: the record is not served, the event is
