@@ -203,7 +203,16 @@ func TestEtcdLeaderKilled(t *testing.T) {
 	if lost > 0 {
 		t.Fatalf("%d acknowledged creates lost", lost)
 	}
-	if resumed > 5*time.Second {
-		t.Fatalf("creates resumed %v after the leader was killed, want within 5 s", resumed)
+	// etcd answers a proposal a follower could not hand to a leader after
+	// its request timeout, 5 s + 2 × the election timeout: 7 s for these
+	// members (etcd's defaults). Creates that began as the leader died wait
+	// exactly that (measured 7.04–7.07 s in 4 runs of ~15, the others
+	// 0.96–2.8 s), so the bound is etcd's own, with 1 s for our retry.
+	if limit := etcdRequestTimeout + time.Second; resumed > limit {
+		t.Fatalf("creates resumed %v after the leader was killed, want within %v (etcd's request timeout + 1 s)", resumed, limit)
 	}
 }
+
+// etcdRequestTimeout is etcd's server-side request timeout for members
+// started with the default election timeout (1 s): 5 s + 2 × 1 s.
+const etcdRequestTimeout = 7 * time.Second
