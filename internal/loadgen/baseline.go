@@ -35,6 +35,10 @@ var bareBody = bytes.Repeat([]byte("k"), 32)
 // the disk's sync rate in dir.
 func MeasureBaseline(self string, clients int, d time.Duration, dir string) (*Baseline, error) {
 	b := &Baseline{SyncDir: dir}
+	// A bad sync dir is refused before seconds of measuring.
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		return nil, fmt.Errorf("baseline: --sync-dir %s: not a directory (%v)", dir, err)
+	}
 	var err error
 	if b.HTTP, err = bareRun(self, clients, d, false); err != nil {
 		return nil, err
