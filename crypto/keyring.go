@@ -52,7 +52,7 @@ const EnvelopeVersion = 1
 type Envelope struct {
 	Version    int    `json:"v" cbor:"1,keyasint"`
 	WrappedDEK []byte `json:"dek" cbor:"2,keyasint"` // per-secret data key sealed under the project KEK (AAD: binding)
-	Ciphertext []byte `json:"ct" cbor:"3,keyasint"` // nonce||AES-256-GCM(payload) under the DEK (AAD: binding)
+	Ciphertext []byte `json:"ct" cbor:"3,keyasint"`  // nonce||AES-256-GCM(payload) under the DEK (AAD: binding)
 }
 
 const (

@@ -1,6 +1,7 @@
 package bolt
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -96,7 +97,7 @@ func openWAL(dir string, segMax int64, minNext, minNote uint64) (*wal, scanResul
 		}
 		w.segs = append(w.segs, segment{first: first, path: filepath.Join(dir, e.Name())})
 	}
-	slices.SortFunc(w.segs, func(a, b segment) int { return cmpU64(a.first, b.first) })
+	slices.SortFunc(w.segs, func(a, b segment) int { return cmp.Compare(a.first, b.first) })
 	for i := range w.segs {
 		limit := uint64(1<<64 - 1)
 		if i+1 < len(w.segs) {
@@ -123,16 +124,6 @@ func openWAL(dir string, segMax int64, minNext, minNote uint64) (*wal, scanResul
 		return nil, res, err
 	}
 	return w, res, nil
-}
-
-func cmpU64(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // scanSegment decodes a segment's records up to the first bad frame or LSN
