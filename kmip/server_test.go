@@ -139,6 +139,27 @@ func TestBadInput(t *testing.T) {
 		c.ver = version{2, 0}
 		c.do(byID(kmip14.OperationActivate, "", v(tagUniqueIdentifier, []byte("id")))).failed(0, uint32(kmip20.ResultReasonInvalidDataType))
 	})
+	t.Run("boolean other than 0 or 1", func(t *testing.T) {
+		c := e.dial("bad")
+		// A Hash with Init Indicator true, then the same with its value 2:
+		// §9.1.1.4 allows only 0 and 1, and a 2 taken as true would be
+		// stored as another value than was sent.
+		hash := op{op: kmip14.OperationHash, payload: []ttlv.Value{
+			st(kmip14.TagCryptographicParameters, v(kmip14.TagHashingAlgorithm, kmip14.HashingAlgorithmSHA_256)),
+			v(kmip14.TagData, []byte("d")), v(kmip14.TagInitIndicator, true)}}
+		msg := requestMsg(t, c.ver, nil, hash)
+		decodeResp(t, c.roundTrip(msg)).ok(0)
+		tag := kmip14.TagInitIndicator
+		i := bytes.Index(msg, []byte{byte(tag >> 16), byte(tag >> 8), byte(tag), byte(ttlv.TypeBoolean)})
+		if i < 0 {
+			t.Fatal("no Init Indicator in the request")
+		}
+		msg[i+15] = 2
+		decodeResp(t, c.roundTrip(msg)).failed(0, uint32(kmip14.ResultReasonInvalidMessage))
+		if err := check(msg[8:], 0); err != errBadBool {
+			t.Fatalf("check: %v", err)
+		}
+	})
 	t.Run("unknown tags", func(t *testing.T) {
 		c := e.dial("bad")
 		unknown := v(ttlv.Tag(0x42ff01), 1)

@@ -36,6 +36,7 @@ var (
 	errBadType   = errors.New("unknown TTLV item type")
 	errBadLength = errors.New("TTLV length invalid for its type")
 	errTooDeep   = errors.New("TTLV structures nested too deeply")
+	errBadBool   = errors.New("TTLV Boolean other than 0 or 1")
 )
 
 // item is one decoded TTLV: its tag, type and value bytes (without padding).
@@ -74,7 +75,13 @@ func split(b []byte) (it item, rest []byte, err error) {
 		return item{}, nil, errTruncated
 	}
 	n := hdrLen + t.Len()
-	return item{tag: t.Tag(), typ: t.Type(), val: b[hdrLen:n:n]}, b[full:], nil
+	val := b[hdrLen:n:n]
+	// KMIP 1.4 §9.1.1.4: a Boolean is 0 or 1, nothing else; accepting 2 as
+	// true would store it as a different value than was sent.
+	if t.Type() == ttlv.TypeBoolean && binary.BigEndian.Uint64(val) > 1 {
+		return item{}, nil, errBadBool
+	}
+	return item{tag: t.Tag(), typ: t.Type(), val: val}, b[full:], nil
 }
 
 // check validates the layout of every item in b, recursively.
