@@ -57,6 +57,20 @@ func TestDerivedKMIPState(t *testing.T) {
 		rev.Revocation.Message != "lost" || !rev.Revocation.Occurred.Equal(when) {
 		t.Fatalf("revoked: %v %+v", rev.State, rev.Revocation)
 	}
+	// The Compromise Date is the revocation's own time, not the date the
+	// caller believes the compromise happened.
+	if rev.CompromiseDate == nil || rev.CompromiseDate.Before(before.Updated) {
+		t.Fatalf("compromise date %v, occurrence %v", rev.CompromiseDate, when)
+	}
+	// Without an occurrence date, it is the object's Initial Date.
+	other := mk(nil)
+	rev2, err := svc.RevokeFor(ctx, creator, other.ID, kms.Revocation{Code: kms.RevokedKeyCompromise})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rev2.Revocation.Occurred == nil || !rev2.Revocation.Occurred.Equal(other.Created) || rev2.CompromiseDate == nil {
+		t.Fatalf("no occurrence date given: %+v, compromise date %v", rev2.Revocation, rev2.CompromiseDate)
+	}
 	if _, err := svc.RevokeFor(ctx, creator, plain.ID, kms.Revocation{Code: 9}); kms.KindOf(err) != kms.KindInvalid {
 		t.Fatalf("reason code 9: %v", err)
 	}

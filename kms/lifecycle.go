@@ -91,22 +91,25 @@ func (s *Service) RevokeFor(ctx context.Context, who Identity, id string, rev Re
 			return err
 		}
 		now := s.clock()
-		when := &now
-		if date != nil {
-			t := date.UTC().Truncate(time.Microsecond)
-			when = &t
-		}
 		kept := rev
 		if date != nil {
-			kept.Occurred = when
+			t := date.UTC().Truncate(time.Microsecond)
+			kept.Occurred = &t
 		}
 		switch {
 		case r.State == Destroyed:
 			return WrongState("secret %s is destroyed", id)
 		case compromised:
+			// KMIP 1.4 §4.20: the Compromise Date is when the object
+			// entered the state (now); the Compromise Occurrence Date is
+			// the caller's belief, or else the object's Initial Date.
+			if kept.Occurred == nil {
+				created := r.Created
+				kept.Occurred = &created
+			}
 			r.Revocation = &kept
 			if r.State != Compromised {
-				r.State, r.CompromiseDate = Compromised, when
+				r.State, r.CompromiseDate = Compromised, &now
 			}
 		case r.State == Compromised:
 			return WrongState("secret %s is compromised and cannot be deactivated", id)
