@@ -269,6 +269,9 @@ func (s *Service) MAC(ctx context.Context, who Identity, id string, p CryptoPara
 		return nil, err
 	}
 	defer crypto.Zero(key)
+	if err := s.spendUsage(ctx, who, sec, len(data)); err != nil {
+		return nil, err
+	}
 	return hmacOf(sec, key, p, data)
 }
 
@@ -280,6 +283,9 @@ func (s *Service) VerifyMAC(ctx context.Context, who Identity, id string, p Cryp
 		return false, err
 	}
 	defer crypto.Zero(key)
+	if err := s.spendUsage(ctx, who, sec, len(data)); err != nil {
+		return false, err
+	}
 	want, err := hmacOf(sec, key, p, data)
 	if err != nil {
 		return false, err

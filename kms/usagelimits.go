@@ -5,9 +5,9 @@ import (
 	"errors"
 )
 
-// Usage Limits (KMIP 1.4 §3.21): how much a key may encrypt and decrypt,
-// in bytes or in requests ("objects"). Set when the key is made; each
-// Encrypt or Decrypt counts its use first, in one audited write
+// Usage Limits (KMIP 1.4 §3.21): how much a key may encrypt, decrypt and
+// MAC, in bytes or in requests ("objects"). Set when the key is made; each
+// Encrypt, Decrypt, MAC or MAC Verify counts its use first, in one audited write
 // (usage_count), and is refused once the next use would pass the total.
 // Only keys that have Usage Limits pay that write.
 
@@ -43,7 +43,7 @@ func validUsageLimits(u *UsageLimits, typ SecretType) error {
 	return nil
 }
 
-// spendUsage counts one Encrypt or Decrypt of n bytes against the key's
+// spendUsage counts one use (Encrypt, Decrypt, MAC, MAC Verify) of n bytes against the key's
 // Usage Limits, before the operation runs (a use that then fails stays
 // counted: the count never undercounts). Keys without limits: no write.
 func (s *Service) spendUsage(ctx context.Context, who Identity, sec *Secret, n int) error {

@@ -7,7 +7,8 @@ import (
 	"github.com/keywarden/keywarden/kms"
 )
 
-// TestUsageLimits: a key with Usage Limits counts each Encrypt and Decrypt
+// TestUsageLimits: a key with Usage Limits counts each Encrypt, Decrypt, MAC
+// and MAC Verify
 // (bytes or requests) and refuses the use that would pass its total; a
 // stream is refused; a key without limits is not counted.
 func TestUsageLimits(t *testing.T) {
@@ -46,6 +47,22 @@ func TestUsageLimits(t *testing.T) {
 	}
 	if _, err := svc.Decrypt(ctx, who, objects, kms.CryptoParams{Mode: "gcm", IV: res.IV, Tag: res.Tag}, res.Data); kms.KindOf(err) != kms.KindForbidden {
 		t.Fatalf("a second use of a 1-object key: %v", err)
+	}
+	// A MAC key counts its MAC and MAC Verify as well.
+	hk, err := svc.CreateSecret(ctx, who, kms.CreateRequest{Type: kms.Symmetric, Algorithm: "hmacsha256", BitLength: 256,
+		Payload: make([]byte, 32), ContentType: "application/octet-stream", UsageLimits: &kms.UsageLimits{Total: 2, Unit: kms.UsageObjects}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mac, err := svc.MAC(ctx, who, hk.ID, kms.CryptoParams{}, []byte("m"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := svc.VerifyMAC(ctx, who, hk.ID, kms.CryptoParams{}, []byte("m"), mac); !ok || err != nil {
+		t.Fatalf("verify: %v %v", ok, err)
+	}
+	if _, err := svc.MAC(ctx, who, hk.ID, kms.CryptoParams{}, []byte("m")); kms.KindOf(err) != kms.KindForbidden {
+		t.Fatalf("a third use of a 2-object MAC key: %v", err)
 	}
 	free := mk(nil)
 	for range 3 {
