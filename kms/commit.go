@@ -3,8 +3,8 @@ package kms
 import (
 	"context"
 	"errors"
-	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -114,25 +114,32 @@ func secretDiff(before, after *Secret) string {
 	if after == nil {
 		return "deleted (project " + before.Project + ")"
 	}
-	var d []string
-	add := func(name string, b, a any) {
-		if fmt.Sprint(b) != fmt.Sprint(a) {
-			d = append(d, fmt.Sprintf("%s: %v → %v", name, b, a))
-		}
-	}
 	if before == nil {
 		before = &Secret{}
 	}
-	add("state", before.State, after.State)
-	add("deletion_policy", before.EffectivePolicy(), after.EffectivePolicy())
+	// Built without fmt: a create and every secret change pass here.
+	var d []byte
+	add := func(name, b, a string) {
+		if b == a {
+			return
+		}
+		if len(d) > 0 {
+			d = append(d, "; "...)
+		}
+		d = append(append(append(append(append(d, name...), ": "...), b...), " → "...), a...)
+	}
+	add("state", string(before.State), string(after.State))
+	add("deletion_policy", string(before.EffectivePolicy()), string(after.EffectivePolicy()))
 	add("acl", aclString(before.ACL), aclString(after.ACL))
-	add("consumers", len(before.Consumers), len(after.Consumers))
-	add("payload", before.HasPayload, after.HasPayload)
-	add("name", fmt.Sprintf("%q", before.Name), fmt.Sprintf("%q", after.Name))
+	add("consumers", strconv.Itoa(len(before.Consumers)), strconv.Itoa(len(after.Consumers)))
+	add("payload", strconv.FormatBool(before.HasPayload), strconv.FormatBool(after.HasPayload))
+	if before.Name != after.Name {
+		add("name", strconv.Quote(before.Name), strconv.Quote(after.Name))
+	}
 	add("metadata", sortedKeys(before.Metadata), sortedKeys(after.Metadata))
 	add("attributes", sortedKeys(before.Attributes), sortedKeys(after.Attributes))
 	add("expiration", timeString(before.Expiration), timeString(after.Expiration))
-	return strings.Join(d, "; ")
+	return string(d)
 }
 
 func aclString(a *ACL) string {
@@ -143,10 +150,13 @@ func aclString(a *ACL) string {
 	if !a.ProjectAccess {
 		access = "private"
 	}
-	return fmt.Sprintf("%s users=%s@%s", access, strings.Join(a.Users, ","), a.Source)
+	return access + " users=" + strings.Join(a.Users, ",") + "@" + a.Source
 }
 
 func sortedKeys(m map[string]string) string {
+	if len(m) == 0 {
+		return "[]"
+	}
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)

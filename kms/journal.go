@@ -2,7 +2,6 @@ package kms
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -70,15 +69,4 @@ func (s *Service) followJournal() error {
 	})
 	s.journal, s.jaudit = j, ja
 	return nil
-}
-
-func encodeNote(rec AuditRecord) []byte {
-	b, _ := json.Marshal(rec) // strings and a time: cannot fail
-	return b
-}
-
-func decodeNote(b []byte) (AuditRecord, error) {
-	var rec AuditRecord
-	err := json.Unmarshal(b, &rec)
-	return rec, err
 }

@@ -236,7 +236,7 @@ func (s *Service) GetOrder(ctx context.Context, who Identity, id string) (*Order
 	if err != nil {
 		return nil, err
 	}
-	if err := s.policy.check(OrderRead, who, o.target(), "order "+id); err != nil {
+	if err := s.policy.check(OrderRead, who, o.target(), "order", id); err != nil {
 		return nil, err
 	}
 	return o, nil
@@ -299,7 +299,7 @@ func (s *Service) DeleteOrder(ctx context.Context, who Identity, id string) (err
 		if err != nil {
 			return edit{}, err
 		}
-		if err := s.policy.check(OrderDelete, who, o.target(), "order "+id); err != nil {
+		if err := s.policy.check(OrderDelete, who, o.target(), "order", id); err != nil {
 			return edit{}, err
 		}
 		e := removal(orderKey(o.Project, id), version, orderPointerKey(id), o.Project, usage{qOrders: 1})

@@ -227,9 +227,15 @@ func (p *Policy) allows(rule Rule, who *Identity, t *target) bool {
 }
 
 // check is allows as an error: a refusal names the action and the object.
-func (p *Policy) check(rule Rule, who Identity, t *target, object string) error {
+// The object is named as kind and id, joined only on a refusal: most
+// checks pass, and they run on every request.
+func (p *Policy) check(rule Rule, who Identity, t *target, kind, id string) error {
 	if p.allows(rule, &who, t) {
 		return nil
+	}
+	object := ""
+	if kind != "" {
+		object = kind + " " + id
 	}
 	does := string(rule)
 	if d := ruleByName(rule); d != nil {
@@ -265,17 +271,17 @@ func containerTarget(c *Container) *target {
 
 // allow checks rule for who on a secret.
 func (s *Service) allowSecret(rule Rule, who Identity, sec *Secret) error {
-	return s.policy.check(rule, who, secretTarget(sec), "secret "+sec.ID)
+	return s.policy.check(rule, who, secretTarget(sec), "secret", sec.ID)
 }
 
 // allowContainer checks rule for who on a container.
 func (s *Service) allowContainer(rule Rule, who Identity, c *Container) error {
-	return s.policy.check(rule, who, containerTarget(c), "container "+c.ID)
+	return s.policy.check(rule, who, containerTarget(c), "container", c.ID)
 }
 
 // allowProject checks a rule about no object (create, list, quotas).
 func (s *Service) allowProject(rule Rule, who Identity) error {
-	return s.policy.check(rule, who, nil, "")
+	return s.policy.check(rule, who, nil, "", "")
 }
 
 // Allows tells an adapter, before it reads a request, whether who passes a

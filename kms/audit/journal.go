@@ -34,11 +34,11 @@ func (l *Log) Append(r kms.AuditRecord, lsn uint64) {
 	if l.closed {
 		return
 	}
+	// No wake: an idle writer takes it at once, a busy one within its
+	// pacing (GroupInterval). Nobody waits on it (it is durable in the
+	// WAL), and a wake per change cost one writer round (a goroutine wake
+	// and a write) per create at one client.
 	l.queue <- queued{rec: r, j: lsn}
-	select { // written at once (not fsynced): readers of the file see it soon
-	case l.wake <- struct{}{}:
-	default:
-	}
 }
 
 // LastJournal is the highest j on the trail when the log was opened.

@@ -85,3 +85,30 @@ func BenchmarkFsync(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkTxnOneWriter is one writer's Txn after Txn: its latency is the
+// commit path's (with "nosync", without the disk: the hand-offs and CPU).
+func BenchmarkTxnOneWriter(b *testing.B) {
+	for _, sync := range []bool{true, false} {
+		name := "sync"
+		if !sync {
+			name = "nosync"
+		}
+		b.Run(name, func(b *testing.B) {
+			s := openTemp(b, Options{})
+			if !sync {
+				s.wal.syncFn = func(*os.File) error { return nil }
+			}
+			value := make([]byte, 256)
+			i := 0
+			for b.Loop() {
+				i++
+				k := fmt.Sprintf("bench/%012d", i)
+				if err := s.Txn(b.Context(), []store.Cmp{{Key: k}}, []store.Op{store.Put(k, value)}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ops/s")
+		})
+	}
+}

@@ -71,9 +71,12 @@ type Options struct {
 // Stats counts the committer's work since Open.
 type Stats struct {
 	Commits  uint64 // WAL records, one fdatasync each
-	Txns     uint64 // Txn calls answered by the committer, conflicts included
+	Txns     uint64 // Txn calls answered, conflicts included
 	WALSyncs uint64 // fdatasyncs of the WAL (attempted)
 	Flushes  uint64 // overlay flushes into bbolt
+	// Here counts the batches committed by a caller (commitHere), not the
+	// committer goroutine.
+	Here uint64
 }
 
 // Store implements store.Store on a bbolt file.
@@ -89,7 +92,14 @@ type Store struct {
 	maxBatch int
 	commits  atomic.Uint64
 	txns     atomic.Uint64
-	buf      []byte // the committer's record buffer
+	buf      []byte // the committer's record buffer (commitMu)
+	// commitMu: one batch is resolved and logged at a time, by the
+	// committer or by a caller in commitHere (hereBatch is its batch);
+	// committerBusy: the committer holds a request or a batch.
+	commitMu      sync.Mutex
+	committerBusy atomic.Bool
+	hereBatch     []*request
+	here          atomic.Uint64
 
 	wal     *wal
 	ov      *overlay
@@ -376,7 +386,7 @@ func (s *Store) Usage() (inuse, pages, file int64, err error) {
 // Stats returns the committer's counters.
 func (s *Store) Stats() Stats {
 	return Stats{Commits: s.commits.Load(), Txns: s.txns.Load(),
-		WALSyncs: s.wal.syncs.Load(), Flushes: s.flushes.Load()}
+		WALSyncs: s.wal.syncs.Load(), Flushes: s.flushes.Load(), Here: s.here.Load()}
 }
 
 // Torn names the torn WAL tails Open cut ("segment: n bytes cut at

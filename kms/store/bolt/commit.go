@@ -18,7 +18,9 @@ import (
 // resolved writes of the batch to the WAL as one record (one fdatasync),
 // puts them in the overlay and answers each request. While it syncs, new
 // requests queue up and form the next batch, so the batch size follows the
-// load with no added delay. The flusher (flush.go) applies the overlay to
+// load with no added delay. A request that finds nobody committing is
+// committed by its own caller (commitHere); commitMu keeps one batch at a
+// time either way. The flusher (flush.go) applies the overlay to
 // bbolt behind it.
 
 // Request states. A request is taken by the committer or abandoned by its
@@ -53,6 +55,9 @@ func (s *Store) TxnNote(ctx context.Context, cmps []store.Cmp, ops []store.Op, n
 		return err
 	}
 	r := &request{cmps: cmps, ops: ops, note: note, done: make(chan error, 1)}
+	if s.commitHere(ctx, r) {
+		return <-r.done
+	}
 	if err := s.enqueue(ctx, r); err != nil {
 		return err
 	}
@@ -83,6 +88,46 @@ func (s *Store) enqueue(ctx context.Context, r *request) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// commitHere commits r on the caller's goroutine when no batch is being
+// committed or waits for the committer: a lone writer then pays no
+// hand-off to the committer goroutine and back (two goroutine wake-ups on
+// its latency). It takes what is queued along, as the committer would.
+// False: the committer is busy, queue r. The order s.mu then commitMu is
+// enqueue's (s.mu, then the committer), so Close cannot deadlock them.
+func (s *Store) commitHere(ctx context.Context, r *request) bool {
+	if s.committerBusy.Load() || len(s.queue) > 0 {
+		return false
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed.Load() || ctx.Err() != nil || !s.commitMu.TryLock() {
+		return false // enqueue answers a closed store or a done context
+	}
+	defer s.commitMu.Unlock()
+	r.state.Store(taken)
+	s.hereBatch = s.fill(append(s.hereBatch[:0], r))
+	s.commit(s.hereBatch)
+	s.here.Add(1)
+	clear(s.hereBatch)
+	return true
+}
+
+// fill adds what is queued to batch, up to maxBatch, without waiting.
+func (s *Store) fill(batch []*request) []*request {
+	for len(batch) < s.maxBatch {
+		select {
+		case r, ok := <-s.queue:
+			if !ok {
+				return batch
+			}
+			batch = s.take(batch, r)
+		default:
+			return batch
+		}
+	}
+	return batch
 }
 
 // validate rejects what bbolt would refuse mid-batch, which would otherwise
@@ -122,22 +167,14 @@ func (s *Store) run() {
 	defer close(s.done)
 	batch := make([]*request, 0, s.maxBatch)
 	for r := range s.queue {
-		batch = s.take(batch[:0], r)
-	fill:
-		for len(batch) < s.maxBatch {
-			select {
-			case r, ok := <-s.queue:
-				if !ok {
-					break fill
-				}
-				batch = s.take(batch, r)
-			default:
-				break fill
-			}
-		}
+		s.committerBusy.Store(true) // callers queue behind r (commitHere)
+		s.commitMu.Lock()
+		batch = s.fill(s.take(batch[:0], r))
 		if len(batch) > 0 {
 			s.commit(batch)
 		}
+		s.commitMu.Unlock()
+		s.committerBusy.Store(false)
 		clear(batch) // drop the answered requests' values
 	}
 }
