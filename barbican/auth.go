@@ -82,10 +82,6 @@ type reqState struct {
 	who          kms.Identity
 	authed       bool
 	microversion microversion
-	// tpl and vals: the route's path template and its variables' values
-	// (router, pathVar).
-	tpl  *pathTemplate
-	vals [maxRouteVars]string
 }
 
 // stateOf is r's state; a request that did not come through the frame

@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/gorilla/mux"
+
 	"github.com/keywarden/keywarden/kms"
 )
 
@@ -134,7 +136,7 @@ func (a *api) getMetadatum(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	key := pathVar(r, "key")
+	key := mux.Vars(r)["key"]
 	v, err := a.svc.GetMetadatum(r.Context(), identity(r), id, key)
 	if err != nil {
 		a.fail(w, r, err)
@@ -152,7 +154,7 @@ func (a *api) putMetadatum(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	key := pathVar(r, "key")
+	key := mux.Vars(r)["key"]
 	m, err := metadatum(r)
 	if err != nil {
 		a.fail(w, r, err)
@@ -179,7 +181,7 @@ func (a *api) deleteMetadatum(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	if err := a.svc.DeleteMetadatum(r.Context(), identity(r), id, pathVar(r, "key")); err != nil {
+	if err := a.svc.DeleteMetadatum(r.Context(), identity(r), id, mux.Vars(r)["key"]); err != nil {
 		a.fail(w, r, err)
 		return
 	}

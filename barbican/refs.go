@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/gorilla/mux"
+
 	"github.com/keywarden/keywarden/kms"
 )
 
@@ -97,7 +99,7 @@ func isUUID(s string) bool {
 // 404 before kms is asked, as Barbican does ("Provided secret id is
 // invalid"). what names the resource in the message.
 func pathUUID(r *http.Request, name, what string) (string, error) {
-	id := pathVar(r, name)
+	id := mux.Vars(r)[name]
 	if !isUUID(id) {
 		return "", kms.NotFound("Not Found. Provided %s id is invalid.", what)
 	}

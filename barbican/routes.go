@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/gorilla/mux"
 
 	"github.com/keywarden/keywarden/consumers"
 	"github.com/keywarden/keywarden/kms"
@@ -110,76 +111,23 @@ func New(cfg Config) (http.Handler, error) {
 // Version discovery is public; every other route goes through
 // authentication, then microversion negotiation.
 //
-// It is the table itself, not a general router: a route matches when its
-// path template does (segment by segment, no regexp) and its method is the
-// request's; a path that some route matches with another method is 405,
-// any other 404 (gorilla/mux's answers, which it replaced). The variables
-// go in the request's state (reqState), so routing copies no request and
-// allocates nothing. The middlewares are wrapped around each handler once.
-func (a *api) router() http.Handler {
-	rt := &router{notFound: http.HandlerFunc(a.notFound), methodNotAllowed: http.HandlerFunc(a.methodNotAllowed)}
-	for _, r := range a.routes() {
-		h := a.negotiate(r.handler)
-		if r.access == authenticated {
+// A route is a mux MatcherFunc that compares the path segment by segment
+// (no regexp) and fills mux.Vars, with the middlewares wrapped around the
+// handler once, at registration, rather than by the router on every request.
+func (a *api) router() *mux.Router {
+	r := mux.NewRouter()
+	// Never answer with a redirect: a 301 turns a POST into a GET.
+	r.SkipClean(true)
+	r.NotFoundHandler = http.HandlerFunc(a.notFound)
+	r.MethodNotAllowedHandler = http.HandlerFunc(a.methodNotAllowed)
+	for _, rt := range a.routes() {
+		h := a.negotiate(rt.handler)
+		if rt.access == authenticated {
 			h = a.authenticate(h)
 		}
-		rt.routes = append(rt.routes, boundRoute{method: r.method, tpl: newPathTemplate(r.path), h: h})
+		r.NewRoute().MatcherFunc(newPathTemplate(rt.path).match).Methods(rt.method).Handler(h)
 	}
-	return rt
-}
-
-type router struct {
-	routes                     []boundRoute
-	notFound, methodNotAllowed http.Handler
-}
-
-type boundRoute struct {
-	method string
-	tpl    *pathTemplate
-	h      http.Handler
-}
-
-func (rt *router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	var vals [maxRouteVars]string
-	otherMethod := false
-	for i := range rt.routes {
-		br := &rt.routes[i]
-		if !br.tpl.matchPath(r.URL.Path, &vals) {
-			continue
-		}
-		if br.method != r.Method {
-			otherMethod = true
-			continue
-		}
-		st, r := stateOf(r)
-		st.tpl, st.vals = br.tpl, vals
-		br.h.ServeHTTP(w, r)
-		return
-	}
-	if otherMethod {
-		rt.methodNotAllowed.ServeHTTP(w, r)
-		return
-	}
-	rt.notFound.ServeHTTP(w, r)
-}
-
-// pathVar is the value of the route variable name in r's path, "" when the
-// route has none of that name.
-func pathVar(r *http.Request, name string) string {
-	st, ok := r.Context().Value(reqStateKey).(*reqState)
-	if !ok || st.tpl == nil {
-		return ""
-	}
-	n := 0
-	for _, v := range st.tpl.vars {
-		if v == name {
-			return st.vals[n]
-		}
-		if v != "" {
-			n++
-		}
-	}
-	return ""
+	return r
 }
 
 // route is one row of the route table.
@@ -324,12 +272,14 @@ func newPathTemplate(tpl string) *pathTemplate {
 // no allocation until the path is known to match.
 const maxRouteVars = 4
 
-// matchPath reports whether the whole of path matches; on a match vals
-// holds the variables' values in order.
-func (t *pathTemplate) matchPath(p string, vals *[maxRouteVars]string) bool {
+// match is a mux.MatcherFunc: the whole of the request path must match, and
+// on a match the variables become the route's mux.Vars.
+func (t *pathTemplate) match(r *http.Request, m *mux.RouteMatch) bool {
+	p := r.URL.Path
 	if len(t.segs) == 0 {
 		return p == "/"
 	}
+	var vals [maxRouteVars]string
 	n := 0
 	for i, seg := range t.segs {
 		if len(p) == 0 || p[0] != '/' {
@@ -354,7 +304,21 @@ func (t *pathTemplate) matchPath(p string, vals *[maxRouteVars]string) bool {
 			n++
 		}
 	}
-	return p == ""
+	if p != "" {
+		return false
+	}
+	// A fresh map on every match, so that no variable of a route that
+	// matched the path but not the method is left behind.
+	vars := make(map[string]string, t.nvars)
+	n = 0
+	for _, name := range t.vars {
+		if name != "" {
+			vars[name] = vals[n]
+			n++
+		}
+	}
+	m.Vars = vars
+	return true
 }
 
 // frame does what every request needs before routing: a request id (sent
