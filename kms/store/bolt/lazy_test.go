@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	bbolt "go.etcd.io/bbolt"
+
 	"github.com/keywarden/keywarden/kms/store"
 )
 
@@ -95,5 +97,21 @@ func TestLazyMixedBatch(t *testing.T) {
 	defer mu.Unlock()
 	if len(seen) != 16 || !slices.IsSorted(seen) || seen[0] != 1 || seen[15] != 16 {
 		t.Fatalf("follower saw %v; want 1..16 in order", seen)
+	}
+}
+
+// TestResolveErrorFailsBatch: a batch the committer cannot evaluate (a
+// corrupt entry) fails every request of it; none is told it committed.
+func TestResolveErrorFailsBatch(t *testing.T) {
+	s := openTemp(t, Options{FlushInterval: time.Hour})
+	err := s.db.Update(func(tx *bbolt.Tx) error { return tx.Bucket(dataBucket).Put([]byte("bad"), []byte{1, 2, 3}) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Txn(t.Context(), []store.Cmp{{Key: "bad", Version: 1}}, putOp("x")); err == nil {
+		t.Fatal("a Txn comparing a corrupt entry was acknowledged")
+	}
+	if _, err := s.Get(t.Context(), "x"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("x after the failed batch: %v", err)
 	}
 }
