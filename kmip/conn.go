@@ -143,13 +143,13 @@ func (c *conn) readLoop(who kms.Identity, queue chan<- *pending) {
 		queue <- p
 		c.seq++
 		ctx := kms.WithRequest(s.ctx, "kmip-"+strconv.FormatUint(c.id, 10)+"-"+strconv.FormatUint(c.seq, 10), "kmip", c.tc.RemoteAddr().String())
-		go func() {
+		s.spawn(func() {
 			w := s.getWriter()
 			s.safeProcess(ctx, who, msg, w)
 			clear(msg) // it may hold key material (Register)
 			p.w = w
 			close(p.done)
-		}()
+		})
 	}
 }
 

@@ -132,6 +132,7 @@ type Server struct {
 	connSeq   atomic.Uint64
 
 	writers sync.Pool
+	work    chan func() // to an idle worker (workers.go); unbuffered
 
 	// codecHook, set only by benchmarks, runs on every message before it is
 	// processed: it adds the cost of gemalto's reflective codec to measure
@@ -157,6 +158,7 @@ func NewServer(cfg Config) (*Server, error) {
 		obsConn: cfg.ObserveConn, hsTO: cfg.HandshakeTimeout, maxConns: cfg.MaxConns,
 		maxSrc: cfg.MaxConnsPerSource, maxItems: cfg.MaxBatchItems,
 		listeners: map[net.Listener]struct{}{}, conns: map[*conn]struct{}{}, perSource: map[string]int{},
+		work: make(chan func()),
 	}
 	orDefault(&s.maxMsg, DefaultMaxMessage)
 	if s.maxMsg < 64 {

@@ -27,6 +27,9 @@ type change struct {
 	// recorded: a durable record of the change is on the trail; the
 	// method's own deferred record of success is then not written again.
 	recorded bool
+	// lazy: a change whose loss in a machine crash is harmless (a Fresh
+	// clear): with a store.LazyJournal it does not wait for the sync.
+	lazy bool
 }
 
 type changeKey struct{}
@@ -44,6 +47,11 @@ func (s *Service) begin(ctx context.Context, who Identity, action string) contex
 // beginDetail is begin with the record's detail decided by the method.
 func (s *Service) beginDetail(ctx context.Context, who Identity, action, detail string) context.Context {
 	return context.WithValue(ctx, changeKey{}, &change{who: who, action: action, detail: detail})
+}
+
+// beginLazy is begin for a change that need not wait for durability.
+func (s *Service) beginLazy(ctx context.Context, who Identity, action string) context.Context {
+	return context.WithValue(ctx, changeKey{}, &change{who: who, action: action, lazy: true})
 }
 
 var errUnaudited = errors.New("kms: a store write outside an audited change")
@@ -77,7 +85,14 @@ func (s *Service) commit(ctx context.Context, id, detail string, cmps []store.Cm
 					Msg: "the audit trail cannot record this change, so it was not made; try again later"}
 			}
 		}
-		if err := s.journal.TxnNote(ctx, cmps, ops, encodeNote(rec)); err != nil {
+		txn := s.journal.TxnNote
+		if lj, ok := s.journal.(store.LazyJournal); ok && c.lazy {
+			// Visible now, durable with the next sync; the trail gets
+			// the line only then (store.LazyJournal), so it never names
+			// a change a machine crash took back.
+			txn = lj.TxnNoteLazy
+		}
+		if err := txn(ctx, cmps, ops, encodeNote(rec)); err != nil {
 			return err
 		}
 		c.recorded = true

@@ -344,10 +344,16 @@ func (s *Service) GetPayload(ctx context.Context, who Identity, id string) (sec 
 }
 
 // clearFresh records that a fresh object was returned (KMIP Fresh, §3.48):
-// one audited write, made only while the object is still fresh. A failed
-// or raced write leaves it for the next Get; the Get itself still answers.
+// one audited write, made only while the object is still fresh, and by
+// one reader at a time (the others answer at once: it is being cleared).
+// It is lazy (beginLazy): losing it to a machine crash only leaves the
+// object Fresh, as does a failed or raced write; the Get still answers.
 func (s *Service) clearFresh(ctx context.Context, who Identity, id string) {
-	ctx = s.begin(ctx, who, "fresh_clear")
+	if _, busy := s.freshing.LoadOrStore(id, struct{}{}); busy {
+		return
+	}
+	defer s.freshing.Delete(id)
+	ctx = s.beginLazy(ctx, who, "fresh_clear")
 	_, err := s.update(ctx, id, View{}, func(r *record) error {
 		if !r.Fresh {
 			return errUnchanged

@@ -69,6 +69,8 @@ type Service struct {
 	owners *ownerCache
 	cache  *recordCache
 	quotas *quotaState
+	// freshing holds the ids whose Fresh clear is in flight (clearFresh).
+	freshing sync.Map
 
 	// listIndex: every record has its list index entry (listindex.go).
 	listIndex   atomic.Bool

@@ -179,14 +179,28 @@ type Journal interface {
 	// Notes returns the notes still in the journal, in order: at open,
 	// those a follower may not have seen yet.
 	Notes() []Note
-	// Follow registers follow, called by the committer in order with
-	// every note right after it is durable (before its caller returns),
+	// Follow registers follow, called in order with every note right
+	// after it is durable (before its caller returns, but for a lazy
+	// transaction's, which follow the sync that covers them),
 	// and checkpoint, called before the journal drops records: the
 	// follower must have made every note it was given durable, or return
 	// an error to keep them. Until Follow, records holding notes are kept.
 	// Notes are numbered from after at least (the follower's last seen:
 	// a store restored from a backup must not number notes again).
 	Follow(after uint64, follow func(seq uint64, note []byte), checkpoint func() error)
+}
+
+// LazyJournal is implemented by journals that can apply a transaction
+// without waiting for its durability (store/bolt): TxnNoteLazy returns
+// once the writes are visible to readers and written to the journal file,
+// before its sync. A crash of the process keeps them; a crash of the
+// machine before the next sync (the backend's own, within a bounded time)
+// may lose them, and then their note too. The note is handed to the
+// follower only once durable, so a follower never holds the note of a
+// lost change. For writes whose loss is harmless (KMIP Fresh).
+type LazyJournal interface {
+	Journal
+	TxnNoteLazy(ctx context.Context, cmps []Cmp, ops []Op, note []byte) error
 }
 
 // Note is a journal note and its number.

@@ -116,6 +116,11 @@ type Store struct {
 
 	torn []string // torn WAL tails cut at Open
 
+	// handMu orders the hand-over of notes (lazy.go); unsynced holds
+	// the notes of records written but not yet synced.
+	handMu   sync.Mutex
+	unsynced []store.Note
+
 	followMu       sync.Mutex
 	follow         func(seq uint64, note []byte)
 	checkpointHook func() error

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"sync/atomic"
 	"syscall"
 
@@ -35,6 +36,7 @@ type request struct {
 	cmps  []store.Cmp
 	ops   []store.Op
 	note  []byte
+	lazy  bool // answered once applied, before the sync (lazy.go)
 	state atomic.Int32
 	done  chan error // buffered: the committer never blocks on a caller
 }
@@ -51,10 +53,14 @@ func (s *Store) Txn(ctx context.Context, cmps []store.Cmp, ops []store.Op) error
 // TxnNote implements store.Journal: note is in the same WAL record as the
 // writes.
 func (s *Store) TxnNote(ctx context.Context, cmps []store.Cmp, ops []store.Op, note []byte) error {
-	if err := validate(cmps, ops); err != nil {
+	return s.txn(ctx, &request{cmps: cmps, ops: ops, note: note})
+}
+
+func (s *Store) txn(ctx context.Context, r *request) error {
+	if err := validate(r.cmps, r.ops); err != nil {
 		return err
 	}
-	r := &request{cmps: cmps, ops: ops, note: note, done: make(chan error, 1)}
+	r.done = make(chan error, 1)
 	if s.commitHere(ctx, r) {
 		return <-r.done
 	}
@@ -190,25 +196,55 @@ func (s *Store) take(batch []*request, r *request) []*request {
 // commit evaluates the batch in order, makes the writes of the requests
 // whose compares hold durable in one WAL record, and answers. A failed
 // compare fails only its own request; a failed WAL write fails the whole
-// batch, and nothing of it is applied.
+// batch, and nothing of it is applied. Lazy requests go first, as a record
+// of their own that is written but not synced (lazy.go): they are answered
+// before the others' sync, which then covers them too.
 func (s *Store) commit(batch []*request) {
+	slices.SortStableFunc(batch, func(a, b *request) int { return boolOrder(b.lazy) - boolOrder(a.lazy) })
 	results := make([]error, len(batch))
 	txns, idx, err := s.resolve(batch, results)
-	if err == nil && len(txns) > 0 {
-		err = s.durable(txns)
+	if err != nil { // nothing was written: every request fails, conflicts too
+		idx = make([]int, len(batch))
+		for i := range idx {
+			idx[i] = i
+		}
+	}
+	k := 0 // txns[:k] are the lazy ones
+	for k < len(txns) && batch[idx[k]].lazy {
+		k++
+	}
+	answered := 0
+	if err == nil && k > 0 {
+		if err = s.durable(txns[:k], false); err == nil {
+			for answered < len(batch) && batch[answered].lazy {
+				batch[answered].done <- results[answered]
+				answered++
+			}
+		}
+	}
+	fail := idx // the durable ones resolved against the lazy writes: all fail with them
+	if err == nil && len(txns) > k {
+		err, fail = s.durable(txns[k:], true), idx[k:]
 	}
 	if err != nil {
 		if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
 			err = fmt.Errorf("%w: %w", store.ErrFull, err)
 		}
-		for _, i := range idx {
+		for _, i := range fail {
 			results[i] = err
 		}
 	}
 	s.txns.Add(uint64(len(batch)))
-	for i, r := range batch {
-		r.done <- results[i]
+	for i, r := range batch[answered:] {
+		r.done <- results[answered+i]
 	}
+}
+
+func boolOrder(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // resolve evaluates each request's compares against (overlay ∪ bbolt ∪
@@ -272,9 +308,10 @@ func (s *Store) resolve(batch []*request, results []error) ([]walTxn, []int, err
 	return txns, idx, nil
 }
 
-// durable logs txns as one WAL record, then publishes them: overlay,
-// follower (in LSN order), before any caller is answered.
-func (s *Store) durable(txns []walTxn) error {
+// durable logs txns as one WAL record (synced when sync is set), then
+// publishes them: overlay, follower (in LSN order, only once synced: see
+// lazy.go), before any caller is answered.
+func (s *Store) durable(txns []walTxn, sync bool) error {
 	notes, lastN := 0, uint64(0)
 	for _, t := range txns {
 		if t.note != nil {
@@ -282,23 +319,14 @@ func (s *Store) durable(txns []walTxn) error {
 		}
 	}
 	s.buf = encodeRecord(s.buf[:0], txns)
-	if err := s.wal.append(s.buf, len(txns), notes); err != nil {
+	if err := s.wal.append(s.buf, len(txns), notes, sync); err != nil {
 		return err
 	}
 	if cap(s.buf) > 1<<20 {
 		s.buf = nil // one big batch should not pin its buffer
 	}
 	s.commits.Add(1)
-	if notes > 0 {
-		s.followMu.Lock()
-		follow := s.follow
-		s.followMu.Unlock()
-		for _, t := range txns {
-			if t.note != nil && follow != nil {
-				follow(t.nsn, t.note)
-			}
-		}
-	}
+	s.hand(txns, sync)
 	s.ov.mu.Lock()
 	for _, t := range txns {
 		for _, w := range t.writes {

@@ -38,6 +38,9 @@ func crashValue(i int) []byte {
 // crashFrom gives the child the first index it writes (one per round).
 const crashFrom = "KEYWARDEN_BOLT_CRASH_FROM"
 
+// crashLazy, set, makes the child write with TxnNoteLazy only.
+const crashLazy = "KEYWARDEN_BOLT_CRASH_LAZY"
+
 // crashCounter counts the crash/ keys: every write adds 1 to it in the
 // same transaction.
 const crashCounter = "count/crash"
@@ -48,7 +51,14 @@ const crashCounter = "count/crash"
 // each that every write it acknowledged is there, the counter added with
 // each write equals the keys present, and the note of every write is in
 // the journal, numbered without a gap.
-func TestCrash(t *testing.T) {
+func TestCrash(t *testing.T) { testCrash(t, "") }
+
+// TestCrashLazy is TestCrash with lazy writes only (TxnNoteLazy) and no
+// flush: nothing is ever synced, yet every acknowledged write and its note
+// survive a kill of the process, the kernel holding what write(2) gave it.
+func TestCrashLazy(t *testing.T) { testCrash(t, "1") }
+
+func testCrash(t *testing.T, lazy string) {
 	if testing.Short() {
 		t.Skip("starts a child process")
 	}
@@ -57,7 +67,7 @@ func TestCrash(t *testing.T) {
 	from := 0
 	for round := range 4 {
 		delay := time.Duration(20+rand.IntN(400)) * time.Millisecond
-		n := crashRound(t, path, from, delay, acked)
+		n := crashRound(t, path, from, delay, acked, crashLazy+"="+lazy)
 		from += n + 100000 // a fresh range: the unacked writes of a round may be durable
 		// Killed, the file may lag its WAL: a build without one must refuse it.
 		if v := fileSchema(t, path); v != schemaJournaled {
@@ -80,9 +90,10 @@ func TestCrash(t *testing.T) {
 
 // crashRound runs the child from index from, kills it delay after its
 // first ack, and adds what it acknowledged to acked.
-func crashRound(t *testing.T, path string, from int, delay time.Duration, acked map[int]bool) int {
+func crashRound(t *testing.T, path string, from int, delay time.Duration, acked map[int]bool, env ...string) int {
 	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1")
 	cmd.Env = append(os.Environ(), crashEnv+"="+path, crashFrom+"="+strconv.Itoa(from))
+	cmd.Env = append(cmd.Env, env...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	stdout, err := cmd.StdoutPipe()
@@ -199,7 +210,12 @@ func TestCrashChild(t *testing.T) {
 		t.Skip("writer mode of TestCrash")
 	}
 	from, _ := strconv.Atoi(os.Getenv(crashFrom))
-	s, err := Open(path, Options{FlushInterval: 3 * time.Millisecond})
+	opts, txn := Options{FlushInterval: 3 * time.Millisecond}, (*Store).TxnNote
+	if os.Getenv(crashLazy) != "" {
+		// No flush and no durable write: no sync would cover them.
+		opts, txn = Options{FlushInterval: time.Hour}, (*Store).TxnNoteLazy
+	}
+	s, err := Open(path, opts)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
@@ -211,7 +227,7 @@ func TestCrashChild(t *testing.T) {
 			for {
 				i := int(next.Add(1) - 1)
 				k := crashKey(i)
-				err := s.TxnNote(context.Background(), []store.Cmp{{Key: k}},
+				err := txn(s, context.Background(), []store.Cmp{{Key: k}},
 					[]store.Op{store.Put(k, crashValue(i)), store.Add(crashCounter, 1)}, []byte(k))
 				if err != nil {
 					fmt.Fprintln(os.Stderr, err)

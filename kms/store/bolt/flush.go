@@ -76,6 +76,15 @@ func (s *Store) flush() error {
 		snap = append(snap, kvRaw{k, e.raw})
 	}
 	s.ov.mu.RUnlock()
+	// bbolt must not hold a lazy write whose WAL record (and note) a
+	// machine crash could still lose.
+	if err := s.syncLazy(); err != nil {
+		s.ov.mu.Lock()
+		s.flushErr = err
+		s.ov.full.Broadcast()
+		s.ov.mu.Unlock()
+		return err
+	}
 	if len(snap) > 0 || last > s.applied {
 		// Sorted puts: bbolt fills pages best in key order.
 		slices.SortFunc(snap, func(a, b kvRaw) int { return strings.Compare(a.key, b.key) })

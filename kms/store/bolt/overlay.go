@@ -10,8 +10,9 @@ import (
 	bbolt "go.etcd.io/bbolt"
 )
 
-// The overlay holds the writes that are durable in the WAL but not yet in
-// the bbolt file. Only the committer adds to it (after the WAL sync); only
+// The overlay holds the writes that are in the WAL but not yet in the
+// bbolt file. Only the committer adds to it (after the WAL sync; a lazy
+// write after its write(2), lazy.go); only
 // the flusher removes from it (after bbolt has committed the same values).
 // A read takes the overlay's read lock, copies what it needs and begins its
 // bbolt read tx before letting go: whatever the flusher removes afterwards

@@ -64,6 +64,7 @@ type wal struct {
 	next  uint64 // LSN of the next transaction
 	nextN uint64 // number of the next note
 	cut   bool   // a write failed: the next append starts a new segment
+	dirty bool   // f holds records written but not yet synced (lazy)
 
 	syncs  atomic.Uint64
 	syncFn func(*os.File) error // fdatasync; tests count or fail it
@@ -176,8 +177,13 @@ func scanSegment(seg *segment, limit uint64) ([]walTxn, string, error) {
 }
 
 // newSegment closes the current file and starts one named by the next LSN.
+// Unsynced records of the old file are synced first: later syncs are of
+// the new file only.
 func (w *wal) newSegment() error {
 	if w.f != nil {
+		if err := w.syncLocked(); err != nil {
+			return err
+		}
 		w.f.Close()
 		w.f = nil
 	}
@@ -211,10 +217,11 @@ func (w *wal) newSegment() error {
 	return nil
 }
 
-// append writes one record of txns (numbered from w.next) and syncs it.
-// On failure nothing is acknowledged; the next append starts a new segment,
-// which supersedes whatever of this record reached the disk.
-func (w *wal) append(payload []byte, count, notes int) error {
+// append writes one record of txns (numbered from w.next) and, when sync
+// is set, syncs it with every record before it. On failure nothing is
+// acknowledged; the next append starts a new segment, which supersedes
+// whatever of this record reached the disk.
+func (w *wal) append(payload []byte, count, notes int, sync bool) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	need := int64(8 + len(payload))
@@ -231,10 +238,12 @@ func (w *wal) append(payload []byte, count, notes int) error {
 		w.failed()
 		return err
 	}
-	w.syncs.Add(1)
-	if err := w.syncFn(w.f); err != nil {
-		w.failed()
-		return err
+	w.dirty = true
+	if sync {
+		if err := w.syncLocked(); err != nil {
+			w.failed()
+			return err
+		}
 	}
 	w.off += need
 	w.next += uint64(count)
@@ -242,6 +251,25 @@ func (w *wal) append(payload []byte, count, notes int) error {
 	if notes > 0 {
 		w.segs[len(w.segs)-1].notes = true
 	}
+	return nil
+}
+
+// sync makes every record written so far durable.
+func (w *wal) sync() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.syncLocked()
+}
+
+func (w *wal) syncLocked() error {
+	if !w.dirty || w.f == nil {
+		return nil
+	}
+	w.syncs.Add(1)
+	if err := w.syncFn(w.f); err != nil {
+		return err
+	}
+	w.dirty = false
 	return nil
 }
 
