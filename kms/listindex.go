@@ -87,7 +87,12 @@ func (s *Service) listIndexOps(before, after *Secret) []store.Op {
 			delta++
 		}
 	}
-	if _, counts := s.st.(store.Counter); delta != 0 && !counts {
+	ops = append(ops, nameIndexOps(before, after)...)
+	_, counts := s.st.(store.Counter)
+	if !counts {
+		ops = append(ops, valueCountOps(before, after)...)
+	}
+	if delta != 0 && !counts {
 		sec := after
 		if sec == nil {
 			sec = before
@@ -341,8 +346,13 @@ func (s *Service) buildListIndex(ctx context.Context) error {
 	// build's long timeout.
 	quick, cancel := context.WithTimeout(ctx, listIndexCheckTimeout)
 	defer cancel()
-	if _, err := s.st.Get(quick, listIndexMarker); err == nil {
+	if _, err := s.st.Get(quick, listIndexMarker2); err == nil {
 		return nil
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	if _, err := s.st.Get(quick, listIndexMarker); err == nil {
+		return s.buildNameIndex(ctx) // an index of session 5: l/ without ln/ and nv/
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
@@ -388,7 +398,7 @@ func (s *Service) buildListIndex(ctx context.Context) error {
 		}
 		after = kvs[len(kvs)-1].Key[len(recordsPrefix()):] + "\x00"
 	}
-	err := s.st.Txn(ctx, []store.Cmp{{Key: listIndexMarker}}, []store.Op{store.Put(listIndexMarker, []byte("1"))})
+	err := s.st.Txn(ctx, []store.Cmp{{Key: listIndexMarker}, {Key: listIndexMarker2}}, s.markers())
 	if err != nil && !errors.Is(err, store.ErrConflict) {
 		return err
 	}
@@ -404,7 +414,11 @@ func (s *Service) markerOps() []store.Op {
 	if !s.listMarkerPending.Load() {
 		return nil
 	}
-	return []store.Op{store.Put(listIndexMarker, []byte("1"))}
+	return s.markers()
+}
+
+func (s *Service) markers() []store.Op {
+	return []store.Op{store.Put(listIndexMarker, []byte("1")), store.Put(listIndexMarker2, []byte("1"))}
 }
 
 // indexWrite is one record's entry with its compares.
