@@ -22,7 +22,7 @@ func (s *Service) ListRecords(ctx context.Context, who Identity, q ListQuery) ([
 // the record's summary, and nothing else.
 func (s *Service) CheckListIndex(ctx context.Context, project string) error {
 	want := map[string][]byte{}
-	names := map[string][]byte{}  // ln/ key → created
+	names := map[string][]byte{} // ln/ key → created
 	values := map[string]int64{} // nv/ key → plain entries
 	plain := 0
 	kvs, err := s.st.List(ctx, projectPrefix(project), "", 0)

@@ -398,8 +398,13 @@ func (s *Service) scanMatching(ctx context.Context, who Identity, q *ListQuery, 
 	trusted := prefix == listPrefix(who.Project) && s.plainUniform(who)
 	var bad error
 	sec := &Secret{}
-	err := store.Scan(ctx, s.st, prefix, "", func(k string, v []byte) bool {
-		suffix := k[len(prefix):]
+	var raw rawSummary
+	filtered := !sq.unfiltered()
+	err := store.ScanRaw(ctx, s.st, prefix, "", false, func(k, v []byte) bool {
+		if filtered && !sq.rawMatch(&raw, k[len(prefix):], v, now) {
+			return true // rejected on the store's bytes
+		}
+		suffix := string(k[len(prefix):])
 		if err := decodeSummaryInto(sec, who.Project, suffix, v); err != nil {
 			bad = err
 			return false
