@@ -352,7 +352,7 @@ func (s *Service) listSummariesByCreated(ctx context.Context, who Identity, q Li
 	err = s.scanMatching(ctx, who, &q, listPrefix(who.Project), func(suffix string, _ *Secret) bool {
 		for si < len(extra) && extra[si] < suffix {
 			si++
-			if !emit(extra[si-1]) {
+			if more = emit(extra[si-1]); !more {
 				return false
 			}
 		}
@@ -398,10 +398,9 @@ func (s *Service) scanMatching(ctx context.Context, who Identity, q *ListQuery, 
 	trusted := prefix == listPrefix(who.Project) && s.plainUniform(who)
 	var bad error
 	sec := &Secret{}
-	var raw rawSummary
 	filtered := !sq.unfiltered()
 	err := store.ScanRaw(ctx, s.st, prefix, "", false, func(k, v []byte) bool {
-		if filtered && !sq.rawMatch(&raw, k[len(prefix):], v, now) {
+		if filtered && !sq.rawMatch(k[len(prefix):], v, now) {
 			return true // rejected on the store's bytes
 		}
 		suffix := string(k[len(prefix):])

@@ -20,7 +20,10 @@ import (
 //	l/<project>/<created>/<id>   → summary   "plain": listed to every caller the policy lets read an ordinary secret
 //	lx/<project>/<created>/<id>  → summary   set aside: destroyed, expiring, private or with ACL users
 //	n/<project>                  → count of the project's l/ entries (a store counter, Add ops)
+//	ln/<project>/<name>/<id>     → created: the l/ entries in name order (listnames.go)
+//	nv/<project>/<values>        → count of l/ entries with those values (listvalues.go)
 //	m/list-index                 → present once every record has its entry
+//	m/list-index-2               → ... and the l/ entries their ln/ entry and nv/ count
 //
 // <created> is the creation time in nanoseconds, 16 hex digits, so both
 // prefixes are in (created, id) order: Barbican's default sort. A summary

@@ -66,7 +66,6 @@ func TestRawMatch(t *testing.T) {
 		{Updated: []TimeFilter{{Op: "gte", T: now}, {Op: "lt", T: future}}}, {Expiration: []TimeFilter{{Op: "gt", T: now}}},
 		{Expiration: []TimeFilter{{Op: "lt", T: future}}}, {Name: "vol", Algorithm: "aes", State: Active},
 	}
-	var raw rawSummary
 	for _, sec := range secs {
 		sec.Project = "p"
 		suffix, v := listSuffix(sec.Created, sec.ID), encodeSummary(sec)
@@ -76,7 +75,7 @@ func TestRawMatch(t *testing.T) {
 		}
 		dueActivationOf(dec, now)
 		for _, q := range queries {
-			if got, want := q.rawMatch(&raw, []byte(suffix), v, now), q.match(dec); got != want {
+			if got, want := q.rawMatch([]byte(suffix), v, now), q.match(dec); got != want {
 				t.Errorf("%s %+v: rawMatch %v, match %v", sec.ID, q, got, want)
 			}
 		}
@@ -84,10 +83,10 @@ func TestRawMatch(t *testing.T) {
 	v, suffix := encodeSummary(secs[1]), []byte(listSuffix(secs[1].Created, "b"))
 	// Every field read, rejected by the last.
 	q := ListQuery{Name: "VOL", Mode: "cbc", Type: Opaque, State: Active, Updated: []TimeFilter{{Op: "gte", T: now}}, Created: []TimeFilter{{Op: "gt", T: now}}}
-	if q.rawMatch(&raw, suffix, v, now) {
+	if q.rawMatch(suffix, v, now) {
 		t.Fatal("created gt now matches an entry created now")
 	}
-	if n := testing.AllocsPerRun(100, func() { q.rawMatch(&raw, suffix, v, now) }); n != 0 {
+	if n := testing.AllocsPerRun(100, func() { q.rawMatch(suffix, v, now) }); n != 0 {
 		t.Fatalf("rawMatch allocates %v times", n)
 	}
 }

@@ -6,121 +6,123 @@ import (
 	"time"
 )
 
-// rawSummary is what a filter reads of a summary, as slices of the
-// store's bytes: a scan rejects most entries with it, without allocating
-// or decoding a Secret.
-type rawSummary struct {
-	name, alg, mode, typ, state []byte
-	bits                        int64
-	updated                     time.Time
-	exp, act                    *time.Time // point into expT, actT
-	expT, actT                  time.Time
+// rawReader reads a summary's fields in order from the store's bytes,
+// so that a scan rejects most entries after the first field it filters
+// on, without allocating or decoding a Secret. ok turns false at the
+// first field that is not there.
+type rawReader struct {
+	v  []byte
+	ok bool
 }
 
-// parse reads v up to the activation date; false if it is not a summary.
-func (r *rawSummary) parse(v []byte) bool {
-	if len(v) == 0 || v[0] != summaryVersion {
-		return false
+func (r *rawReader) str() []byte {
+	n, w := binary.Uvarint(r.v)
+	if w <= 0 || n > uint64(len(r.v)-w) {
+		r.ok = false
+		return nil
 	}
-	v = v[1:]
-	ok := true
-	str := func() []byte {
-		n, w := binary.Uvarint(v)
-		if w <= 0 || n > uint64(len(v)-w) {
-			ok = false
-			return nil
-		}
-		s := v[w : w+int(n)]
-		v = v[w+int(n):]
-		return s
+	s := r.v[w : w+int(n)]
+	r.v = r.v[w+int(n):]
+	return s
+}
+
+func (r *rawReader) varint() int64 {
+	n, w := binary.Varint(r.v)
+	if w <= 0 {
+		r.ok = false
+		return 0
 	}
-	varint := func() int64 {
-		n, w := binary.Varint(v)
-		if w <= 0 {
-			ok = false
-			return 0
-		}
-		v = v[w:]
-		return n
+	r.v = r.v[w:]
+	return n
+}
+
+func (r *rawReader) instant() time.Time {
+	sec := r.varint()
+	ns, w := binary.Uvarint(r.v)
+	if w <= 0 {
+		r.ok = false
+		return time.Time{}
 	}
-	instant := func() time.Time {
-		sec := varint()
-		ns, w := binary.Uvarint(v)
-		if w <= 0 {
-			ok = false
-			return time.Time{}
-		}
-		v = v[w:]
-		return time.Unix(sec, int64(ns))
+	r.v = r.v[w:]
+	return time.Unix(sec, int64(ns))
+}
+
+// optional reads a flag and, when it is 1, a time into dst.
+func (r *rawReader) optional(dst *time.Time) *time.Time {
+	if len(r.v) == 0 {
+		r.ok = false
+		return nil
 	}
-	r.name, r.alg, r.mode, r.typ, r.state = str(), str(), str(), str(), str()
-	str() // creator
-	str() // creator source
-	r.bits = varint()
-	r.updated = instant()
-	r.exp, r.act = nil, nil
-	for _, t := range []struct {
-		p   **time.Time
-		dst *time.Time
-	}{{&r.exp, &r.expT}, {&r.act, &r.actT}} {
-		if !ok || len(v) == 0 {
-			return false
-		}
-		flag := v[0]
-		v = v[1:]
-		if flag == 1 {
-			*t.dst = instant()
-			*t.p = t.dst
-		}
+	flag := r.v[0]
+	r.v = r.v[1:]
+	if flag != 1 {
+		return nil
 	}
-	return ok
+	*dst = r.instant()
+	return dst
 }
 
 // rawMatch is q.match on an entry's key suffix and raw summary, with the
 // activation that is due applied to the state (as scanMatching does). An
 // entry it cannot read matches: the decode that follows reports it.
-func (q *ListQuery) rawMatch(r *rawSummary, suffix, v []byte, now time.Time) bool {
-	if !r.parse(v) {
+func (q *ListQuery) rawMatch(suffix, v []byte, now time.Time) bool {
+	if len(v) == 0 || v[0] != summaryVersion {
 		return true
 	}
-	if !containsFoldBytes(r.name, q.Name) || !containsFoldBytes(r.alg, q.Algorithm) || !containsFoldBytes(r.mode, q.Mode) {
+	r := rawReader{v: v[1:], ok: true}
+	name := r.str()
+	if r.ok && (!containsFoldBytes(name, q.Name) || (q.ExactName != "" && string(name) != q.ExactName)) {
 		return false
 	}
-	if (q.ExactName != "" && string(r.name) != q.ExactName) || (q.BitLength != 0 && r.bits != int64(q.BitLength)) ||
-		(q.Type != "" && string(r.typ) != string(q.Type)) {
+	alg, mode, typ, state := r.str(), r.str(), r.str(), r.str()
+	if !r.ok {
+		return true
+	}
+	if !containsFoldBytes(alg, q.Algorithm) || !containsFoldBytes(mode, q.Mode) || (q.Type != "" && string(typ) != string(q.Type)) {
+		return false
+	}
+	if q.BitLength == 0 && q.State == "" && len(q.Created) == 0 && len(q.Updated) == 0 && len(q.Expiration) == 0 {
+		return true
+	}
+	r.str() // creator
+	r.str() // creator source
+	bits := r.varint()
+	updated := r.instant()
+	var expT, actT time.Time
+	exp := r.optional(&expT)
+	act := r.optional(&actT)
+	if !r.ok {
+		return true
+	}
+	if q.BitLength != 0 && bits != int64(q.BitLength) {
 		return false
 	}
 	if q.State != "" {
-		st := string(r.state) // compared only: no copy
-		if st == string(PreActive) && r.act != nil && !r.act.After(now) {
+		st := string(state) // compared only: no copy
+		if st == string(PreActive) && act != nil && !act.After(now) {
 			st = string(Active)
 		}
 		if st != string(q.State) {
 			return false
 		}
 	}
-	if len(q.Created) > 0 {
-		if len(suffix) < listIDAt {
-			return true
-		}
-		nanos, err := strconv.ParseUint(string(suffix[:listIDAt-1]), 16, 64)
-		if err != nil {
-			return true
-		}
-		created := time.Unix(0, int64(nanos))
-		for _, f := range q.Created {
-			if !f.match(&created) {
-				return false
+	if len(q.Created) > 0 && len(suffix) >= listIDAt {
+		if nanos, err := strconv.ParseUint(string(suffix[:listIDAt-1]), 16, 64); err == nil {
+			created := time.Unix(0, int64(nanos))
+			for _, f := range q.Created {
+				if !f.match(&created) {
+					return false
+				}
 			}
 		}
 	}
 	for _, f := range q.Updated {
-		if !f.match(&r.updated) {
+		if !f.match(&updated) {
 			return false
 		}
 	}
 	for _, f := range q.Expiration {
-		if !f.match(r.exp) {
+		if !f.match(exp) {
 			return false
 		}
 	}
