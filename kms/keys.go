@@ -100,6 +100,9 @@ func listCountKey(project string) string    { return "n/" + url.PathEscape(proje
 // anywhere move the counts, not the method. Kept by Add ops like n/.
 var fenceDigits = [...]int{4, 7, 9}
 
+// fenceNames are the fences' key heads, level by level.
+var fenceNames = [...]string{"n1/", "n2/", "n3/"}
+
 func fencePrefix(level int, project string) string {
 	return "n" + strconv.Itoa(level+1) + "/" + url.PathEscape(project) + "/"
 }

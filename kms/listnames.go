@@ -3,6 +3,8 @@ package kms
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"net/url"
 	"slices"
@@ -17,7 +19,7 @@ func plainNameKey(sec *Secret) string {
 	if sec == nil || !plainEntry(sec) {
 		return ""
 	}
-	return listNamePrefix(sec.Project) + listNameSuffix(sec.Name, sec.ID)
+	return "ln/" + url.PathEscape(sec.Project) + "/" + strings.ReplaceAll(sec.Name, "\x00", "\x00\x01") + "\x00\x00" + sec.ID // listNamePrefix + listNameSuffix, one concatenation
 }
 
 // nameIndexOps keep ln/ in step with a record going from before to after
@@ -25,15 +27,18 @@ func plainNameKey(sec *Secret) string {
 // the id gives the entry's l/ suffix.
 func nameIndexOps(before, after *Secret) []store.Op {
 	bk, ak := plainNameKey(before), plainNameKey(after)
-	switch {
-	case bk == ak:
+	if bk == ak {
 		return nil
-	case bk == "":
-		return []store.Op{store.Put(ak, []byte(listSuffix(after.Created, after.ID)[:listIDAt-1]))}
-	case ak == "":
-		return []store.Op{store.Delete(bk)}
 	}
-	return []store.Op{store.Delete(bk), store.Put(ak, []byte(listSuffix(after.Created, after.ID)[:listIDAt-1]))}
+	var ops []store.Op
+	if bk != "" {
+		ops = append(ops, store.Delete(bk))
+	}
+	if ak != "" {
+		created := binary.BigEndian.AppendUint64(nil, uint64(after.Created.UnixNano()))
+		ops = append(ops, store.Put(ak, hex.AppendEncode(make([]byte, 0, listIDAt-1), created)))
+	}
+	return ops
 }
 
 // valueCountOps keep the nv/ counters in step (stores without
