@@ -215,7 +215,11 @@ func fillForLists(t *testing.T, svc *kms.Service, clk *tickClock, base time.Time
 	}
 	// Names that order tricky: empty, a 0x00 inside, one a prefix of
 	// another, equal names with ids either way of created.
-	for _, name := range []string{"", "n0", "n0\x00", "n0\x00a", "n0\x00\x00", "n0\x01", "", "n0"} {
+	names := []string{"", "n0", "n0\x00", "n0\x00a", "n0\x00\x00", "n0\x01", "", "n0"}
+	for range 30 { // a name's group longer than a page: desc pages start inside it
+		names = append(names, "grp")
+	}
+	for _, name := range names {
 		if _, err := svc.CreateSecret(ctx, creator, kms.CreateRequest{Name: name, Algorithm: "aes"}); err != nil {
 			t.Fatal(err)
 		}
