@@ -22,6 +22,8 @@ func (s *Service) ListRecords(ctx context.Context, who Identity, q ListQuery) ([
 // the record's summary, and nothing else.
 func (s *Service) CheckListIndex(ctx context.Context, project string) error {
 	want := map[string][]byte{}
+	names := map[string][]byte{} // ln/ key → created
+	values := map[string]int64{} // nv/ key → plain entries
 	plain := 0
 	kvs, err := s.st.List(ctx, projectPrefix(project), "", 0)
 	if err != nil {
@@ -35,7 +37,22 @@ func (s *Service) CheckListIndex(ctx context.Context, project string) error {
 		want[listKey(r.Secret)] = encodeSummary(r.Secret)
 		if plainEntry(r.Secret) {
 			plain++
+			names[plainNameKey(r.Secret)] = []byte(listSuffix(r.Secret.Created, r.Secret.ID)[:listIDAt-1])
+			values[listValuesKey(r.Secret)]++
 		}
+	}
+	err = store.Scan(ctx, s.st, listNamePrefix(project), "", func(k string, v []byte) bool {
+		if w, ok := names[k]; !ok || !bytes.Equal(w, v) {
+			err = fmt.Errorf("name entry %q: %q, want %q", k, v, w)
+		}
+		delete(names, k)
+		return err == nil
+	})
+	if err != nil {
+		return err
+	}
+	if len(names) > 0 {
+		return fmt.Errorf("%d plain entries without a name entry", len(names))
 	}
 	got := 0
 	for _, prefix := range []string{listPrefix(project), listAsidePrefix(project)} {
@@ -63,7 +80,24 @@ func (s *Service) CheckListIndex(ctx context.Context, project string) error {
 		return fmt.Errorf("counter %d, plain entries %d", n, plain)
 	}
 	if _, counts := s.st.(store.Counter); counts {
+		if kvs, err := s.st.List(ctx, listValuesPrefix(project), "", 0); err != nil || len(kvs) > 0 {
+			return fmt.Errorf("value counters on a store that counts: %d (%v)", len(kvs), err)
+		}
 		return nil // the store counts: no counters, no fences
+	}
+	// Every value counter counts its plain entries (0 once all are gone).
+	err = store.Scan(ctx, s.st, listValuesPrefix(project), "", func(k string, v []byte) bool {
+		if c := store.CounterValue(v); c != values[k] {
+			err = fmt.Errorf("value counter %s counts %d, want %d", k, c, values[k])
+		}
+		delete(values, k)
+		return err == nil
+	})
+	if err != nil {
+		return err
+	}
+	if len(values) > 0 {
+		return fmt.Errorf("values without a counter: %v", values)
 	}
 	// Every fence counts the plain entries of its window.
 	for level, digits := range fenceDigits {
@@ -96,8 +130,18 @@ func (s *Service) CheckListIndex(ctx context.Context, project string) error {
 // DropListIndex removes the index and its marker, as a store written
 // before the index has none.
 func (s *Service) DropListIndex(ctx context.Context) error {
+	return s.dropKeys(ctx, "l/", "lx/", "ln/", "n/", "n1/", "n2/", "n3/", "nv/", listIndexMarker) // and -2
+}
+
+// DropNameIndex removes ln/, nv/ and their marker, as a store whose index
+// was built before them (session 5) has none.
+func (s *Service) DropNameIndex(ctx context.Context) error {
+	return s.dropKeys(ctx, "ln/", "nv/", listIndexMarker2)
+}
+
+func (s *Service) dropKeys(ctx context.Context, prefixes ...string) error {
 	var ops []store.Op
-	for _, prefix := range []string{"l/", "lx/", "n/", "n1/", "n2/", "n3/", listIndexMarker} {
+	for _, prefix := range prefixes {
 		kvs, err := s.st.List(ctx, prefix, "", 0)
 		if err != nil {
 			return err

@@ -21,7 +21,10 @@ import (
 //	lx/<project>/<created>/<id>→ secret summary            list index, set aside: destroyed, expiring, private, ACL users
 //	n/<project>                → counter (8 bytes)          number of l/ entries, kept by store Add ops
 //	n1/ n2/ n3/<project>/<window> → counter                 l/ entries per creation-time window (fences)
+//	ln/<project>/<name*>/<id>  → created (16 hex)          plain entries by name (*: escaped, listNameKey)
+//	nv/<project>/<alg>/<mode>/<type>/<bits> → counter       plain entries with those values (not on etcd)
 //	m/list-index               → "1"                        every record has its list index entry
+//	m/list-index-2             → "1"                        ... and its ln/ entry and nv/ count
 //
 // Projects (and ACL sources and users) are escaped in keys, so one
 // project's prefix never covers another's.
@@ -97,8 +100,48 @@ func listCountKey(project string) string    { return "n/" + url.PathEscape(proje
 // anywhere move the counts, not the method. Kept by Add ops like n/.
 var fenceDigits = [...]int{4, 7, 9}
 
+// fenceNames are the fences' key heads, level by level.
+var fenceNames = [...]string{"n1/", "n2/", "n3/"}
+
 func fencePrefix(level int, project string) string {
 	return "n" + strconv.Itoa(level+1) + "/" + url.PathEscape(project) + "/"
 }
 
-const listIndexMarker = "m/list-index"
+const (
+	listIndexMarker  = "m/list-index"
+	listIndexMarker2 = "m/list-index-2"
+)
+
+// listNamePrefix holds the plain entries in Barbican's name order (name,
+// then id, both ascending): the name with each 0x00 as 0x00 0x01, then
+// 0x00 0x00, then the id. That keeps byte order and ends the name part
+// unambiguously, so a group of one name is a key prefix.
+func listNamePrefix(project string) string { return "ln/" + url.PathEscape(project) + "/" }
+
+func listNameSuffix(name, id string) string {
+	return strings.ReplaceAll(name, "\x00", "\x00\x01") + "\x00\x00" + id
+}
+
+// nameGroupLen is the length of a listNameSuffix's name part, terminator
+// included (0 if it has none).
+func nameGroupLen(suffix []byte) int {
+	for i := 0; i+1 < len(suffix); i++ {
+		if suffix[i] == 0 {
+			if suffix[i+1] == 0 {
+				return i + 2
+			}
+			i++ // an escaped 0x00
+		}
+	}
+	return 0
+}
+
+// listValuesPrefix holds, per combination of the values lists filter on
+// by equality or substring, the count of the project's plain entries that
+// have it: few keys, and a filter's total is their sum.
+func listValuesPrefix(project string) string { return "nv/" + url.PathEscape(project) + "/" }
+
+func listValuesKey(sec *Secret) string {
+	return listValuesPrefix(sec.Project) + url.PathEscape(sec.Algorithm) + "/" + url.PathEscape(sec.Mode) + "/" +
+		url.PathEscape(string(sec.Type)) + "/" + strconv.Itoa(sec.BitLength)
+}

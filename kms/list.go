@@ -83,10 +83,7 @@ func (s *Service) ListSecrets(ctx context.Context, who Identity, q ListQuery) ([
 	if q.ACLOnly || !s.listIndexReady(ctx) {
 		return s.listRecords(ctx, who, q)
 	}
-	if q.unfiltered() && (len(q.Sort) == 0 || (len(q.Sort) == 1 && q.Sort[0].Field == "created")) && s.plainUniform(who) {
-		return s.listByCreated(ctx, who, q)
-	}
-	return s.listSummaries(ctx, who, q)
+	return s.listIndexed(ctx, who, q)
 }
 
 // listRecords is the listing without the index: every candidate record
@@ -139,26 +136,13 @@ func (s *Service) visibleEntry(who Identity, sec *Secret, q *ListQuery, now time
 // that who may see are merged in. The page [lo, hi) in ascending order
 // starts at plain position lo-c, where c set-aside entries come before it.
 func (s *Service) listByCreated(ctx context.Context, who Identity, q ListQuery) ([]*Secret, int, error) {
-	now := s.now()
-	aside := listAsidePrefix(who.Project)
-	var extra []string // visible set-aside suffixes, ascending
-	var bad error
-	err := store.Scan(ctx, s.st, aside, "", func(k string, v []byte) bool {
-		sec, err := decodeSummary(who.Project, k[len(aside):], v)
-		if err != nil {
-			bad = err
-			return false
-		}
-		if s.visibleEntry(who, sec, &q, now) {
-			extra = append(extra, k[len(aside):])
-		}
+	var extra []string // visible, matching set-aside suffixes, ascending
+	err := s.scanMatching(ctx, who, &q, listAsidePrefix(who.Project), func(suffix string, _ *Secret) bool {
+		extra = append(extra, suffix)
 		return true
 	})
-	if err == nil {
-		err = bad
-	}
 	if err != nil {
-		return nil, 0, internal("list", err)
+		return nil, 0, err
 	}
 	plain, err := s.listCount(ctx, who.Project)
 	if err != nil {
@@ -272,9 +256,14 @@ func (s *Service) pageRecords(ctx context.Context, who Identity, q *ListQuery, s
 // attribute filter, those whose summary matches). In created order the
 // two prefixes are merged as they stream, keeping only the page; in any
 // other, only the first offset+limit in order are kept while scanning.
-func (s *Service) listSummaries(ctx context.Context, who Identity, q ListQuery) ([]*Secret, int, error) {
-	if len(q.Sort) == 0 || (len(q.Sort) == 1 && q.Sort[0].Field == "created") {
-		return s.listSummariesByCreated(ctx, who, q)
+//
+// asideOnly leaves out the plain entries (none matches: listIndexed).
+func (s *Service) listSummaries(ctx context.Context, who Identity, q ListQuery, asideOnly bool) ([]*Secret, int, error) {
+	prefixes := []string{listPrefix(who.Project), listAsidePrefix(who.Project)}
+	if asideOnly {
+		prefixes = prefixes[1:]
+	} else if byCreated(&q) {
+		return s.listSummariesByCreated(ctx, who, q, -1)
 	}
 	keep := 0
 	if q.Limit > 0 {
@@ -282,8 +271,8 @@ func (s *Service) listSummaries(ctx context.Context, who Identity, q ListQuery) 
 	}
 	var found []*Secret
 	total := 0
-	for _, prefix := range []string{listPrefix(who.Project), listAsidePrefix(who.Project)} {
-		err := s.scanMatching(ctx, who, &q, prefix, func(_ string, sec *Secret) {
+	for _, prefix := range prefixes {
+		err := s.scanMatching(ctx, who, &q, prefix, func(_ string, sec *Secret) bool {
 			total++
 			kept := *sec // sec is the scan's scratch
 			found = append(found, &kept)
@@ -292,6 +281,7 @@ func (s *Service) listSummaries(ctx context.Context, who Identity, q ListQuery) 
 				clear(found[keep:])
 				found = found[:keep]
 			}
+			return true
 		})
 		if err != nil {
 			return nil, 0, err
@@ -312,52 +302,75 @@ func (s *Service) listSummaries(ctx context.Context, who Identity, q ListQuery) 
 
 // listSummariesByCreated streams the matching entries in (created, id)
 // order: the set-aside ones first collected, the plain ones merged in as
-// the scan goes. Ascending, it keeps the page; descending, the last
-// offset+limit (a ring), since positions count from the end.
-func (s *Service) listSummariesByCreated(ctx context.Context, who Identity, q ListQuery) ([]*Secret, int, error) {
+// the scan goes. plainTotal, when not negative, is the number of plain
+// entries that match (the nv/ counters): the total is then known, so a
+// page in either direction is a window of ascending positions and the
+// scan stops at its end. Otherwise, ascending, it keeps the page;
+// descending, the last offset+limit (a ring), since positions count from
+// the end.
+func (s *Service) listSummariesByCreated(ctx context.Context, who Identity, q ListQuery, plainTotal int) ([]*Secret, int, error) {
 	var extra []string
-	err := s.scanMatching(ctx, who, &q, listAsidePrefix(who.Project), func(suffix string, _ *Secret) {
+	err := s.scanMatching(ctx, who, &q, listAsidePrefix(who.Project), func(suffix string, _ *Secret) bool {
 		extra = append(extra, suffix)
+		return true
 	})
 	if err != nil {
 		return nil, 0, err
 	}
 	desc := len(q.Sort) == 1 && q.Sort[0].Desc
 	offset := max(q.Offset, 0)
-	keep := -1 // all
+	known := plainTotal >= 0
+	total := plainTotal + len(extra)
+	lo, hi := offset, -1 // ascending window [lo, hi); hi < 0: to the end
 	if q.Limit > 0 {
-		keep = offset + q.Limit
+		hi = offset + q.Limit
 	}
-	var page []string // ascending: the page; descending: a ring of the last keep
-	total := 0
-	emit := func(suffix string) {
+	ring := desc && !known
+	if desc && known {
+		lo, hi = 0, max(total-offset, 0)
+		if q.Limit > 0 {
+			lo = max(hi-q.Limit, 0)
+		}
+	}
+	keep := hi        // the ring's size
+	var page []string // the window; or a ring of the last keep
+	n := 0            // matching entries so far
+	emit := func(suffix string) bool {
 		switch {
-		case desc && keep > 0 && len(page) == keep: // the ring is full
-			page[total%keep] = suffix
-		case desc:
+		case ring && keep > 0 && len(page) == keep: // the ring is full
+			page[n%keep] = suffix
+		case ring:
 			page = append(page, suffix)
-		case total >= offset && (keep < 0 || total < keep):
+		case n >= lo && (hi < 0 || n < hi):
 			page = append(page, suffix)
 		}
-		total++
+		n++
+		return !known || hi < 0 || n < hi
 	}
 	si := 0
-	err = s.scanMatching(ctx, who, &q, listPrefix(who.Project), func(suffix string, _ *Secret) {
+	more := true
+	err = s.scanMatching(ctx, who, &q, listPrefix(who.Project), func(suffix string, _ *Secret) bool {
 		for si < len(extra) && extra[si] < suffix {
-			emit(extra[si])
 			si++
+			if more = emit(extra[si-1]); !more {
+				return false
+			}
 		}
-		emit(suffix)
+		more = emit(suffix)
+		return more
 	})
 	if err != nil {
 		return nil, 0, err
 	}
-	for ; si < len(extra); si++ {
-		emit(extra[si])
+	for ; more && si < len(extra); si++ {
+		more = emit(extra[si])
 	}
-	if desc {
+	if !known {
+		total = n
+	}
+	if ring {
 		if keep > 0 && len(page) == keep {
-			r := total % keep // the ring's oldest
+			r := n % keep // the ring's oldest
 			page = append(page[r:], page[:r]...)
 		}
 		slices.Reverse(page)
@@ -365,6 +378,10 @@ func (s *Service) listSummariesByCreated(ctx context.Context, who Identity, q Li
 		if q.Limit > 0 && len(page) > q.Limit {
 			page = page[:q.Limit]
 		}
+	} else if desc {
+		slices.Reverse(page)
+	}
+	if desc {
 		slices.SortStableFunc(page, func(a, b string) int { return -strings.Compare(a[:listIDAt], b[:listIDAt]) })
 	}
 	out, err := s.pageRecords(ctx, who, &q, page)
@@ -372,17 +389,21 @@ func (s *Service) listSummariesByCreated(ctx context.Context, who Identity, q Li
 }
 
 // scanMatching calls fn with each entry under prefix (of who's project)
-// that matches q and that who may see, in key order. sec is reused for
-// the next entry: fn copies what it keeps.
-func (s *Service) scanMatching(ctx context.Context, who Identity, q *ListQuery, prefix string, fn func(suffix string, sec *Secret)) error {
+// that matches q and that who may see, in key order, until fn returns
+// false. sec is reused for the next entry: fn copies what it keeps.
+func (s *Service) scanMatching(ctx context.Context, who Identity, q *ListQuery, prefix string, fn func(suffix string, sec *Secret) bool) error {
 	now := s.now()
 	sq := *q
 	sq.Attributes = nil // not in summaries: checked on the record
 	trusted := prefix == listPrefix(who.Project) && s.plainUniform(who)
 	var bad error
 	sec := &Secret{}
-	err := store.Scan(ctx, s.st, prefix, "", func(k string, v []byte) bool {
-		suffix := k[len(prefix):]
+	filtered := !sq.unfiltered()
+	err := store.ScanRaw(ctx, s.st, prefix, "", false, func(k, v []byte) bool {
+		if filtered && !sq.rawMatch(k[len(prefix):], v, now) {
+			return true // rejected on the store's bytes
+		}
+		suffix := string(k[len(prefix):])
 		if err := decodeSummaryInto(sec, who.Project, suffix, v); err != nil {
 			bad = err
 			return false
@@ -401,8 +422,7 @@ func (s *Service) scanMatching(ctx context.Context, who Identity, q *ListQuery, 
 				return true
 			}
 		}
-		fn(suffix, sec)
-		return true
+		return fn(suffix, sec)
 	})
 	if err == nil {
 		err = bad

@@ -44,3 +44,49 @@ func TestSummaryRoundTrip(t *testing.T) {
 		t.Fatal("a key without a creation time decodes")
 	}
 }
+
+// rawMatch, which rejects entries on their stored bytes, agrees with
+// match on the decoded summary (due activation applied) for every kind of
+// filter, and allocates nothing for an ASCII entry it rejects.
+func TestRawMatch(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	past, future := now.Add(-time.Hour), now.Add(time.Hour)
+	secs := []*Secret{
+		{ID: "a", Name: "Vol-ÄB", Algorithm: "AES", Mode: "xts", BitLength: 256, Type: Symmetric, State: Active, Created: past, Updated: now},
+		{ID: "b", Name: "vol-001", Algorithm: "aes", Mode: "CBC", BitLength: 128, Type: Opaque, State: PreActive, ActivationDate: &past, Created: now, Updated: future},
+		{ID: "c", Name: "", Algorithm: "", State: PreActive, ActivationDate: &future, Expiration: &future, Created: future, Updated: past},
+		{ID: "d", Name: "k\x00ey", Algorithm: "rsa", State: Deactivated, Expiration: &past, Created: past, Updated: past,
+			ACL: &ACL{Users: []string{"u"}}},
+	}
+	queries := []ListQuery{
+		{}, {Name: "VOL"}, {Name: "äb"}, {Name: "ÄB"}, {Name: "l-0"}, {Name: "k\x00e"}, {ExactName: "vol-001"}, {ExactName: "vol"},
+		{Algorithm: "ae"}, {Algorithm: "AeS"}, {Mode: "c"}, {Mode: "TS"}, {BitLength: 128}, {BitLength: 7}, {Type: Opaque},
+		{State: Active}, {State: PreActive}, {State: Deactivated},
+		{Created: []TimeFilter{{Op: "gt", T: past}}}, {Created: []TimeFilter{{Op: "lte", T: past}}},
+		{Updated: []TimeFilter{{Op: "gte", T: now}, {Op: "lt", T: future}}}, {Expiration: []TimeFilter{{Op: "gt", T: now}}},
+		{Expiration: []TimeFilter{{Op: "lt", T: future}}}, {Name: "vol", Algorithm: "aes", State: Active},
+	}
+	for _, sec := range secs {
+		sec.Project = "p"
+		suffix, v := listSuffix(sec.Created, sec.ID), encodeSummary(sec)
+		dec, err := decodeSummary("p", suffix, v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dueActivationOf(dec, now)
+		for _, q := range queries {
+			if got, want := q.rawMatch([]byte(suffix), v, now), q.match(dec); got != want {
+				t.Errorf("%s %+v: rawMatch %v, match %v", sec.ID, q, got, want)
+			}
+		}
+	}
+	v, suffix := encodeSummary(secs[1]), []byte(listSuffix(secs[1].Created, "b"))
+	// Every field read, rejected by the last.
+	q := ListQuery{Name: "VOL", Mode: "cbc", Type: Opaque, State: Active, Updated: []TimeFilter{{Op: "gte", T: now}}, Created: []TimeFilter{{Op: "gt", T: now}}}
+	if q.rawMatch(suffix, v, now) {
+		t.Fatal("created gt now matches an entry created now")
+	}
+	if n := testing.AllocsPerRun(100, func() { q.rawMatch(suffix, v, now) }); n != 0 {
+		t.Fatalf("rawMatch allocates %v times", n)
+	}
+}

@@ -95,6 +95,22 @@ func TestListIndex(t *testing.T) {
 			}
 			compareLists(t, svcOwn, base)
 
+			// The same store as one whose index predates ln/ and nv/
+			// (session 5): they are built from l/ at start-up.
+			if err := svc.DropNameIndex(ctx); err != nil {
+				t.Fatal(err)
+			}
+			svc1, err := kms.New(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range []string{"p1", "p2"} {
+				if err := svc1.CheckListIndex(ctx, p); err != nil {
+					t.Fatalf("after the name index build, %s: %v", p, err)
+				}
+			}
+			compareLists(t, svc1, base)
+
 			// The same store as one written before the index: built at
 			// start-up, then the same answers.
 			if err := svc.DropListIndex(ctx); err != nil {
@@ -197,6 +213,17 @@ func fillForLists(t *testing.T, svc *kms.Service, clk *tickClock, base time.Time
 			t.Fatal(err)
 		}
 	}
+	// Names that order tricky: empty, a 0x00 inside, one a prefix of
+	// another, equal names with ids either way of created.
+	names := []string{"", "n0", "n0\x00", "n0\x00a", "n0\x00\x00", "n0\x01", "", "n0"}
+	for range 30 { // a name's group longer than a page: desc pages start inside it
+		names = append(names, "grp")
+	}
+	for _, name := range names {
+		if _, err := svc.CreateSecret(ctx, creator, kms.CreateRequest{Name: name, Algorithm: "aes"}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	// A key pair writes two records in one transaction.
 	for range 2 {
 		if _, _, err := svc.CreateKeyPair(ctx, creator, kms.KeyPairRequest{Algorithm: "ec", BitLength: 256}); err != nil {
@@ -231,6 +258,14 @@ func compareLists(t *testing.T, svc *kms.Service, base time.Time) {
 		{View: kms.View{Destroyed: true}, Sort: desc, Offset: 2, Limit: 9}, {View: kms.View{Destroyed: true}, State: kms.Destroyed},
 		{View: kms.View{Expired: true}, Offset: 3, Limit: 40}, {View: kms.View{Expired: true, Destroyed: true}, Sort: desc, Limit: 30},
 		{View: kms.View{Expired: true}, Name: "n0", Offset: 2, Limit: 9},
+		{Algorithm: "zz"}, {Algorithm: "zz", View: kms.View{Destroyed: true}}, {BitLength: 7, Name: "n0"},
+		{Algorithm: "ES", Offset: 60, Limit: 10}, {Algorithm: "ES", Sort: desc, Offset: 60, Limit: 10},
+		{Algorithm: "ES", Sort: desc, Offset: 1, Limit: 1000}, {Algorithm: "aes", Mode: "cb", BitLength: 128, Sort: desc, Offset: 3, Limit: 4},
+		{Type: kms.Opaque, Sort: desc, Offset: 2, Limit: 2}, {Type: kms.Opaque, Sort: []kms.SortKey{{Field: "name", Desc: true}}},
+		{Type: kms.Opaque, Offset: 1, Limit: 3, View: kms.View{Expired: true}},
+		{Sort: []kms.SortKey{{Field: "name", Desc: true}}}, {Sort: []kms.SortKey{{Field: "name"}}, Offset: 150, Limit: 100},
+		{Sort: []kms.SortKey{{Field: "name", Desc: true}}, Offset: 120, Limit: 50},
+		{Sort: []kms.SortKey{{Field: "name", Desc: true}}, View: kms.View{Expired: true, Destroyed: true}, Offset: 7, Limit: 20},
 		{Created: []kms.TimeFilter{{Op: "gte", T: base.Add(30 * time.Second)}}, Limit: 10},
 		{Updated: []kms.TimeFilter{{Op: "lt", T: base.Add(20 * time.Second)}}, Offset: 4, Limit: 10},
 	}
@@ -248,14 +283,19 @@ func compareLists(t *testing.T, svc *kms.Service, base time.Time) {
 		}
 	}
 	// The page at every offset of the whole listing is its slice.
-	all, total, err := svc.ListRecords(ctx, admin, kms.ListQuery{})
-	if err != nil || total < 100 {
+	if _, total, err := svc.ListRecords(ctx, admin, kms.ListQuery{}); err != nil || total < 100 {
 		t.Fatalf("admin sees %d (%v)", total, err)
 	}
-	for off := 0; off < total; off += 9 {
-		got, _, err := svc.ListSecrets(ctx, admin, kms.ListQuery{Offset: off, Limit: 9})
-		if err != nil || ids(got) != ids(all[off:min(off+9, total)]) {
-			t.Fatalf("page at %d: %s, want %s (%v)", off, ids(got), ids(all[off:min(off+9, total)]), err)
+	for _, sort := range [][]kms.SortKey{nil, {{Field: "name"}}, {{Field: "name", Desc: true}}} {
+		all, total, err := svc.ListRecords(ctx, admin, kms.ListQuery{Sort: sort})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for off := 0; off < total; off += 9 {
+			got, gotTotal, err := svc.ListSecrets(ctx, admin, kms.ListQuery{Offset: off, Limit: 9, Sort: sort})
+			if err != nil || gotTotal != total || ids(got) != ids(all[off:min(off+9, total)]) {
+				t.Fatalf("%v page at %d: %s, want %s (%v)", sort, off, ids(got), ids(all[off:min(off+9, total)]), err)
+			}
 		}
 	}
 }

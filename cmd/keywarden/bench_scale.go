@@ -12,6 +12,7 @@ var benchScaleOpts struct {
 	secrets, clients, samples int
 	dataDir, cpuProfile       string
 	getTime                   time.Duration
+	listsOnly                 bool
 }
 
 var benchScaleCmd = &cobra.Command{
@@ -28,7 +29,7 @@ held 1,000 secrets, and store bytes per secret; each figure beside issue 14's li
 		tuneRuntime() // as the server runs
 		return loadgen.RunScale(cmd.Context(), loadgen.ScaleConfig{
 			Secrets: o.secrets, DataDir: o.dataDir, Clients: o.clients, Samples: o.samples, GetTime: o.getTime,
-			CPUProfile: o.cpuProfile,
+			CPUProfile: o.cpuProfile, ListsOnly: o.listsOnly,
 		}, cmd.OutOrStdout())
 	},
 }
@@ -41,5 +42,6 @@ func init() {
 	f.StringVar(&benchScaleOpts.dataDir, "data-dir", "", "keep the store here (default: temporary, removed)")
 	f.StringVar(&benchScaleOpts.cpuProfile, "cpuprofile", "", "write a CPU profile of the measurements (not the fill) here")
 	f.DurationVar(&benchScaleOpts.getTime, "get-time", 5*time.Second, "time per GET measurement")
+	f.BoolVar(&benchScaleOpts.listsOnly, "lists-only", false, "stop after the list cases (no orphan report, no GETs)")
 	benchCmd.AddCommand(benchScaleCmd)
 }

@@ -121,6 +121,41 @@ type Counter interface {
 	Count(ctx context.Context, prefix string) (int64, error)
 }
 
+// RawScanner is implemented by backends that can walk a range in either
+// direction handing out their own bytes (store/bolt): a walk over a large
+// index then costs no allocation per entry. Callers use ScanRaw.
+type RawScanner interface {
+	// ScanRaw calls fn with each entry under prefix, in key order from the
+	// first key >= prefix+from, or (reverse) in reverse order from the
+	// last key < prefix+from (from empty: the last under prefix), until fn
+	// returns false. key and value are only valid during the call.
+	ScanRaw(ctx context.Context, prefix, from string, reverse bool, fn func(key, value []byte) bool) error
+}
+
+// ScanRaw walks the entries under prefix (see RawScanner) on any Store;
+// without RawScanner a reverse walk lists the whole range first.
+func ScanRaw(ctx context.Context, s Store, prefix, from string, reverse bool, fn func(key, value []byte) bool) error {
+	if rs, ok := s.(RawScanner); ok {
+		return rs.ScanRaw(ctx, prefix, from, reverse, fn)
+	}
+	if !reverse {
+		return Scan(ctx, s, prefix, from, func(k string, v []byte) bool { return fn([]byte(k), v) })
+	}
+	kvs, err := s.List(ctx, prefix, "", 0)
+	if err != nil {
+		return err
+	}
+	for i := len(kvs) - 1; i >= 0; i-- {
+		if from != "" && kvs[i].Key >= prefix+from {
+			continue
+		}
+		if !fn([]byte(kvs[i].Key), kvs[i].Value) {
+			return nil
+		}
+	}
+	return nil
+}
+
 // scanPage is how many entries the List fallback reads at a time.
 const scanPage = 512
 

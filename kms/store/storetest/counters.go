@@ -129,4 +129,52 @@ func testScanNth(t *testing.T, s store.Store) {
 			}
 		}
 	}
+	testScanRaw(t, s, n) // deletes two
+}
+
+// testScanRaw walks testScanNth's keys r/00000..r/<n-1> both ways, from a
+// key and from the end, with two of them deleted (deletes may still be in
+// a backend's overlay while the rest is on disk).
+func testScanRaw(t *testing.T, s store.Store, n int) {
+	ctx := t.Context()
+	walk := func(from string, reverse bool, stop int) []string {
+		var got []string
+		err := store.ScanRaw(ctx, s, "r/", from, reverse, func(k, v []byte) bool {
+			if string(k[2:]) != fmt.Sprintf("%05s", v) {
+				t.Fatalf("%q holds %q", k, v)
+			}
+			got = append(got, string(k))
+			return len(got) != stop
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	keys := func(from, to, step int) []string { // from, from+step, ... before to
+		var out []string
+		for i := from; i != to; i += step {
+			if i != 50 && i != n-1 {
+				out = append(out, fmt.Sprintf("r/%05d", i))
+			}
+		}
+		return out
+	}
+	if err := s.Txn(ctx, nil, []store.Op{store.Delete("r/00050"), store.Delete(fmt.Sprintf("r/%05d", n-1))}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		from    string
+		reverse bool
+		stop    int
+		want    []string
+	}{
+		{"", false, 0, keys(0, n, 1)}, {"00010", false, 0, keys(10, n, 1)}, {"", true, 0, keys(n-1, -1, -1)},
+		{"00100", true, 0, keys(99, -1, -1)}, {"00051", true, 3, keys(49, 46, -1)}, {"", true, 2, keys(n-2, n-4, -1)},
+		{"00000", true, 0, nil}, {"zzz", true, 1, keys(n-2, n-3, -1)}, {"zzz", false, 0, nil},
+	} {
+		if got := walk(tc.from, tc.reverse, tc.stop); fmt.Sprint(got) != fmt.Sprint(tc.want) {
+			t.Errorf("ScanRaw(from %q, reverse %v, stop %d): %d keys %.80v, want %d %.80v", tc.from, tc.reverse, tc.stop, len(got), got, len(tc.want), tc.want)
+		}
+	}
 }
