@@ -25,6 +25,10 @@ type opCtx struct {
 	// Create, Register or Locate of this batch produced.
 	placeholder string
 	suiteB      SuiteB // the listener's Suite B mode, for Query Profiles
+	// serveNext: the next item is a Get that serves what this Create or
+	// Register makes (servedGet); served: the id kms then made not Fresh.
+	serveNext bool
+	served    string
 }
 
 type opFunc func(c *opCtx, p item) *opError
@@ -123,13 +127,20 @@ func (s *Server) process(ctx context.Context, who kms.Identity, msg []byte, w *w
 	r.start(w, h.ver, now, h.clientCorr, h.maxResponse)
 	c := opCtx{ctx: ctx, svc: s.svc, who: who, ver: h.ver, now: now, w: w, suiteB: s.suiteBOf(ctx)}
 	var done []answered // kept for Undo only
-	for _, bi := range items {
+	pending := ""       // created served; this item is its Get (served.go)
+	for i, bi := range items {
 		start := time.Now()
 		mark := len(w.b)
+		c.serveNext = i+1 < len(items) && servedGet(h.ver, bi, items[i+1])
 		perr := s.item(&c, &r, bi)
+		c.serveNext = false
 		if s.observe != nil {
 			s.observeItem(bi, perr, time.Since(start))
 		}
+		if pending != "" && perr != nil {
+			s.unserve(&c, pending) // not served after all
+		}
+		pending, c.served = c.served, ""
 		if h.onError == batchUndo {
 			done = append(done, answered{bi, mark})
 		}
@@ -139,6 +150,9 @@ func (s *Server) process(ctx context.Context, who kms.Identity, msg []byte, w *w
 			r.undo(done)
 			break
 		}
+	}
+	if pending != "" {
+		s.unserve(&c, pending) // its Get was never run
 	}
 	r.finish()
 }

@@ -182,11 +182,13 @@ func opCreate(c *opCtx, p item) *opError {
 	if len(o.stored) == 0 {
 		req.Attributes = nil
 	}
+	req.ServedAtCreation = c.serveNext
 	sec, err := c.svc.GenerateSecret(c.ctx, c.who, req)
 	if err != nil {
 		return fromKMS(err)
 	}
 	c.placeholder = sec.ID
+	c.markServed(sec)
 	c.w.enum(tagObjectType, ot)
 	c.writeUID(sec.ID)
 	return nil
@@ -238,12 +240,14 @@ func opRegister(c *opCtx, p item) *opError {
 	if len(o.stored) == 0 {
 		req.Attributes = nil
 	}
+	req.ServedAtCreation = c.serveNext
 	sec, err := c.svc.CreateSecret(c.ctx, c.who, req)
 	crypto.Zero(reg.payload)
 	if err != nil {
 		return fromKMS(err)
 	}
 	c.placeholder = sec.ID
+	c.markServed(sec)
 	c.writeUID(sec.ID)
 	return nil
 }

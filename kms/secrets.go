@@ -36,6 +36,12 @@ type CreateRequest struct {
 	ActivationDate *time.Time
 	// UsageLimits (KMIP) bound the key's Encrypt and Decrypt use.
 	UsageLimits *UsageLimits
+	// ServedAtCreation (KMIP): the caller's own message Gets the object
+	// right after creating it. If the caller may read its material, the
+	// object is made not Fresh in the creation's own write and audit line,
+	// so that Get writes nothing (no fresh_clear). Otherwise it is ignored.
+	// The adapter calls RestoreFresh if that Get then fails.
+	ServedAtCreation bool
 
 	// generated: the server generated Payload (set by kms's generators only).
 	generated bool
@@ -124,10 +130,16 @@ func (s *Service) CreateSecret(ctx context.Context, who Identity, req CreateRequ
 	if err != nil {
 		return nil, err
 	}
-	if err := s.insert(ctx, r); err != nil {
+	if err := s.insertAs(ctx, r, req.ServedAtCreation && s.servable(who, r)); err != nil {
 		return nil, err
 	}
 	return r.Secret.Clone(), nil
+}
+
+// servable tells whether GetPayload would serve r's material to who: the
+// same checks, so that a creation marked served is one the Get can answer.
+func (s *Service) servable(who Identity, r *record) bool {
+	return r.HasPayload && s.allowSecret(SecretDecrypt, who, r.Secret) == nil && extractable(r.Secret) == nil
 }
 
 // idOf tolerates a nil secret in deferred audit calls.
@@ -150,16 +162,25 @@ func (s *Service) seal(ctx context.Context, r *record, payload []byte, contentTy
 
 // insert writes a new record and its id pointer in one transaction.
 func (s *Service) insert(ctx context.Context, r *record, extra ...store.Op) error {
+	return s.insertAs(ctx, r, false, extra...)
+}
+
+// insertAs is insert of an object Fresh unless served (ServedAtCreation).
+func (s *Service) insertAs(ctx context.Context, r *record, served bool, extra ...store.Op) error {
 	// What KMIP derives from the object's making (Always Sensitive, Never
 	// Extractable, Fresh), recorded once here.
 	r.AlwaysSensitive = r.Attributes[AttrSensitive] == "b:true"
 	r.NeverExtractable = r.Attributes[AttrExtractable] == "b:false"
-	r.Fresh = true
+	r.Fresh = !served
 	b, err := s.encodeRecord(ctx, r, 1)
 	if err != nil {
 		return err
 	}
-	e := s.creation(r, b, joinDetail("project "+r.Project, secretDiff(nil, r.Secret)))
+	var servedNote string
+	if served {
+		servedNote = "served at creation: not fresh"
+	}
+	e := s.creation(r, b, joinDetail("project "+r.Project, secretDiff(nil, r.Secret), servedNote))
 	e.ops = append(e.ops, extra...)
 	marker := s.markerOps()
 	e.ops = append(e.ops, marker...)
@@ -364,6 +385,28 @@ func (s *Service) clearFresh(ctx context.Context, who Identity, id string) {
 	if !errors.Is(err, errUnchanged) {
 		s.record(ctx, who, "fresh_clear", id, err)
 	}
+}
+
+// RestoreFresh makes Fresh again an object created ServedAtCreation whose
+// Get then failed: it was not served after all. Audited (fresh_restore);
+// the caller must be one who may read the material, as for that Get.
+func (s *Service) RestoreFresh(ctx context.Context, who Identity, id string) (err error) {
+	ctx = s.begin(ctx, who, "fresh_restore")
+	_, err = s.update(ctx, id, View{}, func(r *record) error {
+		if err := s.allowSecret(SecretDecrypt, who, r.Secret); err != nil {
+			return err
+		}
+		if r.Fresh {
+			return errUnchanged
+		}
+		r.Fresh = true
+		return nil
+	})
+	if errors.Is(err, errUnchanged) {
+		return nil
+	}
+	s.record(ctx, who, "fresh_restore", id, err)
+	return err
 }
 
 // DeleteSecret removes a secret. A secret with consumers is refused unless
