@@ -18,6 +18,8 @@ import (
 
 	ovh "github.com/ovh/kmip-go"
 	"github.com/ovh/kmip-go/kmipclient"
+	"github.com/ovh/kmip-go/payloads"
+	"github.com/ovh/kmip-go/ttlv"
 
 	"github.com/keywarden/keywarden/tests/testserver"
 )
@@ -177,6 +179,9 @@ func TestAuditEveryStateChange(t *testing.T) {
 		}},
 		{"Activate", func() error { _, err := k.Activate(id).ExecContext(ctx); return err }},
 		{"Get (the first clears Fresh)", func() error { _, err := k.Get(id).ExecContext(ctx); return err }},
+		{"Create+Get whose Get exceeds the Maximum Response Size (restores Fresh)", func() error {
+			return pairTooLarge(ctx, k)
+		}},
 		{"Encrypt with a key that has Usage Limits", func() error {
 			lim, err := k.Create().AES(128, ovh.CryptographicUsageEncrypt).
 				WithAttribute(ovh.AttributeNameUsageLimits, ovh.UsageLimits{UsageLimitsTotal: 1, UsageLimitsUnit: ovh.UsageLimitsUnitObject}).ExecContext(ctx)
@@ -239,7 +244,7 @@ func TestAuditEveryStateChange(t *testing.T) {
 			t.Errorf("no ok record of %q on the trail", action)
 		}
 	}
-	for _, action := range []string{"create", "create_key_pair", "attribute_change", "activation_date_set", "activate", "fresh_clear", "usage_count", "revoke", "destroy", "rekey", "rekey_key_pair"} {
+	for _, action := range []string{"create", "create_key_pair", "attribute_change", "activation_date_set", "activate", "fresh_clear", "fresh_restore", "usage_count", "revoke", "destroy", "rekey", "rekey_key_pair"} {
 		if !byProtocol["kmip"][action] {
 			t.Errorf("no ok record of KMIP %q", action)
 		}
@@ -411,4 +416,31 @@ func TestAuditDeviceFull(t *testing.T) {
 		t.Errorf("%d ok create records for %d secrets made and %d keys", creates, made+deleted+1, keys+1)
 	}
 	verifyAudit(t, "--data-dir", data, "--config", cfg)
+}
+
+// pairTooLarge sends Create+Get of the ID Placeholder with a Maximum
+// Response Size that holds the Create's answer but not the Get's: the key
+// was created served (not Fresh), so its failed Get restores Fresh.
+func pairTooLarge(ctx context.Context, k *kmipclient.Client) error {
+	pair := func() []ovh.OperationPayload {
+		create, err := k.Create().AES(128, ovh.CryptographicUsageEncrypt).Build()
+		if err != nil {
+			panic(err)
+		}
+		return []ovh.OperationPayload{create, &payloads.GetRequestPayload{}}
+	}
+	msg := ovh.NewRequestMessage(k.Version(), pair()...)
+	full, err := k.Roundtrip(ctx, &msg)
+	if err != nil {
+		return err
+	}
+	limit := int32(len(ttlv.MarshalTTLV(full)) - 40)
+	res, err := k.BatchOpt(ctx, pair(), func(m *ovh.RequestMessage) { m.Header.MaximumResponseSize = limit })
+	if err != nil {
+		return err
+	}
+	if len(res) != 2 || res[0].Err() != nil || res[1].ResultReason != ovh.ResultReasonResponseTooLarge {
+		return fmt.Errorf("Create+Get under a %d-byte limit: %+v", limit, res)
+	}
+	return nil
 }
