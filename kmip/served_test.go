@@ -122,6 +122,14 @@ func TestServedAtCreation(t *testing.T) {
 		t.Fatal("Register+Get left the secret fresh")
 	}
 
+	// 2.x: the Get names the placeholder by enumeration.
+	c2 := e.dial("p1", admin...)
+	c2.ver = version{2, 0}
+	r = c2.do(createAES(c2.ver, 128), getPlaceholder(v(tagUniqueIdentifier, kmip20.UniqueIdentifierIDPlaceholder)))
+	if id := uidOf(r.ok(0)); uidOf(r.ok(1)) != id || fresh(id) {
+		t.Fatal("a 2.0 Create+Get of the ID Placeholder enumeration left the key fresh")
+	}
+
 	// A Get the lookahead refuses (a format a symmetric key is not served
 	// in): the key is created fresh, as before this change (that Get then
 	// clears it on the old path, reading before it finds the format).
