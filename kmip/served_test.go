@@ -74,6 +74,14 @@ func TestServedAtCreation(t *testing.T) {
 		}
 		return sec.Fresh
 	}
+	// served: id was created not Fresh, said so in its create line, and
+	// no Get wrote a fresh_clear.
+	served := func(id string) bool {
+		t.Helper()
+		cr := a.of("create", id)
+		return !fresh(id) && len(a.of("fresh_clear", id)) == 0 &&
+			len(cr) == 1 && strings.Contains(cr[0].Detail, "served at creation")
+	}
 
 	// A Create alone (after a first one, which may write the project's
 	// bookkeeping): Fresh until a Get, which writes once more.
@@ -118,16 +126,16 @@ func TestServedAtCreation(t *testing.T) {
 
 	// Register Secret Data + Get, served too.
 	r := c.do(registerSecret(c.ver, []byte("pass-word")), getPlaceholder())
-	if id := uidOf(r.ok(0)); fresh(id) {
-		t.Fatal("Register+Get left the secret fresh")
+	if id := uidOf(r.ok(0)); !served(id) {
+		t.Fatal("Register+Get: the secret was not served at creation")
 	}
 
 	// 2.x: the Get names the placeholder by enumeration.
 	c2 := e.dial("p1", admin...)
 	c2.ver = version{2, 0}
 	r = c2.do(createAES(c2.ver, 128), getPlaceholder(v(tagUniqueIdentifier, kmip20.UniqueIdentifierIDPlaceholder)))
-	if id := uidOf(r.ok(0)); uidOf(r.ok(1)) != id || fresh(id) {
-		t.Fatal("a 2.0 Create+Get of the ID Placeholder enumeration left the key fresh")
+	if id := uidOf(r.ok(0)); uidOf(r.ok(1)) != id || !served(id) {
+		t.Fatal("a 2.0 Create+Get of the ID Placeholder enumeration: the key was not served at creation")
 	}
 
 	// A Get the lookahead refuses (a format a symmetric key is not served
