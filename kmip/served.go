@@ -26,7 +26,9 @@ import (
 //
 // The Get can still fail (a Maximum Response Size it exceeds, an internal
 // error, a concurrent Destroy): then, or if it is never run, the process
-// loop calls kms.RestoreFresh (audited fresh_restore).
+// loop calls kms.RestoreFresh (audited fresh_restore). Known limit: a
+// second client that Gets the new object (its id found by Locate) between
+// the two items, before a failed Get, is followed by that restore.
 
 // servedGet tells whether next is a Get that serves what cur creates.
 func servedGet(ver version, cur, next batchItem) bool {
