@@ -84,15 +84,11 @@ func locateRequest(ver version, p item) (lr locateReq, perr *opError) {
 	return lr, nil
 }
 
-// checkGroupMember: Group Member Default is served (the newest member);
-// Group Member Fresh is not, since this server keeps no Fresh attribute and
-// so cannot tell which members were never served.
+// checkGroupMember: both members KMIP defines are served (groupMember).
 func checkGroupMember(v uint32) *opError {
 	switch kmip14.ObjectGroupMember(v) {
-	case kmip14.ObjectGroupMemberGroupMemberDefault:
+	case kmip14.ObjectGroupMemberGroupMemberDefault, kmip14.ObjectGroupMemberGroupMemberFresh:
 		return nil
-	case kmip14.ObjectGroupMemberGroupMemberFresh:
-		return notSupported("Group Member Fresh: this server keeps no Fresh attribute")
 	}
 	return invalidField("unknown Object Group Member %d", v)
 }

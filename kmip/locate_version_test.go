@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/gemalto/kmip-go/kmip14"
-	"github.com/gemalto/kmip-go/kmip20"
 	"github.com/gemalto/kmip-go/ttlv"
 )
 
@@ -64,8 +63,21 @@ func TestLocateVersionShapes(t *testing.T) {
 					t.Fatalf("Group Member Default: %v", u)
 				}
 				locate(member).failed(0, invalid) // no group named
-				locate(v(kmip14.TagObjectGroupMember, kmip14.ObjectGroupMemberGroupMemberFresh), group).
-					failed(0, reason(ver, kmip20.ResultReasonFeatureNotSupported))
+				// Group Member Fresh: the members never served, oldest first.
+				fresh := func() []string {
+					var ids []string
+					for _, u := range all(locate(v(kmip14.TagObjectGroupMember, kmip14.ObjectGroupMemberGroupMemberFresh), group).ok(0), tagUniqueIdentifier) {
+						ids = append(ids, u.Value.(string))
+					}
+					return ids
+				}
+				if got := fresh(); !slices.Equal(got, ids) {
+					t.Fatalf("Group Member Fresh before any Get: %v, want %v", got, ids)
+				}
+				c.do(byID(kmip14.OperationGet, ids[1])).ok(0)
+				if got := fresh(); !slices.Equal(got, []string{ids[0], ids[2]}) {
+					t.Fatalf("Group Member Fresh after a Get of %s: %v", ids[1], got)
+				}
 			}
 			// Destroyed Storage is a 2.0 bit of the mask.
 			c.do(byID(kmip14.OperationDestroy, ids[0])).ok(0)

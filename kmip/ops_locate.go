@@ -66,7 +66,7 @@ func opLocate(c *opCtx, p item) *opError {
 		}
 	}
 	if lr.groupMember != 0 {
-		found = groupMember(found)
+		found = groupMember(found, lr.groupMember)
 	}
 	total := len(found)
 	found = found[min(int(lr.offset), len(found)):]
@@ -86,10 +86,21 @@ func opLocate(c *opCtx, p item) *opError {
 	return nil
 }
 
-// groupMember answers Object Group Member = Group Member Default: this
+// groupMember answers Object Group Member. Group Member Default: this
 // server's policy is that a group's default member is its newest object.
-// The list comes in creation order.
-func groupMember(found []*kms.Secret) []*kms.Secret {
+// Group Member Fresh (§4.9): the members never served yet (Fresh), oldest
+// first, as a pool of pre-made keys is drawn; none is an empty answer, not
+// a new key. The list comes in creation order.
+func groupMember(found []*kms.Secret, member uint32) []*kms.Secret {
+	if kmip14.ObjectGroupMember(member) == kmip14.ObjectGroupMemberGroupMemberFresh {
+		fresh := found[:0:0]
+		for _, s := range found {
+			if s.Fresh {
+				fresh = append(fresh, s)
+			}
+		}
+		return fresh
+	}
 	if len(found) == 0 {
 		return nil
 	}
