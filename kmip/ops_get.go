@@ -1,10 +1,13 @@
 package kmip
 
 import (
+	"errors"
+
 	"github.com/gemalto/kmip-go/kmip14"
 	"github.com/gemalto/kmip-go/kmip20"
 
 	"github.com/keywarden/keywarden/crypto"
+	"github.com/keywarden/keywarden/kms"
 )
 
 // opGet returns an object with its material, in the Key Format Type asked
@@ -37,12 +40,27 @@ func opGet(c *opCtx, p item) *opError {
 			}
 		}
 	}
-	sec, payload, err := c.svc.GetPayload(c.ctx, c.who, id)
+	// The object is written inside kms's serve step, so that one refused
+	// (a format it has none of) is not counted as served: it stays Fresh.
+	var refused *opError
+	_, payload, err := c.svc.ServePayload(c.ctx, c.who, id, func(sec *kms.Secret, payload []byte) error {
+		c.w.enum(tagObjectType, typeToKMIP[sec.Type])
+		c.writeUID(sec.ID)
+		if refused = writeObject(c.w, sec, payload, format); refused != nil {
+			return errNotServed
+		}
+		return nil
+	})
+	if refused != nil {
+		return refused
+	}
 	if err != nil {
 		return fromKMS(err)
 	}
-	defer crypto.Zero(payload)
-	c.w.enum(tagObjectType, typeToKMIP[sec.Type])
-	c.writeUID(sec.ID)
-	return writeObject(c.w, sec, payload, format)
+	crypto.Zero(payload)
+	return nil
 }
+
+// errNotServed tells kms that the Get's object could not be written; the
+// KMIP answer is the writer's own error.
+var errNotServed = errors.New("kmip: the object cannot be served in the requested form")

@@ -139,13 +139,16 @@ func TestServedAtCreation(t *testing.T) {
 	}
 
 	// A Get the lookahead refuses (a format a symmetric key is not served
-	// in): the key is created fresh, as before this change (that Get then
-	// clears it on the old path, reading before it finds the format).
+	// in): the key is created fresh, and that Get, refused, serves nothing,
+	// so it stays fresh with no write.
 	r = c.do(createAES(c.ver, 128), getPlaceholder(v(kmip14.TagKeyFormatType, kmip14.KeyFormatTypeOpaque)))
 	id := uidOf(r.ok(0))
 	r.failed(1, uint32(kmip20.ResultReasonKeyFormatTypeNotSupported))
 	if cr := a.of("create", id); len(cr) != 1 || strings.Contains(cr[0].Detail, "served") || len(a.of("fresh_restore", id)) != 0 {
 		t.Fatalf("refused Get: create lines %+v, %d fresh_restore; want a plain create", cr, len(a.of("fresh_restore", id)))
+	}
+	if !fresh(id) || len(a.of("fresh_clear", id)) != 0 {
+		t.Fatalf("a Get refused for its format: fresh %v, %d fresh_clear; want fresh, none", fresh(id), len(a.of("fresh_clear", id)))
 	}
 
 	// A Get that fails after a served Create (its answer exceeds the

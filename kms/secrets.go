@@ -338,6 +338,14 @@ func (s *Service) GetSecret(ctx context.Context, who Identity, id string, v View
 // GetPayload returns the secret and its plaintext; the caller must
 // crypto.Zero the plaintext when done.
 func (s *Service) GetPayload(ctx context.Context, who Identity, id string) (sec *Secret, payload []byte, err error) {
+	return s.ServePayload(ctx, who, id, nil)
+}
+
+// ServePayload is GetPayload with serve, when given, run on the secret and
+// its plaintext before the object counts as served: an object that serve
+// refuses (KMIP: a Key Format Type it cannot be given in) was not handed
+// out, so it stays Fresh; the refusal is serve's error.
+func (s *Service) ServePayload(ctx context.Context, who Identity, id string, serve func(*Secret, []byte) error) (sec *Secret, payload []byte, err error) {
 	defer func() { s.record(ctx, who, "read_payload", id, err) }()
 	l, err := s.read(ctx, id, View{})
 	if err != nil {
@@ -357,6 +365,12 @@ func (s *Service) GetPayload(ctx context.Context, who Identity, id string) (sec 
 		return nil, nil, internal("open", err)
 	}
 	out := l.rec.Secret.Clone()
+	if serve != nil {
+		if err := serve(out, pt); err != nil {
+			crypto.Zero(pt)
+			return nil, nil, err
+		}
+	}
 	if out.Fresh {
 		s.clearFresh(ctx, who, id)
 		out.Fresh = false // returned now: no longer fresh, whatever the write did
