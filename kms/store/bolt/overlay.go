@@ -86,6 +86,16 @@ func (s *Store) walk(ctx context.Context, prefix, after string, fn func(key []by
 	if k != nil && !bytes.HasPrefix(k, p) {
 		k = nil
 	}
+	return merge(ctx, c, p, k, v, ov, func(ovKey string, k []byte) bool { return ovKey <= string(k) }, next, fn)
+}
+
+// merge walks the sorted overlay entries ov and the cursor's entries under
+// p, from (k, v), in one direction: first tells whether an overlay key
+// comes before a bbolt key that way, step moves the cursor on. On equal
+// keys the overlay's value wins; a nil raw is a deletion, skipped.
+func merge(ctx context.Context, c *bbolt.Cursor, p, k, v []byte, ov []kvRaw,
+	first func(ovKey string, k []byte) bool, step func(*bbolt.Cursor, []byte) ([]byte, []byte),
+	fn func(key []byte, raw []byte) bool) error {
 	n := 0
 	for k != nil || len(ov) > 0 {
 		if n++; n%4096 == 0 {
@@ -95,9 +105,9 @@ func (s *Store) walk(ctx context.Context, prefix, after string, fn func(key []by
 		}
 		var key, raw []byte
 		switch {
-		case len(ov) > 0 && (k == nil || ov[0].key <= string(k)):
+		case len(ov) > 0 && (k == nil || first(ov[0].key, k)):
 			if k != nil && ov[0].key == string(k) {
-				k, v = next(c, p) // the overlay's value wins
+				k, v = step(c, p) // the overlay's value wins
 			}
 			key, raw, ov = []byte(ov[0].key), ov[0].raw, ov[1:]
 			if raw == nil {
@@ -105,7 +115,7 @@ func (s *Store) walk(ctx context.Context, prefix, after string, fn func(key []by
 			}
 		default:
 			key, raw = k, v
-			k, v = next(c, p)
+			k, v = step(c, p)
 		}
 		if !fn(key, raw) {
 			return nil

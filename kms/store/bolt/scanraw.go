@@ -70,32 +70,7 @@ func (s *Store) walkBack(ctx context.Context, prefix, before string, fn func(key
 	if k != nil && !bytes.HasPrefix(k, p) {
 		k = nil
 	}
-	n := 0
-	for k != nil || len(ov) > 0 {
-		if n++; n%4096 == 0 {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-		}
-		var key, raw []byte
-		switch {
-		case len(ov) > 0 && (k == nil || ov[0].key >= string(k)):
-			if k != nil && ov[0].key == string(k) {
-				k, v = prev(c, p) // the overlay's value wins
-			}
-			key, raw, ov = []byte(ov[0].key), ov[0].raw, ov[1:]
-			if raw == nil {
-				continue // deleted
-			}
-		default:
-			key, raw = k, v
-			k, v = prev(c, p)
-		}
-		if !fn(key, raw) {
-			return nil
-		}
-	}
-	return nil
+	return merge(ctx, c, p, k, v, ov, func(ovKey string, k []byte) bool { return ovKey >= string(k) }, prev, fn)
 }
 
 func prev(c *bbolt.Cursor, p []byte) ([]byte, []byte) {
