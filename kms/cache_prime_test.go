@@ -14,17 +14,19 @@ func TestCreatePrimesCache(t *testing.T) {
 	svc := newServiceWith(t, kms.Config{})
 	exp := time.Now().In(time.FixedZone("x", 7200)).Add(time.Hour)
 	act := time.Now().Add(-time.Minute)
-	// The second has an empty attribute map, which reads back nil: its
-	// create must not cache it.
+	// Only creates served at creation (KMIP pairs) prime the cache: not the
+	// second (an empty attribute map reads back nil), the fourth (nothing to
+	// serve) or the last (not asked).
 	reqs := []kms.CreateRequest{
 		{Type: kms.Symmetric, Algorithm: "aes", BitLength: 256, Payload: make([]byte, 32),
 			ContentType: kms.ContentTypeBinary, ServedAtCreation: true, State: kms.PreActive,
 			Attributes: map[string]string{kms.AttrSensitive: "b:false"}, ActivationDate: &act},
-		{Name: "n", Type: kms.Opaque, Payload: []byte("p"), ContentType: kms.ContentTypeBinary,
+		{Name: "n", Type: kms.Opaque, Payload: []byte("p"), ContentType: kms.ContentTypeBinary, ServedAtCreation: true,
 			Metadata: map[string]string{"K": "v"}, Attributes: map[string]string{}, Expiration: &exp, Mode: "cbc"},
 		{Type: kms.Symmetric, Algorithm: "aes", BitLength: 128, Payload: make([]byte, 16),
-			ContentType: kms.ContentTypeBinary, UsageLimits: &kms.UsageLimits{Total: 5, Unit: "object"}},
-		{Name: "metadata only", Metadata: map[string]string{}},
+			ContentType: kms.ContentTypeBinary, UsageLimits: &kms.UsageLimits{Total: 5, Unit: "object"}, ServedAtCreation: true},
+		{Name: "metadata only", Metadata: map[string]string{}, ServedAtCreation: true},
+		{Name: "not served", Type: kms.Opaque, Payload: []byte("p"), ContentType: kms.ContentTypeBinary},
 	}
 	for i, req := range reqs {
 		sec, err := svc.CreateSecret(ctx, creator, req)
@@ -32,7 +34,7 @@ func TestCreatePrimesCache(t *testing.T) {
 			t.Fatalf("create %d: %v", i, err)
 		}
 		err = svc.CachedMatchesStored(ctx, sec.Project, sec.ID)
-		if primed := i != 1; primed != (err == nil) {
+		if primed := i == 0 || i == 2; primed != (err == nil) {
 			t.Fatalf("create %d: primed %v: %v", i, primed, err)
 		}
 		got, err := svc.GetSecret(ctx, creator, sec.ID, kms.View{})

@@ -130,13 +130,16 @@ func (s *Service) CreateSecret(ctx context.Context, who Identity, req CreateRequ
 	if err != nil {
 		return nil, err
 	}
-	b, err := s.insertAs(ctx, r, req.ServedAtCreation && s.servable(who, r))
+	served := req.ServedAtCreation && s.servable(who, r)
+	b, err := s.insertAs(ctx, r, served)
 	if err != nil {
 		return nil, err
 	}
-	// Nothing else holds r: when it is what its stored bytes decode to, the
-	// next read (a KMIP pair's Get) skips verifying and decoding it.
-	if decodesAsIs(r.Secret) {
+	// A served create's Get comes next (a KMIP pair): nothing else holds r,
+	// so when it is what its stored bytes decode to, that Get skips
+	// verifying and decoding it. Other creates leave the cache alone (a
+	// bulk create would fill it and grow the GC's live heap).
+	if served && decodesAsIs(r.Secret) {
 		s.cache.prime(r.ID, 1, b, r)
 	}
 	return r.Secret.Clone(), nil
