@@ -42,15 +42,37 @@ func (c *recordCache) decode(id string, version int64, b []byte, open func([]byt
 		return nil, err
 	}
 	c.mu.Lock()
-	if len(c.entries) >= c.max {
+	c.put(id, cachedRecord{version: version, hash: h, rec: r})
+	c.mu.Unlock()
+	return r, nil
+}
+
+// prime caches r as the decoding of b, stored for id at version, by a
+// writer that just encoded r into b; r must not be modified afterwards.
+func (c *recordCache) prime(id string, version int64, b []byte, r *record) {
+	h := maphash.Bytes(c.seed, b)
+	c.mu.Lock()
+	c.put(id, cachedRecord{version: version, hash: h, rec: r})
+	c.mu.Unlock()
+}
+
+// put stores e under id, evicting an arbitrary entry when full; c.mu held.
+func (c *recordCache) put(id string, e cachedRecord) {
+	if _, ok := c.entries[id]; !ok && len(c.entries) >= c.max {
 		for k := range c.entries { // evict an arbitrary entry: cheap and good enough
 			delete(c.entries, k)
 			break
 		}
 	}
-	c.entries[id] = cachedRecord{version: version, hash: h, rec: r}
-	c.mu.Unlock()
-	return r, nil
+	c.entries[id] = e
+}
+
+// decodesAsIs tells whether sec reads back from its record unchanged: an
+// empty map or slice is stored as absent and would read back nil.
+func decodesAsIs(sec *Secret) bool {
+	return (sec.Metadata == nil || len(sec.Metadata) > 0) &&
+		(sec.Attributes == nil || len(sec.Attributes) > 0) &&
+		(sec.Consumers == nil || len(sec.Consumers) > 0)
 }
 
 func (c *recordCache) forget(id string) {

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"hash/maphash"
+	"reflect"
 
 	"github.com/keywarden/keywarden/kms/store"
 )
@@ -193,4 +195,33 @@ func EditRecordFields(raw []byte, f func(m map[uint64]any)) ([]byte, error) {
 		return nil, err
 	}
 	return append(b, tag...), nil
+}
+
+// CachedMatchesStored tells whether project/id's cached record (primed by
+// its create) is exactly what its stored bytes verify and decode to.
+func (s *Service) CachedMatchesStored(ctx context.Context, project, id string) error {
+	kv, err := s.st.Get(ctx, recordKey(project, id))
+	if err != nil {
+		return err
+	}
+	s.cache.mu.Lock()
+	e, ok := s.cache.entries[id]
+	s.cache.mu.Unlock()
+	if !ok || e.version != kv.Version || e.hash != maphash.Bytes(s.cache.seed, kv.Value) {
+		return fmt.Errorf("no cached record for the stored bytes of %s", id)
+	}
+	r, err := s.verifyRecord(ctx, project, id, kv.Version, kv.Value)
+	if err != nil {
+		return err
+	}
+	if !reflect.DeepEqual(r, e.rec) {
+		a, b := reflect.ValueOf(*e.rec.Secret), reflect.ValueOf(*r.Secret)
+		for i := range a.NumField() {
+			if !reflect.DeepEqual(a.Field(i).Interface(), b.Field(i).Interface()) {
+				return fmt.Errorf("cached and stored records differ in %s: %#v, %#v", a.Type().Field(i).Name, a.Field(i).Interface(), b.Field(i).Interface())
+			}
+		}
+		return fmt.Errorf("cached and stored records differ (sealed)")
+	}
+	return nil
 }

@@ -130,8 +130,17 @@ func (s *Service) CreateSecret(ctx context.Context, who Identity, req CreateRequ
 	if err != nil {
 		return nil, err
 	}
-	if err := s.insertAs(ctx, r, req.ServedAtCreation && s.servable(who, r)); err != nil {
+	served := req.ServedAtCreation && s.servable(who, r)
+	b, err := s.insertAs(ctx, r, served)
+	if err != nil {
 		return nil, err
+	}
+	// A served create's Get comes next (a KMIP pair): nothing else holds r,
+	// so when it is what its stored bytes decode to, that Get skips
+	// verifying and decoding it. Other creates leave the cache alone (a
+	// bulk create would fill it and grow the GC's live heap).
+	if served && decodesAsIs(r.Secret) {
+		s.cache.prime(r.ID, 1, b, r)
 	}
 	return r.Secret.Clone(), nil
 }
@@ -162,11 +171,13 @@ func (s *Service) seal(ctx context.Context, r *record, payload []byte, contentTy
 
 // insert writes a new record and its id pointer in one transaction.
 func (s *Service) insert(ctx context.Context, r *record, extra ...store.Op) error {
-	return s.insertAs(ctx, r, false, extra...)
+	_, err := s.insertAs(ctx, r, false, extra...)
+	return err
 }
 
-// insertAs is insert of an object Fresh unless served (ServedAtCreation).
-func (s *Service) insertAs(ctx context.Context, r *record, served bool, extra ...store.Op) error {
+// insertAs is insert of an object Fresh unless served (ServedAtCreation);
+// it returns the stored bytes (version 1).
+func (s *Service) insertAs(ctx context.Context, r *record, served bool, extra ...store.Op) ([]byte, error) {
 	// What KMIP derives from the object's making (Always Sensitive, Never
 	// Extractable, Fresh), recorded once here.
 	r.AlwaysSensitive = r.Attributes[AttrSensitive] == "b:true"
@@ -174,7 +185,7 @@ func (s *Service) insertAs(ctx context.Context, r *record, served bool, extra ..
 	r.Fresh = !served
 	b, err := s.encodeRecord(ctx, r, 1)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var servedNote string
 	if served {
@@ -188,7 +199,10 @@ func (s *Service) insertAs(ctx context.Context, r *record, served bool, extra ..
 	if err == nil && marker != nil {
 		s.listMarkerPending.Store(false)
 	}
-	return err
+	if err != nil {
+		return nil, err
+	}
+	return b, nil
 }
 
 // creation is the edit that writes the new secret r, encoded as b: its
