@@ -155,10 +155,7 @@ func (s *Service) listByName(ctx context.Context, who Identity, q ListQuery) ([]
 		return nil, 0, internal("list", err)
 	}
 	total := plain + len(extra)
-	lo, hi := min(max(q.Offset, 0), total), total
-	if q.Limit > 0 {
-		hi = min(lo+q.Limit, total)
-	}
+	lo, hi := q.page(total)
 	if hi <= lo {
 		return nil, total, nil
 	}

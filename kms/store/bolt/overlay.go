@@ -66,17 +66,9 @@ func (s *Store) get(key string) (raw []byte, done func(), err error) {
 // and raw are only valid during the call.
 func (s *Store) walk(ctx context.Context, prefix, after string, fn func(key []byte, raw []byte) bool) error {
 	from := prefix + after
-	s.ov.mu.RLock()
-	var ov []kvRaw
-	for k, e := range s.ov.m {
-		if k >= from && strings.HasPrefix(k, prefix) {
-			ov = append(ov, kvRaw{k, e.raw})
-		}
-	}
-	tx, err := s.db.Begin(false)
-	s.ov.mu.RUnlock()
+	ov, tx, err := s.snapshot(prefix, func(k string) bool { return k >= from })
 	if err != nil {
-		return closedErr(err)
+		return err
 	}
 	defer tx.Rollback()
 	slices.SortFunc(ov, func(a, b kvRaw) int { return strings.Compare(a.key, b.key) })
@@ -122,6 +114,25 @@ func merge(ctx context.Context, c *bbolt.Cursor, p, k, v []byte, ov []kvRaw,
 		}
 	}
 	return nil
+}
+
+// snapshot copies the overlay's entries under prefix that keep accepts
+// and begins the bbolt read tx before letting the overlay go, so that no
+// entry the flusher moves between them is missed (the caller rolls tx back).
+func (s *Store) snapshot(prefix string, keep func(k string) bool) ([]kvRaw, *bbolt.Tx, error) {
+	s.ov.mu.RLock()
+	defer s.ov.mu.RUnlock()
+	var ov []kvRaw
+	for k, e := range s.ov.m {
+		if strings.HasPrefix(k, prefix) && keep(k) {
+			ov = append(ov, kvRaw{k, e.raw})
+		}
+	}
+	tx, err := s.db.Begin(false)
+	if err != nil {
+		return nil, nil, closedErr(err)
+	}
+	return ov, tx, nil
 }
 
 func next(c *bbolt.Cursor, p []byte) ([]byte, []byte) {

@@ -42,18 +42,9 @@ func (s *Store) walkBack(ctx context.Context, prefix, before string, fn func(key
 	if before == "" {
 		upper = successor(prefix)
 	}
-	below := func(k string) bool { return upper == "" || k < upper }
-	s.ov.mu.RLock()
-	var ov []kvRaw
-	for k, e := range s.ov.m {
-		if strings.HasPrefix(k, prefix) && below(k) {
-			ov = append(ov, kvRaw{k, e.raw})
-		}
-	}
-	tx, err := s.db.Begin(false)
-	s.ov.mu.RUnlock()
+	ov, tx, err := s.snapshot(prefix, func(k string) bool { return upper == "" || k < upper })
 	if err != nil {
-		return closedErr(err)
+		return err
 	}
 	defer tx.Rollback()
 	slices.SortFunc(ov, func(a, b kvRaw) int { return strings.Compare(b.key, a.key) })
