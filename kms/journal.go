@@ -16,7 +16,7 @@ import (
 // At start, the notes still in the WAL above the trail's last LSN are
 // appended (a crash came between the WAL sync and the audit write).
 
-// journalSyncWait bounds the audit sync at start and at a checkpoint.
+// journalSyncWait bounds the audit sync at start.
 const journalSyncWait = 30 * time.Second
 
 // journalRetryWait bounds a change's wait for a failing trail to recover.
@@ -63,7 +63,12 @@ func (s *Service) followJournal() error {
 		}
 		ja.Append(rec, lsn)
 	}, func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), journalSyncWait)
+		if err := ja.JournalErr(); err != nil {
+			return err // failing or hung: keep the WAL, retry at the next checkpoint
+		}
+		// Short: a failed checkpoint only keeps the WAL a while longer,
+		// and a long one would hold a shutdown on a hung audit disk.
+		ctx, cancel := context.WithTimeout(context.Background(), journalRetryWait)
 		defer cancel()
 		return ja.JournalSync(ctx)
 	})

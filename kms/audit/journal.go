@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"time"
 
 	"github.com/keywarden/keywarden/kms"
 )
@@ -38,7 +39,54 @@ func (l *Log) Append(r kms.AuditRecord, lsn uint64) {
 	// pacing (GroupInterval). Nobody waits on it (it is durable in the
 	// WAL), and a wake per change cost one writer round (a goroutine wake
 	// and a write) per create at one client.
-	l.queue <- queued{rec: r, j: lsn}
+	q := queued{rec: r, j: lsn}
+	l.ovMu.Lock()
+	defer l.ovMu.Unlock()
+	if len(l.overflow) == 0 {
+		select {
+		case l.queue <- q:
+			return
+		default:
+		}
+	}
+	// The queue is full: the writer is stuck or far behind. The record
+	// waits here, after those queued, rather than hold up the store's
+	// committer (and with it every change and first read); JournalErr
+	// stops new changes until the writer has caught up.
+	l.overflow = append(l.overflow, q)
+	l.behind.Store(int64(len(l.overflow)))
+}
+
+// takeOverflow passes up to n overflowed records to take, oldest first,
+// and returns how many (writer; called with the queue drained, so they
+// follow every journal record queued before them).
+func (l *Log) takeOverflow(take func(queued), n int) int {
+	l.ovMu.Lock()
+	defer l.ovMu.Unlock()
+	n = min(n, len(l.overflow))
+	for _, q := range l.overflow[:n] {
+		take(q)
+	}
+	clear(l.overflow[:n])
+	l.overflow = l.overflow[n:]
+	if len(l.overflow) == 0 {
+		l.overflow = nil
+	}
+	l.behind.Store(int64(len(l.overflow)))
+	return n
+}
+
+// stalled is how long the writer's current group has gone unanswered,
+// 0 when it is idle or within StallAfter.
+func (l *Log) stalled() time.Duration {
+	since := l.busySince.Load()
+	if since == 0 {
+		return 0
+	}
+	if d := time.Since(time.Unix(0, since)); d > l.stallAfter {
+		return d.Truncate(time.Millisecond)
+	}
+	return 0
 }
 
 // LastJournal is the highest j on the trail when the log was opened.
@@ -66,9 +114,20 @@ func (l *Log) JournalSync(ctx context.Context) error {
 }
 
 // JournalErr is the write failure journal records wait on, nil when none do.
+//
+// A trail that hangs counts too: a write or fsync unanswered for
+// StallAfter (a hung disk or NFS server), or records waiting for room in
+// the queue. The changes made meanwhile would pile up unrecorded, so none
+// is made until the writer answers again.
 func (l *Log) JournalErr() error {
 	if l.journalBroken.Load() {
 		return errors.New("audit: an fsync of journal records failed; restart to recover them from the store")
+	}
+	if d := l.stalled(); d > 0 {
+		return fmt.Errorf("%w: a write to the audit trail has not completed for %s", ErrUnavailable, d)
+	}
+	if n := l.behind.Load(); n > 0 {
+		return fmt.Errorf("%w: %d audit records wait for room in the writer's queue", ErrUnavailable, n)
 	}
 	if !l.retrying.Load() {
 		return nil

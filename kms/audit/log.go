@@ -81,6 +81,9 @@ type Options struct {
 	// nobody waits on Sync (default 2ms): under load, records pile up into
 	// fewer, larger groups instead of waking the writer for each one.
 	GroupInterval time.Duration
+	// StallAfter is how long one write or fsync of the trail may go
+	// unanswered before changes are refused (default 2s): see JournalErr.
+	StallAfter time.Duration
 	// Logger receives write failures (default slog.Default()).
 	Logger *slog.Logger
 }
@@ -134,6 +137,16 @@ type Log struct {
 	syncedAt      time.Time
 	journalBroken atomic.Bool
 
+	// overflow holds, in order, the journal records Append found no room
+	// for (a stuck disk): the store's committer never waits on the
+	// trail. behind counts them; busySince is when the writer's current
+	// group started (unix ns, 0 when idle): see JournalErr.
+	ovMu       sync.Mutex
+	overflow   []queued
+	behind     atomic.Int64
+	busySince  atomic.Int64
+	stallAfter time.Duration
+
 	syncReq chan chan error
 	// wake cuts the writer's pacing short: a Commit caller is waiting.
 	wake  chan struct{}
@@ -155,6 +168,9 @@ func Open(path string, opts Options) (*Log, error) {
 	}
 	if opts.GroupInterval <= 0 {
 		opts.GroupInterval = 2 * time.Millisecond
+	}
+	if opts.StallAfter <= 0 {
+		opts.StallAfter = 2 * time.Second
 	}
 	if opts.MaxWait <= 0 {
 		opts.MaxWait = 200 * time.Millisecond
@@ -183,6 +199,7 @@ func Open(path string, opts Options) (*Log, error) {
 		queue: make(chan queued, opts.QueueSize), done: make(chan struct{}),
 		maxWait: opts.MaxWait, batch: opts.MaxBatch, syncReq: make(chan chan error), wake: make(chan struct{}, 1),
 		interval: opts.GroupInterval, mac: newMAC(key), keyID: KeyID(key), maxBytes: opts.MaxBytes,
+		stallAfter: opts.StallAfter,
 	}
 	if err := l.open(); err != nil {
 		l.closeFiles()

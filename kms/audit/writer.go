@@ -41,10 +41,17 @@ func (l *Log) run() {
 		if carried != nil {
 			waiter, carried = carried, nil
 			entries = entries[:0]
+		} else if l.behind.Load() > 0 {
+			entries = entries[:0] // overflowed records wait: no blocking receive
 		} else {
 			select {
 			case q, ok := <-l.queue:
 				if !ok {
+					for l.behind.Load() > 0 { // Appended before Close
+						entries = entries[:0]
+						l.takeOverflow(take, l.batch)
+						write()
+					}
 					l.flushDropped()
 					if l.unsynced && l.syncFile() != nil {
 						return
@@ -61,15 +68,18 @@ func (l *Log) run() {
 			}
 		}
 		start := time.Now()
+		l.busySince.Store(start.UnixNano())
 	fill:
 		for len(entries) < l.batch {
 			select {
 			case q, ok := <-l.queue:
 				if !ok {
+					l.takeOverflow(take, l.batch-len(entries))
 					break fill
 				}
 				take(q)
 			default:
+				l.takeOverflow(take, l.batch-len(entries))
 				break fill
 			}
 		}
@@ -82,7 +92,7 @@ func (l *Log) run() {
 		}
 		if waiter != nil {
 			// Everything queued before Sync was called must be on disk.
-			for err == nil && len(l.queue) > 0 {
+			for err == nil && (len(l.queue) > 0 || l.behind.Load() > 0) {
 				entries = entries[:0]
 				for len(entries) < l.batch && len(l.queue) > 0 {
 					q, ok := <-l.queue
@@ -90,6 +100,9 @@ func (l *Log) run() {
 						break
 					}
 					take(q)
+				}
+				if len(l.queue) == 0 {
+					l.takeOverflow(take, l.batch-len(entries))
 				}
 				if len(entries) > 0 {
 					err = write()
@@ -101,9 +114,11 @@ func (l *Log) run() {
 			if err == nil && l.headDirty {
 				l.writeHead()
 			}
+			l.busySince.Store(0)
 			waiter <- err
 			continue
 		}
+		l.busySince.Store(0)
 		// Pace the groups; a Sync or a waiting Commit cuts the pause short.
 		if d := l.interval - time.Since(start); d > 0 {
 			pace.Reset(d)

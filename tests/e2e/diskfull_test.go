@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"crypto/rand"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -39,11 +38,7 @@ func TestDataDiskFull(t *testing.T) {
 	}
 	// Registered after TempDir: runs before its removal, after the server's kill.
 	t.Cleanup(func() { exec.Command("umount", "-l", mnt).Run() })
-	cfg := filepath.Join(dir, "full.yaml")
-	if err := os.WriteFile(cfg, []byte("store:\n  path: "+filepath.Join(mnt, "keywarden.db")+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	srv := testserver.Start(t, testserver.Options{NoAuth: true, KMIP: true, DataDir: dir, Args: []string{"--config", cfg}})
+	srv, cfg := startWithConfig(t, dir, "store:\n  path: "+filepath.Join(mnt, "keywarden.db")+"\n")
 	kc := kmipClient(t, srv, "full", "kim", "admin")
 
 	type ack struct{ ref, payload string }
@@ -84,17 +79,7 @@ func TestDataDiskFull(t *testing.T) {
 	if len(acks) < 100 || len(refused) == 0 {
 		t.Fatalf("%d acknowledged, %d refused: the store never filled", len(acks), len(refused))
 	}
-	for b := range bodies {
-		var eb struct {
-			Code        int    `json:"code"`
-			Description string `json:"description"`
-		}
-		code, body, _ := strings.Cut(b, " ")
-		if err := json.Unmarshal([]byte(body), &eb); err != nil || code != "503" || eb.Code != 503 ||
-			!strings.Contains(eb.Description, "the store is full") {
-			t.Fatalf("refusal: %s", b)
-		}
-	}
+	wantRefusals(t, bodies, "the store is full")
 
 	// Full: still refused, over both protocols; reads go on.
 	if code, b := createStatus(srv.URL, "full", []byte(strings.Repeat("y", 2000))); code != 503 {

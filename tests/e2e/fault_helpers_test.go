@@ -4,9 +4,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/keywarden/keywarden/tests/testserver"
 )
 
 // Helpers of the fault tests (Vault unreachable, data disk full).
@@ -44,4 +48,32 @@ func countSecrets(t *testing.T, base, project string) int {
 		t.Fatalf("list %s: %d %v", project, resp.StatusCode, err)
 	}
 	return l.Total
+}
+
+// startWithConfig runs serve (no auth, with KMIP) on data dir dir with a
+// config file holding yaml, and returns the server and the file's path.
+func startWithConfig(t *testing.T, dir, yaml string) (*testserver.Server, string) {
+	t.Helper()
+	cfg := filepath.Join(dir, "kw.yaml")
+	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return testserver.Start(t, testserver.Options{NoAuth: true, KMIP: true, DataDir: dir, Args: []string{"--config", cfg}}), cfg
+}
+
+// wantRefusals fails unless every refusal in bodies ("status body" →
+// count) is a 503 with a Barbican error body whose description holds want.
+func wantRefusals(t *testing.T, bodies map[string]int, want string) {
+	t.Helper()
+	for b := range bodies {
+		var eb struct {
+			Code        int    `json:"code"`
+			Description string `json:"description"`
+		}
+		code, body, _ := strings.Cut(b, " ")
+		if err := json.Unmarshal([]byte(body), &eb); err != nil || code != "503" || eb.Code != 503 ||
+			!strings.Contains(eb.Description, want) {
+			t.Fatalf("refusal: %s", b)
+		}
+	}
 }
