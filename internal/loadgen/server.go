@@ -33,7 +33,7 @@ func freeAddr() (string, error) {
 // startServer runs the keywarden binary's serve command (self; empty: this
 // executable) on a free port with a fresh data dir and a minted token; with
 // kmip, its KMIP endpoint too and a client certificate for it.
-func startServer(self, dataDir, cpuProfile, config string, kmip bool) (stop func(), s started, err error) {
+func startServer(self, dataDir, cpuProfile string, profileOnSignal bool, config string, kmip bool) (stop func(), s started, err error) {
 	tmp := dataDir == ""
 	if tmp {
 		if dataDir, err = os.MkdirTemp("", "keywarden-bench-"); err != nil {
@@ -71,6 +71,9 @@ func startServer(self, dataDir, cpuProfile, config string, kmip bool) (stop func
 	if cpuProfile != "" {
 		abs, _ := filepath.Abs(cpuProfile)
 		cmd.Env = append(os.Environ(), "KEYWARDEN_CPUPROFILE="+abs)
+		if profileOnSignal {
+			cmd.Env = append(cmd.Env, "KEYWARDEN_CPUPROFILE_ON_SIGNAL=1")
+		}
 	}
 	if err := cmd.Start(); err != nil {
 		cleanup()
