@@ -82,6 +82,10 @@ type reqState struct {
 	who          kms.Identity
 	authed       bool
 	microversion microversion
+	// route and vals are the matched route's template and variable values
+	// (routeVar).
+	route *pathTemplate
+	vals  [maxRouteVars]string
 }
 
 // stateOf is r's state; a request that did not come through the frame
