@@ -60,6 +60,9 @@ type Config struct {
 	// The started server: its binary (default: this executable), data dir
 	// (default: temporary, removed), CPU profile and config file.
 	Binary, DataDir, CPUProfile, ServerConfig string
+	// ServerTLS serves the started server's REST API over TLS (a
+	// throw-away certificate the bench trusts), as the bare TLS baseline.
+	ServerTLS bool
 	// CPUProfileOp, when set, narrows CPUProfile to that operation's
 	// measured run (the server starts profiling on SIGUSR1).
 	CPUProfileOp string
@@ -164,7 +167,8 @@ func prepare(ctx context.Context, cfg Config) (*session, error) {
 		return nil, fmt.Errorf("--protocol %q: want rest or kmip", cfg.Protocol)
 	}
 	if cfg.Target == "" {
-		stop, st, err := startServer(cfg.Binary, cfg.DataDir, cfg.CPUProfile, cfg.CPUProfileOp != "", cfg.ServerConfig, s.info.protocol == "kmip")
+		stop, st, err := startServer(cfg.Binary, cfg.DataDir, cfg.CPUProfile, cfg.CPUProfileOp != "", cfg.ServerConfig,
+			cfg.ServerTLS, s.info.protocol == "kmip")
 		if err != nil {
 			return nil, err
 		}
@@ -172,6 +176,7 @@ func prepare(ctx context.Context, cfg Config) (*session, error) {
 			s.profileOp, s.profilePID = cfg.CPUProfileOp, st.pid
 		}
 		s.stop, s.dataDir, s.rest, s.label = stop, st.dataDir, st.rest, "JWT"
+		s.info.tls = st.rest.tls != nil
 		if s.info.protocol == "kmip" {
 			cfg.Target, cfg.ServerPIDs = st.kmipAddr, []int{st.pid}
 			cfg.ClientCert = filepath.Join(st.clientDir, "client.pem")
