@@ -360,7 +360,8 @@ func (a *api) frame(next *mux.Router) http.Handler {
 		}
 		rid := newRequestID()
 		w.Header()["X-Openstack-Request-Id"] = []string{rid}
-		r = r.WithContext(context.WithValue(kms.WithRequest(r.Context(), rid, "rest", r.RemoteAddr), reqStateKey, &reqState{}))
+		st := &reqState{}
+		r = r.WithContext(context.WithValue(kms.WithRequest(r.Context(), rid, "rest", r.RemoteAddr), reqStateKey, st))
 		defer func() {
 			if v := recover(); v != nil {
 				if v == http.ErrAbortHandler {
@@ -395,9 +396,8 @@ func (a *api) frame(next *mux.Router) http.Handler {
 		// mux chooses the route; calling its Match rather than its
 		// ServeHTTP spares two copies of the request (route and vars in the
 		// context) per request: the variables are in the request state.
-		var m mux.RouteMatch
 		var h http.Handler = notFound
-		if next.Match(r, &m) && m.Handler != nil {
+		if m := &st.match; next.Match(r, m) && m.Handler != nil {
 			h = m.Handler
 		}
 		h.ServeHTTP(w, r)
