@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/gorilla/mux"
+
 	"github.com/keywarden/keywarden/kms"
 	"github.com/keywarden/keywarden/kms/token"
 )
@@ -82,6 +84,11 @@ type reqState struct {
 	who          kms.Identity
 	authed       bool
 	microversion microversion
+	// route and vals are the matched route's template and variable values
+	// (routeVar).
+	route *pathTemplate
+	vals  [maxRouteVars]string
+	match mux.RouteMatch // the router's work space, allocated with the state
 }
 
 // stateOf is r's state; a request that did not come through the frame

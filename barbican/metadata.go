@@ -5,8 +5,6 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/gorilla/mux"
-
 	"github.com/keywarden/keywarden/kms"
 )
 
@@ -136,7 +134,7 @@ func (a *api) getMetadatum(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	key := mux.Vars(r)["key"]
+	key := routeVar(r, "key")
 	v, err := a.svc.GetMetadatum(r.Context(), identity(r), id, key)
 	if err != nil {
 		a.fail(w, r, err)
@@ -154,7 +152,7 @@ func (a *api) putMetadatum(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	key := mux.Vars(r)["key"]
+	key := routeVar(r, "key")
 	m, err := metadatum(r)
 	if err != nil {
 		a.fail(w, r, err)
@@ -181,7 +179,7 @@ func (a *api) deleteMetadatum(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	if err := a.svc.DeleteMetadatum(r.Context(), identity(r), id, mux.Vars(r)["key"]); err != nil {
+	if err := a.svc.DeleteMetadatum(r.Context(), identity(r), id, routeVar(r, "key")); err != nil {
 		a.fail(w, r, err)
 		return
 	}

@@ -4,8 +4,6 @@ import (
 	"net/http"
 	"slices"
 
-	"github.com/gorilla/mux"
-
 	"github.com/keywarden/keywarden/crypto"
 	"github.com/keywarden/keywarden/kms"
 )
@@ -89,7 +87,7 @@ func (a *api) listProjectQuotas(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *api) getProjectQuotas(w http.ResponseWriter, r *http.Request) {
-	pq, err := a.svc.GetProjectQuotas(r.Context(), identity(r), mux.Vars(r)["project"])
+	pq, err := a.svc.GetProjectQuotas(r.Context(), identity(r), routeVar(r, "project"))
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -111,7 +109,7 @@ func (a *api) putProjectQuotas(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	if err := a.svc.SetProjectQuotas(r.Context(), identity(r), mux.Vars(r)["project"], q); err != nil {
+	if err := a.svc.SetProjectQuotas(r.Context(), identity(r), routeVar(r, "project"), q); err != nil {
 		a.fail(w, r, err)
 		return
 	}
@@ -151,7 +149,7 @@ func readProjectQuotas(r *http.Request) (kms.Quotas, error) {
 }
 
 func (a *api) deleteProjectQuotas(w http.ResponseWriter, r *http.Request) {
-	if err := a.svc.DeleteProjectQuotas(r.Context(), identity(r), mux.Vars(r)["project"]); err != nil {
+	if err := a.svc.DeleteProjectQuotas(r.Context(), identity(r), routeVar(r, "project")); err != nil {
 		a.fail(w, r, err)
 		return
 	}

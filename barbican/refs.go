@@ -4,8 +4,6 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/gorilla/mux"
-
 	"github.com/keywarden/keywarden/kms"
 )
 
@@ -99,7 +97,7 @@ func isUUID(s string) bool {
 // 404 before kms is asked, as Barbican does ("Provided secret id is
 // invalid"). what names the resource in the message.
 func pathUUID(r *http.Request, name, what string) (string, error) {
-	id := mux.Vars(r)[name]
+	id := routeVar(r, name)
 	if !isUUID(id) {
 		return "", kms.NotFound("Not Found. Provided %s id is invalid.", what)
 	}

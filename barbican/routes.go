@@ -112,7 +112,7 @@ func New(cfg Config) (http.Handler, error) {
 // authentication, then microversion negotiation.
 //
 // A route is a mux MatcherFunc that compares the path segment by segment
-// (no regexp) and fills mux.Vars, with the middlewares wrapped around the
+// (no regexp) and fills the request's route variables, with the middlewares wrapped around the
 // handler once, at registration, rather than by the router on every request.
 func (a *api) router() *mux.Router {
 	r := mux.NewRouter()
@@ -273,7 +273,7 @@ func newPathTemplate(tpl string) *pathTemplate {
 const maxRouteVars = 4
 
 // match is a mux.MatcherFunc: the whole of the request path must match, and
-// on a match the variables become the route's mux.Vars.
+// on a match the variables go to the request state (routeVar).
 func (t *pathTemplate) match(r *http.Request, m *mux.RouteMatch) bool {
 	p := r.URL.Path
 	if len(t.segs) == 0 {
@@ -307,8 +307,14 @@ func (t *pathTemplate) match(r *http.Request, m *mux.RouteMatch) bool {
 	if p != "" {
 		return false
 	}
-	// A fresh map on every match, so that no variable of a route that
-	// matched the path but not the method is left behind.
+	// The frame's request state takes the variables: no map, and no copy
+	// of the request for mux's context (see frame). A later route that
+	// matches path and method overwrites what an earlier path match left.
+	if st, ok := r.Context().Value(reqStateKey).(*reqState); ok {
+		st.route, st.vals = t, vals
+		return true
+	}
+	// Outside the frame (a router used on its own): mux.Vars.
 	vars := make(map[string]string, t.nvars)
 	n = 0
 	for _, name := range t.vars {
@@ -321,11 +327,30 @@ func (t *pathTemplate) match(r *http.Request, m *mux.RouteMatch) bool {
 	return true
 }
 
+// routeVar is the value of the matched route's variable name ("" if none).
+func routeVar(r *http.Request, name string) string {
+	st, ok := r.Context().Value(reqStateKey).(*reqState)
+	if !ok || st.route == nil {
+		return mux.Vars(r)[name]
+	}
+	n := 0
+	for _, v := range st.route.vars {
+		if v == name {
+			return st.vals[n]
+		}
+		if v != "" {
+			n++
+		}
+	}
+	return ""
+}
+
 // frame does what every request needs before routing: a request id (sent
 // back and handed to kms for the audit trail), the body cap, trailing-slash
 // folding (python-barbicanclient posts to /v1/secrets/) and a last-resort
 // recover that answers a generic 500.
-func (a *api) frame(next http.Handler) http.Handler {
+func (a *api) frame(next *mux.Router) http.Handler {
+	notFound := http.HandlerFunc(a.notFound)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if a.observe != nil {
 			sw := &statusWriter{ResponseWriter: w}
@@ -335,7 +360,8 @@ func (a *api) frame(next http.Handler) http.Handler {
 		}
 		rid := newRequestID()
 		w.Header()["X-Openstack-Request-Id"] = []string{rid}
-		r = r.WithContext(context.WithValue(kms.WithRequest(r.Context(), rid, "rest", r.RemoteAddr), reqStateKey, &reqState{}))
+		st := &reqState{}
+		r = r.WithContext(context.WithValue(kms.WithRequest(r.Context(), rid, "rest", r.RemoteAddr), reqStateKey, st))
 		defer func() {
 			if v := recover(); v != nil {
 				if v == http.ErrAbortHandler {
@@ -367,7 +393,14 @@ func (a *api) frame(next http.Handler) http.Handler {
 			u.RawPath = ""
 			r.URL = &u
 		}
-		next.ServeHTTP(w, r)
+		// mux chooses the route; calling its Match rather than its
+		// ServeHTTP spares two copies of the request (route and vars in the
+		// context) per request: the variables are in the request state.
+		var h http.Handler = notFound
+		if m := &st.match; next.Match(r, m) && m.Handler != nil {
+			h = m.Handler
+		}
+		h.ServeHTTP(w, r)
 	})
 }
 

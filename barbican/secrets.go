@@ -86,13 +86,13 @@ func (a *api) getSecretPayload(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *api) writePayload(w http.ResponseWriter, r *http.Request, id, accept string) {
-	sec, pt, err := a.svc.ExportPayload(r.Context(), identity(r), id)
+	stored, pt, err := a.svc.ExportPayload(r.Context(), identity(r), id)
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
 	defer crypto.Zero(pt)
-	ct, err := payloadType(accept, sec.ContentType, pt)
+	ct, err := payloadType(accept, stored, pt)
 	if err != nil {
 		a.fail(w, r, err)
 		return

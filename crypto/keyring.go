@@ -94,19 +94,31 @@ func kekAAD(project string) []byte {
 	return appendField(appendField(dst, domainKEK), project)
 }
 
-// scratch holds one Seal/Open's DEK and both AADs in a single allocation.
+// scratch holds one Seal/Open's DEK and both AADs in a single buffer,
+// reused through scratchPool: the DEK part is zeroed before the buffer
+// goes back (wipe), the AADs are not secret.
 type scratch struct {
+	pooled     *[]byte
 	buf        []byte
 	dek        []byte // len 0, cap keySize
 	dekAAD     []byte
 	payloadAAD []byte
 }
 
+// scratchPool holds scratch buffers; one of usual size fits a binding of
+// a UUID, a project name and a type.
+var scratchPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
 func newScratch(b Binding) scratch {
 	d := keySize + bindingAADSize(domainDEK, b)
 	n := d + bindingAADSize(domainPayload, b)
-	buf := make([]byte, n)
+	p := scratchPool.Get().(*[]byte)
+	if cap(*p) < n {
+		*p = make([]byte, n)
+	}
+	buf := (*p)[:n]
 	return scratch{
+		pooled:     p,
 		buf:        buf,
 		dek:        buf[:0:keySize],
 		dekAAD:     appendBindingAAD(buf[keySize:keySize:d], domainDEK, b),
@@ -114,8 +126,14 @@ func newScratch(b Binding) scratch {
 	}
 }
 
-// wipe zeroes the DEK (the AADs are not secret).
-func (s scratch) wipe() { Zero(s.buf[:keySize]) }
+// wipe zeroes the DEK (the AADs are not secret) and returns the buffer;
+// s must not be used afterwards.
+func (s scratch) wipe() {
+	Zero(s.buf[:keySize])
+	if s.pooled != nil {
+		scratchPool.Put(s.pooled)
+	}
+}
 
 // Keyring seals and opens payloads. It caches each project's unwrapped KEK as
 // a ready AEAD; it is safe for concurrent use.

@@ -46,31 +46,36 @@ func (s *Service) buildKeyPassphrase(ctx context.Context, who Identity, half Cre
 
 // ExportPayload is GetPayload for REST: a private key ordered with a
 // pass_phrase comes encrypted with it (PKCS#8, PBES2), as Barbican serves
-// it; anything else as stored. The caller zeroes the payload.
-func (s *Service) ExportPayload(ctx context.Context, who Identity, id string) (*Secret, []byte, error) {
-	sec, pt, err := s.GetPayload(ctx, who, id)
-	if err != nil || sec.KeyPassphrase == "" {
-		return sec, pt, err
+// it; anything else as stored. It returns the secret's payload content
+// type (all REST needs of it: the record is not cloned). The caller zeroes
+// the payload.
+func (s *Service) ExportPayload(ctx context.Context, who Identity, id string) (contentType string, payload []byte, err error) {
+	sec, pt, err := s.servePayload(ctx, who, id, nil, true)
+	if err != nil {
+		return "", nil, err
+	}
+	if sec.KeyPassphrase == "" {
+		return sec.ContentType, pt, nil
 	}
 	defer crypto.Zero(pt)
 	// The passphrase is used, not shown: read as the key's owner would,
 	// whoever may read the key.
 	l, err := s.read(ctx, sec.KeyPassphrase, View{})
 	if KindOf(err) == KindNotFound || (err == nil && (!l.rec.HasPayload || l.rec.Sealed == nil)) {
-		return nil, nil, Conflict("the passphrase secret %s of this private key was deleted: REST cannot serve the key encrypted "+
+		return "", nil, Conflict("the passphrase secret %s of this private key was deleted: REST cannot serve the key encrypted "+
 			"(KMIP Get still returns it)", sec.KeyPassphrase)
 	}
 	if err != nil {
-		return nil, nil, err
+		return "", nil, err
 	}
 	pass, err := s.keys.Open(ctx, l.rec.binding(), l.rec.Sealed)
 	if err != nil {
-		return nil, nil, internal("open", err)
+		return "", nil, internal("open", err)
 	}
 	defer crypto.Zero(pass)
 	enc, err := crypto.EncryptPKCS8PEM(pt, pass)
 	if err != nil {
-		return nil, nil, internal("encrypt the private key with its passphrase", err)
+		return "", nil, internal("encrypt the private key with its passphrase", err)
 	}
-	return sec, enc, nil
+	return sec.ContentType, enc, nil
 }

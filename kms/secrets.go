@@ -360,6 +360,13 @@ func (s *Service) GetPayload(ctx context.Context, who Identity, id string) (sec 
 // refuses (KMIP: a Key Format Type it cannot be given in) was not handed
 // out, so it stays Fresh; the refusal is serve's error.
 func (s *Service) ServePayload(ctx context.Context, who Identity, id string, serve func(*Secret, []byte) error) (sec *Secret, payload []byte, err error) {
+	return s.servePayload(ctx, who, id, serve, false)
+}
+
+// servePayload is ServePayload; with shared, the secret returned is the
+// record cache's own (no Clone per read), which the caller must neither
+// change nor let out of kms, and whose Fresh may still be set.
+func (s *Service) servePayload(ctx context.Context, who Identity, id string, serve func(*Secret, []byte) error, shared bool) (sec *Secret, payload []byte, err error) {
 	defer func() { s.record(ctx, who, "read_payload", id, err) }()
 	l, err := s.read(ctx, id, View{})
 	if err != nil {
@@ -378,7 +385,10 @@ func (s *Service) ServePayload(ctx context.Context, who Identity, id string, ser
 	if err != nil {
 		return nil, nil, internal("open", err)
 	}
-	out := l.rec.Secret.Clone()
+	out := l.rec.Secret
+	if !shared {
+		out = out.Clone()
+	}
 	if serve != nil {
 		if err := serve(out, pt); err != nil {
 			crypto.Zero(pt)
@@ -387,7 +397,9 @@ func (s *Service) ServePayload(ctx context.Context, who Identity, id string, ser
 	}
 	if out.Fresh {
 		s.clearFresh(ctx, who, id)
-		out.Fresh = false // returned now: no longer fresh, whatever the write did
+		if !shared {
+			out.Fresh = false // returned now: no longer fresh, whatever the write did
+		}
 	}
 	return out, pt, nil
 }

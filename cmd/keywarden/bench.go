@@ -12,14 +12,14 @@ import (
 // bench is the project's load tool (internal/loadgen): flags → loadgen.Config
 // → run → the table.
 var benchOpts struct {
-	url, token, project, ops, keepDir, cpuProfile, serverConfig string
-	clients                                                     int
-	duration                                                    time.Duration
-	keystone                                                    bool
+	url, token, project, ops, keepDir, cpuProfile, cpuProfileOp, serverConfig string
+	clients                                                                   int
+	duration                                                                  time.Duration
+	keystone                                                                  bool
 
 	// Other targets (any Barbican API, any KMIP server) and the baseline.
 	target, protocol, roles, caCert, clientCert, clientKey, serverName, syncDir string
-	legacyCiphers, baseline                                                     bool
+	legacyCiphers, baseline, serverTLS                                          bool
 	inFlight                                                                    int
 	serverPIDs                                                                  []int
 	baselineDuration                                                            time.Duration
@@ -77,7 +77,7 @@ its --server-config.`,
 			CACert: o.caCert, ClientCert: o.clientCert, ClientKey: o.clientKey, ServerName: o.serverName,
 			LegacyCiphers: o.legacyCiphers, ServerPIDs: o.serverPIDs,
 			Baseline: o.baseline, BaselineDuration: o.baselineDuration, SyncDir: o.syncDir,
-			DataDir: o.keepDir, CPUProfile: o.cpuProfile, ServerConfig: o.serverConfig,
+			DataDir: o.keepDir, CPUProfile: o.cpuProfile, CPUProfileOp: o.cpuProfileOp, ServerTLS: o.serverTLS, ServerConfig: o.serverConfig,
 		}, cmd.OutOrStdout())
 	},
 }
@@ -106,6 +106,8 @@ func init() {
 	f.StringVar(&benchOpts.syncDir, "sync-dir", "", "directory of the disk sync measurement (default: the started server's data dir, else .)")
 	f.StringVar(&benchOpts.keepDir, "data-dir", "", "data dir of the started server (default: temporary, removed)")
 	f.StringVar(&benchOpts.cpuProfile, "server-cpuprofile", "", "write the started server's CPU profile here")
+	f.StringVar(&benchOpts.cpuProfileOp, "server-cpuprofile-op", "", "profile only this operation's measured run (e.g. get: not the creates nor get-first); default: the whole run")
+	f.BoolVar(&benchOpts.serverTLS, "server-tls", false, "serve the started server's REST API over TLS (a throw-away certificate the bench trusts), to compare with the bare crypto/tls baseline")
 	f.StringVar(&benchOpts.serverConfig, "server-config", "", "config file for the started server (e.g. with auth.keystone)")
 	f.BoolVar(&benchOpts.keystone, "keystone", false, "send a Keystone token obtained with the OS_* environment")
 	rootCmd.AddCommand(benchCmd)

@@ -192,10 +192,22 @@ func serve(ctx context.Context, cfg config) error {
 		if err != nil {
 			return err
 		}
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
 		defer func() { pprof.StopCPUProfile(); f.Close() }()
+		if os.Getenv("KEYWARDEN_CPUPROFILE_ON_SIGNAL") == "" {
+			if err := pprof.StartCPUProfile(f); err != nil {
+				return err
+			}
+		} else {
+			// --server-cpuprofile-op: the bench signals the start of the
+			// operation it wants profiled.
+			sig := make(chan os.Signal, 1)
+			signal.Notify(sig, syscall.SIGUSR1)
+			go func() {
+				<-sig
+				signal.Stop(sig)
+				pprof.StartCPUProfile(f)
+			}()
+		}
 	}
 	st, err := openState(cfg, log)
 	if err != nil {

@@ -27,7 +27,7 @@ func (s *session) runKMIPOps(cfg Config, out io.Writer) ([]Result, error) {
 	for _, op := range cfg.Ops {
 		var res Result
 		var cpu0 [2]time.Duration
-		start := func() { cpu0 = [2]time.Duration{processCPUs(t.serverPIDs), processCPU(0)} }
+		start := func() { cpu0 = [2]time.Duration{processCPUs(t.serverPIDs), processCPU(0)}; s.profile(op) }
 		switch op {
 		case "pair":
 			start()

@@ -14,6 +14,7 @@ import (
 	"io"
 	"path/filepath"
 	"slices"
+	"syscall"
 	"time"
 )
 
@@ -59,6 +60,12 @@ type Config struct {
 	// The started server: its binary (default: this executable), data dir
 	// (default: temporary, removed), CPU profile and config file.
 	Binary, DataDir, CPUProfile, ServerConfig string
+	// ServerTLS serves the started server's REST API over TLS (a
+	// throw-away certificate the bench trusts), as the bare TLS baseline.
+	ServerTLS bool
+	// CPUProfileOp, when set, narrows CPUProfile to that operation's
+	// measured run (the server starts profiling on SIGUSR1).
+	CPUProfileOp string
 }
 
 // Bench runs cfg and writes everything: the header, the baseline table
@@ -122,6 +129,18 @@ type session struct {
 	kmip    kmipTarget
 	info    runInfo
 	label   string // how requests authenticate
+	// profileOp is the operation whose measured run the started server
+	// (profilePID) profiles: it is signalled as that run starts.
+	profileOp  string
+	profilePID int
+}
+
+// profile starts the started server's CPU profile if op is the one wanted.
+func (s *session) profile(op string) {
+	if s.profileOp == op && s.profilePID > 0 {
+		syscall.Kill(s.profilePID, syscall.SIGUSR1)
+		s.profilePID = 0
+	}
 }
 
 // prepare checks cfg, starts a server when there is no target, and checks
@@ -148,11 +167,16 @@ func prepare(ctx context.Context, cfg Config) (*session, error) {
 		return nil, fmt.Errorf("--protocol %q: want rest or kmip", cfg.Protocol)
 	}
 	if cfg.Target == "" {
-		stop, st, err := startServer(cfg.Binary, cfg.DataDir, cfg.CPUProfile, cfg.ServerConfig, s.info.protocol == "kmip")
+		stop, st, err := startServer(cfg.Binary, cfg.DataDir, cfg.CPUProfile, cfg.CPUProfileOp != "", cfg.ServerConfig,
+			cfg.ServerTLS, s.info.protocol == "kmip")
 		if err != nil {
 			return nil, err
 		}
+		if cfg.CPUProfile != "" && cfg.CPUProfileOp != "" {
+			s.profileOp, s.profilePID = cfg.CPUProfileOp, st.pid
+		}
 		s.stop, s.dataDir, s.rest, s.label = stop, st.dataDir, st.rest, "JWT"
+		s.info.tls = st.rest.tls != nil
 		if s.info.protocol == "kmip" {
 			cfg.Target, cfg.ServerPIDs = st.kmipAddr, []int{st.pid}
 			cfg.ClientCert = filepath.Join(st.clientDir, "client.pem")
@@ -228,10 +252,13 @@ func (s *session) runREST(cfg Config, out io.Writer) ([]Result, error) {
 	for _, op := range cfg.Ops {
 		var res Result
 		var cpu0 [2]time.Duration
-		start := func() { cpu0 = [2]time.Duration{processCPUs(tgt.serverPIDs), processCPU(0)} }
+		start := func(name string) {
+			cpu0 = [2]time.Duration{processCPUs(tgt.serverPIDs), processCPU(0)}
+			s.profile(name)
+		}
 		switch op {
 		case "create":
-			start()
+			start(op)
 			res = run(tgt, cfg.Clients, cfg.Duration, func(c int, buf []byte) request {
 				return createReq(tgt, buf, &ids[c])
 			})
@@ -254,7 +281,7 @@ func (s *session) runREST(cfg Config, out io.Writer) ([]Result, error) {
 				ids[c] = ids[c][max(0, len(ids[c])-getSet):]
 			}
 			next := make([]int, cfg.Clients)
-			start()
+			start("get-first")
 			first := run(tgt, cfg.Clients, firstGetLimit, func(c int, buf []byte) request {
 				if next[c] == len(ids[c]) {
 					return request{}
@@ -265,7 +292,7 @@ func (s *session) runREST(cfg Config, out io.Writer) ([]Result, error) {
 			first.Op = "get-first"
 			s.finish(&first, tgt.serverPIDs, cpu0, out)
 			results = append(results, first)
-			start()
+			start(op)
 			res = run(tgt, cfg.Clients, cfg.Duration, func(c int, buf []byte) request {
 				id := ids[c][next[c]%len(ids[c])]
 				next[c]++
