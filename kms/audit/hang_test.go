@@ -81,3 +81,60 @@ func TestJournalOnHungDisk(t *testing.T) {
 	}
 	t.Logf("%d records, in order", rep.Records)
 }
+
+// TestBestEffortSyncs: best-effort records (payload reads, refusals) are
+// not fsynced group by group but within bestEffortSyncEvery (100 ms), by
+// the writer's timer when nothing else comes; a Commit is fsynced before
+// it returns. Counted at the file system (FUSE), where the fsyncs arrive.
+func TestBestEffortSyncs(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mounting FUSE directly needs root")
+	}
+	disk := hungdisk.Mount(t)
+	l := open(t, filepath.Join(disk.Dir, "audit.log"), audit.Options{})
+	defer l.Close()
+	time.Sleep(50 * time.Millisecond)
+	before := disk.Fsyncs()
+	start := time.Now()
+	for i := range 100 { // 100 groups at one per ~2 ms
+		l.Record(t.Context(), rec(i))
+		time.Sleep(2 * time.Millisecond)
+	}
+	took := time.Since(start)
+	time.Sleep(250 * time.Millisecond) // the timer's fsync of the last ones
+	n := disk.Fsyncs() - before
+	if limit := int(took/(100*time.Millisecond)) + 3; n > limit || n == 0 {
+		t.Fatalf("%d fsyncs for 100 best-effort records over %v; want 1..%d", n, took, limit)
+	}
+	t.Logf("%d fsyncs for 100 best-effort records over %v", n, took.Round(time.Millisecond))
+	written, _ := l.Stats()
+	if written < 100 {
+		t.Fatalf("%d records written", written)
+	}
+
+	// After a pause the first record is fsynced at once; the next, within
+	// 100 ms of that, by the timer: a hung disk catches its fsync.
+	l.Record(t.Context(), rec(1000))
+	time.Sleep(10 * time.Millisecond)
+	l.Record(t.Context(), rec(1001))
+	time.Sleep(10 * time.Millisecond) // written, not yet synced
+	disk.Hang()
+	defer disk.Answer()
+	deadline := time.Now().Add(time.Second)
+	for disk.Blocked() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no fsync of a lone best-effort record within 1s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	disk.Answer()
+
+	// A Commit is durable when it returns.
+	before = disk.Fsyncs()
+	if err := l.Commit(t.Context(), rec(2000)); err != nil {
+		t.Fatal(err)
+	}
+	if disk.Fsyncs() == before {
+		t.Fatal("Commit returned before an fsync")
+	}
+}

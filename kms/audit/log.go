@@ -134,6 +134,11 @@ type Log struct {
 	// unsynced: journal records written since the last fsync, at
 	// syncedAt (writer); journalBroken: an fsync failed over some.
 	unsynced      bool
+	// unsyncedBest counts best-effort records (no j, nobody waiting)
+	// written since the last fsync; mustSync says the group being written
+	// has a Commit caller waiting (writer).
+	unsyncedBest uint64
+	mustSync     bool
 	syncedAt      time.Time
 	journalBroken atomic.Bool
 

@@ -69,7 +69,7 @@ const rotateRetry = time.Minute
 // path.<first>-<last> and puts an empty file in its place; the next
 // writeFile starts it with a header chained to the last record.
 func (l *Log) rotate() error {
-	if l.unsynced {
+	if l.dirty() {
 		if err := l.syncFile(); err != nil {
 			return err
 		}

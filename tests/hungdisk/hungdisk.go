@@ -24,6 +24,7 @@ type Disk struct {
 	mu      sync.Mutex
 	gate    chan struct{} // non-nil while hung; closed by Answer
 	blocked atomic.Int64
+	fsyncs  atomic.Int64
 }
 
 // Mount mounts a loopback of a new empty directory at a new mount point
@@ -72,6 +73,9 @@ func (d *Disk) Answer() {
 		d.gate = nil
 	}
 }
+
+// Fsyncs is how many fsyncs (and fdatasyncs) reached the disk so far.
+func (d *Disk) Fsyncs() int { return int(d.fsyncs.Load()) }
 
 // Blocked is how many writes and fsyncs are hanging now.
 func (d *Disk) Blocked() int { return int(d.blocked.Load()) }
@@ -142,6 +146,7 @@ func (f *file) Write(ctx context.Context, data []byte, off int64) (uint32, sysca
 }
 
 func (f *file) Fsync(ctx context.Context, flags uint32) syscall.Errno {
+	f.d.fsyncs.Add(1)
 	f.d.wait()
 	return f.LoopbackFile.Fsync(ctx, flags)
 }
