@@ -133,12 +133,12 @@ type Log struct {
 	retry        []Entry // journal records to write again (writer)
 	// unsynced: journal records written since the last fsync, at
 	// syncedAt (writer); journalBroken: an fsync failed over some.
-	unsynced      bool
+	unsynced bool
 	// unsyncedBest counts best-effort records (no j, nobody waiting)
 	// written since the last fsync; mustSync says the group being written
 	// has a Commit caller waiting (writer).
-	unsyncedBest uint64
-	mustSync     bool
+	unsyncedBest  uint64
+	mustSync      bool
 	syncedAt      time.Time
 	journalBroken atomic.Bool
 
