@@ -92,7 +92,18 @@ func (s *Service) commit(ctx context.Context, id, detail string, cmps []store.Cm
 			// a change a machine crash took back.
 			txn = lj.TxnNoteLazy
 		}
-		if err := txn(ctx, cmps, ops, encodeNote(rec)); err != nil {
+		// Bounded: on a hung data disk the commit in progress cannot end,
+		// but a change still waiting for it is refused, cleanly (the
+		// journal answers a context error only for a change it never
+		// applied), instead of waiting as long as the disk does.
+		wctx, cancel := context.WithTimeout(ctx, storeWriteWait)
+		err := txn(wctx, cmps, ops, encodeNote(rec))
+		cancel()
+		if err != nil {
+			if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+				return &Error{Kind: KindUnavailable, Err: err,
+					Msg: "the store did not take this change within " + storeWriteWait.String() + " (is its disk answering?), so it was not made; try again later"}
+			}
 			return err
 		}
 		c.recorded = true

@@ -19,6 +19,10 @@ import (
 // journalSyncWait bounds the audit sync at start.
 const journalSyncWait = 30 * time.Second
 
+// storeWriteWait bounds how long a change waits for the journaling store
+// to take it (commit.go).
+const storeWriteWait = 10 * time.Second
+
 // journalRetryWait bounds a change's wait for a failing trail to recover.
 const journalRetryWait = 5 * time.Second
 

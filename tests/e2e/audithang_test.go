@@ -36,33 +36,13 @@ func TestAuditDiskHangs(t *testing.T) {
 	srv, cfg := startWithConfig(t, dir, "audit:\n  path: "+filepath.Join(disk.Dir, "audit.log")+"\n")
 	kc := kmipClient(t, srv, "hang", "kim", "admin")
 
-	type ack struct{ ref, payload string }
-	var (
-		mu      sync.Mutex
-		acks    []ack
-		bodies  = map[string]int{}
-		slowest time.Duration
-	)
-	create := func(p string) int {
-		start := time.Now()
-		code, b := createStatus(srv.URL, "hang", []byte(p))
-		took := time.Since(start)
-		mu.Lock()
-		defer mu.Unlock()
-		slowest = max(slowest, took)
-		if code == 201 {
-			acks = append(acks, ack{string(b), p})
-		} else {
-			bodies[fmt.Sprintf("%d %s", code, b)]++
-		}
-		return code
-	}
+	c := newCreates(srv.URL, "hang")
 	for i := range 10 {
-		if code := create(fmt.Sprint("before ", i)); code != 201 {
+		if code := c.create(fmt.Sprint("before ", i)); code != 201 {
 			t.Fatalf("create before the hang: %d", code)
 		}
 	}
-	read := acks[0]
+	read := c.acks[0]
 	if got := readText(t, srv.URL, "hang", read.ref); got != read.payload { // its first read, a change
 		t.Fatalf("payload %q", got)
 	}
@@ -78,7 +58,7 @@ func TestAuditDiskHangs(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := 0; time.Since(hung) < 20*time.Second; i++ {
-				if create(fmt.Sprintf("hung %d %d %s", w, i, rand.Text())) != 201 {
+				if c.create(fmt.Sprintf("hung %d %d %s", w, i, rand.Text())) != 201 {
 					refusedAt <- time.Since(hung)
 					return
 				}
@@ -94,17 +74,17 @@ func TestAuditDiskHangs(t *testing.T) {
 		}
 	}
 	if first == 0 {
-		t.Fatalf("creates went on for 20s on a hung audit disk (%d acknowledged)", len(acks))
+		t.Fatalf("creates went on for 20s on a hung audit disk (%d acknowledged)", len(c.acks))
 	}
 	if disk.Blocked() == 0 {
 		t.Fatal("the audit writer never blocked on the hung disk")
 	}
-	if slowest > 10*time.Second {
-		t.Fatalf("a create took %v on a hung audit disk: bounded by the stall wait plus the 5s retry wait", slowest)
+	if c.slowest > 10*time.Second {
+		t.Fatalf("a create took %v on a hung audit disk: bounded by the stall wait plus the 5s retry wait", c.slowest)
 	}
-	wantRefusals(t, bodies, "audit trail")
+	wantRefusals(t, c.bodies, "audit trail")
 	t.Logf("hung: first refusal after %v, slowest request %v, %d creates acknowledged, refusals %v",
-		first.Round(time.Millisecond), slowest.Round(time.Millisecond), len(acks), bodies)
+		first.Round(time.Millisecond), c.slowest.Round(time.Millisecond), len(c.acks), c.bodies)
 
 	// Still hung: KMIP refuses too; a key already read is served.
 	start := time.Now()
@@ -122,36 +102,28 @@ func TestAuditDiskHangs(t *testing.T) {
 	// The disk answers: writes resume without a restart.
 	disk.Answer()
 	answered := time.Now()
-	for create("after "+rand.Text()) != 201 {
+	for c.create("after "+rand.Text()) != 201 {
 		if time.Since(answered) > 20*time.Second {
-			t.Fatalf("writes did not resume after the disk answered: %v", bodies)
+			t.Fatalf("writes did not resume after the disk answered: %v", c.bodies)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	resumed := time.Since(answered)
-	for _, a := range acks {
-		if got := readText(t, srv.URL, "hang", a.ref); got != a.payload {
-			t.Fatalf("payload of %s: %q, want %q", a.ref, got, a.payload)
-		}
-	}
-	if n := countSecrets(t, srv.URL, "hang"); n != len(acks) {
-		t.Fatalf("%d secrets listed, %d acknowledged", n, len(acks))
-	}
-
+	c.readBack(t)
 	srv.Stop(t)
 	out, err := testserver.Run(t, "audit", "verify", "--data-dir", dir, "--config", cfg)
 	if err != nil {
 		t.Fatalf("audit verify: %v\n%s", err, out)
 	}
-	creates := 0
+	lines := 0
 	for _, e := range auditEntries(t, filepath.Join(disk.Dir, "audit.log")) {
 		if e["action"] == "create" && e["outcome"] == "ok" && e["project"] == "hang" {
-			creates++
+			lines++
 		}
 	}
-	if creates != len(acks) {
-		t.Fatalf("%d create records on the trail for %d acknowledged creates", creates, len(acks))
+	if lines != len(c.acks) {
+		t.Fatalf("%d create records on the trail for %d acknowledged creates", lines, len(c.acks))
 	}
 	t.Logf("answered → first create after %v; %d acknowledged creates readable, each with its line; audit verify: %s",
-		resumed.Round(time.Millisecond), len(acks), strings.TrimSpace(out))
+		resumed.Round(time.Millisecond), len(c.acks), strings.TrimSpace(out))
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -75,5 +76,53 @@ func wantRefusals(t *testing.T, bodies map[string]int, want string) {
 			!strings.Contains(eb.Description, want) {
 			t.Fatalf("refusal: %s", b)
 		}
+	}
+}
+
+// creates records the answers of creates made while a fault lasts, from
+// many goroutines: the acknowledged ones (ref and payload), the refusals
+// ("status body" → count) and the slowest answer.
+type creates struct {
+	base, project string
+
+	mu      sync.Mutex
+	acks    []acked
+	bodies  map[string]int
+	slowest time.Duration
+}
+
+type acked struct{ ref, payload string }
+
+func newCreates(base, project string) *creates {
+	return &creates{base: base, project: project, bodies: map[string]int{}}
+}
+
+// create posts payload p and returns the status.
+func (c *creates) create(p string) int {
+	start := time.Now()
+	code, b := createStatus(c.base, c.project, []byte(p))
+	took := time.Since(start)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.slowest = max(c.slowest, took)
+	if code == 201 {
+		c.acks = append(c.acks, acked{string(b), p})
+	} else {
+		c.bodies[fmt.Sprintf("%d %s", code, b)]++
+	}
+	return code
+}
+
+// readBack fails unless every acknowledged create reads back its payload
+// and the project lists exactly them.
+func (c *creates) readBack(t *testing.T) {
+	t.Helper()
+	for _, a := range c.acks {
+		if got := readText(t, c.base, c.project, a.ref); got != a.payload {
+			t.Fatalf("payload of %s: %q, want %q", a.ref, got, a.payload)
+		}
+	}
+	if n := countSecrets(t, c.base, c.project); n != len(c.acks) {
+		t.Fatalf("%d secrets listed, %d acknowledged", n, len(c.acks))
 	}
 }
