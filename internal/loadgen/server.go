@@ -82,6 +82,7 @@ func startServer(self, dataDir, cpuProfile string, profileOnSignal bool, config 
 	}
 	cmd := exec.Command(self, args...)
 	cmd.Stderr = os.Stderr
+	dieWithParent(cmd)
 	if cpuProfile != "" {
 		abs, _ := filepath.Abs(cpuProfile)
 		cmd.Env = append(os.Environ(), "KEYWARDEN_CPUPROFILE="+abs)
