@@ -141,8 +141,11 @@ func (s *Service) CreateSecret(ctx context.Context, who Identity, req CreateRequ
 	// bulk create would fill it and grow the GC's live heap).
 	if served && decodesAsIs(r.Secret) {
 		s.cache.prime(r.ID, 1, b, r)
+		return r.Secret.Clone(), nil // the cache holds r
 	}
-	return r.Secret.Clone(), nil
+	// Nothing in the service holds r (its maps are new or the request's
+	// own): the caller can have it without a copy.
+	return r.Secret, nil
 }
 
 // servable tells whether GetPayload would serve r's material to who: the
