@@ -108,6 +108,7 @@ func (c *conn) serve() {
 func (c *conn) readLoop(who kms.Identity, queue chan<- *pending) {
 	s := c.s
 	var hdr [hdrLen]byte
+	remote := c.tc.RemoteAddr().String() // once: it is formatted anew on every call
 	for {
 		c.nc.SetReadDeadline(time.Now().Add(s.idleTO))
 		if c.stop.Load() {
@@ -142,7 +143,7 @@ func (c *conn) readLoop(who kms.Identity, queue chan<- *pending) {
 		p := &pending{done: make(chan struct{})}
 		queue <- p
 		c.seq++
-		ctx := kms.WithRequest(s.ctx, "kmip-"+strconv.FormatUint(c.id, 10)+"-"+strconv.FormatUint(c.seq, 10), "kmip", c.tc.RemoteAddr().String())
+		ctx := kms.WithRequest(s.ctx, "kmip-"+strconv.FormatUint(c.id, 10)+"-"+strconv.FormatUint(c.seq, 10), "kmip", remote)
 		s.spawn(func() {
 			w := s.getWriter()
 			s.safeProcess(ctx, who, msg, w)

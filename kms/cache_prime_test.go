@@ -43,3 +43,26 @@ func TestCreatePrimesCache(t *testing.T) {
 		}
 	}
 }
+
+// The secret a create returns is the caller's: changing it changes
+// nothing the service serves, whether the create primed the cache (served)
+// or handed over its own record (not served, no copy).
+func TestCreateReturnsCallersCopy(t *testing.T) {
+	svc := newServiceWith(t, kms.Config{})
+	for _, served := range []bool{true, false} {
+		sec, err := svc.CreateSecret(ctx, creator, kms.CreateRequest{Name: "mine", Type: kms.Symmetric,
+			Algorithm: "aes", BitLength: 256, Payload: make([]byte, 32), ContentType: kms.ContentTypeBinary,
+			Attributes: map[string]string{"x-a": "t:1"}, ServedAtCreation: served})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sec.Name, sec.Attributes["x-a"], sec.State = "changed", "t:2", kms.Destroyed
+		got, err := svc.GetSecret(ctx, creator, sec.ID, kms.View{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Name != "mine" || got.Attributes["x-a"] != "t:1" || got.State == kms.Destroyed {
+			t.Fatalf("served %v: the caller's changes reached the service: %+v", served, got)
+		}
+	}
+}

@@ -143,8 +143,10 @@ func secretDiff(before, after *Secret) string {
 	if before == nil {
 		before = &Secret{}
 	}
-	// Built without fmt: a create and every secret change pass here.
-	var d []byte
+	// Built without fmt, on the stack (a create's diff fits): a create and
+	// every secret change pass here.
+	var buf [256]byte
+	d := buf[:0]
 	add := func(name, b, a string) {
 		if b == a {
 			return
@@ -180,8 +182,13 @@ func aclString(a *ACL) string {
 }
 
 func sortedKeys(m map[string]string) string {
-	if len(m) == 0 {
+	switch len(m) {
+	case 0:
 		return "[]"
+	case 1: // a KMIP object's attributes, often
+		for k := range m {
+			return "[" + k + "]"
+		}
 	}
 	keys := make([]string, 0, len(m))
 	for k := range m {

@@ -27,16 +27,25 @@ const tagMember = `,"tag":"`
 // encodeRecord is r's stored form at the version the write gives it.
 // It is CBOR followed by its tag (record_codec.go).
 func (s *Service) encodeRecord(ctx context.Context, r *record, version int64) ([]byte, error) {
-	b, err := marshalRecord(r)
-	if err != nil {
-		return nil, internal("encode", err)
-	}
-	tag, err := s.keys.Tag(ctx, r.Project, tagInput("secret:"+r.ID, version, b))
+	// The body is written after the tag's prefix (tagInput's form), so
+	// the tagged bytes are not copied again; the stored form is the body
+	// and the tag that follows it in the same array.
+	in := make([]byte, 0, recordBufSize+len(r.ID))
+	in = append(append(in, "secret:"...), r.ID...)
+	in = strconv.AppendInt(append(in, 0), version, 10)
+	in = append(in, 0)
+	p := len(in)
+	in = appendRecord(in, r)
+	tag, err := s.keys.Tag(ctx, r.Project, in)
 	if err != nil {
 		return nil, internal("tag", err)
 	}
-	return append(b, tag...), nil
+	return append(in[p:], tag...), nil
 }
+
+// recordBufSize holds a key's record and tag without growing (a KMIP
+// AES key's is ~430 bytes).
+const recordBufSize = 512 + crypto.TagSize
 
 // encodeTagged is v's JSON with its tag (for object, e.g. "secret:<id>")
 // as the last member.

@@ -47,8 +47,9 @@ func mustDecMode(o cbor.DecOptions) cbor.DecMode {
 
 func isJSONRecord(b []byte) bool { return len(b) > 0 && b[0] == '{' }
 
-// marshalRecord is r's body, before its tag.
-func marshalRecord(r *record) ([]byte, error) { return recordEnc.Marshal(r) }
+// marshalRecord is r's body, before its tag (record_enc.go writes it;
+// recordEnc is the reflective form it must equal).
+func marshalRecord(r *record) []byte { return appendRecord(nil, r) }
 
 // decodeRecord decodes a verified body in either form.
 func decodeRecord(b []byte) (*record, error) {

@@ -141,8 +141,11 @@ func (s *Service) CreateSecret(ctx context.Context, who Identity, req CreateRequ
 	// bulk create would fill it and grow the GC's live heap).
 	if served && decodesAsIs(r.Secret) {
 		s.cache.prime(r.ID, 1, b, r)
+		return r.Secret.Clone(), nil // the cache holds r
 	}
-	return r.Secret.Clone(), nil
+	// Nothing in the service holds r (its maps are new or the request's
+	// own): the caller can have it without a copy.
+	return r.Secret, nil
 }
 
 // servable tells whether GetPayload would serve r's material to who: the
@@ -195,7 +198,7 @@ func (s *Service) insertAs(ctx context.Context, r *record, served bool, extra ..
 	e.ops = append(e.ops, extra...)
 	marker := s.markerOps()
 	e.ops = append(e.ops, marker...)
-	err = s.mutate(ctx, "", nil, once(e, Conflict("secret %s already exists", r.ID)))
+	err = s.mutate(ctx, "", nil, once(e, func() error { return Conflict("secret %s already exists", r.ID) }))
 	if err == nil && marker != nil {
 		s.listMarkerPending.Store(false)
 	}
@@ -209,23 +212,28 @@ func (s *Service) insertAs(ctx context.Context, r *record, served bool, extra ..
 // record, its id pointer (which must not exist yet), its ACL index and its
 // list index entry.
 func (s *Service) creation(r *record, b []byte, detail string) edit {
-	ops := []store.Op{store.Put(recordKey(r.Project, r.ID), b), store.Put(pointerKey(r.ID), []byte(r.Project))}
-	ops = append(ops, aclIndexOps(nil, r.Secret)...)
+	acl, list := aclIndexOps(nil, r.Secret), s.listIndexOps(nil, r.Secret)
+	// One allocation, with room for the list markers insertAs may add.
+	ops := make([]store.Op, 0, 4+len(acl)+len(list))
+	ptr := pointerKey(r.ID)
+	ops = append(ops, store.Put(recordKey(r.Project, r.ID), b), store.Put(ptr, []byte(r.Project)))
+	ops = append(append(ops, acl...), list...)
 	return edit{
 		id: r.ID, detail: detail,
-		cmps:  []store.Cmp{{Key: pointerKey(r.ID)}},
-		ops:   append(ops, s.listIndexOps(nil, r.Secret)...),
+		cmps:  []store.Cmp{{Key: ptr}},
+		ops:   ops,
 		after: settle{project: r.Project, owned: r.ID},
 	}
 }
 
 // once decides e for a create under fresh keys: there is nothing to read
-// again, so a conflict (the keys were taken meanwhile) ends with taken.
-func once(e edit, taken error) func() (edit, error) {
+// again, so a conflict (the keys were taken meanwhile) ends with taken's
+// error (made only then: every create passes one).
+func once(e edit, taken func() error) func() (edit, error) {
 	tried := false
 	return func() (edit, error) {
 		if tried {
-			return edit{}, taken
+			return edit{}, taken()
 		}
 		tried = true
 		return e, nil
