@@ -48,6 +48,8 @@ type ScaleConfig struct {
 	CPUProfile string
 	// ListsOnly stops after the list cases (no orphan report, no GETs).
 	ListsOnly bool
+	// MapBudget is bolt.Options.MapBudget (0: the default, < 0: off).
+	MapBudget int64
 }
 
 const (
@@ -86,7 +88,7 @@ func RunScale(ctx context.Context, cfg ScaleConfig, out io.Writer) error {
 	defer root.Close()
 	open := func(dbPath string) (*bolt.Store, *kms.Service, time.Duration, error) {
 		start := time.Now()
-		st, err := bolt.Open(dbPath, bolt.Options{})
+		st, err := bolt.Open(dbPath, bolt.Options{MapBudget: cfg.MapBudget})
 		if err != nil {
 			return nil, nil, 0, err
 		}
@@ -168,6 +170,8 @@ func RunScale(ctx context.Context, cfg ScaleConfig, out io.Writer) error {
 	runtime.GC()
 	debug.FreeOSMemory()
 	resetPeakRSS()
+	peaks := samplePeaks()
+	defer peaks.stop()
 	if cfg.CPUProfile != "" {
 		f, err := os.Create(cfg.CPUProfile)
 		if err != nil {
@@ -226,6 +230,7 @@ func RunScale(ctx context.Context, cfg ScaleConfig, out io.Writer) error {
 	if cfg.ListsOnly {
 		peak := rss("VmHWM")
 		row("peak RSS over the lists", mib(peak), "< 512 MiB"+okMark(peak < rssLimit))
+		peaks.rows(row, st)
 		return writeRows(out, rows, have, cfg.Clients)
 	}
 	// The orphan report reads every record of every project (it pages
@@ -287,6 +292,7 @@ func RunScale(ctx context.Context, cfg ScaleConfig, out io.Writer) error {
 	// File pages are the mapped bolt file, the kernel's page cache to
 	// reclaim; anon is the process's own memory.
 	row("RSS after the GETs: anon / bolt file pages", mib(rss("RssAnon"))+" / "+mib(rss("RssFile")), "")
+	peaks.rows(row, st)
 
 	return writeRows(out, rows, have, cfg.Clients)
 }

@@ -78,14 +78,14 @@ func (s *Store) walk(ctx context.Context, prefix, after string, fn func(key []by
 	if k != nil && !bytes.HasPrefix(k, p) {
 		k = nil
 	}
-	return merge(ctx, c, p, k, v, ov, func(ovKey string, k []byte) bool { return ovKey <= string(k) }, next, fn)
+	return s.merge(ctx, c, p, k, v, ov, func(ovKey string, k []byte) bool { return ovKey <= string(k) }, next, fn)
 }
 
 // merge walks the sorted overlay entries ov and the cursor's entries under
 // p, from (k, v), in one direction: first tells whether an overlay key
 // comes before a bbolt key that way, step moves the cursor on. On equal
 // keys the overlay's value wins; a nil raw is a deletion, skipped.
-func merge(ctx context.Context, c *bbolt.Cursor, p, k, v []byte, ov []kvRaw,
+func (s *Store) merge(ctx context.Context, c *bbolt.Cursor, p, k, v []byte, ov []kvRaw,
 	first func(ovKey string, k []byte) bool, step func(*bbolt.Cursor, []byte) ([]byte, []byte),
 	fn func(key []byte, raw []byte) bool) error {
 	n := 0
@@ -94,6 +94,7 @@ func merge(ctx context.Context, c *bbolt.Cursor, p, k, v []byte, ov []kvRaw,
 			if err := ctx.Err(); err != nil {
 				return err
 			}
+			s.maybeTrim(c.Bucket().Tx()) // a scan maps pages fast
 		}
 		var key, raw []byte
 		switch {

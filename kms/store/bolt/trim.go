@@ -1,0 +1,122 @@
+package bolt
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	bbolt "go.etcd.io/bbolt"
+)
+
+// The map trimmer bounds the bbolt file's pages in the process's RSS.
+// bbolt maps the file read-only and shared; every page a read touches (and
+// the kernel's fault-around neighbours, 64 KiB) stays mapped, so after one
+// scan of a million summaries the whole ~1 GB file counts in RSS. Those are
+// clean page-cache pages, but they count. madvise(MADV_DONTNEED) on the
+// mapping drops the process's references only: the page cache keeps the
+// data and the next read faults the same bytes back in (a minor fault).
+//
+// A trim runs inside a read transaction, which holds bbolt's mmap lock
+// shared: bbolt remaps (on growth) only under that lock held exclusively,
+// so the range trimmed is always bbolt's live mapping, never memory that a
+// remap handed to something else.
+//
+// When: the trimmer goroutine samples the file-backed RSS (/proc/self/statm,
+// one read) every trimEvery; a walk samples it every 4096 entries, as it
+// checks its context, since a scan maps pages much faster than that.
+
+// DefaultMapBudget is the bolt file's share of RSS before a trim.
+const DefaultMapBudget = 128 << 20
+
+const trimEvery = 100 * time.Millisecond
+
+type trimmer struct {
+	budget int64 // bytes; 0: off
+	busy   atomic.Bool
+	trims  atomic.Uint64
+	mu     sync.Mutex // guards base and the statm reader
+	// base is the file-backed RSS just after the last trim: the binary's
+	// text and other mappings the trimmer cannot drop.
+	base int64
+	rd   statmReader
+	stop chan struct{}
+	done chan struct{}
+}
+
+func newTrimmer(budget int64) *trimmer {
+	t := &trimmer{budget: budget, stop: make(chan struct{}), done: make(chan struct{})}
+	if budget <= 0 || !t.rd.open() {
+		t.budget = 0
+	}
+	return t
+}
+
+// over tells whether the file pages mapped exceed the budget.
+func (t *trimmer) over() bool {
+	if t.budget == 0 {
+		return false
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := t.rd.fileRSS()
+	return n > 0 && n > t.base+t.budget
+}
+
+// run samples and trims until stop.
+func (s *Store) trimLoop() {
+	t := s.trim
+	defer close(t.done)
+	if t.budget == 0 {
+		return
+	}
+	tick := time.NewTicker(trimEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-t.stop:
+			return
+		case <-tick.C:
+		}
+		if t.over() {
+			tx, err := s.db.Begin(false)
+			if err != nil {
+				continue // closing
+			}
+			s.trimIn(tx)
+			tx.Rollback()
+		}
+	}
+}
+
+// maybeTrim trims, inside tx, when over the budget (walks call it).
+func (s *Store) maybeTrim(tx *bbolt.Tx) {
+	if s.trim.over() {
+		s.trimIn(tx)
+	}
+}
+
+// trimIn drops the mapping's pages from RSS; tx (open) keeps the mapping
+// in place. One trim at a time: a second caller skips.
+func (s *Store) trimIn(tx *bbolt.Tx) {
+	t := s.trim
+	if !t.busy.CompareAndSwap(false, true) {
+		return
+	}
+	defer t.busy.Store(false)
+	if dropMapped(s.db.Info().Data, tx.Size()) != nil {
+		return
+	}
+	t.trims.Add(1)
+	t.mu.Lock()
+	t.base = t.rd.fileRSS()
+	t.mu.Unlock()
+}
+
+// Trims counts the mapping trims since Open.
+func (s *Store) Trims() uint64 { return s.trim.trims.Load() }
+
+func (t *trimmer) close() {
+	close(t.stop)
+	<-t.done
+	t.rd.close()
+}
