@@ -58,6 +58,7 @@ func (s *Store) get(key string) (raw []byte, done func(), err error) {
 	if err != nil {
 		return nil, nil, closedErr(err)
 	}
+	s.readTrim(tx)
 	return tx.Bucket(dataBucket).Get([]byte(key)), func() { tx.Rollback() }, nil
 }
 
@@ -71,6 +72,7 @@ func (s *Store) walk(ctx context.Context, prefix, after string, fn func(key []by
 		return err
 	}
 	defer tx.Rollback()
+	s.readTrim(tx) // short walks (list pages) count as reads
 	slices.SortFunc(ov, func(a, b kvRaw) int { return strings.Compare(a.key, b.key) })
 	p := []byte(prefix)
 	c := tx.Bucket(dataBucket).Cursor()

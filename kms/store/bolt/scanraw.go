@@ -47,6 +47,7 @@ func (s *Store) walkBack(ctx context.Context, prefix, before string, fn func(key
 		return err
 	}
 	defer tx.Rollback()
+	s.readTrim(tx) // short walks (list pages) count as reads
 	slices.SortFunc(ov, func(a, b kvRaw) int { return strings.Compare(b.key, a.key) })
 	p := []byte(prefix)
 	c := tx.Bucket(dataBucket).Cursor()

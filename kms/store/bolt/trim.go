@@ -9,12 +9,14 @@ import (
 )
 
 // The map trimmer bounds the bbolt file's pages in the process's RSS.
-// bbolt maps the file read-only and shared; every page a read touches (and
-// the kernel's fault-around neighbours, 64 KiB) stays mapped, so after one
-// scan of a million summaries the whole ~1 GB file counts in RSS. Those are
-// clean page-cache pages, but they count. madvise(MADV_DONTNEED) on the
-// mapping drops the process's references only: the page cache keeps the
-// data and the next read faults the same bytes back in (a minor fault).
+// bbolt maps the file read-only and shared; every page a read touches stays
+// mapped, with its neighbours: a read fault maps the page's whole
+// page-cache folio (~100 KiB per fault measured here), so one scan of a
+// million summaries maps the whole ~1 GB file. Those are clean page-cache
+// pages, but they count in RSS. madvise(MADV_DONTNEED) on the mapping drops
+// the process's references only: the page cache keeps the data and the
+// next read faults the same bytes back in (a minor fault, but a costly
+// one: 10-100 µs here, since it maps the whole folio).
 //
 // A trim runs inside a read transaction, which holds bbolt's mmap lock
 // shared: bbolt remaps (on growth) only under that lock held exclusively,
@@ -22,21 +24,29 @@ import (
 // remap handed to something else.
 //
 // When: the trimmer goroutine samples the file-backed RSS (/proc/self/statm,
-// one read) every trimEvery; a walk samples it every 4096 entries, as it
-// checks its context, since a scan maps pages much faster than that.
+// one pread) every trimEvery; a long walk samples it every 4096 entries, as
+// it checks its context, and every 64th Get or walk start samples it too:
+// reads map pages far faster than a tick. The share of the file-backed RSS
+// that is not bolt's (the binary's text) is the least ever sampled.
 
-// DefaultMapBudget is the bolt file's share of RSS before a trim.
-const DefaultMapBudget = 128 << 20
+// DefaultMapBudget is the bolt file's share of RSS before a trim: with
+// the server's heap cap (256 MiB, cmd/keywarden tuning.go) RSS stays under
+// 512 MiB, and a hot set of a thousand records (each read maps a whole
+// page-cache folio, ~120 KiB here) stays mapped.
+const DefaultMapBudget = 160 << 20
 
-const trimEvery = 100 * time.Millisecond
+const trimEvery = 25 * time.Millisecond
 
 type trimmer struct {
 	budget int64 // bytes; 0: off
 	busy   atomic.Bool
 	trims  atomic.Uint64
+	reads  atomic.Uint64
 	mu     sync.Mutex // guards base and the statm reader
-	// base is the file-backed RSS just after the last trim: the binary's
-	// text and other mappings the trimmer cannot drop.
+	// base is the least file-backed RSS sampled: the binary's text and
+	// other mappings the trimmer cannot drop. (Sampled just after a trim
+	// it can be far above that: readers fault pages back in while the
+	// madvise of a large mapping runs.)
 	base int64
 	rd   statmReader
 	stop chan struct{}
@@ -48,6 +58,7 @@ func newTrimmer(budget int64) *trimmer {
 	if budget <= 0 || !t.rd.open() {
 		t.budget = 0
 	}
+	t.base = t.rd.fileRSS()
 	return t
 }
 
@@ -59,7 +70,11 @@ func (t *trimmer) over() bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	n := t.rd.fileRSS()
-	return n > 0 && n > t.base+t.budget
+	if n <= 0 {
+		return false
+	}
+	t.base = min(t.base, n)
+	return n > t.base+t.budget
 }
 
 // run samples and trims until stop.
@@ -107,9 +122,14 @@ func (s *Store) trimIn(tx *bbolt.Tx) {
 		return
 	}
 	t.trims.Add(1)
-	t.mu.Lock()
-	t.base = t.rd.fileRSS()
-	t.mu.Unlock()
+}
+
+// readTrim is Get's check: every 64th read samples (a fault can map a
+// large page-cache folio, hundreds of KiB).
+func (s *Store) readTrim(tx *bbolt.Tx) {
+	if s.trim.budget != 0 && s.trim.reads.Add(1)%64 == 0 {
+		s.maybeTrim(tx)
+	}
 }
 
 // Trims counts the mapping trims since Open.

@@ -99,6 +99,44 @@ func TestTrimBudget(t *testing.T) {
 	}
 }
 
+// Point reads check the budget too (every 64th): reads over a store much
+// larger than the budget keep the file pages near it.
+func TestTrimBudgetReads(t *testing.T) {
+	const n = 48 << 10
+	const budget = 8 << 20
+	for _, c := range []struct {
+		budget  int64
+		trimmed bool
+	}{{-1, false}, {budget, true}} {
+		t.Run(fmt.Sprint(c.budget), func(t *testing.T) {
+			s := openTemp(t, Options{MapBudget: c.budget})
+			fillTrim(t, s, 0, n)
+			ctx := context.Background()
+			before, most := fileRSS(t), int64(0)
+			for r := range n / 2 {
+				i := (r * 7919) % n
+				kv, err := s.Get(ctx, trimKey(i))
+				if err != nil || !bytes.Equal(kv.Value, trimValue(i)) {
+					t.Fatalf("%s: %v, value %.20q", trimKey(i), err, kv.Value)
+				}
+				if r%64 == 0 {
+					most = max(most, fileRSS(t)-before)
+				}
+			}
+			t.Logf("budget %d: file RSS grew at most %d MiB over the reads, %d trims", c.budget, most>>20, s.Trims())
+			if c.trimmed {
+				// Slack: 64 reads' faults (a large page-cache folio each)
+				// between two checks.
+				if most > budget+24<<20 || s.Trims() == 0 {
+					t.Fatalf("file RSS grew %d MiB with a budget of %d MiB (%d trims)", most>>20, budget>>20, s.Trims())
+				}
+			} else if most < 40<<20 {
+				t.Fatalf("untrimmed reads mapped only %d MiB: the test store is too small to tell", most>>20)
+			}
+		})
+	}
+}
+
 // Trims race reads, writes that grow the file past bbolt's mapping (a
 // remap) and walks: every value read is the one written.
 func TestTrimConcurrent(t *testing.T) {
