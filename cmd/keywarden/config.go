@@ -43,7 +43,7 @@ type config struct {
 		// MapBudget bounds the bolt file's pages in RSS, in bytes
 		// (kms/store/bolt trim.go): 0 is the default, -1 no trimming.
 		MapBudget int64 `yaml:"map_budget"`
-		Etcd    struct {
+		Etcd      struct {
 			Endpoints []string `yaml:"endpoints"`
 			Prefix    string   `yaml:"prefix"`
 			Username  string   `yaml:"username"`

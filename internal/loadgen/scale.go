@@ -255,7 +255,14 @@ func RunScale(ctx context.Context, cfg ScaleConfig, out io.Writer) error {
 	}
 	defer sst.Close()
 	all := ids.all()
-	hot := all[:min(smallStore, len(all))]
+	// The hot ids are as many as the small store holds, spread over the
+	// big store (the first ones created sit together in a few pages,
+	// which flatters the big store): the same key count and distribution
+	// as the small store's, only the store's size differs.
+	hot := make([]string, 0, smallStore)
+	for i := range min(smallStore, len(all)) {
+		hot = append(hot, all[i*len(all)/min(smallStore, len(all))])
+	}
 	// A key's first read clears KMIP's Fresh (an audited write): read
 	// every sampled id once first, its own figure, so that the turns
 	// below measure reads. The small store's keys get the same.
@@ -286,7 +293,7 @@ func RunScale(ctx context.Context, cfg ScaleConfig, out io.Writer) error {
 	row(fmt.Sprintf("payload GET/s, store of %d", smallStore), fmt.Sprintf("%.0f", smallRate), "")
 	row(fmt.Sprintf("payload GET/s, store of %d, random over %d ids", have, len(all)), fmt.Sprintf("%.0f (%.0f%%)", bigRate, 100*bigRate/smallRate),
 		fmt.Sprintf(">= %.0f%%", 100*getRatioLimit)+okMark(bigRate >= getRatioLimit*smallRate))
-	row(fmt.Sprintf("payload GET/s, store of %d, %d hot ids", have, len(hot)), fmt.Sprintf("%.0f (%.0f%%)", hotRate, 100*hotRate/smallRate),
+	row(fmt.Sprintf("payload GET/s, store of %d, %d hot ids spread over it", have, len(hot)), fmt.Sprintf("%.0f (%.0f%%)", hotRate, 100*hotRate/smallRate),
 		fmt.Sprintf(">= %.0f%%", 100*getRatioLimit)+okMark(hotRate >= getRatioLimit*smallRate))
 	peak := rss("VmHWM")
 	row("peak RSS since start-up (lists and GETs)", mib(peak), "< 512 MiB"+okMark(peak < rssLimit))

@@ -25,21 +25,25 @@ import (
 //
 // When: the trimmer goroutine samples the file-backed RSS (/proc/self/statm,
 // one pread) every trimEvery; a long walk samples it every 4096 entries, as
-// it checks its context, and every 64th Get or walk start samples it too:
+// it checks its context, and every 16th Get or walk start samples it too:
 // reads map pages far faster than a tick. The share of the file-backed RSS
 // that is not bolt's (the binary's text) is the least ever sampled.
 
 // DefaultMapBudget is the bolt file's share of RSS before a trim: with
 // the server's heap cap (256 MiB, cmd/keywarden tuning.go) RSS stays under
-// 512 MiB, and a hot set of a thousand records (each read maps a whole
-// page-cache folio, ~120 KiB here) stays mapped.
-const DefaultMapBudget = 160 << 20
+// 512 MiB, with room for what readers map while a trim waits for the CPU.
+// Reads of a thousand records spread over a 1 GB file map ~200 MiB (their
+// leaves' and branches' folios): with memory to spare, raise it.
+const DefaultMapBudget = 96 << 20
 
 const trimEvery = 25 * time.Millisecond
 
 type trimmer struct {
 	budget int64 // bytes; 0: off
-	busy   atomic.Bool
+	// trimMu: one trim at a time; a reader that finds the budget passed
+	// while a trim runs waits for it instead of faulting pages back in
+	// meanwhile (a trim of a large mapping takes milliseconds).
+	trimMu sync.Mutex
 	trims  atomic.Uint64
 	reads  atomic.Uint64
 	mu     sync.Mutex // guards base and the statm reader
@@ -110,24 +114,24 @@ func (s *Store) maybeTrim(tx *bbolt.Tx) {
 	}
 }
 
-// trimIn drops the mapping's pages from RSS; tx (open) keeps the mapping
-// in place. One trim at a time: a second caller skips.
+// trimIn drops the mapping's pages from RSS when still over the budget;
+// tx (open) keeps the mapping in place.
 func (s *Store) trimIn(tx *bbolt.Tx) {
 	t := s.trim
-	if !t.busy.CompareAndSwap(false, true) {
+	t.trimMu.Lock()
+	defer t.trimMu.Unlock()
+	if !t.over() { // trimmed by whoever held trimMu before
 		return
 	}
-	defer t.busy.Store(false)
-	if dropMapped(s.db.Info().Data, tx.Size()) != nil {
-		return
+	if dropMapped(s.db.Info().Data, tx.Size()) == nil {
+		t.trims.Add(1)
 	}
-	t.trims.Add(1)
 }
 
-// readTrim is Get's check: every 64th read samples (a fault can map a
-// large page-cache folio, hundreds of KiB).
+// readTrim is Get's check: every 16th read samples (a fault can map a
+// large page-cache folio, ~100 KiB; a sample costs ~4 µs).
 func (s *Store) readTrim(tx *bbolt.Tx) {
-	if s.trim.budget != 0 && s.trim.reads.Add(1)%64 == 0 {
+	if s.trim.budget != 0 && s.trim.reads.Add(1)%16 == 0 {
 		s.maybeTrim(tx)
 	}
 }

@@ -99,7 +99,7 @@ func TestTrimBudget(t *testing.T) {
 	}
 }
 
-// Point reads check the budget too (every 64th): reads over a store much
+// Point reads check the budget too (every 16th): reads over a store much
 // larger than the budget keep the file pages near it.
 func TestTrimBudgetReads(t *testing.T) {
 	const n = 48 << 10
@@ -119,13 +119,13 @@ func TestTrimBudgetReads(t *testing.T) {
 				if err != nil || !bytes.Equal(kv.Value, trimValue(i)) {
 					t.Fatalf("%s: %v, value %.20q", trimKey(i), err, kv.Value)
 				}
-				if r%64 == 0 {
+				if r%16 == 0 {
 					most = max(most, fileRSS(t)-before)
 				}
 			}
 			t.Logf("budget %d: file RSS grew at most %d MiB over the reads, %d trims", c.budget, most>>20, s.Trims())
 			if c.trimmed {
-				// Slack: 64 reads' faults (a large page-cache folio each)
+				// Slack: 16 reads' faults (a large page-cache folio each)
 				// between two checks.
 				if most > budget+24<<20 || s.Trims() == 0 {
 					t.Fatalf("file RSS grew %d MiB with a budget of %d MiB (%d trims)", most>>20, budget>>20, s.Trims())
