@@ -23,8 +23,8 @@ import (
 // is bounded (record cache, KEKs, tokens: 76 MiB with the caches full at a
 // million secrets) and lists stream, so the cap costs collections only
 // when the live heap passes a fifth of it. With the bolt store's map
-// budget (160 MiB of file pages) RSS stays under 512 MiB; at 384 MiB the
-// heap alone took 365 MiB of it.
+// budget (96 MiB of file pages, plus what readers map while a trim waits)
+// RSS stays under 512 MiB; at 384 MiB the heap alone took 365 MiB of it.
 //
 // Both apply only when the operator has not chosen: GOGC and GOMEMLIMIT in
 // the environment always win.
