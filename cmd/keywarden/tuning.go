@@ -23,8 +23,8 @@ import (
 // is bounded (record cache, KEKs, tokens: 76 MiB with the caches full at a
 // million secrets) and lists stream, so the cap costs collections only
 // when the live heap passes a fifth of it. With the bolt store's map
-// budget (96 MiB of file pages, plus what readers map while a trim waits)
-// RSS stays under 512 MiB; at 384 MiB the heap alone took 365 MiB of it.
+// budget (192 MiB of file pages, plus what readers map while a trim
+// waits) RSS stays under 512 MiB; at 384 MiB the heap alone took 365 MiB.
 //
 // Both apply only when the operator has not chosen: GOGC and GOMEMLIMIT in
 // the environment always win.
@@ -36,8 +36,8 @@ const (
 	// memory available to the process (cgroup limit or physical memory),
 	// never less than minMemoryLimit nor more than maxMemoryLimit.
 	memoryLimitShare = 0.5
-	minMemoryLimit   = 256 << 20
-	maxMemoryLimit   = 256 << 20
+	minMemoryLimit   = 128 << 20
+	maxMemoryLimit   = 192 << 20
 )
 
 // tuneRuntime sets GOGC and the soft memory limit unless the environment

@@ -30,11 +30,11 @@ import (
 // that is not bolt's (the binary's text) is the least ever sampled.
 
 // DefaultMapBudget is the bolt file's share of RSS before a trim: with
-// the server's heap cap (256 MiB, cmd/keywarden tuning.go) RSS stays under
-// 512 MiB, with room for what readers map while a trim waits for the CPU.
-// Reads of a thousand records spread over a 1 GB file map ~200 MiB (their
-// leaves' and branches' folios): with memory to spare, raise it.
-const DefaultMapBudget = 96 << 20
+// the server's heap cap (192 MiB, cmd/keywarden tuning.go) RSS stays under
+// 512 MiB, with room for what readers map while a trim waits for the CPU;
+// reads of a thousand records spread over a 1 GB file (~200 MiB of their
+// leaves' and branches' folios) mostly stay mapped.
+const DefaultMapBudget = 192 << 20
 
 const trimEvery = 25 * time.Millisecond
 
