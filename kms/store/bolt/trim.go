@@ -16,7 +16,7 @@ import (
 // pages, but they count in RSS. madvise(MADV_DONTNEED) on the mapping drops
 // the process's references only: the page cache keeps the data and the
 // next read faults the same bytes back in (a minor fault, but a costly
-// one: 10-100 µs here, since it maps the whole folio).
+// one: 40-400 µs on the benchmark VM, since it maps the whole folio).
 //
 // A trim runs inside a read transaction, which holds bbolt's mmap lock
 // shared: bbolt remaps (on growth) only under that lock held exclusively,
