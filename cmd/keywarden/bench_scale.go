@@ -13,6 +13,7 @@ var benchScaleOpts struct {
 	dataDir, cpuProfile       string
 	getTime                   time.Duration
 	listsOnly                 bool
+	mapBudget                 int64
 }
 
 var benchScaleCmd = &cobra.Command{
@@ -29,7 +30,7 @@ held 1,000 secrets, and store bytes per secret; each figure beside issue 14's li
 		tuneRuntime() // as the server runs
 		return loadgen.RunScale(cmd.Context(), loadgen.ScaleConfig{
 			Secrets: o.secrets, DataDir: o.dataDir, Clients: o.clients, Samples: o.samples, GetTime: o.getTime,
-			CPUProfile: o.cpuProfile, ListsOnly: o.listsOnly,
+			CPUProfile: o.cpuProfile, ListsOnly: o.listsOnly, MapBudget: o.mapBudget,
 		}, cmd.OutOrStdout())
 	},
 }
@@ -43,5 +44,6 @@ func init() {
 	f.StringVar(&benchScaleOpts.cpuProfile, "cpuprofile", "", "write a CPU profile of the measurements (not the fill) here")
 	f.DurationVar(&benchScaleOpts.getTime, "get-time", 5*time.Second, "time per GET measurement")
 	f.BoolVar(&benchScaleOpts.listsOnly, "lists-only", false, "stop after the list cases (no orphan report, no GETs)")
+	f.Int64Var(&benchScaleOpts.mapBudget, "map-budget", 0, "bytes of the bolt file mapped in RSS before a trim (0: the store's default, -1: no trimming)")
 	benchCmd.AddCommand(benchScaleCmd)
 }

@@ -40,7 +40,10 @@ type config struct {
 	Store struct {
 		Backend string `yaml:"backend"` // bolt (default) or etcd
 		Path    string `yaml:"path"`    // bolt file, default <data>/keywarden.db
-		Etcd    struct {
+		// MapBudget bounds the bolt file's pages in RSS, in bytes
+		// (kms/store/bolt trim.go): 0 is the default, -1 no trimming.
+		MapBudget int64 `yaml:"map_budget"`
+		Etcd      struct {
 			Endpoints []string `yaml:"endpoints"`
 			Prefix    string   `yaml:"prefix"`
 			Username  string   `yaml:"username"`
@@ -130,6 +133,9 @@ func (c *config) finish() error {
 	c.DataDir = abs
 	if c.Store.Path == "" {
 		c.Store.Path = filepath.Join(c.DataDir, "keywarden.db")
+	}
+	if c.Store.MapBudget < -1 {
+		return fmt.Errorf("config: store.map_budget must be -1 (no trimming), 0 (the default) or a byte count, got %d", c.Store.MapBudget)
 	}
 	switch c.Store.Backend {
 	case "", "bolt":

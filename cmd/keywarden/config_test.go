@@ -49,6 +49,7 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		"max_payload: -5\n":                                    "max_payload",
 		"passphrase:\n  alphabet: \"aa\"\n":                    "passphrase",
 		"store:\n  path: /tmp/x\n  extra: 1\n":                 "extra",
+		"store:\n  map_budget: -2\n":                           "map_budget",
 		"quotas:\n  volumes: 3\n":                              "volumes",
 		"audit:\n  max_bytes: -1\n":                            "max_bytes",
 		"orphans:\n  grace: -1h\n":                             "orphans",

@@ -375,7 +375,7 @@ func openStore(cfg config, log *slog.Logger) (store.Store, error) {
 		}
 		return st, nil
 	}
-	st, err := bolt.Open(cfg.Store.Path, bolt.Options{Logger: log}) // it reports a torn WAL tail it cut
+	st, err := bolt.Open(cfg.Store.Path, bolt.Options{Logger: log, MapBudget: cfg.Store.MapBudget}) // it reports a torn WAL tail it cut
 	if err != nil {
 		return nil, err
 	}

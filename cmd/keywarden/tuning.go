@@ -20,8 +20,11 @@ import (
 // The limit is capped (maxMemoryLimit): a share of a large host let a
 // one-off scan of a big project leave the heap at five times its live
 // size for as long as GOGC allowed (issue 14: 2–5 GB RSS). The live heap
-// is bounded (record cache, KEKs, tokens) and lists stream, so the cap
-// costs collections only, and RSS stays under 512 MiB.
+// is bounded (record cache, KEKs, tokens: 76 MiB with the caches full at a
+// million secrets) and lists stream, so the cap costs collections only
+// when the live heap passes a fifth of it. With the bolt store's map
+// budget (192 MiB of file pages, plus what readers map while a trim
+// waits) RSS stays under 512 MiB; at 384 MiB the heap alone took 365 MiB.
 //
 // Both apply only when the operator has not chosen: GOGC and GOMEMLIMIT in
 // the environment always win.
@@ -33,8 +36,8 @@ const (
 	// memory available to the process (cgroup limit or physical memory),
 	// never less than minMemoryLimit nor more than maxMemoryLimit.
 	memoryLimitShare = 0.5
-	minMemoryLimit   = 256 << 20
-	maxMemoryLimit   = 384 << 20
+	minMemoryLimit   = 128 << 20
+	maxMemoryLimit   = 192 << 20
 )
 
 // tuneRuntime sets GOGC and the soft memory limit unless the environment

@@ -64,6 +64,10 @@ type Options struct {
 	FlushBytes int
 	// SegmentBytes is a WAL segment's preallocated size; <= 0 means 64 MiB.
 	SegmentBytes int64
+	// MapBudget bounds the bolt file's pages in RSS (trim.go): past it
+	// the mapping is trimmed. 0 means DefaultMapBudget; < 0 turns the
+	// trimmer off.
+	MapBudget int64
 	// Logger receives what Open repairs (a torn WAL tail); nil: discarded.
 	Logger *slog.Logger
 }
@@ -115,6 +119,8 @@ type Store struct {
 	stopFlush, flushDone  chan struct{}
 
 	torn []string // torn WAL tails cut at Open
+
+	trim *trimmer
 
 	// handMu orders the hand-over of notes (lazy.go); unsynced holds
 	// the notes of records written but not yet synced.
@@ -216,6 +222,7 @@ func start(db *bbolt.DB, path string, opts Options) (*Store, error) {
 		stopFlush:  make(chan struct{}),
 		flushDone:  make(chan struct{}),
 		torn:       res.torn,
+		trim:       newTrimmer(mapBudget(opts.MapBudget)),
 	}
 	s.ov.last, s.ov.lastNote = applied, notes
 	for _, t := range res.txns {
@@ -225,7 +232,18 @@ func start(db *bbolt.DB, path string, opts Options) (*Store, error) {
 	}
 	go s.run()
 	go s.flusher()
+	go s.trimLoop()
 	return s, nil
+}
+
+func mapBudget(b int64) int64 {
+	switch {
+	case b == 0:
+		return DefaultMapBudget
+	case b < 0:
+		return 0
+	}
+	return b
 }
 
 // initSchema creates the buckets of a new file, or checks an existing one.
@@ -420,6 +438,7 @@ func (s *Store) Close() error {
 		<-s.done
 		close(s.stopFlush)
 		<-s.flushDone
+		s.trim.close()
 		// Leave bbolt whole: the next Open replays nothing. The WAL
 		// keeps what a failed flush or a missing hook left.
 		ferr := s.flush()

@@ -58,6 +58,7 @@ func (s *Store) get(key string) (raw []byte, done func(), err error) {
 	if err != nil {
 		return nil, nil, closedErr(err)
 	}
+	s.readTrim(tx)
 	return tx.Bucket(dataBucket).Get([]byte(key)), func() { tx.Rollback() }, nil
 }
 
@@ -71,6 +72,7 @@ func (s *Store) walk(ctx context.Context, prefix, after string, fn func(key []by
 		return err
 	}
 	defer tx.Rollback()
+	s.readTrim(tx) // short walks (list pages) count as reads
 	slices.SortFunc(ov, func(a, b kvRaw) int { return strings.Compare(a.key, b.key) })
 	p := []byte(prefix)
 	c := tx.Bucket(dataBucket).Cursor()
@@ -78,14 +80,14 @@ func (s *Store) walk(ctx context.Context, prefix, after string, fn func(key []by
 	if k != nil && !bytes.HasPrefix(k, p) {
 		k = nil
 	}
-	return merge(ctx, c, p, k, v, ov, func(ovKey string, k []byte) bool { return ovKey <= string(k) }, next, fn)
+	return s.merge(ctx, c, p, k, v, ov, func(ovKey string, k []byte) bool { return ovKey <= string(k) }, next, fn)
 }
 
 // merge walks the sorted overlay entries ov and the cursor's entries under
 // p, from (k, v), in one direction: first tells whether an overlay key
 // comes before a bbolt key that way, step moves the cursor on. On equal
 // keys the overlay's value wins; a nil raw is a deletion, skipped.
-func merge(ctx context.Context, c *bbolt.Cursor, p, k, v []byte, ov []kvRaw,
+func (s *Store) merge(ctx context.Context, c *bbolt.Cursor, p, k, v []byte, ov []kvRaw,
 	first func(ovKey string, k []byte) bool, step func(*bbolt.Cursor, []byte) ([]byte, []byte),
 	fn func(key []byte, raw []byte) bool) error {
 	n := 0
@@ -94,6 +96,7 @@ func merge(ctx context.Context, c *bbolt.Cursor, p, k, v []byte, ov []kvRaw,
 			if err := ctx.Err(); err != nil {
 				return err
 			}
+			s.maybeTrim(c.Bucket().Tx()) // a scan maps pages fast
 		}
 		var key, raw []byte
 		switch {

@@ -47,6 +47,7 @@ func (s *Store) walkBack(ctx context.Context, prefix, before string, fn func(key
 		return err
 	}
 	defer tx.Rollback()
+	s.readTrim(tx) // short walks (list pages) count as reads
 	slices.SortFunc(ov, func(a, b kvRaw) int { return strings.Compare(b.key, a.key) })
 	p := []byte(prefix)
 	c := tx.Bucket(dataBucket).Cursor()
@@ -61,7 +62,7 @@ func (s *Store) walkBack(ctx context.Context, prefix, before string, fn func(key
 	if k != nil && !bytes.HasPrefix(k, p) {
 		k = nil
 	}
-	return merge(ctx, c, p, k, v, ov, func(ovKey string, k []byte) bool { return ovKey >= string(k) }, prev, fn)
+	return s.merge(ctx, c, p, k, v, ov, func(ovKey string, k []byte) bool { return ovKey >= string(k) }, prev, fn)
 }
 
 func prev(c *bbolt.Cursor, p []byte) ([]byte, []byte) {
