@@ -96,6 +96,7 @@ func (s *Service) commit(ctx context.Context, id, detail string, cmps []store.Cm
 			return err
 		}
 		c.recorded = true
+		s.names.touched(ctx, ops)
 		return nil
 	}
 	if err := s.audit.Commit(ctx, rec); err != nil {
@@ -115,6 +116,7 @@ func (s *Service) commit(ctx context.Context, id, detail string, cmps []store.Cm
 		return err
 	}
 	c.recorded = true
+	s.names.touched(ctx, ops)
 	return nil
 }
 
