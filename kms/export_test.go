@@ -263,8 +263,17 @@ func (s *Service) CheckNameColumn(ctx context.Context, project string) error {
 		return fmt.Errorf("name column of %s: offsets off", project)
 	}
 	got, want := live(c), live(fresh)
-	if !reflect.DeepEqual(got, want) {
-		return fmt.Errorf("name column of %s: %d live entries, want %d\n got %q\nwant %q", project, len(got), len(want), got, want)
+	for i := range max(len(got), len(want)) {
+		if i >= len(got) || i >= len(want) || got[i] != want[i] {
+			var g, w entry
+			if i < len(got) {
+				g = got[i]
+			}
+			if i < len(want) {
+				w = want[i]
+			}
+			return fmt.Errorf("name column of %s: %d live entries, want %d; first difference at %d: %q, want %q", project, len(got), len(want), i, g, w)
+		}
 	}
 	return nil
 }

@@ -280,9 +280,15 @@ func (c *nameColumn) account() {
 	c.size.Store(int64(cap(c.names) + 4*cap(c.off) + 8*cap(c.created) + 16*cap(c.ids) + 4*cap(c.vals) + 64*len(c.combos)))
 }
 
-// release frees the data of a dropped column.
+// release frees the data of a dropped column; one being built is only
+// marked, as its builder still writes it (without the lock) and drops it
+// when it sees the mark.
 func (c *nameColumn) release() {
+	building := c.state == columnBuilding
 	c.state = columnDropped
+	if building {
+		return
+	}
 	c.names, c.off, c.created, c.ids, c.vals, c.pending, c.combos, c.comboIx = nil, nil, nil, nil, nil, nil, nil, nil
 	c.size.Store(0)
 }
