@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"math/bits"
 	"slices"
 	"sort"
 	"strings"
@@ -62,6 +63,15 @@ func newNameColumn(esc string) *nameColumn {
 }
 
 func (c *nameColumn) len() int { return len(c.vals) }
+
+// reserve sizes the arrays for n entries (the build's count), so that a
+// build does not copy them as they grow.
+func (c *nameColumn) reserve(n int) {
+	n += n/64 + 16 // and some creates
+	c.names = make([]byte, 0, 16*n)
+	c.off = append(make([]uint32, 0, n+1), 0)
+	c.created, c.ids, c.vals = make([]uint64, 0, n), make([]uuid.UUID, 0, n), make([]uint32, 0, n)
+}
 
 // lowerName is the form both sides of containsFold meet in: ASCII case
 // folded byte by byte, anything else through strings.ToLower (as
@@ -297,9 +307,13 @@ func (c *nameColumn) release() {
 // as lowerName does) and whose counted values ok accepts, ascending. A
 // hit that runs past its entry's name into the next is no match.
 func (c *nameColumn) sweep(needle []byte, ok []bool, dst []int32) []int32 {
+	find := bytes.Index
+	if len(needle) > 1 && frequent(c.names, needle[0]) {
+		find = indexPair
+	}
 	pos, k := 0, 0
 	for pos < len(c.names) {
-		j := bytes.Index(c.names[pos:], needle)
+		j := find(c.names[pos:], needle)
 		if j < 0 {
 			break
 		}
@@ -316,6 +330,39 @@ func (c *nameColumn) sweep(needle []byte, ok []bool, dst []int32) []int32 {
 		pos = int(c.off[k+1]) // one match per entry; a later start in it ends later
 	}
 	return dst
+}
+
+// frequent reports whether b is common in s (sampled): names that share
+// a prefix ("vol-000123") put a needle's first byte in every name, and
+// bytes.Index then stops at each of them.
+func frequent(s []byte, b byte) bool {
+	sample := s[:min(len(s), 1<<16)]
+	return bytes.Count(sample, []byte{b})*64 > len(sample)
+}
+
+// indexPair is bytes.Index for a needle of two bytes or more whose first
+// byte is frequent: it tests eight positions at a time for the needle's
+// first and last bytes together (SWAR), and compares only where both are.
+func indexPair(s, needle []byte) int {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	n := len(needle)
+	first, last := uint64(needle[0])*ones, uint64(needle[n-1])*ones
+	i := 0
+	for ; i+n-1+8 <= len(s); i += 8 {
+		t := (binary.LittleEndian.Uint64(s[i:]) ^ first) | (binary.LittleEndian.Uint64(s[i+n-1:]) ^ last)
+		m := (t - ones) &^ t & highs // a high bit at each byte that is 0 (and maybe above one)
+		for m != 0 {
+			k := i + bits.TrailingZeros64(m)/8
+			if bytes.Equal(s[k:k+n], needle) {
+				return k
+			}
+			m &= m - 1
+		}
+	}
+	if j := bytes.Index(s[i:], needle); j >= 0 {
+		return i + j
+	}
+	return -1
 }
 
 // sortSearch is the number of leading elements of off that are <= j.

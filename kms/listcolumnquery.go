@@ -76,7 +76,10 @@ func (s *Service) listByColumn(ctx context.Context, who Identity, q ListQuery) (
 	for i, k := range c.combos {
 		accept[i] = q.comboMatches(k)
 	}
-	matches := c.sweep(needle, accept, (*buf)[:0])
+	matches := (*buf)[:0]
+	if slices.Contains(accept, true) { // else no plain entry has the values: no sweep
+		matches = c.sweep(needle, accept, matches)
+	}
 	*buf = matches
 	total := len(matches) + len(extra)
 	lo, hi := q.page(total)

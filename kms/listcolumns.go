@@ -89,6 +89,7 @@ func (n *nameColumns) get(ctx context.Context, project string, plain int) *nameC
 	}
 	n.evictLocked(est)
 	c := newNameColumn(esc)
+	c.reserve(plain)
 	c.lastUse.Store(now.UnixNano())
 	n.cols[esc] = c
 	n.active.Add(1)
