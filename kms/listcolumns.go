@@ -106,6 +106,20 @@ func (n *nameColumns) get(ctx context.Context, project string, plain int) *nameC
 	return c
 }
 
+// NameColumnsBytes is the memory the name columns hold now.
+func (s *Service) NameColumnsBytes() int64 {
+	if s.names == nil {
+		return 0
+	}
+	s.names.mu.Lock()
+	defer s.names.mu.Unlock()
+	var n int64
+	for _, c := range s.names.cols {
+		n += c.size.Load()
+	}
+	return n
+}
+
 // skipLocked lists esc by scanning for a while; the map stays small.
 func (n *nameColumns) skipLocked(esc string) {
 	if len(n.skip) >= 4096 {
