@@ -244,6 +244,7 @@ func (s *Service) CheckNameColumn(ctx context.Context, project string) error {
 	if err := (&nameColumns{st: s.st, budget: 1 << 40}).build(ctx, fresh); err != nil {
 		return err
 	}
+	defer fresh.release()
 	type entry struct{ suffix, name, combo string }
 	live := func(c *nameColumn) []entry {
 		var out []entry

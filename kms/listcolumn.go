@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/google/uuid"
 )
@@ -37,6 +38,9 @@ type nameColumn struct {
 	dead    int
 	combos  []string          // counted values, as comboKey encodes them
 	comboIx map[string]uint32 // combos' inverse
+
+	maps    map[unsafe.Pointer][]byte // the mappings the arrays are in (listcolumn_mem.go)
+	scratch []byte
 
 	size     atomic.Int64 // bytes held, for the budget
 	lastUse  atomic.Int64 // unix nanoseconds, for the LRU
@@ -68,9 +72,17 @@ func (c *nameColumn) len() int { return len(c.vals) }
 // build does not copy them as they grow.
 func (c *nameColumn) reserve(n int) {
 	n += n/64 + 16 // and some creates
-	c.names = make([]byte, 0, 16*n)
-	c.off = append(make([]uint32, 0, n+1), 0)
-	c.created, c.ids, c.vals = make([]uint64, 0, n), make([]uuid.UUID, 0, n), make([]uint32, 0, n)
+	c.names = alloc[byte](c, 16*n)
+	c.off = append(alloc[uint32](c, n+1), 0)
+	c.created, c.ids, c.vals = alloc[uint64](c, n), alloc[uuid.UUID](c, n), alloc[uint32](c, n)
+}
+
+// add appends an entry's arrays (not its name) with room made first.
+func (c *nameColumn) add(created uint64, id uuid.UUID, combo uint32) {
+	c.off = append(grow(c, c.off, 1), uint32(len(c.names)))
+	c.created = append(grow(c, c.created, 1), created)
+	c.ids = append(grow(c, c.ids, 1), id)
+	c.vals = append(grow(c, c.vals, 1), combo)
 }
 
 // lowerName is the form both sides of containsFold meet in: ASCII case
@@ -195,9 +207,9 @@ func (c *nameColumn) appendEntry(suffix, v, scratch []byte) ([]byte, error) {
 	if err != nil {
 		return key, err
 	}
-	c.names = append(lowerName(c.names, name), 0)
-	c.off = append(c.off, uint32(len(c.names)))
-	c.created, c.ids, c.vals = append(c.created, created), append(c.ids, id), append(c.vals, combo)
+	c.scratch = append(lowerName(c.scratch[:0], name), 0)
+	c.names = append(grow(c, c.names, len(c.scratch)), c.scratch...)
+	c.add(created, id, combo)
 	return key, nil
 }
 
@@ -239,7 +251,11 @@ func (c *nameColumn) apply(suffix string, v []byte, present bool) error {
 		}
 		return nil
 	}
-	c.created, c.ids, c.vals = slices.Insert(c.created, i, created), slices.Insert(c.ids, i, id), slices.Insert(c.vals, i, combo)
+	// With room made, each Insert shifts in place: the arrays stay mapped.
+	c.created = slices.Insert(grow(c, c.created, 1), i, created)
+	c.ids = slices.Insert(grow(c, c.ids, 1), i, id)
+	c.vals = slices.Insert(grow(c, c.vals, 1), i, combo)
+	c.off = grow(c, c.off, 1) // before reading c.off[i]: grow unmaps the old array
 	c.off = slices.Insert(c.off, i, c.off[i])
 	c.splice(i, 0, lname)
 	return nil
@@ -260,7 +276,7 @@ func (c *nameColumn) search(created uint64, id uuid.UUID) (int, bool) {
 // lname; off[i] is where they start.
 func (c *nameColumn) splice(i, old int, lname []byte) {
 	at := int(c.off[i])
-	c.names = slices.Replace(c.names, at, at+old, lname...)
+	c.names = slices.Replace(grow(c, c.names, max(len(lname)-old, 0)), at, at+old, lname...)
 	delta := uint32(len(lname) - old) // two's complement: a shorter name subtracts
 	for j := i + 1; j < len(c.off); j++ {
 		c.off[j] += delta
@@ -269,19 +285,20 @@ func (c *nameColumn) splice(i, old int, lname []byte) {
 
 // compact drops the deleted entries.
 func (c *nameColumn) compact() {
-	names := make([]byte, 0, len(c.names))
-	off := make([]uint32, 1, c.len()-c.dead+1)
-	n := c.len() - c.dead
-	created, ids, vals := make([]uint64, 0, n), make([]uuid.UUID, 0, n), make([]uint32, 0, n)
-	for i, v := range c.vals {
+	names, off, created, ids, vals, maps := c.names, c.off, c.created, c.ids, c.vals, c.maps
+	c.maps = nil
+	c.reserve(len(vals) - c.dead)
+	for i, v := range vals {
 		if v == deadVal {
 			continue
 		}
-		names = append(names, c.names[c.off[i]:c.off[i+1]]...)
-		off = append(off, uint32(len(names)))
-		created, ids, vals = append(created, c.created[i]), append(ids, c.ids[i]), append(vals, v)
+		c.names = append(grow(c, c.names, int(off[i+1]-off[i])), names[off[i]:off[i+1]]...)
+		c.add(created[i], ids[i], v)
 	}
-	c.names, c.off, c.created, c.ids, c.vals, c.dead = names, off, created, ids, vals, 0
+	c.dead = 0
+	for _, mem := range maps { // the old arrays: nothing refers to them now
+		unmapMemory(mem)
+	}
 	c.account()
 }
 
@@ -300,6 +317,7 @@ func (c *nameColumn) release() {
 		return
 	}
 	c.names, c.off, c.created, c.ids, c.vals, c.pending, c.combos, c.comboIx = nil, nil, nil, nil, nil, nil, nil, nil
+	c.freeAll()
 	c.size.Store(0)
 }
 

@@ -2,7 +2,9 @@ package kms
 
 import (
 	"bytes"
+	"fmt"
 	"math/rand/v2"
+	"strings"
 	"testing"
 )
 
@@ -24,5 +26,96 @@ func TestIndexPair(t *testing.T) {
 		if got, want := indexPair(s, needle), bytes.Index(s, needle); got != want {
 			t.Fatalf("indexPair(%q, %q) = %d, want %d", s, needle, got, want)
 		}
+	}
+}
+
+// TestNameColumnApply drives one column through thousands of inserts (in
+// and out of order), renames (longer and shorter) and deletes (enough to
+// compact, twice), checking after each round its entries against a plain
+// map and its sweeps against containsFold on every live name.
+func TestNameColumnApply(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	c := newNameColumn("p")
+	c.reserve(16)
+	c.state = columnReady
+	defer c.release()
+	type entry struct {
+		name string
+		alg  string
+	}
+	model := map[string]entry{}
+	var keys []string
+	suffix := func(n uint64) string {
+		id := fmt.Sprintf("%08x-0000-4000-8000-%012x", r.Uint32(), r.Uint64()&0xffffffffffff)
+		return fmt.Sprintf("%016x/%s", n, id)
+	}
+	names := []string{"vol-", "Ünï", "STRAßE", "a\x00b", "", "x"}
+	for round := range 6 {
+		for i := range 1500 {
+			var s string
+			switch op := r.IntN(10); {
+			case op < 5 || len(keys) == 0: // insert, mostly at the end
+				at := uint64(round*100000 + i*10)
+				if op == 0 {
+					at = r.Uint64N(at + 1)
+				}
+				s = suffix(at)
+				keys = append(keys, s)
+				model[s] = entry{names[r.IntN(len(names))] + fmt.Sprint(r.IntN(1000)), []string{"aes", "des"}[r.IntN(2)]}
+			case op < 7: // rename
+				s = keys[r.IntN(len(keys))]
+				if _, ok := model[s]; ok {
+					model[s] = entry{strings.Repeat("y", r.IntN(30)), "aes"}
+				}
+			default: // delete
+				s = keys[r.IntN(len(keys))]
+				delete(model, s)
+			}
+			e, ok := model[s]
+			var v []byte
+			if ok {
+				v = encodeSummary(&Secret{Name: e.name, Algorithm: e.alg, Type: Symmetric, State: Active})
+			}
+			if err := c.apply(s, v, ok); err != nil {
+				t.Fatal(err)
+			}
+		}
+		live := map[string]string{}
+		for i, v := range c.vals {
+			if v != deadVal {
+				live[c.suffixAt(i)] = string(c.names[c.off[i] : c.off[i+1]-1])
+			}
+			if i > 0 && c.compareAt(i-1, c.created[i], c.ids[i]) >= 0 {
+				t.Fatalf("round %d: entries %d and %d out of order", round, i-1, i)
+			}
+		}
+		if len(live) != len(model) {
+			t.Fatalf("round %d: %d live entries, want %d", round, len(live), len(model))
+		}
+		for s, e := range model {
+			if live[s] != string(lowerName(nil, []byte(e.name))) {
+				t.Fatalf("round %d: %s is %q, want %q", round, s, live[s], e.name)
+			}
+		}
+		for _, needle := range []string{"VOL-1", "ünï", "a\x00", "\x00", "y", "yyyyy", "ß", "1"} {
+			var q ListQuery
+			q.Name, q.Algorithm = needle, "aes"
+			ok := make([]bool, len(c.combos))
+			for i, k := range c.combos {
+				ok[i] = q.comboMatches(k)
+			}
+			want := 0
+			for _, e := range model {
+				if containsFold(e.name, needle) && e.alg == "aes" {
+					want++
+				}
+			}
+			if got := len(c.sweep(lowerName(nil, []byte(needle)), ok, nil)); got != want {
+				t.Fatalf("round %d: %q matches %d, want %d", round, needle, got, want)
+			}
+		}
+	}
+	if len(c.maps) == 0 {
+		t.Fatal("no mapped arrays")
 	}
 }
