@@ -325,13 +325,10 @@ func (c *nameColumn) release() {
 // as lowerName does) and whose counted values ok accepts, ascending. A
 // hit that runs past its entry's name into the next is no match.
 func (c *nameColumn) sweep(needle []byte, ok []bool, dst []int32) []int32 {
-	find := bytes.Index
-	if len(needle) > 1 && frequent(c.names, needle[0]) {
-		find = indexPair
-	}
+	f := newFinder(c.names[:min(len(c.names), 1<<16)], needle)
 	pos, k := 0, 0
 	for pos < len(c.names) {
-		j := find(c.names[pos:], needle)
+		j := f.index(c.names[pos:])
 		if j < 0 {
 			break
 		}
@@ -350,35 +347,93 @@ func (c *nameColumn) sweep(needle []byte, ok []bool, dst []int32) []int32 {
 	return dst
 }
 
-// frequent reports whether b is common in s (sampled): names that share
-// a prefix ("vol-000123") put a needle's first byte in every name, and
-// bytes.Index then stops at each of them.
-func frequent(s []byte, b byte) bool {
-	sample := s[:min(len(s), 1<<16)]
-	return bytes.Count(sample, []byte{b})*64 > len(sample)
+// finder is bytes.Index tuned to names that share most of their bytes
+// ("vol-000123456"): bytes.Index stops at each occurrence of the needle's
+// first byte, which is then in every name. A finder anchors on the
+// needle's rarest byte instead (counted in a sample of the haystack):
+// bytes.IndexByte on it when it is rare, else that byte and the next
+// rarest, farthest from it, tested together eight positions at a time.
+type finder struct {
+	needle []byte
+	a, b   int // anchor positions in needle
+	rare   bool
 }
 
-// indexPair is bytes.Index for a needle of two bytes or more whose first
-// byte is frequent: it tests eight positions at a time for the needle's
-// first and last bytes together (SWAR), and compares only where both are.
-func indexPair(s, needle []byte) int {
+func newFinder(sample, needle []byte) finder {
+	f := finder{needle: needle}
+	if len(needle) < 2 {
+		f.rare = true
+		return f
+	}
+	var count [256]int
+	var seen [256]bool
+	for _, c := range needle {
+		if !seen[c] {
+			seen[c] = true
+			count[c] = bytes.Count(sample, []byte{c})
+		}
+	}
+	for i, c := range needle {
+		if count[c] < count[needle[f.a]] {
+			f.a = i
+		}
+	}
+	f.b = -1
+	for i, c := range needle {
+		if i == f.a {
+			continue
+		}
+		if f.b < 0 || count[c] < count[needle[f.b]] || (count[c] == count[needle[f.b]] && abs(i-f.a) > abs(f.b-f.a)) {
+			f.b = i
+		}
+	}
+	f.rare = count[needle[f.a]]*64 < len(sample)
+	return f
+}
+
+func abs(x int) int {
+	if x < 0 {
+		return -x
+	}
+	return x
+}
+
+// index is bytes.Index(s, f.needle).
+func (f *finder) index(s []byte) int {
+	n := len(f.needle)
+	if n < 2 {
+		return bytes.Index(s, f.needle)
+	}
+	if f.rare {
+		for k := 0; k+n <= len(s); k++ { // k: a candidate start
+			j := bytes.IndexByte(s[k+f.a:len(s)-n+f.a+1], f.needle[f.a])
+			if j < 0 {
+				return -1
+			}
+			k += j
+			if bytes.Equal(s[k:k+n], f.needle) {
+				return k
+			}
+		}
+		return -1
+	}
 	const ones, highs = 0x0101010101010101, 0x8080808080808080
-	n := len(needle)
-	first, last := uint64(needle[0])*ones, uint64(needle[n-1])*ones
-	i := 0
-	for ; i+n-1+8 <= len(s); i += 8 {
-		t := (binary.LittleEndian.Uint64(s[i:]) ^ first) | (binary.LittleEndian.Uint64(s[i+n-1:]) ^ last)
+	ca, cb := uint64(f.needle[f.a])*ones, uint64(f.needle[f.b])*ones
+	far := max(f.a, f.b)
+	k := 0
+	for ; k+far+8 <= len(s); k += 8 {
+		t := (binary.LittleEndian.Uint64(s[k+f.a:]) ^ ca) | (binary.LittleEndian.Uint64(s[k+f.b:]) ^ cb)
 		m := (t - ones) &^ t & highs // a high bit at each byte that is 0 (and maybe above one)
 		for m != 0 {
-			k := i + bits.TrailingZeros64(m)/8
-			if bytes.Equal(s[k:k+n], needle) {
-				return k
+			c := k + bits.TrailingZeros64(m)/8
+			if c+n <= len(s) && bytes.Equal(s[c:c+n], f.needle) {
+				return c
 			}
 			m &= m - 1
 		}
 	}
-	if j := bytes.Index(s[i:], needle); j >= 0 {
-		return i + j
+	if j := bytes.Index(s[k:], f.needle); j >= 0 {
+		return k + j
 	}
 	return -1
 }

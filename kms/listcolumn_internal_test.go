@@ -8,10 +8,11 @@ import (
 	"testing"
 )
 
-// TestIndexPair: indexPair finds what bytes.Index finds, on haystacks and
+// TestFinder: a finder finds what bytes.Index finds, on haystacks and
 // needles over a small alphabet (many near misses, hits at every
-// alignment and at the very end).
-func TestIndexPair(t *testing.T) {
+// alignment and at the very end), with samples that make every byte rare
+// or frequent.
+func TestFinder(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	alpha := []byte("ab\x00c")
 	gen := func(n int) []byte {
@@ -21,10 +22,18 @@ func TestIndexPair(t *testing.T) {
 		}
 		return b
 	}
-	for range 20000 {
-		s, needle := gen(r.IntN(80)), gen(2+r.IntN(6))
-		if got, want := indexPair(s, needle), bytes.Index(s, needle); got != want {
-			t.Fatalf("indexPair(%q, %q) = %d, want %d", s, needle, got, want)
+	for range 40000 {
+		s, needle := gen(r.IntN(80)), gen(1+r.IntN(7))
+		sample := s
+		switch r.IntN(3) {
+		case 0: // every byte frequent: the pair
+			sample = gen(2000 + r.IntN(2000))
+		case 1: // one byte only: the others rare
+			sample = bytes.Repeat(alpha[r.IntN(len(alpha)):][:1], 3000)
+		}
+		f := newFinder(sample, needle)
+		if got, want := f.index(s), bytes.Index(s, needle); got != want {
+			t.Fatalf("finder%+v.index(%q) = %d, want %d", f, s, got, want)
 		}
 	}
 }
