@@ -325,7 +325,7 @@ func (c *nameColumn) release() {
 // as lowerName does) and whose counted values ok accepts, ascending. A
 // hit that runs past its entry's name into the next is no match.
 func (c *nameColumn) sweep(needle []byte, ok []bool, dst []int32) []int32 {
-	f := newFinder(c.names[:min(len(c.names), 1<<16)], needle)
+	f := newFinder(c.names, needle)
 	pos, k := 0, 0
 	for pos < len(c.names) {
 		j := f.index(c.names[pos:])
@@ -350,7 +350,8 @@ func (c *nameColumn) sweep(needle []byte, ok []bool, dst []int32) []int32 {
 // finder is bytes.Index tuned to names that share most of their bytes
 // ("vol-000123456"): bytes.Index stops at each occurrence of the needle's
 // first byte, which is then in every name. A finder anchors on the
-// needle's rarest byte instead (counted in a sample of the haystack):
+// needle's rarest byte instead (counted in 16 windows spread over the
+// haystack, as names change along it):
 // bytes.IndexByte on it when it is rare, else that byte and the next
 // rarest, farthest from it, tested together eight positions at a time.
 type finder struct {
@@ -359,7 +360,7 @@ type finder struct {
 	rare   bool
 }
 
-func newFinder(sample, needle []byte) finder {
+func newFinder(haystack, needle []byte) finder {
 	f := finder{needle: needle}
 	if len(needle) < 2 {
 		f.rare = true
@@ -370,7 +371,7 @@ func newFinder(sample, needle []byte) finder {
 	for _, c := range needle {
 		if !seen[c] {
 			seen[c] = true
-			count[c] = bytes.Count(sample, []byte{c})
+			count[c] = sampleCount(haystack, c)
 		}
 	}
 	for i, c := range needle {
@@ -387,8 +388,23 @@ func newFinder(sample, needle []byte) finder {
 			f.b = i
 		}
 	}
-	f.rare = count[needle[f.a]]*64 < len(sample)
+	f.rare = count[needle[f.a]]*64 < min(len(haystack), sampleWindows*sampleWindow)
 	return f
+}
+
+const sampleWindows, sampleWindow = 16, 4096
+
+// sampleCount counts c in sampleWindows windows spread over s (all of s
+// when it is smaller).
+func sampleCount(s []byte, c byte) int {
+	if len(s) <= sampleWindows*sampleWindow {
+		return bytes.Count(s, []byte{c})
+	}
+	n, step := 0, len(s)/sampleWindows
+	for i := range sampleWindows {
+		n += bytes.Count(s[i*step:i*step+sampleWindow], []byte{c})
+	}
+	return n
 }
 
 func abs(x int) int {

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // TestFinder: a finder finds what bytes.Index finds, on haystacks and
@@ -32,6 +34,7 @@ func TestFinder(t *testing.T) {
 			sample = bytes.Repeat(alpha[r.IntN(len(alpha)):][:1], 3000)
 		}
 		f := newFinder(sample, needle)
+		f.needle = needle
 		if got, want := f.index(s), bytes.Index(s, needle); got != want {
 			t.Fatalf("finder%+v.index(%q) = %d, want %d", f, s, got, want)
 		}
@@ -127,4 +130,67 @@ func TestNameColumnApply(t *testing.T) {
 	if len(c.maps) == 0 {
 		t.Fatal("no mapped arrays")
 	}
+}
+
+// BenchmarkNameColumnSweep: one sweep of a column of a million names as
+// bench scale's ("vol-%09d", all aes), for a name= with one match and one
+// with 100,000; beside it the summary scan the column replaces does the
+// same match on each summary's bytes.
+func BenchmarkNameColumnSweep(b *testing.B) {
+	const n = 1_000_000
+	c := newNameColumn("p")
+	c.reserve(n)
+	c.state = columnReady
+	defer c.release()
+	var scratch []byte
+	sums := make([][]byte, n)
+	for i := range n {
+		sums[i] = encodeSummary(&Secret{Name: fmt.Sprintf("vol-%09d", i), Algorithm: "aes", Mode: "xts", Type: Symmetric, BitLength: 256, State: Active})
+		var err error
+		suffix := fmt.Sprintf("%016x/%08x-0000-4000-8000-000000000000", i, i)
+		if scratch, err = c.appendEntry([]byte(suffix), sums[i], scratch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	ok := []bool{true}
+	for _, needle := range []string{fmt.Sprintf("vol-%09d", n/3), "vol-0001"} {
+		b.Run("column/"+needle, func(b *testing.B) {
+			var m []int32
+			cpu0 := cpuNanos()
+			for b.Loop() {
+				m = c.sweep([]byte(needle), ok, m[:0])
+			}
+			b.ReportMetric(float64(cpuNanos()-cpu0)/float64(b.N), "cpu-ns/op")
+			b.ReportMetric(float64(len(m)), "matches")
+		})
+		b.Run("bytes.Index/"+needle, func(b *testing.B) { // the sweep's search without the finder
+			cpu0 := cpuNanos()
+			for b.Loop() {
+				for pos := 0; ; {
+					j := bytes.Index(c.names[pos:], []byte(needle))
+					if j < 0 {
+						break
+					}
+					pos += j + 1
+				}
+			}
+			b.ReportMetric(float64(cpuNanos()-cpu0)/float64(b.N), "cpu-ns/op")
+		})
+		b.Run("summaries/"+needle, func(b *testing.B) {
+			q := ListQuery{Name: needle}
+			for b.Loop() {
+				for _, v := range sums {
+					q.rawMatch(nil, v, time.Time{})
+				}
+			}
+		})
+	}
+}
+
+func cpuNanos() int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return ru.Utime.Nano() + ru.Stime.Nano()
 }
