@@ -310,3 +310,11 @@ func (s *Service) DropNameColumns() {
 		s.names.drop(c)
 	}
 }
+
+// SetNameColumnBudget changes the name columns' byte budget.
+func (s *Service) SetNameColumnBudget(n int64) {
+	s.names.mu.Lock()
+	s.names.budget = n
+	clear(s.names.skip)
+	s.names.mu.Unlock()
+}

@@ -166,3 +166,50 @@ func TestNameColumn(t *testing.T) {
 		})
 	}
 }
+
+// TestNameColumnBudget: columns stay within the budget, least recently
+// used out, and a project that does not fit is listed by scanning; lists
+// equal the whole-project listing throughout.
+func TestNameColumnBudget(t *testing.T) {
+	st := listBackends()["bolt"](t)
+	_, root := newStore(t)
+	svc, err := kms.New(kms.Config{Store: st, Master: root, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 300 {
+		for _, who := range []kms.Identity{admin, other} {
+			if _, err := svc.CreateSecret(ctx, who, kms.CreateRequest{Name: fmt.Sprintf("n%03d", i)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	check := func(step string, who kms.Identity, held1, held2 bool) {
+		t.Helper()
+		for _, q := range []kms.ListQuery{{Name: "n1", Offset: 3, Limit: 5}, {Name: "N0"}} {
+			got, gotTotal, err := svc.ListSecrets(ctx, who, q)
+			want, wantTotal, wantErr := svc.ListRecords(ctx, who, q)
+			if err != nil || wantErr != nil || ids(got) != ids(want) || gotTotal != wantTotal {
+				t.Fatalf("%s: %+v: got %d %s, want %d %s (%v, %v)", step, q, gotTotal, ids(got), wantTotal, ids(want), err, wantErr)
+			}
+		}
+		if svc.NameColumnHeld("p1") != held1 || svc.NameColumnHeld("p2") != held2 {
+			t.Fatalf("%s: held p1 %v p2 %v, want %v %v", step, svc.NameColumnHeld("p1"), svc.NameColumnHeld("p2"), held1, held2)
+		}
+	}
+	check("p1 first", admin, true, false)
+	one := svc.NameColumnsBytes()
+	if one <= 0 {
+		t.Fatalf("a column of %d bytes", one)
+	}
+	check("p2 too, within the default budget", other, true, true)
+	svc.SetNameColumnBudget(one + one/2) // room for one
+	check("p1 again, p2 out", admin, true, false)
+	check("p2 again, p1 out", other, false, true)
+	if got := svc.NameColumnsBytes(); got > one+one/2 {
+		t.Fatalf("%d bytes held, budget %d", got, one+one/2)
+	}
+	svc.SetNameColumnBudget(one / 2) // room for none
+	check("p2, too large alone", other, false, false)
+	check("p1, too large", admin, false, false)
+}

@@ -73,8 +73,13 @@ func (n *nameColumns) get(ctx context.Context, project string, plain int) *nameC
 	now := time.Now()
 	n.mu.Lock()
 	if c := n.cols[esc]; c != nil {
-		n.mu.Unlock()
 		c.lastUse.Store(now.UnixNano())
+		n.evictLocked(0, c) // writes may have grown it past the budget
+		held := n.cols[esc] == c
+		n.mu.Unlock()
+		if !held {
+			return nil
+		}
 		return c
 	}
 	if until, ok := n.skip[esc]; ok && now.Before(until) {
@@ -87,7 +92,7 @@ func (n *nameColumns) get(ctx context.Context, project string, plain int) *nameC
 		n.mu.Unlock()
 		return nil
 	}
-	n.evictLocked(est)
+	n.evictLocked(est, nil)
 	c := newNameColumn(esc)
 	c.reserve(plain)
 	c.lastUse.Store(now.UnixNano())
@@ -101,6 +106,16 @@ func (n *nameColumns) get(ctx context.Context, project string, plain int) *nameC
 			n.skipLocked(esc)
 			n.mu.Unlock()
 		}
+		return nil
+	}
+	n.mu.Lock()
+	n.evictLocked(0, c) // the estimate was a guess: others go, or this one
+	held := n.cols[esc] == c
+	if !held {
+		n.skipLocked(esc)
+	}
+	n.mu.Unlock()
+	if !held {
 		return nil
 	}
 	return c
@@ -128,19 +143,26 @@ func (n *nameColumns) skipLocked(esc string) {
 	n.skip[esc] = time.Now().Add(columnSkip)
 }
 
-// evictLocked drops ready columns, least recently used first, until need
-// more bytes fit the budget. n.mu held.
-func (n *nameColumns) evictLocked(need int64) {
+// evictLocked drops ready columns other than keep, least recently used
+// first, until need more bytes fit the budget; then keep itself if it
+// alone does not fit. n.mu held.
+func (n *nameColumns) evictLocked(need int64, keep *nameColumn) {
 	for {
 		var used int64
 		var lru *nameColumn
 		for _, c := range n.cols {
 			used += c.size.Load()
-			if lru == nil || c.lastUse.Load() < lru.lastUse.Load() {
+			if c != keep && (lru == nil || c.lastUse.Load() < lru.lastUse.Load()) {
 				lru = c
 			}
 		}
-		if used+need <= n.budget || lru == nil {
+		if used+need <= n.budget {
+			return
+		}
+		if lru == nil {
+			lru = keep
+		}
+		if lru == nil {
 			return
 		}
 		lru.mu.Lock()
