@@ -107,6 +107,7 @@ func (s *Service) commit(ctx context.Context, id, detail string, cmps []store.Cm
 			return err
 		}
 		c.recorded = true
+		s.names.touched(ctx, ops)
 		return nil
 	}
 	if err := s.audit.Commit(ctx, rec); err != nil {
@@ -126,6 +127,7 @@ func (s *Service) commit(ctx context.Context, id, detail string, cmps []store.Cm
 		return err
 	}
 	c.recorded = true
+	s.names.touched(ctx, ops)
 	return nil
 }
 

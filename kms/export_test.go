@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"hash/maphash"
+	"net/url"
 	"reflect"
 
 	"github.com/keywarden/keywarden/kms/store"
@@ -224,4 +225,96 @@ func (s *Service) CachedMatchesStored(ctx context.Context, project, id string) e
 		return fmt.Errorf("cached and stored records differ (sealed)")
 	}
 	return nil
+}
+
+// CheckNameColumn compares project's name column, which must be held and
+// ready, with one built afresh from the store: the same live entries, in
+// the same order, with the same names and counted values.
+func (s *Service) CheckNameColumn(ctx context.Context, project string) error {
+	if s.names == nil {
+		return fmt.Errorf("no name columns on this store")
+	}
+	s.names.mu.Lock()
+	c := s.names.cols[url.PathEscape(project)]
+	s.names.mu.Unlock()
+	if c == nil {
+		return fmt.Errorf("no name column for %s", project)
+	}
+	fresh := newNameColumn(c.esc)
+	if err := (&nameColumns{st: s.st, budget: 1 << 40}).build(ctx, fresh); err != nil {
+		return err
+	}
+	defer fresh.release()
+	type entry struct{ suffix, name, combo string }
+	live := func(c *nameColumn) []entry {
+		var out []entry
+		for i, v := range c.vals {
+			if v != deadVal {
+				out = append(out, entry{c.suffixAt(i), string(c.names[c.off[i]:c.off[i+1]]), c.combos[v]})
+			}
+		}
+		return out
+	}
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.state != columnReady {
+		return fmt.Errorf("name column of %s not ready (%d)", project, c.state)
+	}
+	if int(c.off[len(c.off)-1]) != len(c.names) || len(c.off) != c.len()+1 {
+		return fmt.Errorf("name column of %s: offsets off", project)
+	}
+	got, want := live(c), live(fresh)
+	for i := range max(len(got), len(want)) {
+		if i >= len(got) || i >= len(want) || got[i] != want[i] {
+			var g, w entry
+			if i < len(got) {
+				g = got[i]
+			}
+			if i < len(want) {
+				w = want[i]
+			}
+			return fmt.Errorf("name column of %s: %d live entries, want %d; first difference at %d: %q, want %q", project, len(got), len(want), i, g, w)
+		}
+	}
+	return nil
+}
+
+// NameColumnHeld reports whether project has a ready name column.
+func (s *Service) NameColumnHeld(project string) bool {
+	if s.names == nil {
+		return false
+	}
+	s.names.mu.Lock()
+	c := s.names.cols[url.PathEscape(project)]
+	s.names.mu.Unlock()
+	if c == nil {
+		return false
+	}
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.state == columnReady
+}
+
+// DropNameColumns drops every name column: the next name= list builds.
+func (s *Service) DropNameColumns() {
+	if s.names == nil {
+		return
+	}
+	s.names.mu.Lock()
+	cols := make([]*nameColumn, 0, len(s.names.cols))
+	for _, c := range s.names.cols {
+		cols = append(cols, c)
+	}
+	s.names.mu.Unlock()
+	for _, c := range cols {
+		s.names.drop(c)
+	}
+}
+
+// SetNameColumnBudget changes the name columns' byte budget.
+func (s *Service) SetNameColumnBudget(n int64) {
+	s.names.mu.Lock()
+	s.names.budget = n
+	clear(s.names.skip)
+	s.names.mu.Unlock()
 }

@@ -19,6 +19,11 @@ func (s *Service) listIndexed(ctx context.Context, who Identity, q ListQuery) ([
 	if !s.plainUniform(who) {
 		return s.listSummaries(ctx, who, q, false)
 	}
+	if s.names != nil && q.columnQuery() {
+		if out, total, ok, err := s.listByColumn(ctx, who, q); ok || err != nil {
+			return out, total, err
+		}
+	}
 	all := q.unfiltered()
 	if len(q.Attributes) == 0 && q.valueFiltered() {
 		m, ok, err := s.plainMatching(ctx, who.Project, &q)

@@ -45,6 +45,10 @@ type Config struct {
 	// kind is Unlimited, so nil bounds nothing. A project's configured
 	// quotas (SetProjectQuotas) win kind by kind.
 	Quotas Quotas
+	// NameColumnBytes bounds the memory of the name columns that answer
+	// name= lists (listcolumns.go): 0 is DefaultNameColumnBytes, negative
+	// turns them off (such lists scan the index's summaries).
+	NameColumnBytes int64
 }
 
 // Service enforces every rule on secrets; it is safe for concurrent use.
@@ -78,6 +82,8 @@ type Service struct {
 	// listMarkerPending: the store had no record at start-up, so the
 	// marker is still to be written, with the first new record.
 	listMarkerPending atomic.Bool
+	// names: the name columns of name= lists (listcolumns.go); nil: none.
+	names *nameColumns
 }
 
 // New builds a Service.
@@ -89,6 +95,7 @@ func New(cfg Config) (*Service, error) {
 		st: cfg.Store, keys: cfg.Keyring, maxPayload: cfg.MaxPayload,
 		passphrase: cfg.Passphrase, now: cfg.Now, audit: cfg.Audit,
 		cache: newRecordCache(65536), owners: newOwnerCache(1 << 18),
+		names: newNameColumns(cfg.Store, cfg.NameColumnBytes),
 	}
 	var err error
 	if s.policy, err = NewPolicy(cfg.Policy); err != nil {

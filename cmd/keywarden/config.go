@@ -65,6 +65,11 @@ type config struct {
 		Transit crypto.TransitConfig `yaml:"transit"`
 	} `yaml:"master_key"`
 	MaxPayload int `yaml:"max_payload"`
+	Lists      struct {
+		// NameColumnBytes bounds the in-memory name columns of name=
+		// lists (bolt only): 0 the default, negative off.
+		NameColumnBytes int64 `yaml:"name_column_bytes"`
+	} `yaml:"lists"`
 	Passphrase struct {
 		Length   int    `yaml:"length"`
 		Alphabet string `yaml:"alphabet"`

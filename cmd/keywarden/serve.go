@@ -170,6 +170,7 @@ func openState(cfg config, log *slog.Logger) (*state, error) {
 	st.svc, err = kms.New(kms.Config{
 		Store: st.store, Master: master, MaxPayload: cfg.MaxPayload, Passphrase: cfg.passphrasePolicy(),
 		Audit: st.audit, Quotas: cfg.Quotas, Policy: cfg.Policy, OrphanMinAge: cfg.Orphans.MinAge,
+		NameColumnBytes: cfg.Lists.NameColumnBytes,
 	})
 	if err != nil {
 		st.close()

@@ -227,6 +227,7 @@ func RunScale(ctx context.Context, cfg ScaleConfig, out io.Writer) error {
 		row(c.name, fmt.Sprintf("p50 %s p99 %s (total %d, %d calls)", p50.Round(10*time.Microsecond), p99.Round(10*time.Microsecond), total, len(lat)),
 			"p99 < "+listLimitP99.String()+okMark(p99 < listLimitP99))
 	}
+	row("name columns held (name= lists)", mib(svc.NameColumnsBytes()), "")
 	if cfg.ListsOnly {
 		peak := rss("VmHWM")
 		row("peak RSS over the lists", mib(peak), "< 512 MiB"+okMark(peak < rssLimit))
