@@ -103,7 +103,9 @@ func TestBestEffortSyncs(t *testing.T) {
 	took := time.Since(start)
 	time.Sleep(250 * time.Millisecond) // the timer's fsync of the last ones
 	n := disk.Fsyncs() - before
-	if limit := int(took/(100*time.Millisecond)) + 3; n > limit || n == 0 {
+	// One per 100 ms, and the timer's; twice that leaves room for a loaded
+	// machine's late wake-ups. Before, it was one per group: ~100.
+	if limit := 2*int(took/(100*time.Millisecond)) + 3; n > limit || n == 0 {
 		t.Fatalf("%d fsyncs for 100 best-effort records over %v; want 1..%d", n, took, limit)
 	}
 	t.Logf("%d fsyncs for 100 best-effort records over %v", n, took.Round(time.Millisecond))

@@ -73,6 +73,11 @@ func (l *Log) run() {
 				entries = entries[:0]
 			case <-bestSyncC:
 				bestSyncC = nil
+				if wait := bestEffortSyncEvery - time.Since(l.syncedAt); l.unsyncedBest > 0 && wait > 0 {
+					bestSync.Reset(wait) // a group synced since the timer was set
+					bestSyncC = bestSync.C
+					continue
+				}
 				l.busySince.Store(time.Now().UnixNano())
 				if l.unsyncedBest > 0 && l.syncFile() == nil && l.headDirty && time.Since(l.headAt) >= headInterval {
 					l.writeHead()
