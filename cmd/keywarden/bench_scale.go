@@ -44,6 +44,6 @@ func init() {
 	f.StringVar(&benchScaleOpts.cpuProfile, "cpuprofile", "", "write a CPU profile of the measurements (not the fill) here")
 	f.DurationVar(&benchScaleOpts.getTime, "get-time", 5*time.Second, "time per GET measurement")
 	f.BoolVar(&benchScaleOpts.listsOnly, "lists-only", false, "stop after the list cases (no orphan report, no GETs)")
-	f.Int64Var(&benchScaleOpts.mapBudget, "map-budget", 0, "bytes of the bolt file mapped in RSS before a trim (0: the store's default, -1: no trimming)")
+	f.Int64Var(&benchScaleOpts.mapBudget, "map-budget", 0, "bytes of the bolt file mapped in RSS before a trim (0 or -1: no trimming, the default)")
 	benchCmd.AddCommand(benchScaleCmd)
 }

@@ -41,7 +41,7 @@ type config struct {
 		Backend string `yaml:"backend"` // bolt (default) or etcd
 		Path    string `yaml:"path"`    // bolt file, default <data>/keywarden.db
 		// MapBudget bounds the bolt file's pages in RSS, in bytes
-		// (kms/store/bolt trim.go): 0 is the default, -1 no trimming.
+		// (kms/store/bolt trim.go): 0 (the default) or -1, no trimming.
 		MapBudget int64 `yaml:"map_budget"`
 		Etcd      struct {
 			Endpoints []string `yaml:"endpoints"`
@@ -140,7 +140,7 @@ func (c *config) finish() error {
 		c.Store.Path = filepath.Join(c.DataDir, "keywarden.db")
 	}
 	if c.Store.MapBudget < -1 {
-		return fmt.Errorf("config: store.map_budget must be -1 (no trimming), 0 (the default) or a byte count, got %d", c.Store.MapBudget)
+		return fmt.Errorf("config: store.map_budget must be 0 (no trimming, the default; -1 too) or a byte count, got %d", c.Store.MapBudget)
 	}
 	switch c.Store.Backend {
 	case "", "bolt":

@@ -48,7 +48,7 @@ type ScaleConfig struct {
 	CPUProfile string
 	// ListsOnly stops after the list cases (no orphan report, no GETs).
 	ListsOnly bool
-	// MapBudget is bolt.Options.MapBudget (0: the default, < 0: off).
+	// MapBudget is bolt.Options.MapBudget (<= 0: no trimming).
 	MapBudget int64
 }
 

@@ -65,8 +65,7 @@ type Options struct {
 	// SegmentBytes is a WAL segment's preallocated size; <= 0 means 64 MiB.
 	SegmentBytes int64
 	// MapBudget bounds the bolt file's pages in RSS (trim.go): past it
-	// the mapping is trimmed. 0 means DefaultMapBudget; < 0 turns the
-	// trimmer off.
+	// the mapping is trimmed. <= 0: no trimming (the default).
 	MapBudget int64
 	// Logger receives what Open repairs (a torn WAL tail); nil: discarded.
 	Logger *slog.Logger
@@ -236,15 +235,7 @@ func start(db *bbolt.DB, path string, opts Options) (*Store, error) {
 	return s, nil
 }
 
-func mapBudget(b int64) int64 {
-	switch {
-	case b == 0:
-		return DefaultMapBudget
-	case b < 0:
-		return 0
-	}
-	return b
-}
+func mapBudget(b int64) int64 { return max(b, 0) }
 
 // initSchema creates the buckets of a new file, or checks an existing one.
 func initSchema(db *bbolt.DB) error {

@@ -29,12 +29,14 @@ import (
 // reads map pages far faster than a tick. The share of the file-backed RSS
 // that is not bolt's (the binary's text) is the least ever sampled.
 
-// DefaultMapBudget is the bolt file's share of RSS before a trim: with
-// the server's heap cap (192 MiB, cmd/keywarden tuning.go) RSS stays under
-// 512 MiB, with room for what readers map while a trim waits for the CPU;
-// reads of a thousand records spread over a 1 GB file (~200 MiB of their
-// leaves' and branches' folios) mostly stay mapped.
-const DefaultMapBudget = 192 << 20
+// The trimmer is off unless a budget is set (store.map_budget). Measured
+// at a million secrets on the benchmark VM (docs/BENCHMARKS.md, Session 7,
+// end): a 192 MiB budget kept the whole RSS under 512 MiB, but cut
+// payload GETs to 20-35% of the small store's rate (55-75% untrimmed) and
+// a mid-offset sort=name list from 22 ms to 125 ms p99, for memory that is
+// the kernel's page cache either way: clean, reclaimable, and charged to
+// a cgroup whether or not it is mapped. Only an RSS alarm sees the
+// difference.
 
 const trimEvery = 25 * time.Millisecond
 
